@@ -1,0 +1,17 @@
+# `make run` and `make test` each bootstrap first (Debian packages, .venv, the project).
+.PHONY: bootstrap run test bench lint clean
+
+bootstrap:
+	@scripts/bootstrap
+
+run: bootstrap
+	.venv/bin/python -m kiosk.devstation
+
+test: bootstrap
+	scripts/test
+
+bench: bootstrap
+	.venv/bin/python -m bench
+
+clean:
+	rm -rf station-data test-artifacts .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The ESC/POS thermal receipt printer: a driver that owns its transport, and a TCP simulator."""

@@ -1,0 +1,214 @@
+"""The thermal printer driver: python-escpos composes the bytes, the transport and status are ours.
+
+python-escpos' transports can block forever and its ``paper_status()`` reports an unanswered query
+as "no paper", so this driver keeps only its command composition (``escpos.printer.Dummy``) and
+talks to the printer itself: a socket with deadlines on connect, send and receive, and DLE EOT
+status queries before and after every job with three-way answers: fine, a named problem, or
+unknown (silence is never "fine").
+
+Chinese text goes in GB18030 between explicit Chinese mode on and off (``FS &`` / ``FS .``):
+python-escpos has no CJK code page and would turn Chinese punctuation into ``?``.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import time
+import warnings
+from dataclasses import dataclass
+
+from flows.errors import ConfigError, DeviceOffline, DeviceTimeout
+from flows.models import (
+    Align,
+    DeviceHealth,
+    DeviceState,
+    JobState,
+    PrintOutcome,
+    Receipt,
+)
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # python-escpos imports pkg_resources-era modules
+    from escpos.printer import Dummy
+
+log = logging.getLogger("kiosk.drivers.escpos")
+wire = logging.getLogger("kiosk.wire.escpos")
+
+FS_CHINESE_ON = b"\x1c\x26"
+FS_CHINESE_OFF = b"\x1c\x2e"
+DLE_EOT = b"\x10\x04"
+
+
+@dataclass(frozen=True, slots=True)
+class PrinterStatus:
+    """The answers to DLE EOT 1–4; ``None`` where the printer did not answer."""
+
+    printer: int | None
+    offline: int | None
+    error: int | None
+    paper: int | None
+
+    @property
+    def answered(self) -> bool:
+        return None not in (self.printer, self.offline, self.error, self.paper)
+
+    def health(self, name: str) -> DeviceHealth:
+        if not self.answered:
+            return DeviceHealth(name, "thermal_printer", DeviceState.UNKNOWN, ("no_status_answer",))
+        assert self.offline is not None and self.error is not None and self.paper is not None
+        reasons: list[str] = []
+        if self.offline & 0x04:
+            reasons.append("cover_open")
+        if self.paper & 0x60 or self.offline & 0x20:
+            reasons.append("paper_out")
+        if self.error & 0x08:
+            reasons.append("cutter_error")
+        if self.error & 0x60:
+            reasons.append("printer_error")
+        if reasons:
+            return DeviceHealth(name, "thermal_printer", DeviceState.FAULT, tuple(reasons))
+        if self.printer is not None and self.printer & 0x08:
+            return DeviceHealth(name, "thermal_printer", DeviceState.FAULT, ("offline",))
+        if self.paper & 0x0C:
+            return DeviceHealth(name, "thermal_printer", DeviceState.DEGRADED, ("paper_low",))
+        return DeviceHealth(name, "thermal_printer", DeviceState.OK)
+
+
+def _chinese(text: str) -> bytes:
+    return FS_CHINESE_ON + text.encode("gb18030") + FS_CHINESE_OFF
+
+
+def render_receipt(receipt: Receipt) -> bytes:
+    """The exact bytes of a receipt: init, styled lines in Chinese mode, QR code, cut."""
+    d = Dummy()
+    d.hw("INIT")
+    for line in receipt.lines:
+        d.set(
+            align=line.align.value,
+            bold=line.bold,
+            double_height=line.double,
+            double_width=line.double,
+            normal_textsize=not line.double,
+        )
+        d._raw(_chinese(line.text) + b"\n")
+    if receipt.qr is not None:
+        d.set(align=Align.CENTER.value, bold=False, normal_textsize=True)
+        d.qr(receipt.qr, native=True, size=6)
+        d._raw(b"\n")
+    if receipt.cut:
+        d.cut()
+    return bytes(d.output)
+
+
+def parse_url(url: str) -> tuple[str, int]:
+    kind, _, rest = url.partition(":")
+    if kind == "tcp":
+        host, _, port = rest.rpartition(":")
+        if host and port.isdigit():
+            return host, int(port)
+    if kind in ("serial", "usb"):
+        raise ConfigError(f"thermal printer {url!r}: {kind} connections are not supported yet")
+    raise ConfigError(f"thermal printer {url!r}: expected tcp:HOST:PORT")
+
+
+class EscposPrinter:
+    """Implements :class:`flows.ports.ThermalPrinter` for ESC/POS printers on TCP (port 9100)."""
+
+    def __init__(self, url: str, *, name: str = "thermal_printer", io_timeout_s: float = 2.0):
+        self.name = name
+        self.url = url
+        self.host, self.port = parse_url(url)
+        self.io_timeout_s = io_timeout_s
+        self.status_timeout_s = min(io_timeout_s, 0.8)
+        self._last = DeviceHealth(name, "thermal_printer", DeviceState.UNKNOWN, ("not_checked",))
+
+    # --- port ----------------------------------------------------------------------------------
+
+    def health(self) -> DeviceHealth:
+        try:
+            with self._connect() as conn:
+                self._last = self._status(conn).health(self.name)
+        except DeviceOffline:
+            self._last = DeviceHealth(
+                self.name, "thermal_printer", DeviceState.OFFLINE, ("unreachable",)
+            )
+        return self._last
+
+    def print_receipt(self, receipt: Receipt, *, deadline_s: float) -> PrintOutcome:
+        data = render_receipt(receipt)
+        deadline = time.monotonic() + deadline_s
+        try:
+            with self._connect() as conn:
+                before = self._status(conn).health(self.name)
+                self._last = before
+                if not before.usable:
+                    return self._refused(before)
+                self._send(conn, data, deadline)
+                after = self._status(conn).health(self.name)
+                self._last = after
+        except DeviceOffline:
+            return PrintOutcome(
+                JobState.FAILED, reasons=("unreachable",), translation_key="error.thermal.offline"
+            )
+        except DeviceTimeout:
+            return PrintOutcome(
+                JobState.FAILED, reasons=("timeout",), translation_key="error.thermal.timeout"
+            )
+        if after.state in (DeviceState.FAULT, DeviceState.UNKNOWN):
+            return self._refused(after)
+        return PrintOutcome(JobState.COMPLETED, reasons=after.reasons)
+
+    # --- the wire ------------------------------------------------------------------------------
+
+    def _refused(self, health: DeviceHealth) -> PrintOutcome:
+        reason = health.reasons[0] if health.reasons else health.state.value
+        key = {
+            "paper_out": "error.thermal.paper_out",
+            "cover_open": "error.thermal.cover_open",
+            "no_status_answer": "error.thermal.no_answer",
+        }.get(reason, "error.thermal.fault")
+        return PrintOutcome(JobState.FAILED, reasons=health.reasons, translation_key=key)
+
+    def _connect(self) -> socket.socket:
+        try:
+            conn = socket.create_connection((self.host, self.port), timeout=self.io_timeout_s)
+        except OSError as err:
+            raise DeviceOffline(f"cannot reach {self.url}") from err
+        # status queries are 3-byte writes answered by 1 byte: without this, Nagle's algorithm
+        # holds each query until the previous one is acknowledged (tens of ms a round)
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn
+
+    def _send(self, conn: socket.socket, data: bytes, deadline: float) -> None:
+        conn.settimeout(max(0.05, min(self.io_timeout_s, deadline - time.monotonic())))
+        try:
+            conn.sendall(data)
+        except TimeoutError as err:
+            raise DeviceTimeout("sending the receipt timed out") from err
+        except OSError as err:
+            raise DeviceOffline("the connection broke while sending") from err
+        wire.debug("-> receipt %d bytes", len(data))
+
+    def _status(self, conn: socket.socket) -> PrinterStatus:
+        answers: list[int | None] = [None, None, None, None]
+        for n in (1, 2, 3, 4):
+            answers[n - 1] = self._query(conn, n)
+            if answers[n - 1] is None:
+                break  # a silent printer stays silent: one deadline, not four, before "unknown"
+        status = PrinterStatus(*answers)
+        wire.debug("status %s", answers)
+        return status
+
+    def _query(self, conn: socket.socket, n: int) -> int | None:
+        conn.settimeout(self.status_timeout_s)
+        try:
+            conn.sendall(DLE_EOT + bytes([n]))
+            answer = conn.recv(1)
+        except TimeoutError:
+            return None
+        except OSError as err:
+            raise DeviceOffline("the connection broke during a status query") from err
+        if not answer:
+            raise DeviceOffline("the printer closed the connection")
+        return answer[0]

@@ -1,0 +1,257 @@
+"""Documents: what a resident takes home, built as bytes with no device code.
+
+A4 certificates are PDFs made with reportlab, with the CJK font embedded (WenQuanYi Micro Hei:
+reportlab cannot use Noto CJK's PostScript outlines) so that their text stays extractable.
+Thermal receipts and tickets are :class:`flows.models.Receipt` values that the ESC/POS driver
+turns into bytes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from reportlab.graphics.barcode.qr import QrCodeWidget
+from reportlab.graphics.shapes import Drawing
+from reportlab.lib import colors
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
+from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfgen.canvas import Canvas
+
+from flows.catalog import Catalog, Service
+from flows.errors import KioskError
+from flows.models import Align, Identity, Receipt, ReceiptLine, Record
+from flows.tokens import Signer, TokenClaims, content_hash
+
+FONT_NAME = "WenQuanYi"
+
+
+class DocumentError(KioskError):
+    translation_key = "error.document"
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """A built document: its id (printed and encoded in the QR code) and its bytes."""
+
+    doc_id: str
+    kind: str
+    pdf: bytes
+    pages: int = 1
+
+
+def register_font(path: Path) -> None:
+    """Register the CJK font once per process (subfont 0 of the .ttc collection)."""
+    if FONT_NAME in pdfmetrics.getRegisteredFontNames():
+        return
+    try:
+        pdfmetrics.registerFont(TTFont(FONT_NAME, str(path), subfontIndex=0))
+    except Exception as err:  # reportlab raises TTFError and plain errors alike
+        raise DocumentError(f"cannot load the document font {path}: {err}") from err
+
+
+def document_id(txn_id: str, kind: str) -> str:
+    return f"{kind[:2].upper()}{txn_id.replace('-', '')[:14].upper()}"
+
+
+def _qr(canvas: Canvas, data: str, x: float, y: float, size: float) -> None:
+    widget = QrCodeWidget(data)
+    x0, y0, x1, y1 = widget.getBounds()
+    drawing = Drawing(size, size, transform=[size / (x1 - x0), 0, 0, size / (y1 - y0), 0, 0])
+    drawing.add(widget)
+    drawing.drawOn(canvas, x, y)
+
+
+def record_digest(record: Record) -> str:
+    """The hash of a certificate's content that its verification token carries."""
+    table = record.table
+    content: list[object] = [record.service, record.title_zh, [list(f) for f in record.fields]]
+    if table is not None:
+        content.append([list(table.headers), [list(r) for r in table.rows]])
+    return content_hash(json.dumps(content, ensure_ascii=False, sort_keys=True).encode())
+
+
+def _page(
+    c: Canvas,
+    record: Record,
+    *,
+    catalog: Catalog,
+    doc_id: str,
+    issued: dt.datetime,
+    signer: Signer | None,
+) -> None:
+    width, height = A4
+    left = 25 * mm
+    right = width - 25 * mm
+    c.setFont(FONT_NAME, 22)
+    c.drawCentredString(width / 2, height - 35 * mm, record.title_zh)
+    c.setFont(FONT_NAME, 11)
+    c.drawCentredString(width / 2, height - 43 * mm, record.title_en)
+    c.setStrokeColor(colors.HexColor("#B22222"))
+    c.setLineWidth(1.2)
+    c.line(left, height - 48 * mm, right, height - 48 * mm)
+
+    y = height - 60 * mm
+    for label, value in record.fields:
+        c.setFont(FONT_NAME, 11)
+        c.drawString(left, y, label)
+        c.setFont(FONT_NAME, 12)
+        c.drawString(left + 60 * mm, y, value)
+        y -= 9 * mm
+
+    table = record.table
+    if table is not None:
+        y -= 4 * mm
+        c.setFont(FONT_NAME, 12)
+        c.drawString(left, y, table.title)
+        y -= 8 * mm
+        step = (right - left) / max(1, len(table.headers))
+        cols = [left + i * step for i in range(len(table.headers))]
+        c.setFont(FONT_NAME, 10)
+        for x, head in zip(cols, table.headers, strict=True):
+            c.drawString(x, y, head)
+        c.setLineWidth(0.5)
+        c.setStrokeColor(colors.black)
+        c.line(left, y - 2.5 * mm, right, y - 2.5 * mm)
+        y -= 8 * mm
+        for row in table.rows:
+            for x, value in zip(cols, row, strict=True):
+                c.drawString(x, y, value)
+            y -= 7 * mm
+
+    y -= 8 * mm
+    c.setFont(FONT_NAME, 10)
+    notes = [
+        *record.notes,
+        "特此证明。本证明由自助服务终端打印，扫描右侧二维码可核验真伪。",
+        "This certifies the record above. Printed by a self-service terminal;"
+        " scan the QR code to verify.",
+        f"出具单位 Issued by: {catalog.station.name.zh}",
+        f"打印时间 Printed: {issued:%Y-%m-%d %H:%M}    证明编号 No.: {doc_id}",
+    ]
+    for note in notes:
+        c.drawString(left, y, note)
+        y -= 6.5 * mm
+    token = (
+        signer.sign(
+            TokenClaims(record.service, doc_id, int(issued.timestamp()), record_digest(record))
+        )
+        if signer is not None
+        else f"KIOSK-DOC:{doc_id}"
+    )
+    _qr(c, token, right - 36 * mm, 22 * mm, 36 * mm)
+    c.setFont(FONT_NAME, 8)
+    c.drawString(
+        left, 20 * mm, "本证明仅证明打印时的记录 / Valid for the record at the time of printing."
+    )
+    c.showPage()
+
+
+def record_certificates(
+    records: list[Record],
+    *,
+    catalog: Catalog,
+    txn_id: str,
+    issued: dt.datetime,
+    font: Path,
+    signer: Signer | None = None,
+) -> Document:
+    """Certificates on A4, one page per record (a bundle prints as one job of several pages).
+
+    With a ``signer`` each page's QR code holds a signed verification token
+    (:mod:`flows.tokens`); without one, just the document number.
+    """
+    if not records:
+        raise DocumentError("no records to print")
+    register_font(font)
+    doc_id = document_id(txn_id, records[0].service)
+    buf = io.BytesIO()
+    c = Canvas(buf, pagesize=A4, pageCompression=1)
+    c.setTitle(f"{records[0].title_zh} {doc_id}")
+    c.setAuthor(catalog.station.name.zh)
+    for number, record in enumerate(records, start=1):
+        page_id = doc_id if len(records) == 1 else f"{doc_id}-{number}"
+        _page(c, record, catalog=catalog, doc_id=page_id, issued=issued, signer=signer)
+    c.save()
+    return Document(doc_id=doc_id, kind=records[0].service, pdf=buf.getvalue(), pages=len(records))
+
+
+def service_receipt(
+    *,
+    catalog: Catalog,
+    services: tuple[Service, ...],
+    identity: Identity | None,
+    doc_id: str,
+    issued: dt.datetime,
+    pages: int,
+) -> Receipt:
+    """The thermal slip that goes with printed certificates: what was done, when, its number."""
+    lines = [
+        ReceiptLine(catalog.station.name.zh, Align.CENTER, bold=True),
+        ReceiptLine("办理回执 Receipt", Align.CENTER, double=True),
+        ReceiptLine("-" * 32),
+    ]
+    for service in services:
+        lines += [ReceiptLine(f"事项: {service.name.zh}"), ReceiptLine(service.name.en)]
+    lines += [
+        ReceiptLine(f"结果: 已打印 {pages} 页 / {pages} page(s) printed"),
+    ]
+    if identity is not None:
+        lines.append(ReceiptLine(f"办理人: {identity.masked_name}"))
+    lines += [
+        ReceiptLine(f"时间: {issued:%Y-%m-%d %H:%M}"),
+        ReceiptLine(f"编号: {doc_id}"),
+        ReceiptLine("-" * 32),
+        ReceiptLine("请带好您的证件和材料。", Align.CENTER),
+        ReceiptLine("Please take your card and papers.", Align.CENTER),
+        ReceiptLine(f"服务电话 Help: {catalog.station.help_phone}", Align.CENTER),
+    ]
+    return Receipt(lines=tuple(lines), qr=f"KIOSK-DOC:{doc_id}")
+
+
+def queue_ticket(
+    *, catalog: Catalog, service: Service, number: int, issued: dt.datetime
+) -> Receipt:
+    lines = (
+        ReceiptLine(catalog.station.name.zh, Align.CENTER, bold=True),
+        ReceiptLine(service.name.zh, Align.CENTER),
+        ReceiptLine(f"A{number:03d}", Align.CENTER, double=True),
+        ReceiptLine(f"取号时间: {issued:%Y-%m-%d %H:%M}", Align.CENTER),
+        ReceiptLine(f"窗口时间 Window hours: {catalog.station.duty_hours}", Align.CENTER),
+    )
+    return Receipt(lines=lines)
+
+
+def materials_notice(*, catalog: Catalog, service: Service, issued: dt.datetime) -> Receipt:
+    """一次性告知单: everything a staffed window will need, so one visit is enough."""
+    notice = service.notice
+    if notice is None:
+        raise DocumentError(f"{service.code} has no materials notice")
+    lines = [
+        ReceiptLine("一次性告知单", Align.CENTER, double=True),
+        ReceiptLine("What to bring", Align.CENTER),
+        ReceiptLine(service.name.zh, Align.CENTER, bold=True),
+        ReceiptLine("-" * 32),
+        ReceiptLine("所需材料:", bold=True),
+    ]
+    for i, item in enumerate(notice.materials, start=1):
+        kind = "原件" if item.original else "复印件"
+        copies = f" {item.copies}份" if item.copies > 1 else ""
+        lines.append(ReceiptLine(f"{i}. {item.name.zh}({kind}{copies})"))
+    lines += [
+        ReceiptLine("-" * 32),
+        ReceiptLine(f"办理地点: {notice.place.zh}"),
+        ReceiptLine(f"办理时限: {notice.time_limit.zh}"),
+        ReceiptLine(f"收费标准: {notice.fees.zh}"),
+        ReceiptLine(f"设定依据: {notice.legal_basis.zh}"),
+        ReceiptLine("-" * 32),
+        ReceiptLine(catalog.station.name.zh, Align.CENTER),
+        ReceiptLine(f"咨询电话: {catalog.station.help_phone}", Align.CENTER),
+        ReceiptLine(f"{issued:%Y-%m-%d %H:%M}", Align.CENTER),
+    ]
+    return Receipt(lines=tuple(lines))

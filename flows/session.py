@@ -1,0 +1,599 @@
+"""The resident's session as a state chart: the functional core of the terminal.
+
+It does no I/O. The shell (``kiosk/``) feeds it events — resident intents from the screen, device
+events from the drivers, print results, clock ticks — on one thread, and executes the effects it
+returns: show a screen, speak a prompt, print, write to the journal. Tests drive it with a fake
+clock and no GUI.
+
+States and transitions are declared with python-statemachine; stray events raise
+``TransitionNotAllowed`` (they are errors, not silently ignored). Timeouts are declared per state
+in :data:`TIMEOUTS_S`; elder mode doubles them. Before a timeout fires the resident is warned and
+can extend with one touch.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from statemachine import State, StateMachine
+
+from flows.catalog import Catalog, IdentityKind, Output, Service, Text
+from flows.models import Identity, PrintOutcome
+
+# --- effects: what the shell must do -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Show:
+    screen: str
+
+
+@dataclass(frozen=True, slots=True)
+class Speak:
+    """Speak the prompt with this translation key; params are never personal data."""
+
+    key: str
+    params: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StopSpeech:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What the resident picked: one service, or a bundle of several under one confirmation."""
+
+    code: str
+    name: Text
+    description: Text
+    spoken: Text
+    services: tuple[Service, ...]
+    is_bundle: bool = False
+
+    @property
+    def notice(self) -> Service | None:
+        """The service whose materials notice this is, if the selection is a notice."""
+        if len(self.services) == 1 and self.services[0].notice is not None:
+            return self.services[0]
+        return None
+
+    @property
+    def needs_identity(self) -> bool:
+        return any(s.identity is not IdentityKind.NONE for s in self.services)
+
+    @property
+    def outputs(self) -> frozenset[Output]:
+        return frozenset(o for s in self.services for o in s.outputs)
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A selection on the choose screen, and whether it can be served now (and why not)."""
+
+    selection: Selection
+    available: bool
+    reason: str = ""  # translation key when not available
+
+
+@dataclass(frozen=True, slots=True)
+class PrintDocuments:
+    txn_id: str
+    selection: Selection
+    identity: Identity | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BuildPreview:
+    """Fetch the records and build the documents of the selection (the shell does it off-thread)."""
+
+    txn_id: str
+    selection: Selection
+    identity: Identity | None = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalBegin:
+    txn_id: str
+    lang: str
+    elder: bool
+
+
+@dataclass(frozen=True, slots=True)
+class JournalUpdate:
+    txn_id: str
+    service: str | None = None
+    identity: Identity | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class JournalFinish:
+    txn_id: str
+    outcome: str
+    outputs: tuple[str, ...] = ()
+    abandoned_state: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRate:
+    txn_id: str
+    rating: int
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class JournalHelp:
+    screen: str
+    txn_id: str | None
+
+
+Effect = (
+    Show
+    | Speak
+    | StopSpeech
+    | BuildPreview
+    | PrintDocuments
+    | JournalBegin
+    | JournalUpdate
+    | JournalFinish
+    | JournalRate
+    | JournalHelp
+)
+
+# --- timeouts, declared on states ---------------------------------------------------------------
+
+TIMEOUTS_S: dict[str, float] = {
+    "identify": 60.0,
+    "choose": 120.0,
+    "notice": 240.0,
+    "preview": 180.0,
+    "rate": 40.0,
+}
+"""Seconds of inactivity before a state gives up; doubled in elder mode. Printing never times out
+here: the printer drivers carry their own deadlines."""
+
+WARN_BEFORE_S = 15.0
+"""The resident is warned (shown and spoken) this long before a timeout and can extend."""
+
+MAX_EXTENSIONS = 20
+
+IN_SESSION = ("identify", "choose", "notice", "preview", "rate")
+
+
+class SessionChart(StateMachine):
+    """The resident's session; see the module docstring."""
+
+    idle = State(initial=True)
+    out_of_order = State()
+    identify = State()
+    choose = State()
+    notice = State()
+    preview = State()
+    printing = State()
+    rate = State()
+
+    break_down = idle.to(out_of_order)
+    back_in_service = out_of_order.to(idle)
+    start = idle.to(identify)
+    identified = identify.to(choose)
+    skip_identity = identify.to(choose)
+    pick = choose.to(preview)
+    pick_notice = choose.to(notice)
+    back = preview.to(choose) | notice.to(choose)
+    fetch_failed = preview.to(choose)
+    confirm = preview.to(printing) | notice.to(printing)
+    printed = printing.to(rate)
+    rated = rate.to(idle)
+    skip_rating = rate.to(idle)
+    cancel = (
+        identify.to(idle) | choose.to(idle) | notice.to(idle) | preview.to(idle) | rate.to(idle)
+    )
+    timeout = (
+        identify.to(idle) | choose.to(idle) | notice.to(idle) | preview.to(idle) | rate.to(idle)
+    )
+    card_removed = choose.to(idle) | notice.to(idle) | preview.to(idle)
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """What the screen shows, as plain data. Screens bind to this and never to domain objects."""
+
+    screen: str
+    lang: str
+    elder: bool
+    masked_name: str = ""
+    masked_id_number: str = ""
+    offers: tuple[Offer, ...] = ()
+    selection: Selection | None = None
+    preview_ready: bool = False
+    warning: bool = False
+    seconds_left: float | None = None
+    print_ok: bool | None = None
+    print_error_key: str = ""
+
+    @property
+    def services(self) -> tuple[Service, ...]:
+        """The single services that can be picked now."""
+        return tuple(
+            o.selection.services[0]
+            for o in self.offers
+            if o.available and not o.selection.is_bundle
+        )
+
+    @property
+    def service(self) -> Service | None:
+        sel = self.selection
+        return sel.services[0] if sel is not None and len(sel.services) == 1 else None
+
+
+def selections(catalog: Catalog) -> tuple[Selection, ...]:
+    """Every enabled bundle and service of the catalog, as things a resident can pick.
+
+    Bundles come first: "one thing, one visit" is what many residents came for.
+    """
+    out = []
+    for b in catalog.enabled_bundles():
+        services = tuple(catalog.service(code) for code in b.services)
+        out.append(Selection(b.code, b.name, b.description, b.spoken, services, is_bundle=True))
+    out += [
+        Selection(s.code, s.name, s.description, s.spoken, (s,)) for s in catalog.enabled_services()
+    ]
+    return tuple(out)
+
+
+class Session:
+    """One terminal's session logic. Feed it events with the ``on_*`` methods; read ``view``."""
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        clock: Callable[[], float],
+        lang: str = "zh",
+        elder: bool = False,
+        timeouts: dict[str, float] | None = None,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self.catalog = catalog
+        self._selections = selections(catalog)
+        self._clock = clock
+        self._new_id = new_id
+        self.default_lang = lang
+        self.default_elder = elder
+        self.lang = lang
+        self.elder = elder
+        self._timeouts = dict(TIMEOUTS_S if timeouts is None else timeouts)
+        self.chart = SessionChart()
+        self._identity: Identity | None = None
+        self._anonymous = False
+        self._selection: Selection | None = None
+        self._preview_ready = False
+        self._txn_id: str | None = None
+        self._deadline: float | None = None
+        self._warned = False
+        self._extensions = 0
+        self._print_result: PrintOutcome | None = None
+        self._unavailable: dict[str, str] = {}
+        self._card_on_reader = False
+        self._pending_catalog: Catalog | None = None
+
+    # --- the catalog: changes apply between sessions, never in the middle of one ---------------
+
+    def offer_catalog(self, catalog: Catalog) -> bool:
+        """Take a new (verified) catalog; True if it applies now, False if it waits for idle."""
+        if self.state in ("idle", "out_of_order"):
+            self._use_catalog(catalog)
+            return True
+        self._pending_catalog = catalog
+        return False
+
+    def _use_catalog(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._selections = selections(catalog)
+        self._pending_catalog = None
+
+    # --- reading -------------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        return str(self.chart.current_state_value)
+
+    @property
+    def identity(self) -> Identity | None:
+        return self._identity
+
+    @property
+    def txn_id(self) -> str | None:
+        return self._txn_id
+
+    @property
+    def selection(self) -> Selection | None:
+        return self._selection
+
+    def offers(self) -> tuple[Offer, ...]:
+        result = []
+        for sel in self._selections:
+            reason = next(
+                (self._unavailable[s.code] for s in sel.services if s.code in self._unavailable), ""
+            )
+            if not reason and self._anonymous and sel.needs_identity:
+                reason = "unavailable.needs_id"
+            result.append(Offer(sel, not reason, reason))
+        return tuple(result)
+
+    def available_services(self) -> tuple[Service, ...]:
+        return self.view.services
+
+    @property
+    def view(self) -> View:
+        ident = self._identity
+        left = None if self._deadline is None else max(0.0, self._deadline - self._clock())
+        result = self._print_result
+        return View(
+            screen=self.state,
+            lang=self.lang,
+            elder=self.elder,
+            masked_name=ident.masked_name if ident else "",
+            masked_id_number=ident.masked_id_number if ident else "",
+            offers=self.offers(),
+            selection=self._selection,
+            preview_ready=self._preview_ready,
+            warning=self._warned,
+            seconds_left=left,
+            print_ok=None if result is None else result.ok,
+            print_error_key="" if result is None or result.ok else result.translation_key,
+        )
+
+    # --- settings the resident may change on any screen ----------------------------------------
+
+    def set_lang(self, lang: str) -> list[Effect]:
+        if lang not in ("zh", "en"):
+            raise ValueError(f"unsupported language {lang!r}")
+        self.lang = lang
+        return self._activity() + [Speak(_PROMPTS[self.state])]
+
+    def set_elder(self, elder: bool) -> list[Effect]:
+        self.elder = elder
+        self._arm_timeout()
+        return [Speak("prompt.elder_on" if elder else "prompt.elder_off")]
+
+    def set_unavailable(self, unavailable: dict[str, str]) -> list[Effect]:
+        """Services that cannot be served now (code → reason key), kept fresh by the shell.
+
+        When nothing at all can be served, an idle terminal goes out of order (and says how to
+        get help); when something can again, it comes back.
+        """
+        self._unavailable = dict(unavailable)
+        anything = any(s.code not in self._unavailable for s in self.catalog.enabled_services())
+        if self.state == "idle" and not anything:
+            self.chart.send("break_down")
+            return self._entered()
+        if self.state == "out_of_order" and anything:
+            self.chart.send("back_in_service")
+            return self._entered()
+        return []
+
+    def unavailable(self) -> dict[str, str]:
+        return dict(self._unavailable)
+
+    # --- resident intents ----------------------------------------------------------------------
+
+    def on_start(self) -> list[Effect]:
+        self.chart.send("start")
+        self._txn_id = self._new_id()
+        return [JournalBegin(self._txn_id, self.lang, self.elder)] + self._entered()
+
+    def on_skip_identity(self) -> list[Effect]:
+        """Services that need no ID card (checklists, queue tickets) without placing a card."""
+        self.chart.send("skip_identity")
+        self._anonymous = True
+        return self._entered()
+
+    def on_pick(self, code: str) -> list[Effect]:
+        offer = {o.selection.code: o for o in self.offers()}.get(code)
+        if offer is None or not offer.available:
+            raise KeyError(f"{code!r} is not available")
+        selection = offer.selection
+        self.chart.send("pick_notice" if selection.notice is not None else "pick")
+        self._selection = selection
+        self._preview_ready = selection.notice is not None
+        assert self._txn_id is not None
+        effects: list[Effect] = [JournalUpdate(self._txn_id, service=code)]
+        effects += self._entered()
+        if self.state == "preview":
+            effects.append(BuildPreview(self._txn_id, selection, self._identity))
+        return effects
+
+    def on_preview_ready(self) -> list[Effect]:
+        if self.state != "preview":
+            return []  # the resident left the preview while it was being built
+        self._preview_ready = True
+        return self._activity()
+
+    def on_fetch_failed(self, translation_key: str) -> list[Effect]:
+        """The records could not be fetched: say why and offer the other services."""
+        if self.state != "preview":
+            return []
+        self.chart.send("fetch_failed")
+        self._selection = None
+        self._preview_ready = False
+        return self._entered() + [Speak(translation_key)]
+
+    def on_back(self) -> list[Effect]:
+        self.chart.send("back")
+        self._selection = None
+        self._preview_ready = False
+        return self._entered()
+
+    def on_confirm(self) -> list[Effect]:
+        if self.state == "preview" and not self._preview_ready:
+            return []  # nothing to print yet: the preview is still being built
+        self.chart.send("confirm")
+        assert self._txn_id is not None and self._selection is not None
+        return self._entered() + [PrintDocuments(self._txn_id, self._selection, self._identity)]
+
+    def on_rate(self, rating: int, tags: tuple[str, ...] = ()) -> list[Effect]:
+        if not 1 <= rating <= 5:
+            raise ValueError(f"rating must be 1..5, not {rating}")
+        txn = self._txn_id
+        self.chart.send("rated")
+        effects: list[Effect] = [Speak("prompt.thanks")]
+        if txn is not None:
+            effects.insert(0, JournalRate(txn, rating, tags))
+        return effects + self._entered()
+
+    def on_skip_rating(self) -> list[Effect]:
+        self.chart.send("skip_rating")
+        return self._entered()
+
+    def on_cancel(self) -> list[Effect]:
+        abandoned = self._abandon("cancel")
+        self.chart.send("cancel")
+        return abandoned + self._entered()
+
+    def on_help(self) -> list[Effect]:
+        return self._activity() + [
+            JournalHelp(self.state, self._txn_id),
+            Speak("prompt.help", {"phone": self.catalog.station.help_phone}),
+        ]
+
+    def on_touch(self) -> list[Effect]:
+        """Any touch is activity: it postpones the timeout and clears a warning."""
+        return self._activity()
+
+    def on_activity(self) -> list[Effect]:
+        """The resident is busy without touching: a card being read, a long document read out."""
+        return self._activity()
+
+    def on_extend(self) -> list[Effect]:
+        if self._extensions >= MAX_EXTENSIONS:
+            return []
+        self._extensions += 1
+        return self._activity()
+
+    # --- device and shell events ---------------------------------------------------------------
+
+    def on_card_inserted(self) -> list[Effect]:
+        self._card_on_reader = True
+        return self._activity() if self.state == "identify" else []
+
+    def on_card_fault(self, translation_key: str) -> list[Effect]:
+        """A card could not be read (moved, pulled, PIN wanted): tell the resident what to do."""
+        if self.state != "identify":
+            return []
+        return self._activity() + [Speak(translation_key)]
+
+    def on_identity(self, identity: Identity) -> list[Effect]:
+        """A card was read. Outside ``identify`` it is not wanted and is dropped at once."""
+        self._card_on_reader = True
+        if self.state != "identify":
+            return []
+        self.chart.send("identified")
+        self._identity = identity
+        assert self._txn_id is not None
+        return [JournalUpdate(self._txn_id, identity=identity)] + self._entered()
+
+    def on_card_removed(self) -> list[Effect]:
+        self._card_on_reader = False
+        if self.state not in ("choose", "notice", "preview") or self._identity is None:
+            return []
+        abandoned = self._abandon("card_removed")
+        self.chart.send("card_removed")
+        return abandoned + self._entered()
+
+    def on_printed(self, outcome: PrintOutcome, outputs: tuple[str, ...]) -> list[Effect]:
+        self.chart.send("printed")
+        assert self._txn_id is not None
+        self._print_result = outcome
+        finish = JournalFinish(
+            self._txn_id,
+            "completed" if outcome.ok else "failed",
+            outputs,
+            reason=None if outcome.ok else outcome.translation_key,
+        )
+        effects: list[Effect] = [finish, *self._entered()]
+        if not outcome.ok:
+            effects.insert(1, Speak(outcome.translation_key or "error.print_failed"))
+        return effects
+
+    def on_tick(self) -> list[Effect]:
+        """Called by the shell's clock a few times a second."""
+        if self._deadline is None:
+            return []
+        now = self._clock()
+        if now >= self._deadline:
+            abandoned = self._abandon("timeout")
+            self.chart.send("timeout")
+            return abandoned + self._entered()
+        if not self._warned and now >= self._deadline - self._warn_s():
+            self._warned = True
+            return [Speak("prompt.still_there")]
+        return []
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _warn_s(self) -> float:
+        return WARN_BEFORE_S * (2 if self.elder else 1)
+
+    def _arm_timeout(self) -> None:
+        base = self._timeouts.get(self.state)
+        self._warned = False
+        self._deadline = None if base is None else self._clock() + base * (2 if self.elder else 1)
+
+    def _activity(self) -> list[Effect]:
+        if self._deadline is not None:
+            self._arm_timeout()
+        return []
+
+    def _abandon(self, reason: str) -> list[Effect]:
+        if self._txn_id is None or self.state not in IN_SESSION or self.state == "rate":
+            return []
+        return [JournalFinish(self._txn_id, "abandoned", (), self.state, reason)]
+
+    def _entered(self) -> list[Effect]:
+        """Effects of arriving in the current state; identity is wiped on the way to idle."""
+        self._arm_timeout()
+        effects: list[Effect] = [StopSpeech(), Show(self.state), Speak(_PROMPTS[self.state])]
+        if self.state in ("idle", "out_of_order"):
+            if self._pending_catalog is not None:
+                self._use_catalog(self._pending_catalog)
+            self._identity = None
+            self._anonymous = False
+            self._selection = None
+            self._preview_ready = False
+            self._txn_id = None
+            self._print_result = None
+            self._extensions = 0
+            self.lang = self.default_lang
+            self.elder = self.default_elder
+            if self._card_on_reader:
+                effects.append(Speak("prompt.take_card"))
+        elif self.state == "choose":
+            self._extensions = 0
+        return effects
+
+    def debug_state(self) -> dict[str, Any]:
+        """For logs: the state and timers, never the identity."""
+        return {
+            "state": self.state,
+            "has_identity": self._identity is not None,
+            "deadline": self._deadline,
+            "warned": self._warned,
+        }
+
+
+_PROMPTS: dict[str, str] = {
+    "idle": "prompt.home",
+    "out_of_order": "prompt.out_of_order",
+    "identify": "prompt.identify",
+    "choose": "prompt.choose",
+    "notice": "prompt.notice",
+    "preview": "prompt.preview",
+    "printing": "prompt.printing",
+    "rate": "prompt.rate",
+}

@@ -1,0 +1,126 @@
+"""Verification tokens for printed certificates: compact, signed, checkable offline.
+
+A token names the document type and id, the issue time and a hash of the content, signed with
+the station's Ed25519 document key. It travels in the certificate's QR code as
+``KD1.<payload>.<signature>.<key id>`` (base64url without padding; the payload is compact JSON).
+Anyone holding the station's public key can check it without asking anyone: ``fleet verify``.
+The key id is the first 16 hex digits of the SHA-256 of the raw public key.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+PREFIX = "KD1"
+
+
+class Verdict(enum.StrEnum):
+    VALID = "valid"
+    FORGED = "forged"  # malformed, altered, or signed by someone else
+    UNKNOWN_KEY = "unknown key"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenClaims:
+    doc_type: str
+    doc_id: str
+    issued: int  # unix seconds
+    content_hash: str  # hex SHA-256 of the document's content, first 32 digits
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def content_hash(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()[:32]
+
+
+def key_id(public: Ed25519PublicKey) -> str:
+    raw = public.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return hashlib.sha256(raw).hexdigest()[:16]
+
+
+class Signer:
+    """Signs tokens with one station's document key."""
+
+    def __init__(self, private: Ed25519PrivateKey) -> None:
+        self._private = private
+        self.public = private.public_key()
+        self.key_id = key_id(self.public)
+
+    @classmethod
+    def load_or_create(cls, path: Path) -> Signer:
+        """The station's key, created on first use (0600); its public half beside it (.pub)."""
+        if path.exists():
+            private = serialization.load_pem_private_key(path.read_bytes(), password=None)
+            if not isinstance(private, Ed25519PrivateKey):
+                raise ValueError(f"{path} is not an Ed25519 key")
+            return cls(private)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        private = Ed25519PrivateKey.generate()
+        pem = private.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        tmp = path.with_suffix(".tmp")
+        tmp.write_bytes(pem)
+        tmp.chmod(0o600)
+        tmp.replace(path)
+        signer = cls(private)
+        path.with_suffix(".pub").write_bytes(public_pem(signer.public))
+        return signer
+
+    def sign(self, claims: TokenClaims) -> str:
+        payload = json.dumps(
+            [claims.doc_type, claims.doc_id, claims.issued, claims.content_hash],
+            separators=(",", ":"),
+        ).encode()
+        signature = self._private.sign(payload)
+        return f"{PREFIX}.{_b64(payload)}.{_b64(signature)}.{self.key_id}"
+
+
+def public_pem(public: Ed25519PublicKey) -> bytes:
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+
+def load_public(pem: bytes) -> Ed25519PublicKey:
+    key = serialization.load_pem_public_key(pem)
+    if not isinstance(key, Ed25519PublicKey):
+        raise ValueError("not an Ed25519 public key")
+    return key
+
+
+def verify(token: str, keys: dict[str, Ed25519PublicKey]) -> tuple[Verdict, TokenClaims | None]:
+    """Check a token against known station keys (key id → public key)."""
+    parts = token.strip().split(".")
+    if len(parts) != 4 or parts[0] != PREFIX:
+        return Verdict.FORGED, None
+    _, payload_b64, signature_b64, kid = parts
+    public = keys.get(kid)
+    if public is None:
+        return Verdict.UNKNOWN_KEY, None
+    try:
+        payload = _unb64(payload_b64)
+        public.verify(_unb64(signature_b64), payload)
+        doc_type, doc_id, issued, digest = json.loads(payload)
+        claims = TokenClaims(str(doc_type), str(doc_id), int(issued), str(digest))
+    except (InvalidSignature, ValueError, TypeError):
+        return Verdict.FORGED, None
+    return Verdict.VALID, claims

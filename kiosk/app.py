@@ -1,0 +1,278 @@
+"""The Kivy app: renders :class:`kiosk.runtime.Frame` values and turns touches into intents.
+
+Kivy is configured before it is imported (``configure_kivy``): no command-line parsing, a private
+Kivy home, the window size, Escape that does not quit, one mouse provider without the multitouch
+emulation dots. Threads never touch widgets: the runtime is pumped from the Kivy clock, so every
+``on_frame`` call happens on the UI thread.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from kiosk import present
+from kiosk.config import Config
+from kiosk.runtime import Frame, Intent, Runtime
+
+log = logging.getLogger("kiosk.app")
+
+KV_DIR = Path(__file__).resolve().parent
+
+
+def configure_kivy(config: Config, kivy_home: Path) -> None:
+    """Set Kivy's environment and config; must run before anything imports kivy."""
+    kivy_home.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("KIVY_NO_ARGS", "1")
+    os.environ.setdefault("KIVY_NO_FILELOG", "1")
+    os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    os.environ["KIVY_HOME"] = str(kivy_home)
+    from kivy.config import Config as KivyConfig
+
+    KivyConfig.set("kivy", "exit_on_escape", "0")
+    KivyConfig.set("kivy", "log_level", "warning")
+    KivyConfig.set("graphics", "width", str(config.ui.width))
+    KivyConfig.set("graphics", "height", str(config.ui.height))
+    KivyConfig.set("graphics", "fullscreen", "auto" if config.ui.fullscreen else "0")
+    KivyConfig.set("graphics", "resizable", "0")
+    KivyConfig.set("graphics", "show_cursor", "0" if config.ui.fullscreen else "1")
+    for option in list(KivyConfig.options("input")):
+        KivyConfig.remove_option("input", option)
+    KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
+
+
+def build_app(
+    runtime: Runtime,
+    config: Config,
+    *,
+    font: Path,
+    simulate: Callable[[str], None] | None = None,
+) -> Any:
+    """Import kivy (after ``configure_kivy``) and make the app; returns a ``kivy.app.App``."""
+    from kivy.app import App
+    from kivy.clock import Clock
+    from kivy.core.image import Image as CoreImage
+    from kivy.core.text import DEFAULT_FONT, LabelBase
+    from kivy.core.window import Window
+    from kivy.event import EventDispatcher
+    from kivy.lang import Builder
+    from kivy.properties import (
+        BooleanProperty,
+        DictProperty,
+        ListProperty,
+        ObjectProperty,
+        StringProperty,
+    )
+    from kivy.uix.modalview import ModalView
+    from kivy.uix.screenmanager import NoTransition, ScreenManager
+
+    from kiosk.theme import Theme
+
+    LabelBase.register(DEFAULT_FONT, str(font))
+    Builder.load_file(str(KV_DIR / "widgets.kv"))
+    import kiosk.widgets  # noqa: F401  (registers the widget classes with the Factory)
+    from kiosk.screens import SCREENS
+
+    for state in SCREENS:
+        kv_name = "home" if state == "idle" else state
+        Builder.load_file(str(KV_DIR / "screens" / f"{kv_name}.kv"))
+    Builder.load_string(_OVERLAYS_KV)
+
+    class ViewModel(EventDispatcher):
+        """View state only; kv binds here and never to domain objects."""
+
+        screen = StringProperty("idle")
+        lang = StringProperty(config.station.lang)
+        elder = BooleanProperty(False)
+        txt = DictProperty()
+        station_name = StringProperty("")
+        greeting = StringProperty("")
+        services = ListProperty()
+        service_name = StringProperty("")
+        outputs_text = StringProperty("")
+        preview_texture = ObjectProperty(None, allownone=True)
+        preview_text = StringProperty("")
+        print_text = StringProperty("")
+        print_failed = BooleanProperty(False)
+        preview_ready = BooleanProperty(False)
+        notice_text = StringProperty("")
+        unavailable_text = StringProperty("")
+        out_of_order_text = StringProperty("")
+        rate_tags = ListProperty()
+        sim_controls = BooleanProperty(False)
+
+    class HelpView(ModalView):
+        pass
+
+    class StillThereView(ModalView):
+        pass
+
+    class KioskApp(App):
+        vm = ObjectProperty()
+        theme = ObjectProperty()
+        title = "Station kiosk"
+
+        def build(self) -> Any:
+            self.vm = ViewModel(
+                sim_controls=simulate is not None and config.ui.show_simulator_controls
+            )
+            self.theme = Theme(
+                width=config.ui.width,
+                height=config.ui.height,
+                diagonal_in=config.ui.screen_diagonal_in,
+                distance_mm=config.ui.viewing_distance_mm,
+            )
+            self._lang_loaded = ""
+            self._preview_png: bytes | None = None
+            self.help_view = HelpView()
+            self.still_there_view = StillThereView()
+            self.manager = ScreenManager(transition=NoTransition())
+            for state, cls in SCREENS.items():
+                self.manager.add_widget(cls(name=state))
+            Window.bind(on_request_close=lambda *_: True)  # lockdown: closing does nothing
+            Window.bind(on_touch_down=self._any_touch)
+            return self.manager
+
+        def on_start(self) -> None:
+            runtime.on_frame = self.on_frame
+            Clock.schedule_interval(lambda _dt: runtime.pump(), 1 / 30)
+            Clock.schedule_interval(lambda _dt: runtime.heartbeat(), 5.0)
+            runtime.heartbeat()
+            runtime.start()
+            mirror = os.environ.get("KIOSK_SCREEN_MIRROR")
+            if mirror:  # development on a machine without a screen (make run): see the screen
+                Clock.schedule_interval(lambda _dt: self._mirror(Path(mirror)), 2.0)
+
+        def _mirror(self, target: Path) -> None:
+            shot = Path(Window.screenshot(name=str(target.with_name(".mirror.png"))))
+            shot.replace(target)
+
+        def on_stop(self) -> None:
+            runtime.stop()
+
+        def t(self, key: str, _lang: str) -> str:
+            """kv text lookup; the language argument makes kv re-evaluate when it changes."""
+            return str(self.vm.txt.get(key, ""))
+
+        # --- from the screen -----------------------------------------------------------------
+
+        def intent(self, name: str, arg: Any = None) -> None:
+            runtime.post(Intent(name, arg))
+
+        def toggle_tag(self, tag: str, on: bool) -> None:
+            tags = [t for t in self.vm.rate_tags if t != tag]
+            self.vm.rate_tags = [*tags, tag] if on else tags
+
+        def simulate(self, action: str) -> None:
+            if simulate is not None:
+                simulate(action)
+
+        def _any_touch(self, *_args: Any) -> None:
+            runtime.post(Intent("touch"))
+
+        # --- to the screen -------------------------------------------------------------------
+
+        def on_frame(self, frame: Frame) -> None:
+            view = frame.view
+            vm = self.vm
+            if view.lang != self._lang_loaded:
+                keys = runtime.tr.keys("zh") | runtime.tr.keys("en")
+                txt = {k: runtime.tr(k, view.lang) for k in keys if "{" not in runtime.tr(k, "zh")}
+                txt["help.body"] = runtime.tr(
+                    "help.body", view.lang, phone=runtime.catalog.station.help_phone
+                )
+                vm.txt = txt
+                vm.lang = ""  # re-evaluate every kv text bound to the language
+                vm.station_name = runtime.catalog.station.name.get(view.lang)
+                self._lang_loaded = view.lang
+            vm.lang = view.lang
+            if vm.elder != view.elder:
+                self.theme.apply(elder=view.elder)
+            vm.elder = view.elder
+            vm.greeting = (
+                runtime.tr("choose.greeting", view.lang, name=view.masked_name)
+                if view.masked_name
+                else ""
+            )
+            vm.services = present.offer_rows(view, runtime.tr)
+            vm.unavailable_text = present.unavailable_text(view, runtime.tr)
+            selection = view.selection
+            vm.service_name = selection.name.get(view.lang) if selection else ""
+            pages = frame.preview.pages if frame.preview else 0
+            vm.outputs_text = present.outputs_text(selection, pages, view.lang, runtime.tr)
+            vm.notice_text = present.notice_text(selection, view.lang, runtime.tr)
+            vm.out_of_order_text = present.out_of_order_text(runtime.catalog, view.lang, runtime.tr)
+            vm.preview_ready = view.preview_ready
+            self._show_preview(frame)
+            vm.print_failed = view.print_ok is False
+            vm.print_text = present.print_text(view, runtime.tr)
+            if view.screen == "rate" and vm.screen != "rate":
+                vm.rate_tags = []
+            if self.manager.current != view.screen:
+                self.manager.current = view.screen
+            vm.screen = view.screen
+            self._overlay(self.help_view, frame.help_shown)
+            self._overlay(self.still_there_view, view.warning and not frame.help_shown)
+
+        def _show_preview(self, frame: Frame) -> None:
+            png = frame.preview.png if frame.preview else None
+            if png is not self._preview_png:
+                self._preview_png = png
+                self.vm.preview_texture = (
+                    CoreImage(io.BytesIO(png), ext="png").texture if png else None
+                )
+            self.vm.preview_text = "\n".join(frame.preview.lines) if frame.preview else ""
+
+        @staticmethod
+        def _overlay(view: Any, shown: bool) -> None:
+            if shown and view.parent is None:
+                view.open(animation=False)
+            elif not shown and view.parent is not None:
+                view.dismiss(animation=False)
+
+    return KioskApp()
+
+
+_OVERLAYS_KV = """
+<HelpView>:
+    auto_dismiss: False
+    size_hint: 0.7, 0.6
+    background: ''
+    background_color: app.theme.bg
+    overlay_color: 0, 0, 0, 0.6
+    BoxLayout:
+        orientation: 'vertical'
+        padding: app.theme.pad
+        spacing: app.theme.gap * 2
+        TitleLabel:
+            text: app.t('help.title', app.vm.lang)
+        BodyLabel:
+            text: app.t('help.body', app.vm.lang)
+        Widget:
+        BigButton:
+            id: close_help
+            text: app.t('help.close', app.vm.lang)
+            on_release: app.intent('close_help')
+
+<StillThereView>:
+    auto_dismiss: False
+    size_hint: 0.7, 0.5
+    background: ''
+    background_color: app.theme.bg
+    overlay_color: 0, 0, 0, 0.6
+    BoxLayout:
+        orientation: 'vertical'
+        padding: app.theme.pad
+        spacing: app.theme.gap * 2
+        TitleLabel:
+            text: app.t('warning.still_there', app.vm.lang)
+        Widget:
+        BigButton:
+            id: extend_button
+            text: app.t('warning.extend', app.vm.lang)
+            on_release: app.intent('extend')
+"""

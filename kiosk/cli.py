@@ -1,0 +1,166 @@
+"""``kiosk``: the terminal's command line (run, agent, doctor)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from flows.errors import ConfigError, KioskError
+from kiosk.config import Config, load_config
+
+
+def _config(args: argparse.Namespace) -> Config:
+    path = args.config or os.environ.get("KIOSK_CONFIG")
+    return load_config(Path(path) if path else None)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    config = _config(args)
+    from kiosk.app import configure_kivy
+    from kiosk.station import create_station, setup_logging
+
+    log_path = setup_logging(config.state_dir, level=logging.DEBUG if args.debug else logging.INFO)
+    configure_kivy(config, config.state_dir / "kivy")
+    station = create_station(config)
+    print(f"kiosk: state in {config.state_dir}, log in {log_path}", flush=True)
+    app = station.build_app()
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        from kivy.clock import Clock
+
+        Clock.schedule_once(lambda _dt: app.stop(), 0)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    app.run()
+    return 0
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    config = _config(args)
+    if not config.fleet.broker:
+        raise ConfigError("[fleet] broker is empty: the agent needs HOST:PORT of the MQTT broker")
+    from fleet.agent import AgentConfig, run_agent
+    from kiosk.station import setup_logging
+
+    setup_logging(config.state_dir)
+    host, _, port = config.fleet.broker.rpartition(":")
+    agent_config = AgentConfig(
+        site=config.station.site,
+        station=config.station.id,
+        host=host,
+        port=int(port),
+        state_dir=config.state_dir / "agent",
+        journal_path=config.state_dir / "journal.sqlite3",
+        health_interval_s=config.fleet.health_interval_s,
+    )
+    return run_agent(agent_config)
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from kiosk.doctor import run_doctor
+
+    return run_doctor(args.config or os.environ.get("KIOSK_CONFIG"))
+
+
+def cmd_read_card(args: argparse.Namespace) -> int:
+    from kiosk.tools import print_card, read_card
+
+    result = read_card(args.reader, baud=args.baud, timeout_s=args.timeout, profile=args.profile)
+    print_card(result, as_json=args.json)
+    return 0
+
+
+def cmd_say(args: argparse.Namespace) -> int:
+    """Speak (or write) a text with the configured engine; print what was used."""
+    import shutil
+    import wave
+
+    from drivers.speech.voice import Pyttsx3Speech
+
+    config = _config(args)
+    cache = config.state_dir / "voice-cache"
+    speech = Pyttsx3Speech(
+        cache,
+        player=config.devices.audio_player,
+        player_args=tuple(config.devices.audio_player_args),
+    )
+    try:
+        wav = speech.wav_for(args.text, args.lang, elder=args.elder)
+        with wave.open(str(wav), "rb") as w:
+            seconds = w.getnframes() / w.getframerate()
+        info = speech.describe(args.lang, elder=args.elder)
+        if args.out:
+            shutil.copyfile(wav, args.out)
+            where = f"written to {args.out}"
+        else:
+            speech.speak(args.text, lang=args.lang, elder=args.elder)
+            speech.wait_idle(seconds + 10)
+            health = speech.health()
+            where = "played" if health.usable else f"not played: {', '.join(health.reasons)}"
+        print(
+            f"engine   {info['engine']}\nvoice    {info['voice']}\n"
+            f"rate     {info['rate_wpm']} words/min\nduration {seconds:.2f} s\n{where}"
+        )
+        return 0 if args.out or speech.health().usable else 1
+    finally:
+        speech.close()
+
+
+def cmd_print_test(args: argparse.Namespace) -> int:
+    from kiosk.tools import print_test
+
+    if not args.a4 and not args.thermal:
+        raise ConfigError("print-test needs --a4 QUEUE[@HOST:PORT] and/or --thermal tcp:HOST:PORT")
+    return print_test(args.a4, args.thermal, timeout_s=args.timeout)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kiosk", description="Station kiosk terminal")
+    parser.add_argument("--config", help="TOML configuration (default: the simulated station)")
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the kiosk app")
+    run.add_argument("--debug", action="store_true", help="log at debug level (wire logs too)")
+    run.set_defaults(func=cmd_run)
+    sub.add_parser("agent", help="run the fleet agent").set_defaults(func=cmd_agent)
+    sub.add_parser("doctor", help="check what this station needs").set_defaults(func=cmd_doctor)
+    say = sub.add_parser("say", help="speak a text with the configured voice (or write a WAV)")
+    say.add_argument("text")
+    say.add_argument("--lang", choices=["zh", "en"], default="zh")
+    say.add_argument("--elder", action="store_true", help="elder mode: slower")
+    say.add_argument("--out", type=Path, help="write the WAV here instead of playing it")
+    say.set_defaults(func=cmd_say)
+    test = sub.add_parser("print-test", help="print a test page and/or receipt, say how it ended")
+    test.add_argument("--a4", help="CUPS queue, optionally @HOST:PORT of the CUPS server")
+    test.add_argument("--thermal", help="tcp:HOST:PORT of an ESC/POS printer")
+    test.add_argument("--timeout", type=float, default=60.0)
+    test.set_defaults(func=cmd_print_test)
+    card = sub.add_parser("read-card", help="wait for one ID card, read it, print it masked")
+    card.add_argument(
+        "--reader", required=True, help="sam:/dev/ttyUSB0, pcsc (any reader) or pcsc:NAME PREFIX"
+    )
+    card.add_argument("--baud", type=int, default=115200)
+    card.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a card")
+    card.add_argument("--json", action="store_true", help="one JSON object instead of a table")
+    card.add_argument("--profile", type=Path, help="a TOML card profile (PC/SC; default: SSC)")
+    card.set_defaults(func=cmd_read_card)
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.func(args)
+        return result
+    except ConfigError as err:
+        print(f"kiosk: configuration error: {err}", file=sys.stderr)
+        return 2
+    except KioskError as err:
+        print(f"kiosk: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,147 @@
+"""Choosing and starting the drivers named in ``[devices]``; "sim" starts the simulated peer too.
+
+A simulated device is the real driver talking to a simulator that speaks the same wire protocol:
+the GA 467 SAM simulator on a pseudo-terminal, the ESC/POS simulator on a TCP port, a private
+cupsd with a simulated network printer. Only the speech output is real in every mode.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from drivers.cups.printer import CupsPrinter
+from drivers.cups.sandbox import CupsSandbox
+from drivers.escpos.printer import EscposPrinter
+from drivers.escpos.simulator import EscposSimulator
+from drivers.pcsc.profiles import SOCIAL_SECURITY, load_profile
+from drivers.pcsc.reader import PcscReader
+from drivers.providers.demo import DemoProvider, generate_dataset
+from drivers.providers.http import HttpProvider
+from drivers.sam.reader import SamReader
+from drivers.sam.simulator import SamSimulator
+from drivers.speech.voice import Pyttsx3Speech
+from flows.models import DeviceHealth, DeviceState
+from flows.ports import DocumentProvider
+from kiosk.config import Config
+from kiosk.runtime import Devices
+
+log = logging.getLogger("kiosk.devices")
+
+
+class SpeechOff:
+    """Speech switched off in the configuration: reported as such, never silently."""
+
+    name = "speech"
+
+    def speak(self, text: str, *, lang: str, elder: bool = False) -> None:
+        return None
+
+    def stop(self) -> None:
+        return None
+
+    def busy(self) -> bool:
+        return False
+
+    def prewarm(self, items: list[tuple[str, str]]) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
+
+    def health(self) -> DeviceHealth:
+        return DeviceHealth("speech", "speech", DeviceState.OFFLINE, ("disabled_in_config",))
+
+
+def build_devices(config: Config, state_dir: Path) -> tuple[Devices, Callable[[str], None] | None]:
+    """Make every driver; returns the devices and, in simulation, a card-simulator control."""
+    closers: list[Callable[[], None]] = []
+    simulate: Callable[[str], None] | None = None
+    dev = config.devices
+
+    if dev.id_reader == "sim":
+        sam_sim = SamSimulator()
+        sam_sim.start()
+        closers.append(sam_sim.stop)
+        port = sam_sim.port
+        simulate = _sam_control(sam_sim)
+    else:
+        port = dev.id_reader.removeprefix("sam:")
+    id_reader = SamReader(port, baud=dev.id_reader_baud)
+
+    if dev.a4_printer == "sim":
+        sandbox = CupsSandbox(state_dir / "cups")
+        sandbox.start()
+        closers.append(sandbox.stop)
+        a4 = CupsPrinter(sandbox.queue, server=sandbox.server)
+        log.info("simulated A4 printer: files that leave CUPS go to %s", sandbox.out_dir)
+    else:
+        spec = dev.a4_printer.removeprefix("cups:")
+        queue, _, server = spec.partition("@")
+        a4 = CupsPrinter(queue, server=server or None)
+
+    if dev.thermal_printer == "sim":
+        escpos_sim = EscposSimulator(out_dir=state_dir / "receipts")
+        escpos_sim.start()
+        closers.append(escpos_sim.stop)
+        thermal = EscposPrinter(escpos_sim.url)
+    else:
+        thermal = EscposPrinter(dev.thermal_printer)
+
+    speech: Pyttsx3Speech | SpeechOff
+    if dev.speech == "off":
+        speech = SpeechOff()
+    else:
+        speech = Pyttsx3Speech(
+            state_dir / "voice-cache",
+            player=dev.audio_player,
+            player_args=tuple(dev.audio_player_args),
+            rate_wpm={"zh": dev.speech_rate_zh, "en": dev.speech_rate_en},
+            elder_rate_factor=dev.speech_elder_factor,
+            volume=dev.speech_volume,
+        )
+    smartcard: PcscReader | None = None
+    if dev.smartcard_reader:
+        profile = (
+            load_profile(Path(dev.smartcard_profile)) if dev.smartcard_profile else SOCIAL_SECURITY
+        )
+        smartcard = PcscReader(
+            reader_prefix=dev.smartcard_reader.partition(":")[2], profile=profile
+        )
+    providers: dict[str, DocumentProvider] = {
+        "demo": DemoProvider(generate_dataset(state_dir / "demo-records.sqlite3"))
+    }
+    if config.providers.http_url:
+        providers["http"] = HttpProvider(
+            config.providers.http_url, auth_header=config.providers.http_auth_header
+        )
+    devices = Devices(id_reader, a4, thermal, speech, providers, closers)
+    devices.smartcard_reader = smartcard
+    return devices, simulate
+
+
+def _sam_control(sim: SamSimulator) -> Callable[[str], None]:
+    from drivers.sam.cards import DEMO_RESIDENT
+
+    def control(action: str) -> None:
+        if action == "insert":
+            sim.insert(DEMO_RESIDENT)
+        elif action == "remove":
+            sim.remove()
+
+    return control
+
+
+def remote_sam_control(host: str, port: int) -> Callable[[str], None]:
+    """Control a SAM simulator in another process through its JSON-lines control port."""
+
+    def control(action: str) -> None:
+        message = {"cmd": action, "card": "demo"} if action == "insert" else {"cmd": action}
+        with socket.create_connection((host, port), timeout=2.0) as conn:
+            conn.sendall(json.dumps(message).encode() + b"\n")
+            conn.recv(4096)
+
+    return control

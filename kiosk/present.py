@@ -1,0 +1,89 @@
+"""From session view to screen text: plain functions, no Kivy, so they are tested headless."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flows.catalog import Catalog, Output
+from flows.session import Selection, View
+from kiosk.i18n import Translator
+
+
+def offer_rows(view: View, tr: Translator) -> list[dict[str, Any]]:
+    """The choose screen's buttons: every service and bundle, unavailable ones saying why."""
+    rows = []
+    for offer in view.offers:
+        label = offer.selection.name.get(view.lang)
+        if not offer.available:
+            label += f"\n({tr(offer.reason, view.lang)})"
+        rows.append({"code": offer.selection.code, "label": label, "available": offer.available})
+    return rows
+
+
+def outputs_text(selection: Selection | None, pages: int, lang: str, tr: Translator) -> str:
+    if selection is None:
+        return ""
+    if Output.A4 in selection.outputs:
+        return tr("preview.outputs_pages", lang, n=str(pages or len(selection.services)))
+    return tr("preview.outputs_thermal", lang)
+
+
+def notice_text(selection: Selection | None, lang: str, tr: Translator) -> str:
+    """The materials notice as the screen shows it (Kivy markup for the headings)."""
+    service = selection.notice if selection is not None else None
+    if service is None or service.notice is None:
+        return ""
+    notice = service.notice
+    lines = [f"[b]{tr('notice.materials', lang)}[/b]"]
+    for number, item in enumerate(notice.materials, start=1):
+        kind = tr("notice.original" if item.original else "notice.copy", lang)
+        copies = f", {tr('notice.copies', lang, n=str(item.copies))}" if item.copies > 1 else ""
+        lines.append(f"{number}. {item.name.get(lang)} ({kind}{copies})")
+    for key, text in (
+        ("notice.place", notice.place),
+        ("notice.time_limit", notice.time_limit),
+        ("notice.fees", notice.fees),
+        ("notice.legal_basis", notice.legal_basis),
+    ):
+        lines += ["", f"[b]{tr(key, lang)}[/b]", text.get(lang)]
+    return "\n".join(lines)
+
+
+def out_of_order_text(catalog: Catalog, lang: str, tr: Translator) -> str:
+    return tr("out_of_order.body", lang, phone=catalog.station.help_phone)
+
+
+def print_text(view: View, tr: Translator) -> str:
+    if view.print_ok is None:
+        return ""
+    if view.print_ok:
+        return tr("printing.done", view.lang)
+    return tr(view.print_error_key or "error.print_failed", view.lang)
+
+
+def unavailable_text(view: View, tr: Translator) -> str:
+    """For the home screen: what cannot be done right now, and why (what works stays offered)."""
+    parts = [
+        f"{o.selection.name.get(view.lang)}（{tr(o.reason, view.lang)}）"
+        if view.lang == "zh"
+        else f"{o.selection.name.get(view.lang)} ({tr(o.reason, view.lang)})"
+        for o in view.offers
+        if not o.available and not o.selection.is_bundle
+    ]
+    if not parts:
+        return ""
+    return tr("home.unavailable", view.lang) + ("；" if view.lang == "zh" else "; ").join(parts)
+
+
+def spoken_texts(catalog: Catalog, tr: Translator) -> list[tuple[str, str]]:
+    """Everything the kiosk may say that holds no personal data, in both languages: every
+    screen prompt and error, and every service's spoken text (synthesised ahead of need)."""
+    phone = catalog.station.help_phone
+    items = []
+    for lang in ("zh", "en"):
+        for key in sorted(tr.keys(lang)):
+            if key.startswith(("prompt.", "error.")):
+                items.append((tr(key, lang, phone=phone), lang))
+        items += [(s.spoken.get(lang), lang) for s in catalog.enabled_services()]
+        items += [(b.spoken.get(lang), lang) for b in catalog.enabled_bundles()]
+    return items

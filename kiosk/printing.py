@@ -1,0 +1,100 @@
+"""Printing exactly once: every job has an idempotency key in the journal.
+
+Before a job is submitted it is recorded (``submitted``); its fate is recorded when known
+(``completed``, ``failed``, ``unknown``). A key seen before is never submitted again, so a
+crash or a restart cannot print twice. On start-up, :func:`recover` settles the jobs a crash
+left open: an A4 job is looked up in CUPS by its key (the job name) and followed to its end; a
+job CUPS never received failed; a slip whose fate cannot be known is reported as unknown. Every
+failure and unknown fate reaches the centre as an alert through the journal's outbox.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from flows.journal import Journal
+from flows.models import JobState, PrintOutcome, Receipt
+from flows.ports import A4Printer, ThermalPrinter
+
+log = logging.getLogger("kiosk.printing")
+
+
+def print_once(
+    journal: Journal,
+    *,
+    key: str,
+    txn_id: str,
+    printer: str,
+    submit: Callable[[], PrintOutcome],
+) -> PrintOutcome:
+    """Record the job under ``key``, submit it, record its fate; a key seen before is refused."""
+    if not journal.begin_print(key, txn_id=txn_id, printer=printer):
+        log.warning("print job %s was submitted before; not printing it twice", key)
+        return PrintOutcome(JobState.FAILED, "", ("duplicate",), "error.print_failed")
+    outcome = submit()
+    _record(journal, key, outcome)
+    return outcome
+
+
+def print_a4_once(
+    journal: Journal,
+    printer: A4Printer,
+    *,
+    key: str,
+    txn_id: str,
+    pdf: bytes,
+    title: str,
+    deadline_s: float,
+) -> PrintOutcome:
+    return print_once(
+        journal,
+        key=key,
+        txn_id=txn_id,
+        printer="a4",
+        submit=lambda: printer.print_pdf(pdf, title=title, job_key=key, deadline_s=deadline_s),
+    )
+
+
+def print_slip_once(
+    journal: Journal,
+    printer: ThermalPrinter,
+    *,
+    key: str,
+    txn_id: str,
+    receipt: Receipt,
+    deadline_s: float,
+) -> PrintOutcome:
+    return print_once(
+        journal,
+        key=key,
+        txn_id=txn_id,
+        printer="thermal",
+        submit=lambda: printer.print_receipt(receipt, deadline_s=deadline_s),
+    )
+
+
+def _record(journal: Journal, key: str, outcome: PrintOutcome) -> None:
+    state = "completed" if outcome.ok else "failed"
+    journal.end_print(key, state=state, job_id=outcome.job_id, reason=",".join(outcome.reasons))
+
+
+def recover(journal: Journal, a4: A4Printer, *, deadline_s: float = 120.0) -> list[str]:
+    """Settle the jobs a crash left ``submitted``; returns a line per job for the log."""
+    lines = []
+    for job in journal.print_jobs("submitted"):
+        key = job["key"]
+        if job["printer"] == "a4":
+            outcome = a4.follow(key, deadline_s=deadline_s)
+            if outcome is None:
+                journal.end_print(key, state="failed", reason="never_received")
+                lines.append(f"{key}: CUPS never received it; not printed")
+                continue
+            _record(journal, key, outcome)
+            lines.append(f"{key}: {outcome.job_state.value} after the restart")
+        else:
+            journal.end_print(key, state="unknown", reason="interrupted")
+            lines.append(f"{key}: slip interrupted; its fate is unknown")
+    for line in lines:
+        log.warning("print recovery: %s", line)
+    return lines

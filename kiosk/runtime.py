@@ -1,0 +1,602 @@
+"""The imperative shell around :class:`flows.session.Session`: one queue, one thread.
+
+Resident intents (from the screen), device events (from driver threads), print results and health
+updates (from workers) are all put on one queue. :meth:`Runtime.pump` drains it on the UI thread
+(the Kivy clock calls it), feeds the session, and executes the effects the session returns:
+show, speak, print, journal. Nothing here imports kivy, so the shell is tested without a screen;
+the app only renders :class:`Frame` values it is handed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flows import documents
+from flows.catalog import Catalog, IdentityKind, Output, Service, within
+from flows.errors import KioskError
+from flows.journal import Journal, identity_hash
+from flows.models import (
+    CardInserted,
+    CardRemoved,
+    DeviceEvent,
+    DeviceFault,
+    DeviceHealth,
+    DeviceState,
+    Identity,
+    IdentityRead,
+    JobState,
+    PrintOutcome,
+    ReaderConnected,
+    ReaderDisconnected,
+    Receipt,
+)
+from flows.ports import A4Printer, DocumentProvider, IdentityReader, Speech, ThermalPrinter
+from flows.session import (
+    BuildPreview,
+    Effect,
+    JournalBegin,
+    JournalFinish,
+    JournalHelp,
+    JournalRate,
+    JournalUpdate,
+    PrintDocuments,
+    Selection,
+    Session,
+    Show,
+    Speak,
+    StopSpeech,
+    View,
+)
+from flows.tokens import Signer
+from kiosk import printing
+from kiosk.i18n import Translator
+from kiosk.present import spoken_texts
+
+log = logging.getLogger("kiosk.runtime")
+
+HEARTBEAT_S = 5.0
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """Something the resident did on the screen."""
+
+    name: str  # start, pick, back, confirm, rate, skip_rating, cancel, help, touch, extend,
+    # lang, elder
+    arg: Any = None
+
+
+@dataclass(frozen=True, slots=True)
+class PrintDone:
+    txn_id: str
+    outcome: PrintOutcome
+    outputs: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HealthUpdate:
+    devices: tuple[DeviceHealth, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogOffer:
+    catalog: Catalog
+
+
+@dataclass(frozen=True, slots=True)
+class PreviewDone:
+    """The documents of a selection were built (``preview``) or could not be (``error_key``)."""
+
+    txn_id: str
+    preview: Preview | None = None
+    document: documents.Document | None = None
+    error_key: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """What the preview screen shows: a rendered page (PNG) or the lines of a slip."""
+
+    png: bytes | None = None
+    lines: tuple[str, ...] = ()
+    pages: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """Everything a screen needs, handed to the app after each change."""
+
+    view: View
+    preview: Preview | None = None
+    help_shown: bool = False
+    unavailable: dict[str, str] = field(default_factory=dict)
+    health: dict[str, DeviceHealth] = field(default_factory=dict)
+
+
+@dataclass
+class Devices:
+    id_reader: IdentityReader
+    a4_printer: A4Printer
+    thermal_printer: ThermalPrinter
+    speech: Speech
+    providers: dict[str, DocumentProvider] = field(default_factory=dict)
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    smartcard_reader: IdentityReader | None = None
+
+    def readers(self) -> list[IdentityReader]:
+        return [self.id_reader] + ([self.smartcard_reader] if self.smartcard_reader else [])
+
+    def all(self) -> list[IdentityReader | A4Printer | ThermalPrinter | Speech | DocumentProvider]:
+        return [
+            *self.readers(),
+            self.a4_printer,
+            self.thermal_printer,
+            self.speech,
+            *self.providers.values(),
+        ]
+
+
+class Runtime:
+    def __init__(
+        self,
+        *,
+        catalog: Catalog,
+        devices: Devices,
+        journal: Journal,
+        translator: Translator,
+        font: Path,
+        secret: bytes,
+        signer: Signer | None = None,
+        lang: str = "zh",
+        elder: bool = False,
+        clock: Callable[[], float] = time.monotonic,
+        health_interval_s: float = 5.0,
+        print_deadline_s: float = 90.0,
+    ) -> None:
+        self.devices = devices
+        self.journal = journal
+        self.tr = translator
+        self.font = font
+        self._secret = secret
+        self._signer = signer
+        self.session = Session(catalog, clock=clock, lang=lang, elder=elder)
+        self.queue: queue.Queue[
+            Intent | DeviceEvent | PrintDone | HealthUpdate | PreviewDone | CatalogOffer
+        ] = queue.Queue()
+        self.on_frame: Callable[[Frame], None] = lambda frame: None
+        self._preview: Preview | None = None
+        self._document: documents.Document | None = None
+        self._help_shown = False
+        self._health: dict[str, DeviceHealth] = {}
+        self._health_interval_s = health_interval_s
+        self._print_deadline_s = print_deadline_s
+        self._stop = threading.Event()
+        self._refresh_health = threading.Event()
+        self._health_thread: threading.Thread | None = None
+        self._ticket_number = 0
+        self._provider_deadline_s = 15.0
+        self.now: Callable[[], dt.datetime] = dt.datetime.now
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        documents.register_font(self.font)
+        threading.Thread(  # settle the print jobs a crash may have left open
+            target=printing.recover,
+            args=(self.journal, self.devices.a4_printer),
+            name="print-recovery",
+            daemon=True,
+        ).start()
+        for reader in self.devices.readers():
+            reader.start(self.queue.put)
+        self._health_thread = threading.Thread(target=self._health_loop, name="health", daemon=True)
+        self._health_thread.start()
+        self._render()
+        self._execute([Speak("prompt.home")])
+        self.devices.speech.prewarm(spoken_texts(self.catalog, self.tr))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._refresh_health.set()
+        for closer in (
+            *(reader.stop for reader in self.devices.readers()),
+            self.devices.speech.close,
+            *self.devices.closers,
+        ):
+            try:
+                closer()
+            except Exception:
+                log.exception("closing a device failed")
+        if self._health_thread is not None:
+            self._health_thread.join(timeout=5)
+
+    @property
+    def catalog(self) -> Catalog:
+        """The catalog in force: a new one takes over only between sessions."""
+        return self.session.catalog
+
+    def offer_catalog(self, catalog: Catalog) -> None:
+        """Any thread: a new verified catalog; the session applies it when it is idle."""
+        self.queue.put(CatalogOffer(catalog))
+
+    def post(self, intent: Intent) -> None:
+        """Called by the screen (any thread): the resident did something."""
+        self.queue.put(intent)
+
+    def heartbeat(self) -> None:
+        """Called from the UI clock: proves to the agent that the UI is not frozen."""
+        self.journal.touch_ui_heartbeat()
+
+    # --- the one thread that changes the session -------------------------------------------
+
+    def pump(self, max_items: int = 50) -> int:
+        """Handle queued items and clock ticks; returns how many items were handled."""
+        handled = 0
+        if self.devices.speech.busy():
+            self.session.on_activity()  # listening to a long prompt is not idling
+        effects: list[Effect] = list(self.session.on_tick())
+        while handled < max_items:
+            try:
+                item = self.queue.get_nowait()
+            except queue.Empty:
+                break
+            handled += 1
+            try:
+                effects += self._handle(item)
+            except Exception:
+                log.exception("handling %s failed", type(item).__name__)
+        if effects:
+            self._execute(effects)  # renders too
+        elif handled:
+            self._render()  # something changed without effects (a preview arrived, health)
+        return handled
+
+    def _handle(
+        self, item: Intent | DeviceEvent | PrintDone | HealthUpdate | PreviewDone | CatalogOffer
+    ) -> list[Effect]:
+        s = self.session
+        if isinstance(item, Intent):
+            return self._intent(item)
+        if isinstance(item, CardInserted):
+            return s.on_card_inserted()
+        if isinstance(item, CatalogOffer):
+            applied = s.offer_catalog(item.catalog)
+            log.info(
+                "catalog version %d %s",
+                item.catalog.version,
+                "applied" if applied else "waits for the end of the session",
+            )
+            return []
+        if isinstance(item, PreviewDone):
+            if item.txn_id != s.txn_id:
+                return []  # a preview for a session that is gone
+            if item.error_key:
+                return s.on_fetch_failed(item.error_key)
+            self._preview, self._document = item.preview, item.document
+            return s.on_preview_ready()
+        if isinstance(item, IdentityRead):
+            return s.on_identity(item.identity)
+        if isinstance(item, CardRemoved):
+            return s.on_card_removed()
+        if isinstance(item, DeviceFault):
+            log.warning("device fault on %s: %s", item.device, item.translation_key)
+            return s.on_card_fault(item.translation_key)
+        if isinstance(item, PrintDone):
+            if item.txn_id != s.txn_id or s.state != "printing":
+                log.error("print result for a session that is gone")
+                return []
+            return s.on_printed(item.outcome, item.outputs)
+        if isinstance(item, HealthUpdate):
+            return self._apply_health(item.devices)
+        if isinstance(item, ReaderConnected | ReaderDisconnected):
+            self._refresh_health.set()  # do not wait for the next round to update the services
+        return []  # card inserted: the identity follows
+
+    def _intent(self, intent: Intent) -> list[Effect]:
+        s = self.session
+        self.devices.speech.stop()  # a touch interrupts the current prompt
+        name = intent.name
+        if name == "help":
+            self._help_shown = True
+            return s.on_help()
+        if name == "close_help":
+            self._help_shown = False
+            return s.on_touch()
+        if name == "lang":
+            return s.set_lang(str(intent.arg))
+        if name == "elder":
+            return s.set_elder(bool(intent.arg))
+        if name == "pick":
+            return s.on_pick(str(intent.arg))
+        if name == "rate":
+            rating, tags = intent.arg if isinstance(intent.arg, tuple) else (intent.arg, ())
+            return s.on_rate(int(rating), tuple(tags))
+        handler: Callable[[], list[Effect]] = {
+            "start": s.on_start,
+            "skip_identity": s.on_skip_identity,
+            "back": s.on_back,
+            "confirm": s.on_confirm,
+            "skip_rating": s.on_skip_rating,
+            "cancel": s.on_cancel,
+            "touch": s.on_touch,
+            "extend": s.on_extend,
+        }[name]
+        return handler()
+
+    # --- effects -------------------------------------------------------------------------------
+
+    def _execute(self, effects: list[Effect]) -> None:
+        for effect in effects:
+            try:
+                self._effect(effect)
+            except Exception:
+                log.exception("effect %s failed", type(effect).__name__)
+        self._render()
+
+    def _effect(self, effect: Effect) -> None:
+        s = self.session
+        if isinstance(effect, Show):
+            if effect.screen in ("idle", "choose", "out_of_order"):
+                self._preview = None
+                self._document = None
+            if effect.screen == "idle":
+                self._help_shown = False
+        elif isinstance(effect, BuildPreview):
+            self._preview = None
+            self._document = None
+            threading.Thread(
+                target=self._preview_worker, args=(effect,), name="preview", daemon=True
+            ).start()
+        elif isinstance(effect, Speak):
+            text = self.tr(effect.key, s.lang, **effect.params)
+            self.devices.speech.speak(text, lang=s.lang, elder=s.elder)
+        elif isinstance(effect, StopSpeech):
+            self.devices.speech.stop()
+        elif isinstance(effect, PrintDocuments):
+            self._start_printing(effect)
+        elif isinstance(effect, JournalBegin):
+            self.journal.begin_transaction(
+                "", lang=effect.lang, elder=effect.elder, txn_id=effect.txn_id
+            )
+        elif isinstance(effect, JournalUpdate):
+            ih = None
+            if effect.identity is not None:
+                ih = identity_hash(self._secret, effect.identity.id_number)
+            self.journal.update_transaction(effect.txn_id, service=effect.service, identity_hash=ih)
+        elif isinstance(effect, JournalFinish):
+            self.journal.finish_transaction(
+                effect.txn_id,
+                outcome=effect.outcome,
+                outputs=effect.outputs,
+                abandoned_state=effect.abandoned_state,
+                reason=effect.reason,
+            )
+        elif isinstance(effect, JournalRate):
+            self.journal.rate(effect.txn_id, effect.rating, effect.tags)
+        elif isinstance(effect, JournalHelp):
+            self.journal.help_request(screen=effect.screen, txn_id=effect.txn_id)
+
+    def _render(self) -> None:
+        self.on_frame(
+            Frame(
+                view=self.session.view,
+                preview=self._preview,
+                help_shown=self._help_shown,
+                unavailable=self.session.unavailable(),
+                health=dict(self._health),
+            )
+        )
+
+    # --- documents and printing ----------------------------------------------------------------
+
+    def _slip(self, selection: Selection, identity: Identity | None, pages: int) -> Receipt:
+        now = self.now()
+        notice = selection.notice
+        if notice is not None:
+            return documents.materials_notice(catalog=self.catalog, service=notice, issued=now)
+        if Output.A4 in selection.outputs:
+            return documents.service_receipt(
+                catalog=self.catalog,
+                services=selection.services,
+                identity=identity,
+                doc_id=self._document.doc_id if self._document else "-",
+                issued=now,
+                pages=pages,
+            )
+        self._ticket_number += 1
+        return documents.queue_ticket(
+            catalog=self.catalog,
+            service=selection.services[0],
+            number=self._ticket_number,
+            issued=now,
+        )
+
+    def _preview_worker(self, effect: BuildPreview) -> None:
+        """Fetch the records and build the documents off the UI thread; post the result."""
+        selection, identity = effect.selection, effect.identity
+        try:
+            a4 = [s for s in selection.services if Output.A4 in s.outputs]
+            if not a4:
+                slip = self._slip(selection, identity, 0)
+                preview = Preview(lines=tuple(line.text for line in slip.lines))
+                self.queue.put(PreviewDone(effect.txn_id, preview))
+                return
+            if identity is None:
+                raise documents.DocumentError("certificates need an identity")
+            records = [
+                self._provider(s).fetch(s.code, identity, deadline_s=self._provider_deadline_s)
+                for s in a4
+            ]
+            document = documents.record_certificates(
+                records,
+                catalog=self.catalog,
+                txn_id=effect.txn_id,
+                issued=self.now(),
+                font=self.font,
+                signer=self._signer,
+            )
+            preview = Preview(png=render_page(document.pdf), pages=document.pages)
+            self.queue.put(PreviewDone(effect.txn_id, preview, document))
+        except KioskError as err:
+            log.warning("preview of %s failed: %s", selection.code, type(err).__name__)
+            self.queue.put(PreviewDone(effect.txn_id, error_key=err.translation_key))
+        except Exception:
+            log.exception("preview of %s failed", selection.code)
+            self.queue.put(PreviewDone(effect.txn_id, error_key="error.document"))
+
+    def _provider(self, service: Service) -> DocumentProvider:
+        provider = self.devices.providers.get(service.provider)
+        if provider is None:
+            raise documents.DocumentError(f"no provider {service.provider!r} is configured")
+        return provider
+
+    def _start_printing(self, effect: PrintDocuments) -> None:
+        document = self._document
+        pages = document.pages if document else 0
+        receipt = self._slip(effect.selection, effect.identity, pages)
+        worker = threading.Thread(
+            target=self._print_worker,
+            args=(effect.txn_id, effect.selection, document, receipt),
+            name="print",
+            daemon=True,
+        )
+        worker.start()
+
+    def _print_worker(
+        self,
+        txn_id: str,
+        selection: Selection,
+        document: documents.Document | None,
+        receipt: Receipt,
+    ) -> None:
+        outputs: list[str] = []
+        outcome = PrintOutcome(JobState.COMPLETED)
+        try:
+            if Output.A4 in selection.outputs and document is not None:
+                outcome = printing.print_a4_once(
+                    self.journal,
+                    self.devices.a4_printer,
+                    key=f"{document.doc_id}:a4",
+                    txn_id=txn_id,
+                    pdf=document.pdf,
+                    title=document.doc_id,
+                    deadline_s=self._print_deadline_s,
+                )
+                if outcome.ok:
+                    outputs.append("a4")
+            if outcome.ok and Output.THERMAL in selection.outputs:
+                outcome = printing.print_slip_once(
+                    self.journal,
+                    self.devices.thermal_printer,
+                    key=f"{txn_id}:thermal",
+                    txn_id=txn_id,
+                    receipt=receipt,
+                    deadline_s=20.0,
+                )
+                if outcome.ok:
+                    outputs.append("thermal")
+        except Exception as err:  # a driver must not take the session down with it
+            log.exception("printing failed")
+            outcome = PrintOutcome(
+                JobState.FAILED,
+                translation_key=getattr(err, "translation_key", "error.print_failed"),
+            )
+        self.queue.put(PrintDone(txn_id, outcome, tuple(outputs)))
+
+    # --- health --------------------------------------------------------------------------------
+
+    def _health_loop(self) -> None:
+        while not self._stop.is_set():
+            reports: list[DeviceHealth] = []
+            for device in self.devices.all():
+                try:
+                    reports.append(device.health())
+                except Exception:
+                    log.exception("health of %s failed", getattr(device, "name", "?"))
+            self.queue.put(HealthUpdate(tuple(reports)))
+            try:
+                self.journal.put_health([h.as_dict() for h in reports])
+            except Exception:
+                log.exception("writing health failed")
+            self._refresh_health.wait(self._health_interval_s)
+            self._refresh_health.clear()
+
+    def _apply_health(self, reports: tuple[DeviceHealth, ...]) -> list[Effect]:
+        self._health = {h.device if h.kind == "provider" else h.kind: h for h in reports}
+        unavailable: dict[str, str] = {}
+        for service in self.catalog.enabled_services():
+            reason = self._unavailable_reason(service)
+            if reason:
+                unavailable[service.code] = reason
+        if unavailable == self.session.unavailable():
+            return []
+        effects = self.session.set_unavailable(unavailable)
+        self._render()
+        return effects
+
+    def _unavailable_reason(self, service: Service) -> str:
+        now = self.now()
+        if service.hours and not within(service.hours, now.hour * 60 + now.minute):
+            return "unavailable.hours"
+        provider = self.devices.providers.get(service.provider)
+        if service.provider != "none":
+            if provider is None:
+                return "unavailable.provider"
+            health = self._health.get(provider.name)
+            if health is not None and health.state in (DeviceState.FAULT, DeviceState.OFFLINE):
+                return "unavailable.provider"
+        needs: list[str] = []
+        if service.identity is IdentityKind.ID_CARD:
+            needs.append("id_reader")
+        if service.identity is IdentityKind.SMART_CARD:
+            needs.append("smartcard_reader")
+        if Output.A4 in service.outputs:
+            needs.append("a4_printer")
+        if Output.THERMAL in service.outputs:
+            needs.append("thermal_printer")
+        for kind in needs:
+            health = self._health.get(kind)
+            # a named problem makes a service unavailable; "unknown" (not yet answered) does not:
+            # the driver checks again before it prints and the resident is told if it fails
+            if health is not None and health.state in (DeviceState.FAULT, DeviceState.OFFLINE):
+                return f"unavailable.{kind}"
+        return ""
+
+
+def render_page(pdf: bytes, *, scale: float = 1.4) -> bytes:
+    """The first page of a PDF as PNG bytes: the preview shows exactly what prints."""
+    import io
+
+    import pypdfium2
+
+    doc = pypdfium2.PdfDocument(pdf)
+    try:
+        page = doc[0]
+        image = page.render(scale=scale).to_pil()
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        return out.getvalue()
+    finally:
+        doc.close()
+
+
+def load_secret(path: Path) -> bytes:
+    """The station's key for identity hashes, created on first start and kept private."""
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(key)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return key

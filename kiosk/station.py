@@ -1,0 +1,77 @@
+"""The composition root: from a configuration to a running station (runtime, devices, app)."""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assets import ASSETS_DIR
+from flows.catalog import Catalog, load_catalog
+from flows.journal import Journal
+from flows.tokens import Signer
+from kiosk.config import Config
+from kiosk.fonts import find_cjk_font
+from kiosk.i18n import Translator
+from kiosk.runtime import Runtime, load_secret
+
+DEMO_CATALOG = ASSETS_DIR / "catalog" / "demo.toml"
+
+
+def setup_logging(state_dir: Path, *, level: int = logging.INFO) -> Path:
+    """Log to a rotating file in the state directory (and nowhere personal data could go)."""
+    log_dir = state_dir / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / "kiosk.log"
+    handler = logging.handlers.RotatingFileHandler(
+        path, maxBytes=5_000_000, backupCount=5, encoding="utf-8"
+    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(level)
+    return path
+
+
+def active_catalog(config: Config) -> Catalog:
+    return load_catalog(Path(config.station.catalog) if config.station.catalog else DEMO_CATALOG)
+
+
+@dataclass
+class Station:
+    config: Config
+    runtime: Runtime
+    simulate: Callable[[str], None] | None
+    font: Path
+
+    def build_app(self) -> Any:
+        from kiosk.app import build_app
+
+        return build_app(self.runtime, self.config, font=self.font, simulate=self.simulate)
+
+
+def create_station(config: Config, *, strict_translations: bool = False) -> Station:
+    """Everything but the window: call ``kiosk.app.configure_kivy`` before ``build_app``."""
+    from kiosk.devices import build_devices
+
+    state_dir = config.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    catalog = active_catalog(config)
+    font = find_cjk_font()
+    journal = Journal(state_dir / "journal.sqlite3")
+    devices, simulate = build_devices(config, state_dir)
+    runtime = Runtime(
+        catalog=catalog,
+        devices=devices,
+        journal=journal,
+        translator=Translator(strict=strict_translations),
+        font=font,
+        secret=load_secret(state_dir / "identity.key"),
+        signer=Signer.load_or_create(state_dir / "document-signing.key"),
+        lang=config.station.lang,
+        elder=config.station.elder_default,
+    )
+    return Station(config=config, runtime=runtime, simulate=simulate, font=font)

@@ -1,0 +1,91 @@
+"""Documents: the certificate PDF has extractable Chinese text and renders to a non-blank page."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import subprocess
+from pathlib import Path
+
+from PIL import Image
+
+from flows.catalog import load_catalog
+from flows.documents import materials_notice, record_certificates, service_receipt
+from flows.models import CardType, Identity, Record, RecordTable
+
+ROOT = Path(__file__).resolve().parents[2]
+CATALOG = load_catalog(ROOT / "assets" / "catalog" / "demo.toml")
+FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+PERSON = Identity(CardType.RESIDENT, name="王小明", id_number="11010519491231002X")
+ISSUED = dt.datetime(2026, 11, 23, 2, 15)
+
+
+RECORD = Record(
+    service="social_insurance_certificate",
+    title_zh="社会保险参保证明",
+    title_en="Social Insurance Participation Certificate",
+    fields=(("姓名 Name", PERSON.name), ("公民身份号码 ID number", PERSON.id_number)),
+    table=RecordTable("缴费明细", ("年月 Month", "个人缴费 Personal"), (("2026-10", "447.68"),)),
+)
+
+
+def test_certificate_text_extracts_and_page_renders(tmp_path: Path) -> None:
+    doc = record_certificates([RECORD], catalog=CATALOG, txn_id="t-1", issued=ISSUED, font=FONT)
+    pdf = tmp_path / "c.pdf"
+    pdf.write_bytes(doc.pdf)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    for expected in ("社会保险参保证明", "王小明", "11010519491231002X", doc.doc_id, "2026-10"):
+        assert expected in text
+    subprocess.run(["pdftoppm", "-png", "-r", "40", str(pdf), str(tmp_path / "p")], check=True)
+    [page] = sorted(tmp_path.glob("p*.png"))
+    image = Image.open(page).convert("L")
+    low, high = image.getextrema()
+    assert high - low > 200  # black text on white paper, not a blank page
+
+
+def test_a_bundle_prints_one_page_per_record(tmp_path: Path) -> None:
+    other = Record(
+        "retirement_status",
+        "养老金领取资格认证状态",
+        "Pension Entitlement Check",
+        (("领取状态 Status", "正常领取"),),
+    )
+    doc = record_certificates(
+        [RECORD, other], catalog=CATALOG, txn_id="t-2", issued=ISSUED, font=FONT
+    )
+    assert doc.pages == 2
+    pdf = tmp_path / "b.pdf"
+    pdf.write_bytes(doc.pdf)
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True)
+    assert re.search(r"^Pages:\s+2$", info.stdout, re.M), info.stdout
+    text = subprocess.run(
+        ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert f"{doc.doc_id}-1" in text and f"{doc.doc_id}-2" in text
+
+
+def test_receipt_masks_the_resident() -> None:
+    service = CATALOG.service("social_insurance_certificate")
+    receipt = service_receipt(
+        catalog=CATALOG,
+        services=(service,),
+        identity=PERSON,
+        doc_id="SO1",
+        issued=ISSUED,
+        pages=1,
+    )
+    text = "\n".join(line.text for line in receipt.lines)
+    assert "王**" in text and "王小明" not in text and "11010519491231002X" not in text
+    assert service.name.zh in text and receipt.qr == "KIOSK-DOC:SO1"
+
+
+def test_materials_notice_lists_every_item() -> None:
+    service = CATALOG.service("disability_certificate_checklist")
+    receipt = materials_notice(catalog=CATALOG, service=service, issued=ISSUED)
+    text = "\n".join(line.text for line in receipt.lines)
+    assert service.notice is not None
+    for item in service.notice.materials:
+        assert item.name.zh in text
+    assert "3份" in text and service.notice.place.zh in text and service.notice.fees.zh in text

@@ -1,0 +1,297 @@
+"""The session state chart, driven without a screen or a device, with a fake clock."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from statemachine.exceptions import TransitionNotAllowed
+
+from flows.catalog import load_catalog
+from flows.models import CardType, Identity, JobState, PrintOutcome
+from flows.session import (
+    TIMEOUTS_S,
+    WARN_BEFORE_S,
+    BuildPreview,
+    JournalBegin,
+    JournalFinish,
+    JournalRate,
+    JournalUpdate,
+    PrintDocuments,
+    Session,
+    Show,
+    Speak,
+)
+
+CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "assets" / "catalog" / "demo.toml")
+PERSON = Identity(CardType.RESIDENT, name="王小明", id_number="11010519491231002X")
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def session(clock: FakeClock) -> Session:
+    return Session(CATALOG, clock=clock)
+
+
+def shows(effects: list[object]) -> list[str]:
+    return [e.screen for e in effects if isinstance(e, Show)]
+
+
+def to_preview(session: Session, code: str = "social_insurance_certificate") -> None:
+    session.on_start()
+    session.on_identity(PERSON)
+    session.on_pick(code)
+    session.on_preview_ready()
+
+
+def test_happy_path_emits_effects_in_order(session: Session) -> None:
+    effects = session.on_start()
+    assert isinstance(effects[0], JournalBegin)
+    assert shows(effects) == ["identify"]
+    assert Speak("prompt.identify") in effects
+
+    effects = session.on_identity(PERSON)
+    assert shows(effects) == ["choose"]
+    assert session.view.masked_name == "王**"
+    assert session.view.masked_id_number == "1101**********002X"
+    update = next(e for e in effects if isinstance(e, JournalUpdate))
+    assert update.identity is PERSON
+
+    effects = session.on_pick("social_insurance_certificate")
+    assert shows(effects) == ["preview"]
+    build = next(e for e in effects if isinstance(e, BuildPreview))
+    assert build.identity is PERSON and build.selection.code == "social_insurance_certificate"
+    assert session.on_confirm() == []  # nothing to print until the preview is built
+    session.on_preview_ready()
+
+    effects = session.on_confirm()
+    assert shows(effects) == ["printing"]
+    job = next(e for e in effects if isinstance(e, PrintDocuments))
+    assert job.identity is PERSON and job.selection.code == "social_insurance_certificate"
+
+    effects = session.on_printed(PrintOutcome(JobState.COMPLETED), ("a4", "thermal"))
+    finish = next(e for e in effects if isinstance(e, JournalFinish))
+    assert finish.outcome == "completed" and finish.outputs == ("a4", "thermal")
+    assert shows(effects) == ["rate"]
+
+    effects = session.on_rate(5)
+    assert JournalRate(finish.txn_id, 5, ()) in effects
+    assert session.state == "idle"
+    assert session.identity is None
+
+
+def test_failed_print_is_recorded_and_spoken(session: Session) -> None:
+    to_preview(session)
+    session.on_confirm()
+    outcome = PrintOutcome(JobState.FAILED, translation_key="error.a4.paper_out")
+    effects = session.on_printed(outcome, ())
+    finish = next(e for e in effects if isinstance(e, JournalFinish))
+    assert finish.outcome == "failed" and finish.reason == "error.a4.paper_out"
+    assert Speak("error.a4.paper_out") in effects
+    assert session.view.print_ok is False
+    assert session.view.print_error_key == "error.a4.paper_out"
+
+
+@pytest.mark.parametrize("state", ["identify", "choose", "preview", "notice"])
+def test_cancel_from_anywhere_wipes_identity_and_records_where(
+    session: Session, state: str
+) -> None:
+    session.on_start()
+    if state != "identify":
+        session.on_identity(PERSON)
+    if state == "preview":
+        session.on_pick("queue_ticket")
+    if state == "notice":
+        session.on_pick("disability_certificate_checklist")
+    assert session.state == state
+    effects = session.on_cancel()
+    finish = next(e for e in effects if isinstance(e, JournalFinish))
+    assert (finish.outcome, finish.abandoned_state, finish.reason) == ("abandoned", state, "cancel")
+    assert session.state == "idle" and session.identity is None
+    assert session.view.masked_name == ""
+
+
+def test_card_removed_ends_session_before_printing(session: Session) -> None:
+    to_preview(session)
+    effects = session.on_card_removed()
+    finish = next(e for e in effects if isinstance(e, JournalFinish))
+    assert finish.reason == "card_removed" and finish.abandoned_state == "preview"
+    assert session.identity is None and session.state == "idle"
+
+
+def test_card_removed_while_printing_does_not_stop_the_paper(session: Session) -> None:
+    to_preview(session)
+    session.on_confirm()
+    assert session.on_card_removed() == []
+    assert session.state == "printing"
+
+
+def test_card_left_on_the_reader_is_spoken_about_at_the_end(session: Session) -> None:
+    to_preview(session)
+    session.on_confirm()
+    session.on_printed(PrintOutcome(JobState.COMPLETED), ("a4", "thermal"))
+    effects = session.on_rate(4, ("slow",))
+    assert Speak("prompt.take_card") in effects
+    session.on_card_removed()
+    session.on_start()
+    assert Speak("prompt.take_card") not in session.on_cancel()
+
+
+def test_notice_flow_needs_no_card_and_prints_the_notice(session: Session) -> None:
+    session.on_start()
+    session.on_skip_identity()
+    view = session.view
+    offers = {o.selection.code: o for o in view.offers}
+    assert offers["disability_certificate_checklist"].available
+    assert not offers["social_insurance_certificate"].available
+    assert offers["social_insurance_certificate"].reason == "unavailable.needs_id"
+    with pytest.raises(KeyError):
+        session.on_pick("social_insurance_certificate")
+    effects = session.on_pick("disability_certificate_checklist")
+    assert shows(effects) == ["notice"] and not any(isinstance(e, BuildPreview) for e in effects)
+    effects = session.on_confirm()
+    job = next(e for e in effects if isinstance(e, PrintDocuments))
+    assert job.identity is None and job.selection.notice is not None
+
+
+def test_a_bundle_is_one_selection_with_one_confirmation(session: Session) -> None:
+    to_preview(session, "retirement_bundle")
+    selection = session.view.selection
+    assert selection is not None and selection.is_bundle and len(selection.services) == 3
+    job = next(e for e in session.on_confirm() if isinstance(e, PrintDocuments))
+    assert [s.code for s in job.selection.services] == [
+        "social_insurance_certificate",
+        "medical_insurance_record",
+        "retirement_status",
+    ]
+
+
+def test_a_bundle_is_unavailable_when_one_of_its_services_is(session: Session) -> None:
+    session.set_unavailable({"retirement_status": "unavailable.provider"})
+    offers = {o.selection.code: o for o in session.view.offers}
+    assert not offers["retirement_bundle"].available
+    assert offers["retirement_bundle"].reason == "unavailable.provider"
+
+
+def test_failed_fetch_goes_back_to_choose_and_says_why(session: Session) -> None:
+    session.on_start()
+    session.on_identity(PERSON)
+    session.on_pick("personal_tax_record")
+    effects = session.on_fetch_failed("error.provider.unavailable")
+    assert session.state == "choose" and Speak("error.provider.unavailable") in effects
+    assert session.on_preview_ready() == []  # a late preview is ignored
+
+
+def test_out_of_order_when_nothing_can_be_served(session: Session) -> None:
+    everything = {s.code: "unavailable.thermal_printer" for s in CATALOG.enabled_services()}
+    effects = session.set_unavailable(everything)
+    assert shows(effects) == ["out_of_order"] and session.state == "out_of_order"
+    with pytest.raises(TransitionNotAllowed):
+        session.on_start()
+    partly = dict(everything)
+    del partly["queue_ticket"]
+    assert shows(session.set_unavailable(partly)) == ["idle"]
+
+
+def test_identity_outside_identify_is_dropped(session: Session) -> None:
+    assert session.on_identity(PERSON) == []
+    assert session.identity is None
+
+
+def test_timeout_warns_then_ends_and_elder_mode_doubles_it(clock: FakeClock) -> None:
+    for elder, factor in ((False, 1), (True, 2)):
+        session = Session(CATALOG, clock=clock, elder=elder)
+        session.on_start()
+        limit = TIMEOUTS_S["identify"] * factor
+        warn = WARN_BEFORE_S * factor
+        clock.now += limit - warn - 1
+        assert session.on_tick() == []
+        clock.now += 1
+        assert session.on_tick() == [Speak("prompt.still_there")]
+        assert session.view.warning
+        clock.now += warn
+        effects = session.on_tick()
+        finish = next(e for e in effects if isinstance(e, JournalFinish))
+        assert finish.reason == "timeout" and finish.abandoned_state == "identify"
+        assert session.state == "idle"
+
+
+def test_extend_postpones_the_timeout_many_times(session: Session, clock: FakeClock) -> None:
+    session.on_start()
+    for _ in range(12):
+        clock.now += TIMEOUTS_S["identify"] - 1
+        session.on_tick()
+        session.on_extend()
+        assert not session.view.warning
+    assert session.state == "identify"
+
+
+def test_stray_events_are_errors(session: Session) -> None:
+    with pytest.raises(TransitionNotAllowed):
+        session.on_confirm()
+    with pytest.raises(TransitionNotAllowed):
+        session.on_rate(3)
+
+
+def test_unavailable_services_cannot_be_picked(session: Session) -> None:
+    session.set_unavailable({"social_insurance_certificate": "unavailable.a4_printer"})
+    session.on_start()
+    session.on_identity(PERSON)
+    codes = [s.code for s in session.view.services]
+    assert "social_insurance_certificate" not in codes and "queue_ticket" in codes
+    assert not {o.selection.code: o for o in session.view.offers}["retirement_bundle"].available
+    with pytest.raises(KeyError):
+        session.on_pick("social_insurance_certificate")
+
+
+def test_language_and_elder_reset_after_the_session(session: Session) -> None:
+    session.on_start()
+    session.set_lang("en")
+    session.set_elder(True)
+    assert session.view.lang == "en" and session.view.elder
+    session.on_cancel()
+    assert session.view.lang == "zh" and not session.view.elder
+
+
+def test_a_new_catalog_waits_for_the_end_of_the_session(session: Session) -> None:
+    smaller = CATALOG.model_copy(
+        update={"services": [CATALOG.service("queue_ticket")], "bundles": []}
+    )
+    session.on_start()
+    session.on_identity(PERSON)
+    assert session.offer_catalog(smaller) is False
+    assert len(session.view.offers) == 13  # the resident keeps what they saw
+    session.on_cancel()
+    assert [o.selection.code for o in session.view.offers] == ["queue_ticket"]
+    assert session.offer_catalog(CATALOG) is True  # between sessions: at once
+    assert len(session.view.offers) == 13
+
+
+def test_activity_postpones_the_timeout(session: Session, clock: FakeClock) -> None:
+    session.on_start()
+    for _ in range(5):  # a long prompt being listened to, a card being read
+        clock.now += TIMEOUTS_S["identify"] - 5
+        session.on_activity()
+        session.on_tick()
+    assert session.state == "identify"
+
+
+def test_a_failed_card_read_asks_to_place_the_card_again(session: Session) -> None:
+    session.on_start()
+    effects = session.on_card_fault("error.sam.read_failed")
+    assert effects == [Speak("error.sam.read_failed")] and session.state == "identify"
+    assert session.identity is None
+    session.on_identity(PERSON)
+    assert session.on_card_fault("error.sam.read_failed") == []  # not wanted outside identify

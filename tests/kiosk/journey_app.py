@@ -1,0 +1,218 @@
+"""Runs the real kiosk app and walks one resident's journey with touches (used by test_journey).
+
+Started as a subprocess on the test's Xvfb display, so that Kivy's one-app-per-process state never
+leaks between tests. It prints ``AT <screen>`` lines on stdout; the test acts as the resident's
+hands on the devices (placing and taking away the card on the simulated reader) when it reads
+them. Exit code 0 means the journey completed; screenshots of every screen go to ``--artifacts``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from kiosk.app import configure_kivy
+from kiosk.config import load_config
+from kiosk.station import create_station, setup_logging
+
+
+class Journey:
+    def __init__(self, app: Any, artifacts: Path, lang: str, scenario: str) -> None:
+        self.app = app
+        self.artifacts = artifacts
+        self.lang = lang
+        self.scenario = scenario
+        self.ok = False
+        self.error = ""
+        self._steps: Iterator[None] | None = None
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def screen(self) -> Any:
+        return self.app.manager.current_screen
+
+    def tap(self, widget: Any) -> None:
+        from kivy.tests.common import UnitTestTouch
+
+        x, y = widget.to_window(*widget.center)
+        touch = UnitTestTouch(x, y)
+        touch.touch_down()
+        touch.touch_up()
+
+    def shot(self, name: str) -> None:
+        from kivy.core.window import Window
+
+        path = Path(Window.screenshot(name=str(self.artifacts / f"{name}.png")))
+        path.rename(self.artifacts / f"{name}.png")
+
+    def wait(self, cond: Callable[[], bool], timeout: float, what: str) -> Iterator[None]:
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"waited {timeout:.0f}s for {what}")
+            yield
+        for _ in range(6):  # let a few frames render before a screenshot
+            yield
+
+    def wait_screen(self, name: str, timeout: float = 20.0) -> Iterator[None]:
+        yield from self.wait(lambda: self.app.manager.current == name, timeout, f"screen {name}")
+        print(f"AT {name}", flush=True)
+
+    def service_button(self, code: str) -> Any:
+        for child in self.screen().ids.grid.children:
+            if getattr(child, "service_code", None) == code:
+                return child
+        raise LookupError(code)
+
+    def find_service(self, code: str) -> Iterator[None]:
+        """Turn the pages of the choose screen until the service's button shows."""
+        screen = self.screen()
+        for _ in range(int(screen.pages) + 1):
+            if any(getattr(c, "service_code", None) == code for c in screen.ids.grid.children):
+                return
+            self.tap(screen.ids.next_page)
+            for _ in range(3):
+                yield
+        raise LookupError(code)
+
+    def top_bar(self) -> Any:
+        return self.screen().children[0].children[-1]
+
+    # --- the journey ---------------------------------------------------------------------------
+
+    def script(self) -> Iterator[None]:
+        yield from {
+            "certificate": self.certificate,
+            "notice": self.notice,
+            "bundle": self.bundle,
+            "out_of_order": self.out_of_order,
+        }[self.scenario]()
+
+    def notice(self) -> Iterator[None]:
+        """A resident without an ID card takes a materials checklist home."""
+        yield from self.wait_screen("idle")
+        self.tap(self.screen().ids.start_button)
+        yield from self.wait_screen("identify")
+        self.tap(self.screen().ids.no_card_button)
+        yield from self.wait_screen("choose")
+        self.shot("notice-1-choose-no-card")
+        yield from self.find_service("disability_certificate_checklist")
+        self.tap(self.service_button("disability_certificate_checklist"))
+        yield from self.wait_screen("notice")
+        self.shot("notice-2-notice")
+        self.tap(self.screen().ids.print_button)
+        yield from self.wait_screen("rate", timeout=60)
+        self.tap(self.screen().ids.skip_button)
+        yield from self.wait_screen("idle")
+        self.ok = True
+
+    def bundle(self) -> Iterator[None]:
+        """An elder in elder mode retires: three documents with one card read, one confirmation."""
+        yield from self.wait_screen("idle")
+        self.tap(self.top_bar().ids.elder_button)
+        yield from self.wait(lambda: self.app.vm.elder, 5, "elder mode")
+        self.shot("bundle-1-home-elder")
+        self.tap(self.screen().ids.start_button)
+        yield from self.wait_screen("identify")
+        self.shot("bundle-2-identify-elder")
+        yield from self.wait_screen("choose", timeout=30)
+        self.shot("bundle-3-choose-elder")
+        self.tap(self.service_button("retirement_bundle"))
+        yield from self.wait_screen("preview")
+        yield from self.wait(lambda: self.app.vm.preview_ready, 15, "preview")
+        self.shot("bundle-4-preview-elder")
+        self.tap(self.screen().ids.print_button)
+        yield from self.wait_screen("rate", timeout=120)
+        for widget in self.screen().walk():
+            if getattr(widget, "tag", "") == "slow":
+                self.tap(widget)
+        yield from self.wait(lambda: self.app.vm.rate_tags == ["slow"], 5, "tag")
+        self.shot("bundle-5-rate-elder")
+        self.tap(self.screen().ids.rate4)
+        yield from self.wait_screen("idle")
+        self.ok = True
+
+    def out_of_order(self) -> Iterator[None]:
+        """Both printers fail: the terminal says it is out of service, then recovers."""
+        yield from self.wait_screen("out_of_order", timeout=30)
+        self.shot("out-of-order")
+        yield from self.wait_screen("idle", timeout=30)
+        self.shot("back-in-service")
+        self.ok = True
+
+    def certificate(self) -> Iterator[None]:
+        suffix = f"-{self.lang}"
+        yield from self.wait_screen("idle")
+        if self.lang != self.app.vm.lang:
+            self.tap(self.top_bar().ids.lang_button)
+            yield from self.wait(lambda: self.app.vm.lang == self.lang, 5, "language switch")
+        self.shot(f"01-home{suffix}")
+        self.tap(self.screen().ids.start_button)
+        yield from self.wait_screen("identify")
+        self.shot(f"02-identify{suffix}")
+        yield from self.wait_screen("choose", timeout=30)
+        self.shot(f"03-choose{suffix}")
+        self.tap(self.service_button("social_insurance_certificate"))
+        yield from self.wait_screen("preview")
+        yield from self.wait(lambda: self.app.vm.preview_texture is not None, 10, "preview")
+        self.shot(f"04-preview{suffix}")
+        self.tap(self.screen().ids.print_button)
+        yield from self.wait_screen("printing")
+        self.shot(f"05-printing{suffix}")
+        yield from self.wait_screen("rate", timeout=120)
+        self.shot(f"06-rate{suffix}")
+        self.tap(self.screen().ids.rate5)
+        yield from self.wait_screen("idle")
+        self.shot(f"07-home-again{suffix}")
+        self.ok = True
+
+    def step(self, _dt: float) -> bool:
+        assert self._steps is not None
+        try:
+            next(self._steps)
+        except StopIteration:
+            self.app.stop()
+            return False
+        except Exception as err:
+            self.error = f"{type(err).__name__}: {err}"
+            logging.getLogger("journey").exception("journey failed")
+            self.app.stop()
+            return False
+        return True
+
+    def begin(self, _dt: float) -> None:
+        from kivy.clock import Clock
+
+        self._steps = self.script()
+        Clock.schedule_interval(self.step, 0.1)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--artifacts", required=True)
+    parser.add_argument("--lang", default="zh")
+    parser.add_argument("--scenario", default="certificate")
+    args = parser.parse_args()
+    config = load_config(Path(args.config))
+    setup_logging(config.state_dir, level=logging.DEBUG)
+    configure_kivy(config, config.state_dir / "kivy")
+    station = create_station(config, strict_translations=True)
+    app = station.build_app()
+    journey = Journey(app, Path(args.artifacts), args.lang, args.scenario)
+    from kivy.clock import Clock
+
+    Clock.schedule_once(journey.begin, 0.5)
+    app.run()
+    if not journey.ok:
+        print(f"JOURNEY FAILED: {journey.error}", file=sys.stderr, flush=True)
+    return 0 if journey.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

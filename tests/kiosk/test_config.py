@@ -1,0 +1,59 @@
+"""Configuration: defaults give the simulated station; mistakes name the file, key and rule."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from flows.errors import ConfigError
+from kiosk.config import load_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_are_the_simulated_station() -> None:
+    config = load_config(None)
+    assert config.devices.id_reader == "sim"
+    assert config.devices.a4_printer == "sim" and config.devices.thermal_printer == "sim"
+
+
+def test_documented_example_is_valid_and_equals_the_defaults() -> None:
+    assert load_config(ROOT / "assets" / "config" / "kiosk.example.toml") == load_config(None)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[devices]\nprinter = 'x'\n", "[devices] printer: is not a known key"),
+        ("[devices]\nspeech = 'loud'\n", "[devices] speech: must be one of 'espeak' or 'off'"),
+        ("[devices]\nthermal_printer = 'lpt1'\n", "[devices] thermal_printer: must match"),
+        ("[ui]\nwidth = 10\n", "[ui] width: input should be greater than or equal to 640"),
+        ("[stations]\nid = 'a'\n", "stations: is not a known key"),
+        ("version = 2\n", "version: must be one of 1"),
+        ("[station\n", "is not valid TOML"),
+    ],
+)
+def test_mistakes_name_file_key_and_rule(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "kiosk.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert str(path) in str(err.value)
+    assert message in str(err.value)
+
+
+def test_kiosk_command_stops_with_the_message(tmp_path: Path) -> None:
+    path = tmp_path / "kiosk.toml"
+    path.write_text("[devices]\nid_reader = 'usb'\n")
+    result = subprocess.run(
+        [sys.executable, "-m", "kiosk.cli", "--config", str(path), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert f"{path}: [devices] id_reader: must match" in result.stderr

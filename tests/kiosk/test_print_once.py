@@ -1,0 +1,127 @@
+"""Exactly once: a print job killed between submit and completion is settled after a restart,
+and nothing prints twice (a real cupsd, its printer switched off and on)."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from reportlab.pdfgen.canvas import Canvas
+
+from drivers.cups.printer import CupsPrinter
+from drivers.cups.sandbox import CupsSandbox
+from flows.journal import Journal
+from kiosk import printing
+
+_PRINTING_PROCESS = """
+import sys
+from pathlib import Path
+from drivers.cups.printer import CupsPrinter
+from flows.journal import Journal
+from kiosk import printing
+journal = Journal(Path(sys.argv[1]))
+printer = CupsPrinter(sys.argv[2], server=sys.argv[3])
+print("submitting", flush=True)
+printing.print_a4_once(journal, printer, key="DOC1:a4", txn_id="t1",
+                       pdf=Path(sys.argv[4]).read_bytes(), title="DOC1", deadline_s=600)
+"""
+
+
+@pytest.fixture
+def cups(tmp_path: Path) -> Iterator[CupsSandbox]:
+    box = CupsSandbox(tmp_path / "cups")
+    box.start()
+    yield box
+    box.stop()
+
+
+def pdf_file(path: Path) -> Path:
+    buf = io.BytesIO()
+    c = Canvas(buf)
+    c.drawString(72, 700, "exactly once")
+    c.showPage()
+    c.save()
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def queued_jobs(cups: CupsSandbox) -> int:
+    out = subprocess.run(
+        ["lpstat", "-h", cups.server, "-o", cups.queue], capture_output=True, text=True, check=False
+    ).stdout
+    return len([line for line in out.splitlines() if line.strip()])
+
+
+@pytest.mark.slow
+def test_kill_between_submit_and_completion_prints_once(tmp_path: Path, cups: CupsSandbox) -> None:
+    journal_path = tmp_path / "journal.sqlite3"
+    pdf = pdf_file(tmp_path / "doc.pdf")
+    cups.printer.stop()  # the printer is off: the job waits in CUPS
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            _PRINTING_PROCESS,
+            str(journal_path),
+            cups.queue,
+            cups.server,
+            str(pdf),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "submitting"
+        deadline = time.monotonic() + 20
+        while queued_jobs(cups) == 0:
+            assert time.monotonic() < deadline, "the job never reached CUPS"
+            time.sleep(0.1)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # the kiosk dies mid-print
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+    journal = Journal(journal_path)
+    assert [j["state"] for j in journal.print_jobs()] == ["submitted"]
+    cups.printer.restart()  # the printer comes back; the kiosk restarts and recovers
+    printer = CupsPrinter(cups.queue, server=cups.server)
+    lines = printing.recover(journal, printer, deadline_s=60)
+    assert lines == ["DOC1:a4: completed after the restart"]
+    assert [j["state"] for j in journal.print_jobs()] == ["completed"]
+    # the same job again (a retry after the crash) is refused: nothing prints twice
+    again = printing.print_a4_once(
+        journal,
+        printer,
+        key="DOC1:a4",
+        txn_id="t1",
+        pdf=pdf.read_bytes(),
+        title="DOC1",
+        deadline_s=30,
+    )
+    assert again.reasons == ("duplicate",)
+    time.sleep(1)
+    assert len(cups.printed_files()) == 1
+
+
+def test_a_job_cups_never_received_is_failed_and_reported(
+    tmp_path: Path, cups: CupsSandbox
+) -> None:
+    journal = Journal(tmp_path / "j.sqlite3")
+    assert journal.begin_print("DOC2:a4", txn_id="t2", printer="a4")  # crashed before submit
+    assert journal.begin_print("t2:thermal", txn_id="t2", printer="thermal")
+    printer = CupsPrinter(cups.queue, server=cups.server)
+    lines = printing.recover(journal, printer, deadline_s=10)
+    assert lines == [
+        "DOC2:a4: CUPS never received it; not printed",
+        "t2:thermal: slip interrupted; its fate is unknown",
+    ]
+    alerts = [e.payload for e in journal.pending_events() if e.type == "alert"]
+    assert [a["kind"] for a in alerts] == ["print_failed", "print_unknown"]

@@ -1,0 +1,160 @@
+"""The shell without a screen: real drivers against their simulators, the runtime pumped by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from drivers.cups.printer import CupsPrinter
+from drivers.cups.sandbox import CupsSandbox
+from drivers.escpos.printer import EscposPrinter
+from drivers.escpos.simulator import EscposSimulator
+from drivers.providers.demo import DemoProvider, generate_dataset
+from drivers.sam.cards import DEMO_RESIDENT
+from drivers.sam.reader import SamReader
+from drivers.sam.simulator import SamSimulator
+from flows.catalog import load_catalog
+from flows.journal import Journal
+from kiosk.devices import SpeechOff
+from kiosk.fonts import find_cjk_font
+from kiosk.i18n import Translator
+from kiosk.runtime import Devices, Frame, Intent, Runtime
+from kiosk.station import DEMO_CATALOG
+
+
+@pytest.fixture(scope="module")
+def cups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CupsSandbox]:
+    sandbox = CupsSandbox(tmp_path_factory.mktemp("cups"))
+    sandbox.start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def rig(
+    tmp_path: Path, cups: CupsSandbox
+) -> Iterator[tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]]]:
+    sam = SamSimulator()
+    sam.start()
+    printer = EscposSimulator()
+    printer.start()
+    devices = Devices(
+        SamReader(sam.port, poll_s=0.05),
+        CupsPrinter(cups.queue, server=cups.server),
+        EscposPrinter(printer.url),
+        SpeechOff(),
+        {"demo": DemoProvider(generate_dataset(tmp_path / "demo.sqlite3"))},
+    )
+    runtime = Runtime(
+        catalog=load_catalog(DEMO_CATALOG),
+        devices=devices,
+        journal=Journal(tmp_path / "journal.sqlite3"),
+        translator=Translator(strict=True),
+        font=find_cjk_font(),
+        secret=b"k" * 32,
+        health_interval_s=0.2,
+    )
+    frames: list[Frame] = []
+    runtime.on_frame = frames.append
+    runtime.start()
+    yield runtime, sam, printer, frames
+    runtime.stop()
+    printer.stop()
+    sam.stop()
+
+
+def pump_until(runtime: Runtime, cond: Callable[[], bool], timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not met in time"
+        runtime.pump()
+        time.sleep(0.02)
+
+
+def test_a_session_through_the_shell(
+    rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]],
+) -> None:
+    runtime, sam, printer, frames = rig
+    runtime.post(Intent("start"))
+    pump_until(runtime, lambda: runtime.session.state == "identify")
+    sam.insert(DEMO_RESIDENT)
+    pump_until(runtime, lambda: runtime.session.state == "choose")
+    assert frames[-1].view.masked_name == "张**"
+    runtime.post(Intent("pick", "personal_tax_record"))
+    pump_until(runtime, lambda: runtime.session.view.preview_ready)
+    assert frames[-1].preview is not None and frames[-1].preview.png
+    runtime.post(Intent("confirm"))
+    pump_until(runtime, lambda: runtime.session.state == "rate")
+    assert "个人所得税纳税记录".encode("gb18030") in printer.receipts[0].raw
+    runtime.post(Intent("rate", (2, ("slow",))))
+    pump_until(runtime, lambda: runtime.session.state == "idle")
+    [txn] = runtime.journal.transactions()
+    assert (txn.rating, txn.rating_tags, txn.outputs) == (2, ["slow"], ["a4", "thermal"])
+
+
+def test_services_outside_their_hours_are_unavailable_with_the_reason(
+    rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]],
+) -> None:
+    runtime, *_ = rig
+    runtime.now = lambda: dt.datetime(2026, 11, 23, 2, 0)  # the tax platform's maintenance
+    pump_until(runtime, lambda: "personal_tax_record" in runtime.session.unavailable())
+    assert runtime.session.unavailable()["personal_tax_record"] == "unavailable.hours"
+    assert "social_insurance_certificate" not in runtime.session.unavailable()
+
+
+def test_out_of_paper_makes_slip_services_unavailable(
+    rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]],
+) -> None:
+    runtime, _, printer, _ = rig
+    printer.paper_out = True
+    pump_until(runtime, lambda: runtime.session.state == "out_of_order")
+    printer.paper_out = False
+    pump_until(runtime, lambda: runtime.session.state == "idle")
+
+
+def test_a_catalog_update_waits_for_the_end_of_the_session(
+    rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]],
+) -> None:
+    runtime, *_ = rig
+    newer = runtime.catalog.model_copy(update={"version": 2})
+    runtime.post(Intent("start"))
+    pump_until(runtime, lambda: runtime.session.state == "identify")
+    runtime.offer_catalog(newer)
+    runtime.pump()
+    assert runtime.catalog.version == 1
+    runtime.post(Intent("cancel"))
+    pump_until(runtime, lambda: runtime.catalog.version == 2)
+
+
+def test_a_failed_print_is_told_recorded_and_reported(
+    rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]], cups: CupsSandbox
+) -> None:
+    runtime, sam, printer, frames = rig
+    runtime._print_deadline_s = 3.0  # a short deadline for the test
+    cups.printer.stop()  # the A4 printer is switched off
+    try:
+        runtime.post(Intent("start"))
+        pump_until(runtime, lambda: runtime.session.state == "identify")
+        sam.insert(DEMO_RESIDENT)
+        pump_until(runtime, lambda: runtime.session.state == "choose")
+        runtime.post(Intent("pick", "residence_certificate"))
+        pump_until(runtime, lambda: runtime.session.view.preview_ready)
+        runtime.post(Intent("confirm"))
+        pump_until(runtime, lambda: runtime.session.state == "rate", timeout=20)
+    finally:
+        cups.printer.restart()
+    view = frames[-1].view
+    assert view.print_ok is False and view.print_error_key == "error.a4.timeout"
+    assert printer.receipts == []  # no slip for a certificate that did not print
+    [job] = runtime.journal.print_jobs()
+    assert job["state"] == "failed" and job["printer"] == "a4"
+    alerts = [e.payload for e in runtime.journal.pending_events() if e.type == "alert"]
+    assert alerts and alerts[0]["kind"] == "print_failed"
+    [txn] = runtime.journal.transactions()
+    assert (txn.outcome, txn.reason) == ("failed", "error.a4.timeout")
+    health = runtime.devices.a4_printer.health()
+    assert "last_job_failed" in health.reasons
