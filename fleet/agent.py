@@ -24,9 +24,9 @@ import json
 import logging
 import os
 import platform
-import random
 import shutil
 import signal
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -39,6 +39,10 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from fleet import renewal
+from fleet.backoff import Backoff
+from fleet.catalog_update import MAX_CATALOG_BYTES, CatalogUpdater
+from fleet.commands import Dispatcher
 from fleet.topics import CONSOLE_STATE, StationTopics, dumps, loads
 from flows.journal import Journal
 
@@ -61,6 +65,18 @@ class AgentConfig:
     username: str | None = None
     password: str | None = None
     keepalive_s: int = 30
+    # the catalog store (fleet.catalog_update); None: "catalogs" beside the journal
+    catalog_dir: Path | None = None
+    catalog_max_bytes: int = MAX_CATALOG_BYTES
+    # TLS (all three or none): the fleet CA, this station's certificate (CN = station) and key
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    renew_before_s: float = renewal.DEFAULT_WINDOW_S  # ask for a new certificate this early
+    renewal_check_s: float = 3600.0
+    tls_reload_grace_s: float = 1.0  # lets a command's result leave before the reconnect
+    reconnect_min_s: float = 1.0  # backoff with jitter (fleet.backoff) between attempts
+    reconnect_max_s: float = 60.0
 
 
 class Agent:
@@ -89,11 +105,35 @@ class Agent:
         if config.username:
             self.client.username_pw_set(config.username, config.password)
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self._backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
+        self.client.on_connect_fail = self._on_connect_fail
+        self.tls_files = renewal.TlsFiles.from_optional(
+            config.ca_file, config.cert_file, config.key_file
+        )
+        self._ssl: ssl.SSLContext | None = None
+        self._tls_reconnect = threading.Event()
+        if self.tls_files is not None:
+            renewal.complete_interrupted_install(self.tls_files)
+            self._ssl = renewal.client_context(self.tls_files)
+            self.client.tls_set_context(self._ssl)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
         self._threads: list[threading.Thread] = []
+        self.catalogs = CatalogUpdater(  # desired → verified catalog → reported, on its thread
+            config.catalog_dir or config.journal_path.parent / "catalogs",
+            self._publish_reported,
+            max_bytes=config.catalog_max_bytes,
+        )
+        self.commands = Dispatcher(  # cmd/{id}: handlers by name, see fleet.commands
+            journal=self.journal,
+            topics=self.topics,
+            client=self.client,
+            birth=self._birth,
+            state_dir=config.journal_path.parent,
+        )
+        self.commands.register(renewal.command_handler(self))  # install_certificate
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -106,9 +146,12 @@ class Agent:
             clean_start=True,
         )
         self.client.loop_start()
+        self.commands.start()
+        self.catalogs.start()
         for target, name in (
             (self._health_loop, "agent-health"),
             (self._drain_loop, "agent-outbox"),
+            (self._renewal_loop, "agent-renewal"),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -119,6 +162,8 @@ class Agent:
         self._stop.set()
         for thread in self._threads:
             thread.join(timeout=5)
+        self.commands.stop()
+        self.catalogs.stop()
         if self.connected.is_set():
             info = self.client.publish(
                 self.topics.state, self._state(False, "shutdown"), qos=1, retain=True
@@ -170,7 +215,7 @@ class Agent:
                 "catalog_version": catalog,
                 "hardware": {"machine": platform.machine(), "system": platform.system()},
                 "capabilities": ["id_card", "a4", "thermal", "voice"],
-                "cert_expiry": None,
+                "cert_expiry": self._cert_expiry(),
                 "session": self.session,
                 "ts": time.time(),
             }
@@ -188,9 +233,15 @@ class Agent:
             log.warning("broker refused the connection: %s", reason)
             return
         self._connected_at = time.time()
+        self._backoff.reset()
         client.publish(self.topics.state, self._state(True, "connect"), qos=1, retain=True)
         client.publish(self.topics.birth, self._birth(), qos=1, retain=True)
         client.subscribe(CONSOLE_STATE, qos=1)
+        client.subscribe(self.topics.command("+"), qos=1)
+        client.subscribe(self.topics.desired, qos=1)
+        last_report = self.catalogs.last_report()
+        if last_report is not None:  # made while offline, perhaps
+            self._publish_reported(last_report)
         self.connected.set()
         log.info(
             "connected to %s:%s (session %d)", self.config.host, self.config.port, self.session
@@ -212,10 +263,26 @@ class Agent:
             self._early_acks.clear()
         if not self._stop.is_set():
             log.warning("disconnected (%s); reconnecting", reason)
-            time.sleep(random.uniform(0, 0.5))  # noqa: S311  (jitter, not cryptography)
+            self._pace_reconnect()
             self._prepare_session()  # the next connect is a new session with its own Will
+            if self._tls_reconnect.is_set():  # our own disconnect for a renewed certificate:
+                self._tls_reconnect.clear()  # paho's loop goes on and connects again
+                self.client.connect_async(
+                    self.config.host,
+                    self.config.port,
+                    keepalive=self.config.keepalive_s,
+                    clean_start=True,
+                )
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        if self.commands.on_message(message):
+            return
+        if message.topic == self.topics.desired:
+            try:
+                self.catalogs.submit(loads(bytes(message.payload)))
+            except ValueError:
+                log.warning("desired is not a JSON object; ignored")
+            return
         if message.topic == CONSOLE_STATE:
             try:
                 online = bool(loads(bytes(message.payload)).get("online"))
@@ -223,6 +290,10 @@ class Agent:
                 return
             if online:  # the console came (back): it may have missed our birth
                 self.client.publish(self.topics.birth, self._birth(), qos=1, retain=True)
+
+    def _publish_reported(self, report: dict[str, Any]) -> None:
+        """``reported``: retained, QoS 1; paho queues it while offline (and connect resends)."""
+        self.client.publish(self.topics.reported, dumps(report), qos=1, retain=True)
 
     # --- health --------------------------------------------------------------------------------
 
@@ -265,6 +336,54 @@ class Agent:
             if time.monotonic() >= next_at or devices != self._last_devices:
                 self._publish_health()
                 next_at = time.monotonic() + self.config.health_interval_s
+
+    # --- transport security and reconnect pacing ----------------------------------------------
+
+    def _pace_reconnect(self) -> None:
+        """Set paho's wait before its next attempt to a fresh draw of backoff with jitter."""
+        delay = self._backoff.next_delay()
+        # paho only adds the delay to a clock reading, so a float works though it is typed int
+        self.client.reconnect_delay_set(delay, delay)  # type: ignore[arg-type]
+
+    def _on_connect_fail(self, _client: mqtt.Client, _userdata: Any) -> None:
+        log.warning("could not connect to %s:%s", self.config.host, self.config.port)
+        self._pace_reconnect()
+
+    def _cert_expiry(self) -> str | None:
+        if self.tls_files is None:
+            return None
+        expires = renewal.certificate_expiry(self.tls_files)
+        return None if expires is None else expires.isoformat()
+
+    def _renewal_loop(self) -> None:
+        while self.tls_files is not None:
+            try:
+                renewal.request_renewal(
+                    self.tls_files,
+                    self.config.station,
+                    self.journal,
+                    window_s=self.config.renew_before_s,
+                )
+            except Exception:
+                log.exception("asking for a new certificate failed")
+            if self._stop.wait(self.config.renewal_check_s):
+                return
+
+    def reload_certificate(self) -> None:
+        """Present the newly installed pair: reload it and reconnect, in this process only."""
+        thread = threading.Thread(target=self._reconnect_tls, name="agent-tls", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def _reconnect_tls(self) -> None:
+        if self._stop.wait(self.config.tls_reload_grace_s) or self._ssl is None:
+            return
+        assert self.tls_files is not None
+        renewal.load_client_certificate(self._ssl, self.tls_files)
+        if self.client.is_connected():  # else the next attempt presents the new pair anyway
+            log.info("certificate renewed; reconnecting with it")
+            self._tls_reconnect.set()
+            self.client.disconnect()  # clean, so no Will; see _on_disconnect
 
     # --- store and forward ---------------------------------------------------------------------
 

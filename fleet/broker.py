@@ -1,12 +1,17 @@
 """A private mosquitto for tests and the simulated station, with the fleet's ACL.
 
-Stations are identified by their client id (= station id) and may write only under their own
-root ``kiosk/v1/{site}/{station}/`` and read only their own ``desired`` and ``cmd`` (mosquitto ACL
-patterns with ``%c``). The console logs in as user ``console`` with a generated password and may
-read and write the whole tree. This slice listens on plain TCP on loopback; the production
-configuration (TLS with ``require_certificate`` and ``use_identity_as_username``, so the
-identity comes from the station's certificate, not from a client id anyone could claim) comes
-with the agent issue.
+Two variants:
+
+- plain (the default): loopback TCP; stations are anonymous clients identified by their client id
+  (= station id) and may write only under their own root ``kiosk/v1/{site}/{station}/`` and read
+  only their own ``desired`` and ``cmd`` (mosquitto ACL patterns with ``%c``). The console logs in
+  as user ``console`` with a generated password and may read and write the whole tree.
+- ``tls=True``: the production configuration shipped in ``assets/mosquitto/`` (TLS with
+  ``require_certificate`` and ``use_identity_as_username``, so the identity comes from the
+  station's certificate, not from a client id anyone could claim), with its paths and port moved
+  into this broker's folder by :func:`derive_tls_config` and its ACL copied word for word, so the
+  tests exercise the configuration that ships. The broker generates a fleet CA and a server
+  certificate for 127.0.0.1 and issues client certificates on request (:meth:`issue_client`).
 
 When run as root, mosquitto drops to the ``mosquitto`` user and then cannot read root-only files;
 this private broker says ``user root`` instead, and its files live in its own folder.
@@ -25,8 +30,12 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
+from assets import ASSETS_DIR
+from fleet.pki import CONSOLE_CN, CertificateAuthority, write_cert, write_key
 from flows.errors import KioskError
 
 CONSOLE_USER = "console"
@@ -48,8 +57,57 @@ topic readwrite kiosk/v1/#
 """
 
 
+SHIPPED_CONF = ASSETS_DIR / "mosquitto" / "mosquitto.conf"
+SHIPPED_ACL = ASSETS_DIR / "mosquitto" / "fleet.acl"
+
+
 class BrokerError(KioskError):
     translation_key = "error.broker"
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """What a TLS client needs: the CA to check the broker with, its certificate and its key."""
+
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+
+
+def derive_tls_config(shipped: str, *, host: str, port: int, root: Path, user_root: bool) -> str:
+    """The shipped mosquitto.conf with its paths in ``root`` and its listener on ``host:port``.
+
+    Every other line is kept as shipped. A directive naming a path this function does not know
+    how to move is an error, so a change to the shipped file cannot silently escape the tests.
+    """
+    moved = {
+        "pid_file": f"pid_file {root / 'mosquitto.pid'}",
+        "persistence_location": f"persistence_location {root / 'data'}/",
+        "log_dest": f"log_dest file {root / 'mosquitto.log'}",
+        "acl_file": f"acl_file {root / 'acl'}",
+        "listener": f"listener {port} {host}",
+        "cafile": f"cafile {root / 'ca.crt'}",
+        "certfile": f"certfile {root / 'server.crt'}",
+        "keyfile": f"keyfile {root / 'server.key'}",
+        "crlfile": f"crlfile {root / 'fleet.crl'}",
+    }
+    out: list[str] = []
+    for raw in shipped.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, _, value = line.partition(" ")
+        if key == "user":
+            if user_root:
+                line = "user root"
+        elif key in moved:
+            line = moved[key]
+        elif "/" in value:
+            raise BrokerError(
+                f"the shipped config names a path the test broker cannot move: {line}"
+            )
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 def free_port() -> int:
@@ -59,18 +117,78 @@ def free_port() -> int:
 
 
 class MosquittoBroker:
-    def __init__(self, root: Path, *, port: int = 0) -> None:
+    def __init__(self, root: Path, *, port: int = 0, tls: bool = False) -> None:
         self.root = Path(root).resolve()
         self.host = "127.0.0.1"
         self.port = port
+        self.tls = tls
         self.console_password = ""
+        self._ca: CertificateAuthority | None = None
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    @property
+    def ca_file(self) -> Path:
+        return self.root / "ca.crt"
+
+    @property
+    def ca(self) -> CertificateAuthority:
+        """The fleet CA of a TLS broker (made on first use, kept in the broker's folder)."""
+        if self._ca is None:
+            key_file = self.root / "ca" / "ca.key"
+            if key_file.exists():
+                self._ca = CertificateAuthority.load(self.ca_file, key_file)
+            else:
+                self._ca = CertificateAuthority.create("kiosk test fleet CA")
+                self._ca.save(self.ca_file, key_file)
+        return self._ca
+
+    def issue_client(
+        self, cn: str, folder: Path, *, valid_for: timedelta = timedelta(days=30)
+    ) -> ClientCredentials:
+        """Key and certificate for ``cn`` (a station id or ``console``) written into ``folder``."""
+        if cn == CONSOLE_CN:
+            key, cert = self.ca.issue_console(valid_for=valid_for)
+        else:
+            key, cert = self.ca.issue_station(cn, valid_for=valid_for)
+        folder = Path(folder)
+        creds = ClientCredentials(self.ca_file, folder / f"{cn}.crt", folder / f"{cn}.key")
+        write_cert(creds.cert_file, cert)
+        write_key(creds.key_file, key)
+        return creds
+
+    def console_credentials(self) -> ClientCredentials:
+        return self.issue_client(CONSOLE_CN, self.root / "clients")
+
+    def write_tls_config(self) -> Path:
+        """The shipped configuration, moved into this folder (see :func:`derive_tls_config`)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "data").mkdir(exist_ok=True)
+        if not (self.root / "server.key").exists():
+            key, cert = self.ca.issue_server((self.host, "localhost"))
+            write_cert(self.root / "server.crt", cert)
+            write_key(self.root / "server.key", key)
+        acl = self.root / "acl"
+        acl.write_text(SHIPPED_ACL.read_text())
+        acl.chmod(0o600)
+        conf = self.root / "mosquitto.conf"
+        conf.write_text(
+            derive_tls_config(
+                SHIPPED_CONF.read_text(),
+                host=self.host,
+                port=self.port,
+                root=self.root,
+                user_root=os.geteuid() == 0,
+            )
+        )
+        return conf
+
     def write_config(self) -> Path:
+        if self.tls:
+            return self.write_tls_config()
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / "data").mkdir(exist_ok=True)
         secret = self.root / "console.secret"
@@ -158,8 +276,9 @@ class MosquittoBroker:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="a private mosquitto with the fleet ACL")
     parser.add_argument("--root", type=Path, required=True)
+    parser.add_argument("--tls", action="store_true", help="the shipped TLS configuration")
     args = parser.parse_args(argv)
-    broker = MosquittoBroker(args.root)
+    broker = MosquittoBroker(args.root, tls=args.tls)
     broker.start()
     print(json.dumps({"host": broker.host, "port": broker.port}), flush=True)
     done = threading.Event()

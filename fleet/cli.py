@@ -58,10 +58,17 @@ def main(argv: list[str] | None = None) -> int:
         help="a station's document-signing public key (PEM); repeat for several",
     )
     verify.add_argument("--keys", type=Path, help="a folder of *.pub station keys")
+    from fleet import catalog_cli
+
+    catalog_cli.add_parser(sub)  # fleet catalog init/sign/publish/rotate-key/...
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if args.command == "catalog":
+        from fleet import catalog_cli
+
+        return catalog_cli.run(args)
     if args.command == "verify":
         return verify_token(args.token, args.key, args.keys)
     if args.command == "console":

@@ -45,6 +45,9 @@ class StationTopics:
     def command(self, command_id: str) -> str:
         return f"{self.root}/cmd/{command_id}"
 
+    def command_result(self, command_id: str) -> str:
+        return f"{self.root}/cmd/{command_id}/result"
+
 
 def parse_station_topic(topic: str) -> tuple[str, str, str] | None:
     """``kiosk/v1/{site}/{station}/{rest}`` → (site, station, rest); None for other topics."""

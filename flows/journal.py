@@ -6,7 +6,26 @@ here (see DESIGN.md, "Processes"). Every write is one SQLite transaction, so a k
 leaves either the whole change or none of it.
 
 No personal data is stored: a resident appears only as a keyed hash of the ID number
-(:func:`identity_hash`), and events carry no names or numbers.
+(:func:`identity_hash`), and events carry no names or numbers. The identity hashes are still
+treated as personal (:data:`PERSONAL_COLUMNS`, :meth:`Journal.personal_values`): anything that
+leaves the station as free text (collected logs) is redacted of them.
+
+Outbox policy (the outbox is bounded by kind, never by age):
+
+- ``transaction``, ``rating`` and ``help`` events are never dropped, however long the broker is
+  away; they leave the outbox only when the broker acknowledged them.
+- ``alert`` events keep at most :data:`OUTBOX_CAPS` ``["alert"]`` per alert kind: a device that
+  fails over and over during a long outage thins its own history (oldest first) and cannot push
+  out the rare kinds (maintenance entries, a print failure).
+- ``health`` history may be thinned: the device health is kept as one latest snapshot per device
+  (table ``health``), not as events; should health events ever be queued, at most
+  :data:`OUTBOX_CAPS` ``["health"]`` are kept, oldest dropped first.
+
+Every dropped event is counted in ``meta`` (``outbox_dropped.{type}``).
+
+Remote commands (``commands`` table) are written by the agent when a command arrives and, for
+commands the UI carries out, picked up by the UI; the first final result written wins, so a late
+result cannot overwrite ``timed_out``, and a command id seen before is never run twice.
 """
 
 from __future__ import annotations
@@ -14,6 +33,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
 import sqlite3
 import threading
 import time
@@ -65,9 +85,34 @@ CREATE TABLE IF NOT EXISTS health (
     payload TEXT NOT NULL,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS commands (
+    id TEXT PRIMARY KEY,     -- the command id of cmd/{id}: a command id is carried out once
+    name TEXT NOT NULL,
+    args TEXT NOT NULL DEFAULT '{}',
+    target TEXT NOT NULL,    -- agent | ui: who carries it out
+    state TEXT NOT NULL,     -- pending | running | succeeded | failed | timed_out
+    detail TEXT NOT NULL DEFAULT '{}',
+    received REAL NOT NULL,
+    deadline REAL NOT NULL,
+    updated REAL NOT NULL,
+    published INTEGER NOT NULL DEFAULT 0  -- the final result was acknowledged by the broker
+);
+CREATE INDEX IF NOT EXISTS commands_open ON commands(state, target);
 """
 
 OUTCOMES = frozenset({"completed", "abandoned", "failed"})
+
+OUTBOX_CAPS: dict[str, int] = {"alert": 1000, "health": 500}
+"""Kinds of event the outbox may thin, and how many of each (per alert kind) it keeps."""
+
+NEVER_DROPPED = frozenset({"transaction", "rating", "help"})
+
+PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {"transactions": ("identity_hash",)}
+"""Columns whose values must never leave the station, even though they are only keyed hashes."""
+
+COMMAND_STATES = ("pending", "running", "succeeded", "failed", "timed_out")
+FINAL_COMMAND_STATES = frozenset({"succeeded", "failed", "timed_out"})
+COMMAND_ID = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def identity_hash(key: bytes, id_number: str) -> str:
@@ -82,6 +127,40 @@ class OutboxEvent:
     payload: dict[str, Any]
     created: float
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class CommandRecord:
+    id: str
+    name: str
+    args: dict[str, Any]
+    target: str
+    state: str
+    detail: dict[str, Any]
+    received: float
+    deadline: float
+    published: bool
+
+    @property
+    def final(self) -> bool:
+        return self.state in FINAL_COMMAND_STATES
+
+
+_COMMAND_COLUMNS = "id, name, args, target, state, detail, received, deadline, published"
+
+
+def _command(row: Sequence[Any]) -> CommandRecord:
+    return CommandRecord(
+        id=row[0],
+        name=row[1],
+        args=json.loads(row[2]),
+        target=row[3],
+        state=row[4],
+        detail=json.loads(row[5]),
+        received=row[6],
+        deadline=row[7],
+        published=bool(row[8]),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +229,27 @@ class Journal:
             "INSERT INTO outbox(id, type, payload, created) VALUES (?, ?, ?, ?)",
             (event_id, type_, json.dumps(body, ensure_ascii=False, sort_keys=True), self._clock()),
         )
+        cap = OUTBOX_CAPS.get(type_)
+        if cap is not None and type_ not in NEVER_DROPPED:
+            self._thin(db, type_, payload.get("kind") if type_ == "alert" else None, cap)
         return event_id
+
+    def _thin(self, db: sqlite3.Connection, type_: str, kind: Any, cap: int) -> None:
+        """Drop the oldest events of one thinnable type (and alert kind) beyond its cap."""
+        same, params = "type = ?", [type_]
+        if type_ == "alert":
+            same, params = same + " AND json_extract(payload, '$.kind') IS ?", [type_, kind]
+        cur = db.execute(
+            f"DELETE FROM outbox WHERE rowid IN (SELECT rowid FROM outbox WHERE {same}"  # noqa: S608
+            " ORDER BY created DESC, rowid DESC LIMIT -1 OFFSET ?)",
+            (*params, cap),
+        )
+        if cur.rowcount > 0:
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key)"
+                " DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value",
+                (f"outbox_dropped.{type_}", cur.rowcount),
+            )
 
     # --- transactions --------------------------------------------------------------------------
 
@@ -258,6 +357,11 @@ class Journal:
             return self._add_event(
                 db, "help", {"screen": screen, "txn_id": txn_id, "ts": self._clock()}
             )
+
+    def queue_event(self, type_: str, payload: dict[str, Any]) -> str:
+        """Queue an event of the agent's own (e.g. ``csr``) in the outbox; returns its id."""
+        with self._tx() as db:
+            return self._add_event(db, type_, payload)
 
     def alert(self, kind: str, detail: dict[str, Any]) -> str:
         with self._tx() as db:
@@ -401,6 +505,133 @@ class Journal:
         with self._lock:
             row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
+
+    def personal_values(self, limit: int = 10000) -> list[str]:
+        """Values of :data:`PERSONAL_COLUMNS` (the latest first): what redaction must mask."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT DISTINCT identity_hash FROM transactions WHERE identity_hash IS NOT NULL"
+                " ORDER BY started DESC LIMIT ?",
+                (limit,),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    # --- remote commands (written by the agent, carried out by the agent or the UI) ------------
+
+    def add_command(
+        self,
+        command_id: str,
+        name: str,
+        args: dict[str, Any],
+        *,
+        target: str,
+        deadline: float,
+        state: str = "pending",
+        detail: dict[str, Any] | None = None,
+    ) -> tuple[CommandRecord, bool]:
+        """Record a command as it arrives; (the record, True) if new, (the stored one, False)."""
+        if not COMMAND_ID.match(command_id):
+            raise JournalError(f"bad command id {command_id!r}")
+        if target not in ("agent", "ui") or state not in COMMAND_STATES:
+            raise JournalError(f"bad command target {target!r} or state {state!r}")
+        now = self._clock()
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO commands(id, name, args, target, state, detail, received,"
+                " deadline, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    command_id,
+                    name,
+                    json.dumps(args, sort_keys=True),
+                    target,
+                    state,
+                    json.dumps(detail or {}, sort_keys=True),
+                    now,
+                    deadline,
+                    now,
+                ),
+            )
+            row = db.execute(
+                f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE id = ?",  # noqa: S608
+                (command_id,),
+            ).fetchone()
+        return _command(row), cur.rowcount == 1
+
+    def command(self, command_id: str) -> CommandRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                f"SELECT {_COMMAND_COLUMNS} FROM commands WHERE id = ?",  # noqa: S608
+                (command_id,),
+            ).fetchone()
+        return None if row is None else _command(row)
+
+    def commands(
+        self, *, state: str | None = None, target: str | None = None, unpublished: bool = False
+    ) -> list[CommandRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT {_COMMAND_COLUMNS} FROM commands"  # noqa: S608
+                " WHERE (? IS NULL OR state = ?) AND (? IS NULL OR target = ?)"
+                " AND (? = 0 OR published = 0) ORDER BY received, rowid",
+                (state, state, target, target, int(unpublished)),
+            ).fetchall()
+        return [_command(r) for r in rows]
+
+    def claim_command(self, command_id: str) -> bool:
+        """pending → running, if still pending and before its deadline (one claimant wins)."""
+        now = self._clock()
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE commands SET state = 'running', updated = ?"
+                " WHERE id = ? AND state = 'pending' AND deadline > ?",
+                (now, command_id, now),
+            )
+            return cur.rowcount == 1
+
+    def finish_command(self, command_id: str, state: str, detail: dict[str, Any]) -> bool:
+        """Write a final result; False if the command already has one (the first one wins)."""
+        if state not in FINAL_COMMAND_STATES:
+            raise JournalError(f"a final command state is one of {sorted(FINAL_COMMAND_STATES)}")
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE commands SET state = ?, detail = ?, updated = ?, published = 0"
+                " WHERE id = ? AND state IN ('pending', 'running')",
+                (state, json.dumps(detail, sort_keys=True), self._clock(), command_id),
+            )
+            return cur.rowcount == 1
+
+    def expire_commands(self) -> list[str]:
+        """Open commands past their deadline become ``timed_out``; returns their ids."""
+        now = self._clock()
+        with self._tx() as db:
+            rows = db.execute(
+                "SELECT id FROM commands WHERE state IN ('pending', 'running') AND deadline <= ?",
+                (now,),
+            ).fetchall()
+            ids = [str(r[0]) for r in rows]
+            db.executemany(
+                "UPDATE commands SET state = 'timed_out', detail = ?, updated = ?, published = 0"
+                " WHERE id = ?",
+                [(json.dumps({"reason": "deadline"}), now, i) for i in ids],
+            )
+        return ids
+
+    def mark_command_published(self, command_id: str, state: str) -> None:
+        """The broker acknowledged the final result ``state`` of a command."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE commands SET published = 1 WHERE id = ? AND state = ?",
+                (command_id, state),
+            )
+
+    def prune_commands(self, older_than_s: float) -> int:
+        """Forget published results older than this (a redelivery that late has expired)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "DELETE FROM commands WHERE published = 1 AND updated < ?",
+                (self._clock() - older_than_s,),
+            )
+            return cur.rowcount
 
     def touch_ui_heartbeat(self) -> None:
         """The UI calls this from its clock; a stale value tells the agent the UI is frozen."""

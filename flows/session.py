@@ -153,6 +153,8 @@ TIMEOUTS_S: dict[str, float] = {
     "notice": 240.0,
     "preview": 180.0,
     "rate": 40.0,
+    "unlock": 60.0,
+    "maintenance": 600.0,
 }
 """Seconds of inactivity before a state gives up; doubled in elder mode. Printing never times out
 here: the printer drivers carry their own deadlines."""
@@ -176,6 +178,8 @@ class SessionChart(StateMachine):
     preview = State()
     printing = State()
     rate = State()
+    unlock = State()  # a technician's PIN pad, reached by a hidden gesture
+    maintenance = State()
 
     break_down = idle.to(out_of_order)
     back_in_service = out_of_order.to(idle)
@@ -194,9 +198,18 @@ class SessionChart(StateMachine):
         identify.to(idle) | choose.to(idle) | notice.to(idle) | preview.to(idle) | rate.to(idle)
     )
     timeout = (
-        identify.to(idle) | choose.to(idle) | notice.to(idle) | preview.to(idle) | rate.to(idle)
+        identify.to(idle)
+        | choose.to(idle)
+        | notice.to(idle)
+        | preview.to(idle)
+        | rate.to(idle)
+        | unlock.to(idle)
+        | maintenance.to(idle)
     )
     card_removed = choose.to(idle) | notice.to(idle) | preview.to(idle)
+    open_maintenance = idle.to(unlock) | out_of_order.to(unlock)
+    unlocked = unlock.to(maintenance)
+    close_maintenance = unlock.to(idle) | maintenance.to(idle)
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,6 +489,22 @@ class Session:
         self._extensions += 1
         return self._activity()
 
+    # --- the technician's way in: a hidden gesture, then a PIN the shell checks ----------------
+
+    def on_open_maintenance(self) -> list[Effect]:
+        """The hidden gesture on an idle (or out-of-order) screen: show the PIN pad."""
+        self.chart.send("open_maintenance")
+        return self._entered()
+
+    def on_unlocked(self) -> list[Effect]:
+        """The shell verified the technician's PIN."""
+        self.chart.send("unlocked")
+        return self._entered()
+
+    def on_close_maintenance(self) -> list[Effect]:
+        self.chart.send("close_maintenance")
+        return self._entered()
+
     # --- device and shell events ---------------------------------------------------------------
 
     def on_card_inserted(self) -> list[Effect]:
@@ -596,4 +625,6 @@ _PROMPTS: dict[str, str] = {
     "preview": "prompt.preview",
     "printing": "prompt.printing",
     "rate": "prompt.rate",
+    "unlock": "prompt.unlock",
+    "maintenance": "prompt.maintenance",
 }

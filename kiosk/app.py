@@ -104,6 +104,13 @@ def build_app(
         out_of_order_text = StringProperty("")
         rate_tags = ListProperty()
         sim_controls = BooleanProperty(False)
+        pin_dots = StringProperty("")
+        pin_message = StringProperty("")
+        pin_problem = BooleanProperty(False)
+        maint_devices = StringProperty("")
+        maint_info = StringProperty("")
+        maint_last = StringProperty("")
+        maint_log = StringProperty("")
 
     class HelpView(ModalView):
         pass
@@ -115,6 +122,7 @@ def build_app(
         vm = ObjectProperty()
         theme = ObjectProperty()
         title = "Station kiosk"
+        exit_code: int | None = None
 
         def build(self) -> Any:
             self.vm = ViewModel(
@@ -133,7 +141,8 @@ def build_app(
             self.manager = ScreenManager(transition=NoTransition())
             for state, cls in SCREENS.items():
                 self.manager.add_widget(cls(name=state))
-            Window.bind(on_request_close=lambda *_: True)  # lockdown: closing does nothing
+            Window.bind(on_request_close=self._refuse_close)  # lockdown: closing does nothing
+            Window.bind(on_keyboard=self._swallow_keys)
             Window.bind(on_touch_down=self._any_touch)
             return self.manager
 
@@ -143,9 +152,14 @@ def build_app(
             Clock.schedule_interval(lambda _dt: runtime.heartbeat(), 5.0)
             runtime.heartbeat()
             runtime.start()
+            Clock.schedule_once(self._ready, 0)  # after the first frame with the home screen
             mirror = os.environ.get("KIOSK_SCREEN_MIRROR")
             if mirror:  # development on a machine without a screen (make run): see the screen
                 Clock.schedule_interval(lambda _dt: self._mirror(Path(mirror)), 2.0)
+
+        def _ready(self, _dt: float) -> None:
+            log.info("home screen ready")
+            print("kiosk: home screen ready", flush=True)
 
         def _mirror(self, target: Path) -> None:
             shot = Path(Window.screenshot(name=str(target.with_name(".mirror.png"))))
@@ -173,6 +187,22 @@ def build_app(
 
         def _any_touch(self, *_args: Any) -> None:
             runtime.post(Intent("touch"))
+
+        # --- lockdown --------------------------------------------------------------------------
+
+        def _refuse_close(self, *_args: Any, **_kw: Any) -> bool:
+            """Window close and Alt+F4 arrive here; only a technician leaves (maintenance)."""
+            log.warning("a request to close the window was refused")
+            return True
+
+        @staticmethod
+        def _swallow_keys(
+            _window: Any, key: int, _scancode: int, _text: Any, modifiers: Any
+        ) -> bool:
+            """No key does anything on a kiosk: Escape, Alt+F4, F11 and the rest are swallowed."""
+            if key in (27, 285) or "alt" in (modifiers or ()):
+                log.info("key %d swallowed", key)
+            return True
 
         # --- to the screen -------------------------------------------------------------------
 
@@ -215,8 +245,24 @@ def build_app(
             if self.manager.current != view.screen:
                 self.manager.current = view.screen
             vm.screen = view.screen
+            self._maintenance(frame)
             self._overlay(self.help_view, frame.help_shown)
             self._overlay(self.still_there_view, view.warning and not frame.help_shown)
+
+        def _maintenance(self, frame: Frame) -> None:
+            vm, lang = self.vm, frame.view.lang
+            vm.pin_dots = present.pin_dots(frame.pin_digits)
+            vm.pin_message = present.pin_message(frame.pin_message, lang, runtime.tr)
+            vm.pin_problem = frame.pin_message[0] != "maint.enter_pin"
+            texts = present.maintenance_texts(frame.report, lang, runtime.tr)
+            vm.maint_devices = texts["devices"]
+            vm.maint_info = texts["info"]
+            vm.maint_last = texts["last"]
+            vm.maint_log = texts["log"]
+            if frame.exit_code is not None and self.exit_code is None:
+                self.exit_code = frame.exit_code
+                log.warning("a technician left to the desktop")
+                Clock.schedule_once(lambda _dt: self.stop(), 0)
 
         def _show_preview(self, frame: Frame) -> None:
             png = frame.preview.png if frame.preview else None

@@ -1,4 +1,4 @@
-"""``kiosk``: the terminal's command line (run, agent, doctor)."""
+"""``kiosk``: the terminal's command line (run, agent, doctor and technicians' tools)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     app.run()
-    return 0
+    return int(app.exit_code or 0)  # 3: a technician left to the desktop (not restarted)
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -119,6 +119,25 @@ def cmd_print_test(args: argparse.Namespace) -> int:
     return print_test(args.a4, args.thermal, timeout_s=args.timeout)
 
 
+def cmd_pin_hash(args: argparse.Namespace) -> int:
+    """Ask for a maintenance PIN twice and print the line for ``[maintenance]``."""
+    import getpass
+
+    from kiosk.maintenance import hash_pin
+
+    if args.stdin:
+        pin = sys.stdin.readline().strip()
+    else:
+        pin = getpass.getpass("new maintenance PIN (4-12 digits): ")
+        if getpass.getpass("again: ") != pin:
+            raise ConfigError("the two PINs differ")
+    try:
+        print(f'[maintenance]\npin_hash = "{hash_pin(pin)}"')
+    except ValueError as err:
+        raise ConfigError(str(err)) from err
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kiosk", description="Station kiosk terminal")
     parser.add_argument("--config", help="TOML configuration (default: the simulated station)")
@@ -148,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     card.add_argument("--json", action="store_true", help="one JSON object instead of a table")
     card.add_argument("--profile", type=Path, help="a TOML card profile (PC/SC; default: SSC)")
     card.set_defaults(func=cmd_read_card)
+    pin = sub.add_parser("pin-hash", help="hash a maintenance PIN for the configuration")
+    pin.add_argument("--stdin", action="store_true", help="read the PIN from standard input")
+    pin.set_defaults(func=cmd_pin_hash)
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)

@@ -69,6 +69,14 @@ class FleetSection(_Section):
     health_interval_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
 
 
+PIN_HASH_PATTERN = r"^$|^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$"
+
+
+class MaintenanceSection(_Section):
+    # scrypt hash of the technicians' PIN, made by `kiosk pin-hash`; empty: no maintenance mode
+    pin_hash: Annotated[str, Field(pattern=PIN_HASH_PATTERN)] = ""
+
+
 class Config(_Section):
     version: Literal[1] = 1
     station: StationSection = StationSection()
@@ -77,6 +85,7 @@ class Config(_Section):
     ui: UiSection = UiSection()
     providers: ProvidersSection = ProvidersSection()
     fleet: FleetSection = FleetSection()
+    maintenance: MaintenanceSection = MaintenanceSection()
 
     @property
     def state_dir(self) -> Path:

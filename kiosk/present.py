@@ -7,6 +7,7 @@ from typing import Any
 from flows.catalog import Catalog, Output
 from flows.session import Selection, View
 from kiosk.i18n import Translator
+from kiosk.maintenance import MaintenanceReport
 
 
 def offer_rows(view: View, tr: Translator) -> list[dict[str, Any]]:
@@ -87,3 +88,39 @@ def spoken_texts(catalog: Catalog, tr: Translator) -> list[tuple[str, str]]:
         items += [(s.spoken.get(lang), lang) for s in catalog.enabled_services()]
         items += [(b.spoken.get(lang), lang) for b in catalog.enabled_bundles()]
     return items
+
+
+def pin_dots(typed: int) -> str:
+    """The PIN pad shows how many digits were typed, never which."""
+    return " ".join("●" for _ in range(typed)) if typed else "—"
+
+
+def pin_message(message: tuple[str, str], lang: str, tr: Translator) -> str:
+    key, arg = message
+    return tr(key, lang, n=arg) if arg else tr(key, lang)
+
+
+def maintenance_texts(
+    report: MaintenanceReport | None, lang: str, tr: Translator
+) -> dict[str, str]:
+    """The maintenance screen's four blocks: devices, versions and network, last action, log."""
+    if report is None:
+        return {"devices": "", "info": "", "last": "", "log": ""}
+    devices = [f"[b]{tr('maint.devices', lang)}[/b]"]
+    for kind, state, reasons in report.devices:
+        mark = "✓" if state == "ok" else "✗"
+        devices.append(f"{mark} {kind}: {state}" + (f" ({reasons})" if reasons else ""))
+    info = [
+        f"{tr('maint.catalog', lang)}: {report.catalog_version}",
+        f"{tr('maint.app', lang)}: {report.app_version}",
+        f"{tr('maint.broker', lang)}: {report.broker}",
+        f"[b]{tr('maint.network', lang)}[/b]",
+        *report.network,
+    ]
+    last = f"{tr('maint.last_action', lang)}: {report.last_action}" if report.last_action else ""
+    return {
+        "devices": "\n".join(devices),
+        "info": "\n".join(info),
+        "last": last,
+        "log": "\n".join(report.log_tail) or tr("maint.no_log", lang),
+    }

@@ -58,8 +58,11 @@ from flows.session import (
 )
 from flows.tokens import Signer
 from kiosk import printing
+from kiosk.catalog_watch import CatalogWatch
 from kiosk.i18n import Translator
+from kiosk.maintenance import EXIT_TO_DESKTOP, Desk, MaintenanceReport
 from kiosk.present import spoken_texts
+from kiosk.remote import KioskRemote
 
 log = logging.getLogger("kiosk.runtime")
 
@@ -103,6 +106,13 @@ class PreviewDone:
 
 
 @dataclass(frozen=True, slots=True)
+class MaintenanceNote:
+    """A technician's test print ended: what the maintenance screen says about it."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class Preview:
     """What the preview screen shows: a rendered page (PNG) or the lines of a slip."""
 
@@ -120,6 +130,10 @@ class Frame:
     help_shown: bool = False
     unavailable: dict[str, str] = field(default_factory=dict)
     health: dict[str, DeviceHealth] = field(default_factory=dict)
+    pin_digits: int = 0  # how many digits the technician typed (the digits stay in the desk)
+    pin_message: tuple[str, str] = ("maint.enter_pin", "")  # translation key, its argument
+    report: MaintenanceReport | None = None
+    exit_code: int | None = None  # the app should stop with this status
 
 
 @dataclass
@@ -161,6 +175,7 @@ class Runtime:
         clock: Callable[[], float] = time.monotonic,
         health_interval_s: float = 5.0,
         print_deadline_s: float = 90.0,
+        desk: Desk | None = None,
     ) -> None:
         self.devices = devices
         self.journal = journal
@@ -170,8 +185,15 @@ class Runtime:
         self._signer = signer
         self.session = Session(catalog, clock=clock, lang=lang, elder=elder)
         self.queue: queue.Queue[
-            Intent | DeviceEvent | PrintDone | HealthUpdate | PreviewDone | CatalogOffer
+            Intent
+            | DeviceEvent
+            | PrintDone
+            | HealthUpdate
+            | PreviewDone
+            | CatalogOffer
+            | MaintenanceNote
         ] = queue.Queue()
+        self.desk = desk
         self.on_frame: Callable[[Frame], None] = lambda frame: None
         self._preview: Preview | None = None
         self._document: documents.Document | None = None
@@ -185,11 +207,14 @@ class Runtime:
         self._ticket_number = 0
         self._provider_deadline_s = 15.0
         self.now: Callable[[], dt.datetime] = dt.datetime.now
+        self.catalog_watch: CatalogWatch | None = None  # offers catalogs the agent committed
+        self.remote = KioskRemote(self)  # remote commands the agent passes on (kiosk.remote)
 
     # --- life cycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
         documents.register_font(self.font)
+        self.remote.recover()
         threading.Thread(  # settle the print jobs a crash may have left open
             target=printing.recover,
             args=(self.journal, self.devices.a4_printer),
@@ -200,6 +225,8 @@ class Runtime:
             reader.start(self.queue.put)
         self._health_thread = threading.Thread(target=self._health_loop, name="health", daemon=True)
         self._health_thread.start()
+        if self.catalog_watch is not None:
+            self.catalog_watch.start(self._stop)
         self._render()
         self._execute([Speak("prompt.home")])
         self.devices.speech.prewarm(spoken_texts(self.catalog, self.tr))
@@ -258,14 +285,28 @@ class Runtime:
             self._execute(effects)  # renders too
         elif handled:
             self._render()  # something changed without effects (a preview arrived, health)
+        if self.remote.poll():
+            self._render()  # a remote restart_ui: the frame carries the exit code
         return handled
 
     def _handle(
-        self, item: Intent | DeviceEvent | PrintDone | HealthUpdate | PreviewDone | CatalogOffer
+        self,
+        item: Intent
+        | DeviceEvent
+        | PrintDone
+        | HealthUpdate
+        | PreviewDone
+        | CatalogOffer
+        | MaintenanceNote,
     ) -> list[Effect]:
         s = self.session
         if isinstance(item, Intent):
             return self._intent(item)
+        if isinstance(item, MaintenanceNote):
+            if self.desk is not None:
+                self.desk.last_action = item.text
+                self._maintenance_report()
+            return []
         if isinstance(item, CardInserted):
             return s.on_card_inserted()
         if isinstance(item, CatalogOffer):
@@ -305,6 +346,8 @@ class Runtime:
         s = self.session
         self.devices.speech.stop()  # a touch interrupts the current prompt
         name = intent.name
+        if name.startswith("maint."):
+            return self._maintenance(name, intent.arg)
         if name == "help":
             self._help_shown = True
             return s.on_help()
@@ -331,6 +374,82 @@ class Runtime:
             "extend": s.on_extend,
         }[name]
         return handler()
+
+    # --- maintenance mode (kiosk.maintenance) ----------------------------------------------------
+
+    def _maintenance(self, name: str, arg: Any) -> list[Effect]:
+        s, desk = self.session, self.desk
+        if desk is None:
+            return []
+        if name == "maint.gesture":
+            if s.state in ("idle", "out_of_order") and desk.gesture.tap():
+                desk.reset()
+                return s.on_open_maintenance()
+            return []
+        if s.state not in ("unlock", "maintenance"):
+            raise ValueError(f"{name} outside maintenance mode")
+        if name in ("maint.leave", "maint.desktop"):
+            if s.state == "maintenance":
+                self.journal.alert("maintenance", {"action": name.removeprefix("maint.")})
+            if name == "maint.desktop" and s.state == "maintenance":
+                desk.exit_code = EXIT_TO_DESKTOP
+            desk.reset()
+            return s.on_close_maintenance()
+        effects = s.on_touch()
+        if name == "maint.digit":
+            desk.type_digit(str(arg))
+        elif name == "maint.erase":
+            desk.erase()
+        elif name == "maint.submit" and s.state == "unlock":
+            result = desk.submit()
+            if result.ok:
+                self.journal.alert("maintenance", {"action": "entered"})
+                effects = s.on_unlocked()
+                self._maintenance_report()
+            elif result.new_lockout:
+                self.journal.alert("maintenance", {"action": "pin_locked"})
+        elif name == "maint.refresh" and s.state == "maintenance":
+            self._refresh_health.set()
+            self._maintenance_report()
+        elif name == "maint.test_print" and s.state == "maintenance":
+            threading.Thread(
+                target=self._test_print, args=(str(arg),), name="test-print", daemon=True
+            ).start()
+            desk.last_action = f"{arg}: …"
+            self._maintenance_report()
+        return effects
+
+    def _maintenance_report(self) -> None:
+        if self.desk is None:
+            return
+        devices = [
+            (kind, h.state.value, ", ".join(h.reasons)) for kind, h in sorted(self._health.items())
+        ]
+        self.desk.build_report(
+            devices=devices, catalog_version=self.catalog.version, meta=self.journal.get_meta
+        )
+
+    def _test_print(self, which: str) -> None:
+        from kiosk.tools import sample_page, sample_receipt
+
+        now = self.now()
+        try:
+            if which == "a4":
+                doc = sample_page("A4", now, self.catalog, self.font)
+                outcome = self.devices.a4_printer.print_pdf(
+                    doc.pdf, title="test page", job_key=doc.doc_id, deadline_s=60.0
+                )
+            else:
+                outcome = self.devices.thermal_printer.print_receipt(
+                    sample_receipt(now), deadline_s=20.0
+                )
+            text = f"{which}: {'printed' if outcome.ok else 'NOT printed'}"
+            if outcome.reasons:
+                text += f" ({', '.join(outcome.reasons)})"
+        except Exception as err:
+            log.exception("test print on %s failed", which)
+            text = f"{which}: NOT printed ({type(err).__name__})"
+        self.queue.put(MaintenanceNote(text))
 
     # --- effects -------------------------------------------------------------------------------
 
@@ -393,8 +512,24 @@ class Runtime:
                 help_shown=self._help_shown,
                 unavailable=self.session.unavailable(),
                 health=dict(self._health),
+                **{**self._desk_frame(), **self._remote_frame()},
             )
         )
+
+    def _remote_frame(self) -> dict[str, Any]:
+        code = self.remote.exit_code
+        return {} if code is None else {"exit_code": code}
+
+    def _desk_frame(self) -> dict[str, Any]:
+        desk = self.desk
+        if desk is None:
+            return {}
+        return {
+            "pin_digits": len(desk.pad.digits),
+            "pin_message": (desk.pad.message_key, desk.pad.message_arg),
+            "report": desk.report,
+            "exit_code": desk.exit_code,
+        }
 
     # --- documents and printing ----------------------------------------------------------------
 

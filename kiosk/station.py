@@ -10,12 +10,16 @@ from pathlib import Path
 from typing import Any
 
 from assets import ASSETS_DIR
-from flows.catalog import Catalog, load_catalog
+from fleet.catalog_store import committed_catalog
+from flows.catalog import Catalog, CatalogError, load_catalog
 from flows.journal import Journal
 from flows.tokens import Signer
+from kiosk import __version__ as APP_VERSION
+from kiosk.catalog_watch import CatalogWatch, store_dir
 from kiosk.config import Config
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
+from kiosk.maintenance import Desk, PinGuard
 from kiosk.runtime import Runtime, load_secret
 
 DEMO_CATALOG = ASSETS_DIR / "catalog" / "demo.toml"
@@ -37,7 +41,16 @@ def setup_logging(state_dir: Path, *, level: int = logging.INFO) -> Path:
 
 
 def active_catalog(config: Config) -> Catalog:
-    return load_catalog(Path(config.station.catalog) if config.station.catalog else DEMO_CATALOG)
+    """The catalog the agent committed to the store, else the configured one (or the demo)."""
+    configured = Path(config.station.catalog) if config.station.catalog else DEMO_CATALOG
+    store = store_dir(config.state_dir)
+    for path in (committed_catalog(store), store / "previous.toml"):
+        if path is not None and path.exists():
+            try:
+                return load_catalog(path)
+            except CatalogError:
+                logging.getLogger("kiosk.catalog").exception("%s does not load", path)
+    return load_catalog(configured)
 
 
 @dataclass
@@ -74,4 +87,11 @@ def create_station(config: Config, *, strict_translations: bool = False) -> Stat
         lang=config.station.lang,
         elder=config.station.elder_default,
     )
+    runtime.desk = Desk(
+        guard=PinGuard(config.maintenance.pin_hash, state_dir / "maintenance-pin.json"),
+        state_dir=state_dir,
+        app_version=APP_VERSION,
+        post=runtime.queue.put,
+    )
+    runtime.catalog_watch = CatalogWatch(store_dir(state_dir), runtime.offer_catalog, catalog)
     return Station(config=config, runtime=runtime, simulate=simulate, font=font)

@@ -77,13 +77,13 @@ class Theme(EventDispatcher):
 
     def cap_height_mm(self, elder: bool) -> float:
         if elder:
-            return max(visual_angle_mm(0.7, self.distance_mm), 6.1) * 1.15
-        return 4.8 * 1.15
+            return max(visual_angle_mm(0.7, self.distance_mm), 6.1) * 1.2
+        return 4.8 * 1.2
 
     def apply(self, *, elder: bool) -> None:
         cap_px = self.cap_height_mm(elder) * self.px_mm
         self.body = round(cap_px / CAP_HEIGHT_RATIO)
-        self.small = round(self.body * 0.85)
+        self.small = round(self.body * 0.88)  # still above the minimum: 1.2 × 0.88 > 1
         self.title = round(self.body * 1.6)
         target_mm = 22.0 if elder else 16.0  # well above the 12 / 9 mm minimum
         self.button_h = round(max(target_mm * self.px_mm, self.body * 2.0))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from kivy.app import App
 from kivy.properties import BooleanProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
@@ -21,6 +24,15 @@ class BodyLabel(Label):
 
 class TitleLabel(Label):
     pass
+
+
+class StationName(Label):
+    """The station's name in the top bar; five quick taps on it are the technicians' way in."""
+
+    def on_touch_down(self, touch: Any) -> bool:
+        if self.collide_point(*touch.pos):
+            App.get_running_app().intent("maint.gesture")
+        return bool(super().on_touch_down(touch))
 
 
 class TopBar(BoxLayout):

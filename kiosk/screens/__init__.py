@@ -11,11 +11,13 @@ from kivy.uix.screenmanager import Screen
 from kiosk.screens.choose import ChooseScreen
 from kiosk.screens.home import HomeScreen
 from kiosk.screens.identify import IdentifyScreen
+from kiosk.screens.maintenance import MaintenanceScreen
 from kiosk.screens.notice import NoticeScreen
 from kiosk.screens.out_of_order import OutOfOrderScreen
 from kiosk.screens.preview import PreviewScreen
 from kiosk.screens.printing import PrintingScreen
 from kiosk.screens.rate import RateScreen
+from kiosk.screens.unlock import UnlockScreen
 
 SCREENS: dict[str, type[Screen]] = {
     "idle": HomeScreen,
@@ -26,4 +28,6 @@ SCREENS: dict[str, type[Screen]] = {
     "preview": PreviewScreen,
     "printing": PrintingScreen,
     "rate": RateScreen,
+    "unlock": UnlockScreen,
+    "maintenance": MaintenanceScreen,
 }

@@ -14,7 +14,7 @@ from flows.session import JournalBegin, JournalFinish, Session
 
 CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "assets" / "catalog" / "demo.toml")
 PERSON = Identity(CardType.RESIDENT, name="王小明", id_number="11010519491231002X")
-STATES = {"idle", "out_of_order", "identify", "choose", "notice", "preview", "printing", "rate"}
+STATES = {"idle", "out_of_order", "identify", "choose", "notice", "preview", "printing", "rate", "unlock", "maintenance"}
 CODES = [s.code for s in CATALOG.services] + [b.code for b in CATALOG.bundles] + ["nothing"]
 ALL_DOWN = {s.code: "unavailable.a4_printer" for s in CATALOG.services}
 
@@ -40,6 +40,9 @@ EVENTS = st.one_of(
     st.tuples(st.just("lang"), st.sampled_from(["zh", "en", "fr"])),
     st.tuples(st.just("elder"), st.booleans()),
     st.tuples(st.just("wait"), st.floats(0, 400)),
+    st.just(("open_maintenance",)),
+    st.just(("unlocked",)),
+    st.just(("close_maintenance",)),
 )
 
 
@@ -75,6 +78,9 @@ def apply(session: Session, clock: list[float], event: tuple[object, ...]) -> li
         "extend": session.on_extend,
         "lang": lambda: session.set_lang(str(event[1])),
         "elder": lambda: session.set_elder(bool(event[1])),
+        "open_maintenance": session.on_open_maintenance,
+        "unlocked": session.on_unlocked,
+        "close_maintenance": session.on_close_maintenance,
     }
     try:
         return list(calls[str(name)]())
@@ -98,7 +104,7 @@ def test_random_sequences_keep_the_chart_sound(events: list[tuple[object, ...]])
                 open_txns.add(effect.txn_id)
             if isinstance(effect, JournalFinish):
                 open_txns.discard(effect.txn_id)
-        if session.state in ("idle", "out_of_order"):
+        if session.state in ("idle", "out_of_order", "unlock", "maintenance"):
             # the session is over: no identity, no transaction, nothing personal in the view
             assert session.identity is None and session.txn_id is None
             view = session.view

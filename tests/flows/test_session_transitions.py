@@ -29,6 +29,11 @@ class Rig:
             return
         if state == "idle":
             return
+        if state in ("unlock", "maintenance"):
+            s.on_open_maintenance()
+            if state == "maintenance":
+                s.on_unlocked()
+            return
         s.on_start()
         if state == "identify":
             return
@@ -72,6 +77,9 @@ def fire(rig: Rig, event: str, source: str) -> list[object]:
         "cancel": lambda: list(s.on_cancel()),
         "timeout": rig.expire,
         "card_removed": lambda: list(s.on_card_removed()),
+        "open_maintenance": lambda: list(s.on_open_maintenance()),
+        "unlocked": lambda: list(s.on_unlocked()),
+        "close_maintenance": lambda: list(s.on_close_maintenance()),
     }
     return actions[event]()
 
@@ -85,7 +93,7 @@ TRANSITIONS = [
 
 
 def test_the_chart_is_what_the_tests_cover() -> None:
-    assert len(TRANSITIONS) == 28
+    assert len(TRANSITIONS) == 35
     assert {state.id for state in SessionChart().states} == {
         "idle",
         "out_of_order",
@@ -95,6 +103,8 @@ def test_the_chart_is_what_the_tests_cover() -> None:
         "preview",
         "printing",
         "rate",
+        "unlock",
+        "maintenance",
     }
 
 

@@ -1,0 +1,146 @@
+"""``fleet catalog ...``: the operators' commands for the signed catalog repository.
+
+Usage::
+
+    fleet catalog init --repo DIR --root-keys OFFLINE_DIR [--root-key-count 3 --threshold 2]
+    fleet catalog anchor --repo DIR > root.json          (install as {state}/catalogs/root.json)
+    fleet catalog sign --repo DIR CATALOG.toml [--name catalog.toml]
+    fleet catalog publish --repo DIR --broker HOST:PORT --password-file F --site S --station ST
+                          --rev N --base-url http://repo.example/ [--name catalog.toml]
+    fleet catalog rotate-key --repo DIR --root-keys OFFLINE_DIR targets|snapshot|timestamp
+    fleet catalog rotate-root --repo DIR --root-keys OFFLINE_DIR --new-root-keys NEW_DIR
+    fleet catalog refresh --repo DIR                     (a fresh timestamp, e.g. from cron)
+    fleet catalog serve --repo DIR [--http 127.0.0.1:8081]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fleet.catalog_repo import CatalogRepository, Release, desired_payload, serve_repository
+
+Hostport = tuple[str, int]
+
+
+def _hostport(value: str) -> Hostport:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``catalog`` and its subcommands to ``fleet``'s subparsers."""
+    catalog = sub.add_parser("catalog", help="the signed catalog repository (TUF)")
+    commands = catalog.add_subparsers(dest="catalog_command", required=True)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(name, help=text)
+        parser.add_argument("--repo", type=Path, required=True, help="the repository folder")
+        return parser
+
+    init = command("init", "create a repository and its keys")
+    init.add_argument("--root-keys", type=Path, required=True, help="folder to keep offline")
+    init.add_argument("--root-key-count", type=int, default=3)
+    init.add_argument("--threshold", type=int, default=2)
+    command("anchor", "print the current root, the trust anchor of new terminals")
+    sign = command("sign", "validate a catalog and sign it into the repository")
+    sign.add_argument("catalog", type=Path)
+    sign.add_argument("--name", default="catalog.toml", help="its target name")
+    publish = command("publish", "send a station the desired catalog (retained, QoS 1)")
+    publish.add_argument("--name", default="catalog.toml")
+    publish.add_argument("--broker", type=_hostport, required=True)
+    publish.add_argument("--password-file", type=Path, required=True)
+    publish.add_argument("--site", required=True)
+    publish.add_argument("--station", required=True)
+    publish.add_argument("--rev", type=int, required=True, help="must rise at every publish")
+    publish.add_argument("--base-url", required=True, help="where the repository is served")
+    rotate = command("rotate-key", "replace an online key through a new root")
+    rotate.add_argument("role", choices=["targets", "snapshot", "timestamp"])
+    rotate.add_argument("--root-keys", type=Path, required=True)
+    root = command("rotate-root", "replace the root keys (signed by the old and the new)")
+    root.add_argument("--root-keys", type=Path, required=True)
+    root.add_argument("--new-root-keys", type=Path, required=True)
+    root.add_argument("--key-count", type=int, default=3)
+    root.add_argument("--threshold", type=int, default=2)
+    command("refresh", "sign a fresh timestamp (it expires daily)")
+    serve = command("serve", "serve the repository over HTTP")
+    serve.add_argument("--http", type=_hostport, default=("127.0.0.1", 8081))
+
+
+def _release(repo: CatalogRepository, name: str) -> Release:
+    target = repo.targets.signed.targets.get(name)
+    if target is None:
+        raise SystemExit(f"{name}: not in the repository; sign it first")
+    return Release(name, repo.latest_catalog_version(name), target.hashes["sha256"], target.length)
+
+
+def run(args: argparse.Namespace) -> int:
+    cmd = args.catalog_command
+    if cmd == "init":
+        CatalogRepository.create(
+            args.repo,
+            args.root_keys,
+            root_key_count=args.root_key_count,
+            root_threshold=args.threshold,
+        )
+        print(f"repository created in {args.repo}; keep {args.root_keys} offline")
+        return 0
+    repo = CatalogRepository(args.repo)
+    if cmd == "anchor":
+        sys.stdout.buffer.write(repo.trusted_root())
+    elif cmd == "sign":
+        release = repo.publish_catalog(args.catalog, name=args.name)
+        print(json.dumps(release.desired_catalog()))
+    elif cmd == "publish":
+        return _publish(args, _release(repo, args.name))
+    elif cmd == "rotate-key":
+        key = repo.rotate_key(args.role, args.root_keys)
+        print(f"{args.role}: new key {key.keyid}; root version {repo.root.signed.version}")
+    elif cmd == "rotate-root":
+        keys = repo.rotate_root(
+            args.root_keys, args.new_root_keys, key_count=args.key_count, threshold=args.threshold
+        )
+        print(f"root version {repo.root.signed.version}: {len(keys)} new keys")
+    elif cmd == "refresh":
+        repo.commit(["timestamp"])
+    elif cmd == "serve":
+        server = serve_repository(args.repo, *args.http)
+        print(f"serving {args.repo} at {server.url}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            server.close()
+    return 0
+
+
+def _publish(args: argparse.Namespace, release: Release) -> int:
+    import paho.mqtt.client as mqtt
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    from fleet.broker import CONSOLE_USER
+    from fleet.topics import StationTopics, dumps
+
+    base = args.base_url.rstrip("/")
+    payload = desired_payload(args.rev, release, f"{base}/metadata/", f"{base}/targets/")
+    client = mqtt.Client(
+        CallbackAPIVersion.VERSION2, client_id=f"fleet-cli-{time.time_ns()}", protocol=mqtt.MQTTv5
+    )
+    client.username_pw_set(CONSOLE_USER, args.password_file.read_text().strip())
+    client.connect(*args.broker)
+    client.loop_start()
+    try:
+        topic = StationTopics(args.site, args.station).desired
+        info = client.publish(topic, dumps(payload), qos=1, retain=True)
+        info.wait_for_publish(timeout=10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    print(f"{topic}: {json.dumps(payload)}")
+    return 0

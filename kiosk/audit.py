@@ -1,0 +1,216 @@
+"""Elder-first numbers, measured on the live widget tree of the running app.
+
+For the configured screen (size, resolution) and viewing distance, every visible text must have
+a capital height of at least 0.7° of visual angle in elder mode (≈ 6.1 mm at 500 mm; 4.8 mm in
+standard mode), measured from the font's own metrics; a contrast against what is behind it of at
+least 7:1 (4.5:1 in standard mode), computed from the colours the widgets draw with; every touch
+target at least 12 × 12 mm (9 × 9 mm) with gaps of at least 2 mm to its neighbours; and no page
+offers more than six choices. :func:`audit` returns what fails, as sentences a person can act on.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kiosk.theme import contrast, visual_angle_mm
+
+MIN_GAP_MM = 2.0
+MAX_CHOICES = 6
+
+
+@dataclass(frozen=True)
+class Rules:
+    cap_mm: float
+    contrast: float
+    target_mm: float
+
+    @classmethod
+    def for_mode(cls, *, elder: bool, distance_mm: float) -> Rules:
+        if elder:
+            return cls(max(visual_angle_mm(0.7, distance_mm), 6.1), 7.0, 12.0)
+        return cls(4.8, 4.5, 9.0)
+
+
+@dataclass
+class Findings:
+    texts: int = 0
+    targets: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+@functools.lru_cache(maxsize=256)
+def cap_height_px(font_path: str, size_px: int) -> int:
+    """The height of a capital H in pixels at this em size, from the font's outlines."""
+    from PIL import ImageFont
+
+    font = ImageFont.truetype(font_path, size_px)
+    _, top, _, bottom = font.getbbox("H")
+    return int(bottom - top)
+
+
+def _rgb(color: Any, behind: tuple[float, float, float] = (1, 1, 1)) -> tuple[float, float, float]:
+    r, g, b, *rest = list(color) + [1.0] * (4 - len(color))
+    a = rest[0] if rest else 1.0
+    return (
+        r * a + behind[0] * (1 - a),
+        g * a + behind[1] * (1 - a),
+        b * a + behind[2] * (1 - a),
+    )
+
+
+def _visible(widget: Any) -> bool:
+    w: Any = widget
+    while w is not None:
+        if getattr(w, "opacity", 1) <= 0.01:
+            return False
+        parent = w.parent
+        if parent is w:
+            break
+        w = parent
+    return widget.width > 1 and widget.height > 1
+
+
+def _window_rect(widget: Any) -> tuple[float, float, float, float]:
+    x0, y0 = widget.to_window(widget.x, widget.y)
+    return x0, y0, x0 + widget.width, y0 + widget.height
+
+
+def _on_screen(rect: tuple[float, float, float, float], size: tuple[int, int]) -> bool:
+    x0, y0, x1, y1 = rect
+    return x1 > 0 and y1 > 0 and x0 < size[0] and y0 < size[1]
+
+
+def _background(widget: Any, theme: Any) -> tuple[float, float, float]:
+    """The flat colour a widget's text is drawn on: its own button face, or its container's."""
+    from kivy.uix.button import Button
+    from kivy.uix.modalview import ModalView
+
+    from kiosk.widgets import TopBar
+
+    w: Any = widget
+    while w is not None:
+        if isinstance(w, Button) and w.background_normal == "":
+            return _rgb(w.background_color)
+        if isinstance(w, TopBar):
+            return _rgb(theme.bar)
+        if isinstance(w, ModalView):
+            return _rgb(w.background_color)
+        if w.parent is w:
+            break
+        w = w.parent
+    return _rgb(theme.bg)
+
+
+def _gap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> float:
+    dx = max(b[0] - a[2], a[0] - b[2], 0.0)
+    dy = max(b[1] - a[3], a[1] - b[3], 0.0)
+    if dx == 0 and dy == 0:
+        overlap_x = min(a[2], b[2]) - max(a[0], b[0])
+        overlap_y = min(a[3], b[3]) - max(a[1], b[1])
+        return -min(overlap_x, overlap_y)  # negative: they touch or overlap
+    return max(dx, dy)
+
+
+def audit(root: Any, theme: Any, *, elder: bool, font: Path, name: str) -> Findings:
+    """Check every visible text and target under ``root`` (a screen or an open overlay)."""
+    from kivy.core.window import Window
+    from kivy.uix.behaviors import ButtonBehavior
+    from kivy.uix.label import Label
+
+    rules = Rules.for_mode(elder=elder, distance_mm=theme.distance_mm)
+    px_mm = float(theme.px_mm)
+    found = Findings()
+    targets: list[tuple[str, tuple[float, float, float, float]]] = []
+    drawn: list[tuple[str, tuple[float, float, float, float]]] = []  # where text is painted
+    size = (int(Window.width), int(Window.height))
+    for widget in root.walk(restrict=True):
+        if not _visible(widget) or not _on_screen(_window_rect(widget), size):
+            continue
+        label = _label_name(widget)
+        if isinstance(widget, Label) and widget.text.strip():
+            found.texts += 1
+            rect = _text_rect(widget)
+            if not _in_scroll_view(widget):
+                drawn.append((label, rect))
+                if rect[0] < -1 or rect[1] < -1 or rect[2] > size[0] + 1 or rect[3] > size[1] + 1:
+                    found.problems.append(f"{name}: text {label} runs off the screen")
+            fs = round(float(widget.font_size))
+            font_path = str(getattr(widget, "font_name", "") or font)
+            if not Path(font_path).is_file():
+                font_path = str(font)
+            cap_mm = cap_height_px(font_path, fs) / px_mm
+            if cap_mm < rules.cap_mm - 0.05:
+                found.problems.append(
+                    f"{name}: text {label} has capitals {cap_mm:.1f} mm high, "
+                    f"needs {rules.cap_mm:.1f} mm"
+                )
+            bg = _background(widget, theme)
+            color = widget.disabled_color if widget.disabled else widget.color
+            ratio = contrast(_rgb(color, bg), bg)
+            if ratio < rules.contrast:
+                found.problems.append(
+                    f"{name}: text {label} has contrast {ratio:.1f}:1, needs {rules.contrast}:1"
+                )
+        if isinstance(widget, ButtonBehavior) and not widget.disabled:
+            found.targets += 1
+            w_mm, h_mm = widget.width / px_mm, widget.height / px_mm
+            if min(w_mm, h_mm) < rules.target_mm - 0.05:
+                found.problems.append(
+                    f"{name}: target {label} is {w_mm:.1f} × {h_mm:.1f} mm, "
+                    f"needs {rules.target_mm:.0f} × {rules.target_mm:.0f} mm"
+                )
+            targets.append((label, _window_rect(widget)))
+            if isinstance(widget, Label) and widget.texture_size[0] > widget.width + 2:
+                found.problems.append(f"{name}: the text of {label} is wider than its button")
+            if isinstance(widget, Label) and widget.texture_size[1] > widget.height + 2:
+                found.problems.append(f"{name}: the text of {label} is taller than its button")
+        choices = [c for c in getattr(widget, "children", ()) if hasattr(c, "service_code")]
+        if len(choices) > MAX_CHOICES:
+            found.problems.append(
+                f"{name}: {len(choices)} choices on one page, at most {MAX_CHOICES}"
+            )
+    for (la, ra), (lb, rb) in itertools.combinations(drawn, 2):
+        if _gap(ra, rb) < -2:
+            found.problems.append(f"{name}: texts {la} and {lb} overlap")
+    for (la, ra), (lb, rb) in itertools.combinations(targets, 2):
+        gap_mm = _gap(ra, rb) / px_mm
+        if gap_mm < MIN_GAP_MM - 0.05:
+            found.problems.append(
+                f"{name}: targets {la} and {lb} are {gap_mm:.1f} mm apart, need {MIN_GAP_MM:.0f} mm"
+            )
+    return found
+
+
+def _text_rect(widget: Any) -> tuple[float, float, float, float]:
+    """Where a label's text is painted: its texture, centred in the widget as Kivy draws it."""
+    x0, y0, x1, y1 = _window_rect(widget)
+    tw, th = widget.texture_size
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return cx - tw / 2, cy - th / 2, cx + tw / 2, cy + th / 2
+
+
+def _in_scroll_view(widget: Any) -> bool:
+    from kivy.uix.scrollview import ScrollView
+
+    w = widget.parent
+    while w is not None and w.parent is not w:
+        if isinstance(w, ScrollView):
+            return True
+        w = w.parent
+    return False
+
+
+def _label_name(widget: Any) -> str:
+    text = str(getattr(widget, "text", "") or "").replace("\n", " ").strip()
+    ident, w = "", widget
+    for _ in range(8):
+        w = getattr(w, "parent", None)
+        if w is None or ident:
+            break
+        ident = next((k for k, v in getattr(w, "ids", {}).items() if v is widget), "")
+    short = text[:24] + ("…" if len(text) > 24 else "")
+    return f"{type(widget).__name__}{'#' + ident if ident else ''} '{short}'"

@@ -1,0 +1,253 @@
+"""Walks every screen of the real app in both languages and both modes, measuring each one.
+
+Started by ``test_tour.py`` as a subprocess on Xvfb, once per orientation (the window size is
+fixed at start). For Chinese and English, standard and elder mode, it goes through home, the PIN
+pad, maintenance, identify, help, "are you still there?", choose, a materials notice, preview,
+printing, rate and out-of-order with touches, as a resident (or a technician) would; at each one
+it saves a screenshot and runs :func:`kiosk.audit.audit` on the live widget tree. The findings go
+to ``--report`` as JSON; the test asserts on them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from journey_app import Journey
+
+from kiosk.app import configure_kivy
+from kiosk.config import load_config
+from kiosk.station import create_station, setup_logging
+
+NOTICE = "food_licence_renewal_checklist"
+CERTIFICATE = "social_insurance_certificate"
+
+
+class Tour(Journey):
+    def __init__(self, app: Any, station: Any, artifacts: Path, orientation: str, pin: str) -> None:
+        super().__init__(app, artifacts, "zh", "tour")
+        self.station = station
+        self.orientation = orientation
+        self.pin = pin
+        self.visits: list[dict[str, Any]] = []
+        self.lang_now = "zh"
+        self.elder_now = False
+
+    def script(self) -> Iterator[None]:
+        yield from self.wait_screen("idle")
+        for lang in ("zh", "en"):
+            for elder in (False, True):
+                self.lang_now, self.elder_now = lang, elder
+                yield from self.combination()
+        self.ok = True
+
+    # --- helpers -------------------------------------------------------------------------------
+
+    def settle(self) -> Iterator[None]:
+        for _ in range(8):
+            yield
+
+    def set_mode(self) -> Iterator[None]:
+        """Language and elder mode as a resident sets them, with the buttons of the top bar."""
+        bar = self.top_bar()
+        if self.app.vm.lang != self.lang_now:
+            self.tap(bar.ids.lang_button)
+            yield from self.wait(lambda: self.app.vm.lang == self.lang_now, 5, "language")
+        if self.app.vm.elder != self.elder_now:
+            self.tap(bar.ids.elder_button)
+            yield from self.wait(lambda: self.app.vm.elder == self.elder_now, 5, "elder mode")
+
+    def visit(self, name: str, root: Any = None) -> None:
+        from kiosk.audit import audit
+
+        mode = "elder" if self.elder_now else "standard"
+        label = f"{self.orientation}-{self.lang_now}-{mode}-{name}"
+        found = audit(
+            root if root is not None else self.screen(),
+            self.app.theme,
+            elder=self.app.vm.elder,
+            font=self.station.font,
+            name=label,
+        )
+        self.shot(label)
+        self.visits.append(
+            {
+                "name": name,
+                "screen": self.app.manager.current,
+                "lang": self.app.vm.lang,
+                "elder": self.app.vm.elder,
+                "orientation": self.orientation,
+                "texts": found.texts,
+                "targets": found.targets,
+                "problems": found.problems,
+                "shot": f"{label}.png",
+            }
+        )
+
+    def bottom_bar(self) -> Any:
+        from kiosk.widgets import BottomBar
+
+        return next(w for w in self.screen().walk() if isinstance(w, BottomBar))
+
+    # --- one language and mode -----------------------------------------------------------------
+
+    def combination(self) -> Iterator[None]:
+        runtime = self.station.runtime
+        yield from self.wait_screen("idle", timeout=30)
+        yield from self.set_mode()
+        yield from self.settle()
+        self.visit("home")
+
+        self.tap(self.screen().ids.start_button)
+        yield from self.wait_screen("identify")
+        self.visit("identify")
+        self.tap(self.top_bar().ids.help_button)
+        yield from self.wait(lambda: self.app.help_view.parent is not None, 5, "help")
+        self.visit("help", self.app.help_view)
+        self.tap(self.app.help_view.ids.close_help)
+        yield from self.wait(lambda: self.app.help_view.parent is None, 5, "help closed")
+
+        # "are you still there?": a short timeout for this one state, armed by a touch
+        timeouts = runtime.session._timeouts  # test harness only: real timeouts take minutes
+        saved = timeouts["identify"]
+        timeouts["identify"] = 17.0
+        self.app.intent("touch")  # what the window posts for any touch: arms the new timeout
+        yield from self.wait(lambda: self.app.still_there_view.parent is not None, 30, "warning")
+        self.visit("still-there", self.app.still_there_view)
+        timeouts["identify"] = saved
+        self.tap(self.app.still_there_view.ids.extend_button)
+        yield from self.wait(lambda: self.app.still_there_view.parent is None, 5, "extended")
+
+        self.station.simulate("insert")
+        yield from self.wait_screen("choose", timeout=30)
+        self.visit("choose")
+        screen = self.screen()
+        if screen.pages > 1:
+            self.tap(screen.ids.next_page)
+            yield from self.settle()
+            self.visit("choose-page-2")
+        yield from self.find_service(NOTICE)
+        self.tap(self.service_button(NOTICE))
+        yield from self.wait_screen("notice")
+        self.visit("notice")
+        self.tap(self.bottom_bar().ids.back_button)
+        yield from self.wait_screen("choose")
+        yield from self.find_service(CERTIFICATE)
+        self.tap(self.service_button(CERTIFICATE))
+        yield from self.wait_screen("preview")
+        yield from self.wait(lambda: self.app.vm.preview_texture is not None, 20, "preview")
+        self.visit("preview")
+        release = self.hold_printer()
+        self.tap(self.screen().ids.print_button)
+        yield from self.wait_screen("printing")
+        yield from self.settle()
+        self.visit("printing")
+        release.set()
+        yield from self.wait_screen("rate", timeout=120)
+        self.visit("rate")
+        self.tap(self.screen().ids.rate5)
+        yield from self.wait_screen("idle")
+        self.station.simulate("remove")
+
+        yield from self.out_of_order()
+        yield from self.maintenance()
+
+    def hold_printer(self) -> threading.Event:
+        """The A4 printer waits until the tour has seen the printing screen (it is quick here)."""
+        printer = self.station.runtime.devices.a4_printer
+        release = threading.Event()
+        real = type(printer).print_pdf
+
+        def held(*args: Any, **kw: Any) -> Any:
+            release.wait(30)
+            del printer.print_pdf  # back to the real method
+            return real(printer, *args, **kw)
+
+        printer.print_pdf = held
+        return release
+
+    def out_of_order(self) -> Iterator[None]:
+        """Both printers report a fault until the tour has looked: the station is out of order.
+
+        (The real out-of-paper path, through the printer simulator, is in test_journey.)
+        """
+        from flows.models import DeviceHealth, DeviceState
+
+        runtime = self.station.runtime
+        printers = (runtime.devices.a4_printer, runtime.devices.thermal_printer)
+        for printer in printers:
+            kind = "a4_printer" if printer is printers[0] else "thermal_printer"
+            broken = DeviceHealth(printer.name, kind, DeviceState.FAULT, ("paper_out",))
+            printer.health = lambda broken=broken: broken
+        runtime._refresh_health.set()
+        yield from self.wait_screen("out_of_order", timeout=10)
+        yield from self.set_mode()
+        yield from self.settle()
+        self.visit("out-of-order")
+        for printer in printers:
+            del printer.health
+        runtime._refresh_health.set()
+        yield from self.wait_screen("idle", timeout=30)
+
+    def maintenance(self) -> Iterator[None]:
+        """The technician's way in: five taps on the station name, a wrong PIN, the right one."""
+        yield from self.set_mode()
+        name = self.top_bar().ids.station_name
+        for _ in range(5):
+            self.tap(name)
+            yield
+        yield from self.wait_screen("unlock")
+        yield from self.set_mode()
+        self.visit("unlock")
+        keys = {w.digit: w for w in self.screen().walk() if getattr(w, "digit", "")}
+        for digit in "0000":
+            self.tap(keys[digit])
+            yield
+        self.tap(self.screen().ids.submit_button)
+        yield from self.wait(lambda: self.app.vm.pin_problem, 5, "wrong PIN message")
+        self.visit("unlock-wrong-pin")
+        for digit in self.pin:
+            self.tap(keys[digit])
+            yield
+        self.tap(self.screen().ids.submit_button)
+        yield from self.wait_screen("maintenance")
+        yield from self.wait(lambda: bool(self.app.vm.maint_devices), 5, "report")
+        self.tap(self.screen().ids.test_thermal)
+        yield from self.wait(lambda: "printed" in self.app.vm.maint_last, 30, "test print")
+        self.visit("maintenance")
+        self.tap(self.screen().ids.leave_button)
+        yield from self.wait_screen("idle")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--artifacts", required=True)
+    parser.add_argument("--orientation", required=True)
+    parser.add_argument("--pin", required=True)
+    parser.add_argument("--report", required=True)
+    args = parser.parse_args()
+    config = load_config(Path(args.config))
+    setup_logging(config.state_dir, level=logging.DEBUG)
+    configure_kivy(config, config.state_dir / "kivy")
+    station = create_station(config, strict_translations=True)
+    app = station.build_app()
+    tour = Tour(app, station, Path(args.artifacts), args.orientation, args.pin)
+    from kivy.clock import Clock
+
+    Clock.schedule_once(tour.begin, 0.5)
+    app.run()
+    Path(args.report).write_text(json.dumps({"ok": tour.ok, "visits": tour.visits}, indent=1))
+    if not tour.ok:
+        print(f"TOUR FAILED: {tour.error}", file=sys.stderr, flush=True)
+    return 0 if tour.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
