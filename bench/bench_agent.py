@@ -146,7 +146,7 @@ def reconnect_ms(root: Path, broker: MosquittoBroker, rounds: int) -> float:
     return statistics.median(samples)
 
 
-def run(n: int = 2000, rounds: int = 5) -> dict[str, float]:
+def run(n: int = 5000, rounds: int = 5) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-agent-") as tmp:
         root = Path(tmp)
         broker = MosquittoBroker(root / "broker")

@@ -49,6 +49,7 @@ from flows.journal import Journal
 log = logging.getLogger("kiosk.agent")
 
 UI_HEARTBEAT_S = 5.0
+MAX_IN_FLIGHT = 200  # events handed to paho and not yet acknowledged (and forgotten)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,11 @@ class Agent:
         self._lock = threading.Lock()
         self._inflight: dict[int, str] = {}  # mid → event id
         self._inflight_ids: set[str] = set()
-        self._early_acks: dict[int, ReasonCode] = {}  # PUBACKs for mids not yet recorded
+        # PUBACKs for mids not recorded (yet): an event's ack may beat publish() returning, and
+        # health, state, birth and results are acked here too; each is kept with its time, so
+        # a stale ack never matches an event that later gets the same (wrapped) mid
+        self._early_acks: dict[int, tuple[ReasonCode, float]] = {}
+        self._acked: list[str] = []  # acknowledged, to leave the journal in one transaction
         self._connected_at = 0.0
         self._last_devices = ""
         self.published = 0
@@ -174,6 +179,7 @@ class Agent:
                 log.warning("shutdown state not confirmed")
         self.client.disconnect()
         self.client.loop_stop()
+        self._flush_acks()
         self.journal.close()
 
     # --- session and presence ------------------------------------------------------------------
@@ -389,9 +395,14 @@ class Agent:
 
     def drain_once(self, limit: int = 100) -> int:
         """Publish outbox events not yet in flight; returns how many were handed to paho."""
+        self._flush_acks()
         if not self.connected.is_set():
             return 0
-        events = [e for e in self.journal.pending_events(limit) if e.id not in self._inflight_ids]
+        window = len(self._inflight_ids)
+        if window >= MAX_IN_FLIGHT:
+            return 0
+        pending = self.journal.pending_events(limit + window)  # the in-flight ones come first
+        events = [e for e in pending if e.id not in self._inflight_ids][:limit]
         sent = 0
         for event in events:
             payload = dict(event.payload)
@@ -399,11 +410,13 @@ class Agent:
             payload["station"] = self.config.station
             # never hold our lock while paho takes its own: its network thread holds that one
             # while it calls _on_publish, which takes ours (lock-order inversion, a deadlock)
+            called = time.monotonic()
             info = self.client.publish(self.topics.event(event.type), dumps(payload), qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
             with self._lock:
-                early = self._early_acks.pop(info.mid, None)
+                ack = self._early_acks.pop(info.mid, None)
+                early = ack[0] if ack is not None and ack[1] >= called else None
                 if early is None:
                     self._inflight[info.mid] = event.id
                     self._inflight_ids.add(event.id)
@@ -421,8 +434,8 @@ class Agent:
             except Exception:
                 log.exception("draining the outbox failed")
                 sent = 0
-            if not sent:
-                self._stop.wait(0.2)
+            if not sent:  # soon again while acknowledgements are due, else at leisure
+                self._stop.wait(0.01 if self._inflight_ids else 0.2)
 
     def _on_publish(
         self,
@@ -435,18 +448,32 @@ class Agent:
         with self._lock:
             event_id = self._inflight.pop(mid, None)
             if event_id is None:
-                self._early_acks[mid] = reason
+                self._early_acks[mid] = (reason, time.monotonic())
                 return
         self._acknowledged(event_id, reason)
-        with self._lock:  # only now: until the journal forgot it, it must not be sent again
-            self._inflight_ids.discard(event_id)
 
     def _acknowledged(self, event_id: str, reason: ReasonCode) -> None:
         if reason.is_failure:
             log.error("broker refused event %s: %s", event_id, reason)
+            with self._lock:
+                self._inflight_ids.discard(event_id)
             return
-        self.journal.ack_events([event_id])  # acknowledged: now it may leave the journal
+        with self._lock:  # acknowledged: it leaves the journal at the next _flush_acks, and
+            self._acked.append(event_id)  # until the journal forgot it, it is not sent again
+            self._inflight_ids.add(event_id)
         self.published += 1
+
+    def _flush_acks(self) -> None:
+        """Remove acknowledged events from the journal, many in one SQLite transaction."""
+        with self._lock:
+            batch, self._acked = self._acked, []
+            if len(self._early_acks) > 1000:  # acks of publishes that were not events
+                old = time.monotonic() - 60
+                self._early_acks = {m: a for m, a in self._early_acks.items() if a[1] >= old}
+        if batch:
+            self.journal.ack_events(batch)
+            with self._lock:
+                self._inflight_ids.difference_update(batch)
 
 
 def run_agent(config: AgentConfig) -> int:

@@ -74,6 +74,9 @@ class Speech(Protocol):
     def prewarm(self, items: list[tuple[str, str]]) -> None:
         """Synthesise (text, lang) prompts into a cache in the background, ahead of need."""
 
+    def set_volume(self, level: float) -> None:
+        """Loudness (0..1) of what is spoken from now on."""
+
     def close(self) -> None:
         """Stop and release the engine and the player."""
 

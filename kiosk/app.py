@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,32 @@ def configure_kivy(config: Config, kivy_home: Path) -> None:
     KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
 
 
+EXIT_BROKEN = 70
+"""The app's exit status when errors keep coming: systemd starts a fresh one."""
+
+
+class ErrorGuard:
+    """Counts errors that reached Kivy's loop; too many in a minute means the app is broken."""
+
+    def __init__(
+        self,
+        *,
+        limit: int = 10,
+        window_s: float = 60.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.limit = limit
+        self.window_s = window_s
+        self.clock = clock
+        self._times: list[float] = []
+
+    def record(self) -> bool:
+        """Note one error; True when there were ``limit`` within ``window_s``."""
+        now = self.clock()
+        self._times = [t for t in self._times if now - t < self.window_s] + [now]
+        return len(self._times) >= self.limit
+
+
 def build_app(
     runtime: Runtime,
     config: Config,
@@ -54,6 +81,7 @@ def build_app(
 ) -> Any:
     """Import kivy (after ``configure_kivy``) and make the app; returns a ``kivy.app.App``."""
     from kivy.app import App
+    from kivy.base import ExceptionHandler, ExceptionManager
     from kivy.clock import Clock
     from kivy.core.image import Image as CoreImage
     from kivy.core.text import DEFAULT_FONT, LabelBase
@@ -104,6 +132,9 @@ def build_app(
         out_of_order_text = StringProperty("")
         rate_tags = ListProperty()
         sim_controls = BooleanProperty(False)
+        louder = BooleanProperty(False)
+        attract_text = StringProperty("")
+        portrait = BooleanProperty(config.ui.height > config.ui.width)
         pin_dots = StringProperty("")
         pin_message = StringProperty("")
         pin_problem = BooleanProperty(False)
@@ -117,6 +148,25 @@ def build_app(
 
     class StillThereView(ModalView):
         pass
+
+    guard = ErrorGuard()
+
+    class KeepRunning(ExceptionHandler):
+        """No Python error reaches the screen: it is logged and the app carries on; when errors
+        keep coming, the station shows out-of-order (with the help phone) and restarts."""
+
+        def handle_exception(self, inst: BaseException) -> Any:
+            if isinstance(inst, KeyboardInterrupt | SystemExit):
+                return ExceptionManager.RAISE
+            log.error("error in the UI loop", exc_info=inst)
+            app = App.get_running_app()
+            if guard.record() and app is not None and app.exit_code is None:
+                app.exit_code = EXIT_BROKEN
+                app.manager.current = "out_of_order"
+                Clock.schedule_once(lambda _dt: app.stop(), 10)
+            return ExceptionManager.PASS
+
+    ExceptionManager.add_handler(KeepRunning())
 
     class KioskApp(App):
         vm = ObjectProperty()
@@ -148,14 +198,29 @@ def build_app(
 
         def on_start(self) -> None:
             runtime.on_frame = self.on_frame
+            runtime.remote.screenshot = lambda path: Window.screenshot(name=str(path))
             Clock.schedule_interval(lambda _dt: runtime.pump(), 1 / 30)
             Clock.schedule_interval(lambda _dt: runtime.heartbeat(), 5.0)
             runtime.heartbeat()
             runtime.start()
             Clock.schedule_once(self._ready, 0)  # after the first frame with the home screen
+            self._attract_index = 0
+            self._attract(0)
+            Clock.schedule_interval(self._attract, 4.0)
             mirror = os.environ.get("KIOSK_SCREEN_MIRROR")
             if mirror:  # development on a machine without a screen (make run): see the screen
                 Clock.schedule_interval(lambda _dt: self._mirror(Path(mirror)), 2.0)
+
+        def _attract(self, _dt: float) -> None:
+            """The attract screen names, one after another, what can be done here."""
+            names = [s.name.get(self.vm.lang or "zh") for s in runtime.catalog.enabled_services()]
+            if not names:
+                self.vm.attract_text = ""
+                return
+            self._attract_index = (self._attract_index + 1) % len(names)
+            self.vm.attract_text = runtime.tr(
+                "home.attract", self.vm.lang or "zh", name=names[self._attract_index]
+            )
 
         def _ready(self, _dt: float) -> None:
             log.info("home screen ready")
@@ -223,6 +288,7 @@ def build_app(
             if vm.elder != view.elder:
                 self.theme.apply(elder=view.elder)
             vm.elder = view.elder
+            vm.louder = frame.louder
             vm.greeting = (
                 runtime.tr("choose.greeting", view.lang, name=view.masked_name)
                 if view.masked_name

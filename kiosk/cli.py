@@ -49,6 +49,10 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
     setup_logging(config.state_dir)
     host, _, port = config.fleet.broker.rpartition(":")
+    fleet = config.fleet
+    tls = (fleet.ca_file, fleet.cert_file, fleet.key_file)
+    if any(tls) and not all(tls):
+        raise ConfigError("[fleet] ca_file, cert_file and key_file: set all three or none")
     agent_config = AgentConfig(
         site=config.station.site,
         station=config.station.id,
@@ -57,6 +61,9 @@ def cmd_agent(args: argparse.Namespace) -> int:
         state_dir=config.state_dir / "agent",
         journal_path=config.state_dir / "journal.sqlite3",
         health_interval_s=config.fleet.health_interval_s,
+        ca_file=Path(fleet.ca_file) if fleet.ca_file else None,
+        cert_file=Path(fleet.cert_file) if fleet.cert_file else None,
+        key_file=Path(fleet.key_file) if fleet.key_file else None,
     )
     return run_agent(agent_config)
 

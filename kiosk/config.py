@@ -34,6 +34,9 @@ class StateSection(_Section):
     dir: str = ""  # empty: the platform's state directory for "station-kiosk"
 
 
+HOURS_PATTERN = r"^$|^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
+
+
 class DevicesSection(_Section):
     id_reader: Annotated[str, Field(pattern=r"^(sim|sam:.+)$")] = "sim"
     id_reader_baud: Literal[9600, 19200, 38400, 57600, 115200] = 115200
@@ -45,7 +48,9 @@ class DevicesSection(_Section):
     speech_rate_zh: Annotated[int, Field(ge=60, le=400)] = 165  # espeak-ng words per minute
     speech_rate_en: Annotated[int, Field(ge=60, le=400)] = 165
     speech_elder_factor: Annotated[float, Field(ge=0.4, le=1.0)] = 0.8  # elder mode: slower
-    speech_volume: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0
+    speech_volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8  # the station's default
+    speech_quiet_hours: Annotated[str, Field(pattern=HOURS_PATTERN)] = "21:00-08:00"
+    speech_quiet_volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5  # in the quiet hours
     audio_player: str = "aplay"
     audio_player_args: list[str] = Field(default_factory=list)
 
@@ -57,6 +62,7 @@ class UiSection(_Section):
     screen_diagonal_in: Annotated[float, Field(gt=7, lt=100)] = 21.5
     viewing_distance_mm: Annotated[float, Field(ge=250, le=1500)] = 500.0
     show_simulator_controls: bool = True
+    attract_every_s: Annotated[float, Field(ge=0, le=86400)] = 300.0  # 0: say it only once
 
 
 class ProvidersSection(_Section):
@@ -67,6 +73,11 @@ class ProvidersSection(_Section):
 class FleetSection(_Section):
     broker: Annotated[str, Field(pattern=r"^$|^[\w.-]+:\d+$")] = ""
     health_interval_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
+    # TLS with this station's certificate (CN = station id), all three or none: the broker's
+    # production configuration (assets/mosquitto) refuses clients without one
+    ca_file: str = ""
+    cert_file: str = ""
+    key_file: str = ""
 
 
 PIN_HASH_PATTERN = r"^$|^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$"

@@ -49,6 +49,9 @@ class SpeechOff:
     def prewarm(self, items: list[tuple[str, str]]) -> None:
         return None
 
+    def set_volume(self, level: float) -> None:
+        return None
+
     def close(self) -> None:
         return None
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger("kiosk.maintenance")
 
@@ -206,7 +207,7 @@ class Desk:
         guard: PinGuard,
         state_dir: Path,
         app_version: str,
-        post: Callable[[object], None],
+        post: Callable[[Any], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.guard = guard

@@ -8,7 +8,7 @@ publishes. A command still pending at its deadline is ``timed_out`` (the agent d
 - ``test_print`` (``printer``: ``a4`` | ``thermal``): a sample page or receipt, never during a
   resident's session; ``failed`` with the printer's reasons if it did not print.
 - ``self_test``: every device's health, now; ``failed`` (``devices_faulty``) if one is in fault
-  or offline.
+  or offline (a device switched off in the configuration, e.g. speech, is not a fault).
 - ``reload_catalog``: re-read the catalog store; the catalog applies between sessions.
 - ``screenshot``: a PNG of the attract screen only. While a resident is in a session it is
   refused at once (``failed``, ``in_session``); on the out-of-order or maintenance screens too

@@ -134,6 +134,7 @@ class Frame:
     pin_message: tuple[str, str] = ("maint.enter_pin", "")  # translation key, its argument
     report: MaintenanceReport | None = None
     exit_code: int | None = None  # the app should stop with this status
+    louder: bool = False  # the resident turned the voice up for this session
 
 
 @dataclass
@@ -176,6 +177,10 @@ class Runtime:
         health_interval_s: float = 5.0,
         print_deadline_s: float = 90.0,
         desk: Desk | None = None,
+        volume: float = 0.8,
+        quiet_volume: float = 0.5,
+        quiet_hours: str = "",
+        attract_every_s: float = 300.0,
     ) -> None:
         self.devices = devices
         self.journal = journal
@@ -194,6 +199,11 @@ class Runtime:
             | MaintenanceNote
         ] = queue.Queue()
         self.desk = desk
+        self._volume = (volume, quiet_volume, quiet_hours)
+        self._louder = False
+        self._clock = clock
+        self._attract_every_s = attract_every_s  # the idle station says its invitation again
+        self._last_spoken = clock()
         self.on_frame: Callable[[Frame], None] = lambda frame: None
         self._preview: Preview | None = None
         self._document: documents.Document | None = None
@@ -227,6 +237,7 @@ class Runtime:
         self._health_thread.start()
         if self.catalog_watch is not None:
             self.catalog_watch.start(self._stop)
+        self.devices.speech.set_volume(self.base_volume())
         self._render()
         self._execute([Speak("prompt.home")])
         self.devices.speech.prewarm(spoken_texts(self.catalog, self.tr))
@@ -271,6 +282,12 @@ class Runtime:
         if self.devices.speech.busy():
             self.session.on_activity()  # listening to a long prompt is not idling
         effects: list[Effect] = list(self.session.on_tick())
+        if (
+            self._attract_every_s
+            and self.session.state == "idle"
+            and self._clock() - self._last_spoken >= self._attract_every_s
+        ):
+            effects.append(Speak("prompt.home"))  # the attract loop, at the hour's volume
         while handled < max_items:
             try:
                 item = self.queue.get_nowait()
@@ -354,6 +371,10 @@ class Runtime:
         if name == "close_help":
             self._help_shown = False
             return s.on_touch()
+        if name == "louder":
+            self._louder = bool(intent.arg)
+            self.devices.speech.set_volume(1.0 if self._louder else self.base_volume())
+            return s.on_touch() + [Speak("prompt.louder" if self._louder else "prompt.softer")]
         if name == "lang":
             return s.set_lang(str(intent.arg))
         if name == "elder":
@@ -469,6 +490,9 @@ class Runtime:
                 self._document = None
             if effect.screen == "idle":
                 self._help_shown = False
+            if effect.screen in ("idle", "out_of_order"):
+                self._louder = False  # the next resident hears the station's own volume
+                self.devices.speech.set_volume(self.base_volume())
         elif isinstance(effect, BuildPreview):
             self._preview = None
             self._document = None
@@ -476,6 +500,7 @@ class Runtime:
                 target=self._preview_worker, args=(effect,), name="preview", daemon=True
             ).start()
         elif isinstance(effect, Speak):
+            self._last_spoken = self._clock()
             text = self.tr(effect.key, s.lang, **effect.params)
             self.devices.speech.speak(text, lang=s.lang, elder=s.elder)
         elif isinstance(effect, StopSpeech):
@@ -512,6 +537,7 @@ class Runtime:
                 help_shown=self._help_shown,
                 unavailable=self.session.unavailable(),
                 health=dict(self._health),
+                louder=self._louder,
                 **{**self._desk_frame(), **self._remote_frame()},
             )
         )
@@ -519,6 +545,14 @@ class Runtime:
     def _remote_frame(self) -> dict[str, Any]:
         code = self.remote.exit_code
         return {} if code is None else {"exit_code": code}
+
+    def base_volume(self) -> float:
+        """The station's volume at this hour: softer in the quiet hours (night, early morning)."""
+        volume, quiet_volume, quiet_hours = self._volume
+        now = self.now()
+        if quiet_hours and within(quiet_hours, now.hour * 60 + now.minute):
+            return quiet_volume
+        return volume
 
     def _desk_frame(self) -> dict[str, Any]:
         desk = self.desk

@@ -86,7 +86,12 @@ def create_station(config: Config, *, strict_translations: bool = False) -> Stat
         signer=Signer.load_or_create(state_dir / "document-signing.key"),
         lang=config.station.lang,
         elder=config.station.elder_default,
+        volume=config.devices.speech_volume,
+        quiet_volume=config.devices.speech_quiet_volume,
+        quiet_hours=config.devices.speech_quiet_hours,
+        attract_every_s=config.ui.attract_every_s,
     )
+    runtime.remote.catalog_loader = lambda: active_catalog(config)
     runtime.desk = Desk(
         guard=PinGuard(config.maintenance.pin_hash, state_dir / "maintenance-pin.json"),
         state_dir=state_dir,

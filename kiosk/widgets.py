@@ -16,6 +16,7 @@ class BigButton(Button):
 
     kind = StringProperty("primary")
     enabled = BooleanProperty(True)
+    wrap = BooleanProperty(True)  # long text wraps and the button grows; False: one line
 
 
 class BodyLabel(Label):

@@ -196,6 +196,10 @@ class Pyttsx3Speech:
                 self._fault("engine_failed", str(err))
                 return
 
+    def set_volume(self, level: float) -> None:
+        """Loudness of what is spoken from now on; prompts are cached per loudness."""
+        self.volume = round(min(1.0, max(0.0, level)), 2)
+
     # --- synthesis -----------------------------------------------------------------------------
 
     def _params(self, lang: str, elder: bool) -> tuple[str, int]:

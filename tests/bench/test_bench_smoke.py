@@ -37,3 +37,11 @@ def test_documents_benchmark_runs() -> None:
         "documents.receipt_ms",
         "documents.receipt_to_baseline",
     }
+
+
+def test_agent_benchmark_runs() -> None:
+    from bench import bench_agent
+
+    figures = bench_agent.run(n=50, rounds=1)
+    assert set(figures) == {"agent.outbox_to_raw_qos1", "agent.reconnect_to_first_event_ms"}
+    assert all(v > 0 for v in figures.values())

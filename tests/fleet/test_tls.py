@@ -78,7 +78,7 @@ class Console:
     def __init__(self, broker: MosquittoBroker) -> None:
         self.messages: list[tuple[str, dict[str, Any]]] = []
         self.subscribed = threading.Event()
-        self.client = tls_client("console-test", broker.console_credentials())
+        self.client = tls_client(f"console-{id(self):x}", broker.console_credentials())
         self.client.on_connect = lambda c, *_: c.subscribe("kiosk/v1/#", qos=1)
         self.client.on_subscribe = lambda *_: self.subscribed.set()
         self.client.on_message = self._on_message
@@ -163,6 +163,10 @@ def tls_alert(broker: MosquittoBroker, context: ssl.SSLContext) -> str:
         # CONNECT: MQTT v5, clean start, keepalive 60, no properties, empty client id
         tls.sendall(bytes([0x10, 13, 0, 4]) + b"MQTT" + bytes([5, 2, 0, 60, 0, 0, 0]))
         return "answered" if tls.recv(16)[:1] == b"\x20" else "no CONNACK"
+
+
+def broker_log(broker: MosquittoBroker) -> str:
+    return (broker.root / "mosquitto.log").read_text()[-1500:]
 
 
 # --- the shipped configuration ---------------------------------------------------------------
@@ -377,17 +381,22 @@ def test_renewal_end_to_end(tmp_path: Path, broker: MosquittoBroker, console: Co
         expired.load_cert_chain(tmp_path / "old.crt", tmp_path / "old.key")
         assert tls_alert(broker, expired) == "SSLV3_ALERT_CERTIFICATE_EXPIRED"
         # ... yet after a broker restart the agent is back: it presents the new certificate
+        session = agent.session
         broker.restart()
         console_after = Console(broker)
         try:
-            until(agent.connected.is_set, timeout=20, what="reconnect after the restart")
+            until(
+                lambda: agent.session > session and agent.connected.is_set(),
+                timeout=30,
+                what="reconnect after the restart",
+            )
             txns = complete_transactions(agent.journal, 2)
             until(
                 lambda: (
                     {e["txn_id"] for e in console_after.on("st-0001/evt/transaction")} >= set(txns)
                 ),
                 timeout=20,
-                what="events after renewal",
+                what=f"events after renewal; broker log: {broker_log(broker)}",
             )
         finally:
             console_after.close()

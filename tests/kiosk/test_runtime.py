@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -158,3 +159,127 @@ def test_a_failed_print_is_told_recorded_and_reported(
     assert (txn.outcome, txn.reason) == ("failed", "error.a4.timeout")
     health = runtime.devices.a4_printer.health()
     assert "last_job_failed" in health.reasons
+
+
+def test_maintenance_opens_only_with_the_gesture_and_the_pin(
+    tmp_path: Path, rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]]
+) -> None:
+    from kiosk.maintenance import MAX_FAILURES, Desk, PinGuard, hash_pin
+
+    runtime, _, printer, _ = rig
+    pin = "13579"
+    now = [1_000_000.0]
+
+    def clock() -> float:
+        return now[0]
+
+    runtime.desk = Desk(
+        guard=PinGuard(hash_pin(pin), tmp_path / "pin.json", clock=clock),
+        state_dir=tmp_path,
+        app_version="test",
+        post=runtime.queue.put,
+        clock=clock,
+    )
+
+    def do(name: str, arg: Any = None) -> None:
+        runtime.post(Intent(name, arg))
+        runtime.pump()
+
+    for _ in range(4):
+        do("maint.gesture")
+    assert runtime.session.state == "idle"  # four taps are not the gesture
+    now[0] += 10
+    for _ in range(5):
+        do("maint.gesture")
+    assert runtime.session.state == "unlock"
+    for _ in range(MAX_FAILURES):
+        for digit in "2468":
+            do("maint.digit", digit)
+        do("maint.submit")
+    assert runtime.session.state == "unlock"
+    assert runtime.desk.pad.message_key == "maint.locked"
+    for digit in pin:
+        do("maint.digit", digit)
+    do("maint.submit")
+    assert runtime.session.state == "unlock", "locked: the right PIN waits"
+    now[0] += 301
+    for digit in pin:
+        do("maint.digit", digit)
+    do("maint.submit")
+    assert runtime.session.state == "maintenance"
+    report = runtime.desk.report
+    assert report is not None and report.catalog_version == runtime.catalog.version
+    do("maint.test_print", "thermal")  # a technician's test slip reaches the printer
+    pump_until(runtime, lambda: "printed" in runtime.desk.last_action, timeout=20)
+    assert runtime.desk.last_action == "thermal: printed"
+    assert any("Test receipt" in r.text for r in printer.receipts)
+    do("maint.desktop")
+    assert runtime.session.state == "idle" and runtime.desk.exit_code == 3
+    alerts = [e for e in runtime.journal.pending_events() if e.type == "alert"]
+    actions = [e.payload["detail"]["action"] for e in alerts]
+    assert actions == ["pin_locked", "entered", "desktop"]
+
+
+class LoudnessLog(SpeechOff):
+    """Speech that notes the loudness it is set to (the runtime's choice is under test)."""
+
+    def __init__(self) -> None:
+        self.levels: list[float] = []
+
+    def set_volume(self, level: float) -> None:
+        self.levels.append(level)
+
+
+def test_volume_follows_the_hours_and_resets_after_each_session(
+    rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]],
+) -> None:
+    runtime, _, _, frames = rig
+    speech = LoudnessLog()
+    runtime.devices.speech = speech
+    runtime._volume = (0.8, 0.5, "21:00-08:00")
+    runtime.now = lambda: dt.datetime(2026, 11, 23, 23, 30)  # night: the quiet hours
+
+    def do(name: str, arg: Any = None) -> None:
+        runtime.post(Intent(name, arg))
+        runtime.pump()
+
+    do("start")
+    do("louder", True)
+    assert speech.levels[-1] == 1.0 and frames[-1].louder
+    do("cancel")
+    assert speech.levels[-1] == 0.5 and not frames[-1].louder  # back to the night volume
+    runtime.now = lambda: dt.datetime(2026, 11, 24, 10, 0)
+    do("start")
+    do("cancel")
+    assert speech.levels[-1] == 0.8  # the day volume
+
+
+class SpokenLog(SpeechOff):
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def speak(self, text: str, *, lang: str, elder: bool = False) -> None:
+        self.texts.append(text)
+
+
+def test_an_idle_station_repeats_its_invitation_and_a_busy_one_does_not(
+    rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]],
+) -> None:
+    runtime, _, _, _ = rig
+    speech = SpokenLog()
+    runtime.devices.speech = speech
+    runtime._attract_every_s = 0.2
+    invitation = runtime.tr("prompt.home", "zh")
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        runtime.pump()
+        time.sleep(0.02)
+    assert speech.texts.count(invitation) >= 3
+    runtime.post(Intent("start"))
+    runtime.pump()
+    speech.texts.clear()
+    deadline = time.monotonic() + 0.8
+    while time.monotonic() < deadline:
+        runtime.pump()
+        time.sleep(0.02)
+    assert invitation not in speech.texts  # a resident is being served: no advertising
