@@ -29,6 +29,7 @@ import signal
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,7 @@ class AgentConfig:
 class Agent:
     def __init__(self, config: AgentConfig) -> None:
         self.config = config
+        self.alive: Callable[[], object] = lambda: None  # run_agent sets systemd's watchdog
         self.topics = StationTopics(config.site, config.station)
         config.state_dir.mkdir(parents=True, exist_ok=True)
         self.journal = Journal(config.journal_path)
@@ -330,6 +332,7 @@ class Agent:
     def _health_loop(self) -> None:
         next_at = time.monotonic() + self.config.health_interval_s
         while not self._stop.wait(1.0):
+            self.alive()  # the watchdog: alive even while the broker cannot be reached
             if not self.connected.is_set():
                 continue
             devices = json.dumps(
@@ -476,13 +479,20 @@ class Agent:
                 self._inflight_ids.difference_update(batch)
 
 
-def run_agent(config: AgentConfig) -> int:
-    """Run until SIGTERM or SIGINT, then stop cleanly."""
+def run_agent(
+    config: AgentConfig,
+    *,
+    ready: Callable[[], object] = lambda: None,
+    alive: Callable[[], object] = lambda: None,
+) -> int:
+    """Run until SIGTERM or SIGINT, then stop cleanly; ``ready`` and ``alive`` tell systemd."""
     agent = Agent(config)
+    agent.alive = alive
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     agent.start()
+    ready()
     done.wait()
     agent.stop()
     return 0

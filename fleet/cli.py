@@ -1,4 +1,4 @@
-"""``fleet``: the centre's command line (``console`` for now; more with the console issue)."""
+"""``fleet``: the centre's command line (``console``, ``catalog``, ``verify``, ``simulate``)."""
 
 from __future__ import annotations
 
@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     console.add_argument(
         "--password-file", type=Path, help="file holding the console's MQTT password"
     )
+    _console_options(console)
+    user = sub.add_parser("user", help="add a console user (technician, operator, admin)")
+    user.add_argument("--db", default=default_db_url(), help="console database URL")
+    user.add_argument("--name", required=True)
+    user.add_argument("--role", required=True, choices=["technician", "operator", "admin"])
+    user.add_argument("--password-file", type=Path, required=True, help="file with the password")
     verify = sub.add_parser("verify", help="check a certificate's QR token offline")
     verify.add_argument("token")
     verify.add_argument(
@@ -58,6 +64,17 @@ def main(argv: list[str] | None = None) -> int:
         help="a station's document-signing public key (PEM); repeat for several",
     )
     verify.add_argument("--keys", type=Path, help="a folder of *.pub station keys")
+    simulate = sub.add_parser("simulate", help="simulated terminals, one MQTT connection each")
+    simulate.add_argument("--kiosks", type=int, default=100, help="how many terminals")
+    simulate.add_argument(
+        "--broker", type=_hostport, help="MQTT broker HOST:PORT (default: a private mosquitto)"
+    )
+    simulate.add_argument("--sites", type=int, default=10)
+    simulate.add_argument("--health-interval", type=float, default=60.0, metavar="S")
+    simulate.add_argument("--event-interval", type=float, default=300.0, metavar="S")
+    simulate.add_argument("--failure-fraction", type=float, default=0.0)
+    simulate.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    simulate.add_argument("--seed", type=int, default=0)
     from fleet import catalog_cli
 
     catalog_cli.add_parser(sub)  # fleet catalog init/sign/publish/rotate-key/...
@@ -71,13 +88,79 @@ def main(argv: list[str] | None = None) -> int:
         return catalog_cli.run(args)
     if args.command == "verify":
         return verify_token(args.token, args.key, args.keys)
+    if args.command == "simulate":
+        from fleet.simulate import simulate_command
+
+        return simulate_command(args)
     if args.command == "console":
+        return run_console(args)
+    if args.command == "user":
         from fleet.console import Console
 
-        password = args.password_file.read_text().strip() if args.password_file else ""
-        host, port = args.broker
-        return Console(host, port, password=password).serve(*args.http)
+        Console("127.0.0.1", 0, db_url=args.db).add_user(
+            args.name, args.password_file.read_text().strip(), args.role
+        )
+        print(f"user {args.name} ({args.role}) added")
+        return 0
     return 2
+
+
+def default_db_url() -> str:
+    from platformdirs import user_data_dir
+
+    folder = Path(user_data_dir("station-kiosk"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'console.sqlite3'}"
+
+
+def _console_options(console: argparse.ArgumentParser) -> None:
+    add = console.add_argument
+    add("--db", default=None, help="database URL (default: SQLite in the user data folder)")
+    add("--admin-password-file", type=Path, help="with no user yet, make 'admin' with this")
+    add("--insecure-cookies", action="store_true", help="plain HTTP on loopback (development)")
+    add("--webhook", help="URL that new alerts are POSTed to (JSON)")
+    add("--offline-alert-after", type=float, default=300.0, help="seconds offline before alerting")
+    add("--duty-timezone", help="time zone of the stations' duty hours (default: this machine's)")
+    add("--fleet-ca", type=Path, nargs=2, metavar=("CERT", "KEY"), help="signs renewal CSRs")
+    add("--tls", type=Path, nargs=3, metavar=("CA", "CERT", "KEY"), help="TLS to the broker")
+    add("--token-keys", type=Path, help="folder of station *.pub keys for the verify page")
+    add("--metrics-token-file", type=Path, help="bearer token Prometheus uses for /metrics")
+    add("--share-group", default="console", help="MQTT shared-subscription group ('' = none)")
+
+
+def run_console(args: argparse.Namespace) -> int:
+    from fleet.broker import ClientCredentials
+    from fleet.console import Console, Settings, WebSettings
+    from fleet.pki import CertificateAuthority
+
+    password = args.password_file.read_text().strip() if args.password_file else ""
+    host, port = args.broker
+    http_host, http_port = args.http
+    console = Console(
+        host,
+        port,
+        password=password,
+        db_url=args.db or default_db_url(),
+        tls=ClientCredentials(*args.tls) if args.tls else None,
+        ca=CertificateAuthority.load(*args.fleet_ca) if args.fleet_ca else None,
+        settings=Settings(
+            offline_alert_after_s=args.offline_alert_after,
+            webhook_url=args.webhook,
+            timezone=args.duty_timezone,
+            share_group=args.share_group or None,
+            console_url=f"http://{http_host}:{http_port}",
+        ),
+        web=WebSettings(
+            secure_cookies=not args.insecure_cookies,
+            metrics_token=(
+                args.metrics_token_file.read_text().strip() if args.metrics_token_file else None
+            ),
+            token_keys_dir=args.token_keys,
+        ),
+    )
+    if args.admin_password_file:
+        console.ensure_admin(args.admin_password_file)
+    return console.serve(http_host, http_port)
 
 
 if __name__ == "__main__":

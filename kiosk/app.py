@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kiosk import present
+from kiosk import present, sdnotify
 from kiosk.config import Config
 from kiosk.runtime import Frame, Intent, Runtime
 
@@ -43,7 +43,13 @@ def configure_kivy(config: Config, kivy_home: Path) -> None:
     KivyConfig.set("graphics", "show_cursor", "0" if config.ui.fullscreen else "1")
     for option in list(KivyConfig.options("input")):
         KivyConfig.remove_option("input", option)
-    KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
+    # exactly one input provider, so a touch is seen once (mouse emulation plus a touch device
+    # provider reading the same screen is Kivy's known double-touch trap)
+    if config.ui.touch_input == "mouse":
+        KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
+    else:
+        kind, _, device = config.ui.touch_input.partition(":")
+        KivyConfig.set("input", "touchscreen", f"{kind},{device}")
 
 
 EXIT_BROKEN = 70
@@ -197,6 +203,7 @@ def build_app(
             return self.manager
 
         def on_start(self) -> None:
+            Clock.schedule_interval(sdnotify.tick, sdnotify.watchdog_period_s())  # systemd
             runtime.on_frame = self.on_frame
             runtime.remote.screenshot = lambda path: Window.screenshot(name=str(path))
             Clock.schedule_interval(lambda _dt: runtime.pump(), 1 / 30)
@@ -224,6 +231,7 @@ def build_app(
 
         def _ready(self, _dt: float) -> None:
             log.info("home screen ready")
+            sdnotify.ready("home screen ready")
             print("kiosk: home screen ready", flush=True)
 
         def _mirror(self, target: Path) -> None:
@@ -231,6 +239,7 @@ def build_app(
             shot.replace(target)
 
         def on_stop(self) -> None:
+            sdnotify.stopping()
             runtime.stop()
 
         def t(self, key: str, _lang: str) -> str:

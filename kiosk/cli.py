@@ -65,13 +65,16 @@ def cmd_agent(args: argparse.Namespace) -> int:
         cert_file=Path(fleet.cert_file) if fleet.cert_file else None,
         key_file=Path(fleet.key_file) if fleet.key_file else None,
     )
-    return run_agent(agent_config)
+    from kiosk import sdnotify
+
+    return run_agent(agent_config, ready=sdnotify.ready, alive=sdnotify.watchdog)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from kiosk.doctor import run_doctor
+    from kiosk.doctor import Options, run_doctor
 
-    return run_doctor(args.config or os.environ.get("KIOSK_CONFIG"))
+    fonts = tuple(args.font_path) if args.font_path else None
+    return run_doctor(args.config or os.environ.get("KIOSK_CONFIG"), Options(font_paths=fonts))
 
 
 def cmd_read_card(args: argparse.Namespace) -> int:
@@ -153,7 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--debug", action="store_true", help="log at debug level (wire logs too)")
     run.set_defaults(func=cmd_run)
     sub.add_parser("agent", help="run the fleet agent").set_defaults(func=cmd_agent)
-    sub.add_parser("doctor", help="check what this station needs").set_defaults(func=cmd_doctor)
+    doctor = sub.add_parser("doctor", help="check what this station needs, with a fix for each")
+    doctor.add_argument(
+        "--font-path",
+        type=Path,
+        action="append",
+        help="font file tried before fontconfig (repeatable; default: Debian's WenQuanYi paths)",
+    )
+    doctor.set_defaults(func=cmd_doctor)
     say = sub.add_parser("say", help="speak a text with the configured voice (or write a WAV)")
     say.add_argument("text")
     say.add_argument("--lang", choices=["zh", "en"], default="zh")

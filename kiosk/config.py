@@ -63,6 +63,11 @@ class UiSection(_Section):
     viewing_distance_mm: Annotated[float, Field(ge=250, le=1500)] = 500.0
     show_simulator_controls: bool = True
     attract_every_s: Annotated[float, Field(ge=0, le=86400)] = 300.0  # 0: say it only once
+    # where touches come from: "mouse" (X turns the touchscreen into pointer events) or one
+    # device provider such as "mtdev:/dev/input/event5"; never both, or a touch counts twice
+    touch_input: Annotated[str, Field(pattern=r"^(mouse|(mtdev|hidinput):/dev/input/\S+)$")] = (
+        "mouse"
+    )
 
 
 class ProvidersSection(_Section):

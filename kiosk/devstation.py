@@ -102,13 +102,21 @@ def main() -> int:
                         f"127.0.0.1:{http_port}",
                         "--password-file",
                         str(broker.root / "console.secret"),
+                        "--db",
+                        f"sqlite:///{DATA / 'console.sqlite3'}",
+                        "--admin-password-file",
+                        str(DATA / "console-admin.secret"),
                     ],
                     env=env,
                     start_new_session=True,
                 ),
             )
         )
-        print(f"station: fleet console on http://127.0.0.1:{http_port}/", flush=True)
+        print(
+            f"station: fleet console on http://127.0.0.1:{http_port}/ (user admin, password in"
+            f" {DATA / 'console-admin.secret'})",
+            flush=True,
+        )
         procs.append(
             (
                 "agent",

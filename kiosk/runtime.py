@@ -59,6 +59,7 @@ from flows.session import (
 from flows.tokens import Signer
 from kiosk import printing
 from kiosk.catalog_watch import CatalogWatch
+from kiosk.diskguard import DiskGuard
 from kiosk.i18n import Translator
 from kiosk.maintenance import EXIT_TO_DESKTOP, Desk, MaintenanceReport
 from kiosk.present import spoken_texts
@@ -199,6 +200,7 @@ class Runtime:
             | MaintenanceNote
         ] = queue.Queue()
         self.desk = desk
+        self.diskguard: DiskGuard | None = None
         self._volume = (volume, quiet_volume, quiet_hours)
         self._louder = False
         self._clock = clock
@@ -692,6 +694,11 @@ class Runtime:
                 except Exception:
                     log.exception("health of %s failed", getattr(device, "name", "?"))
             self.queue.put(HealthUpdate(tuple(reports)))
+            if self.diskguard is not None:
+                try:
+                    self.diskguard.check()  # a nearly full disk: quieter logs, an alert
+                except Exception:
+                    log.exception("checking the free disk space failed")
             try:
                 self.journal.put_health([h.as_dict() for h in reports])
             except Exception:

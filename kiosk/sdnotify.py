@@ -1,4 +1,4 @@
-"""systemd's notify protocol, the few lines of it the kiosk needs: READY, WATCHDOG, STATUS, STOPPING.
+"""systemd's notify protocol, the part the kiosk needs: READY, WATCHDOG, STATUS, STOPPING.
 
 A unit with ``Type=notify`` and ``WatchdogSec=`` gives its process ``NOTIFY_SOCKET`` (a unix
 datagram socket; a leading ``@`` means the abstract namespace) and ``WATCHDOG_USEC``. The process
@@ -71,7 +71,9 @@ class Notifier:
         with self._lock:
             try:
                 if self._sock is None:
-                    self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                    self._sock = socket.socket(
+                        socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC
+                    )
                 self._sock.sendto(data, address)
             except OSError as err:
                 if not self._failed:  # once: a watchdog ping comes every few seconds

@@ -17,6 +17,7 @@ from flows.tokens import Signer
 from kiosk import __version__ as APP_VERSION
 from kiosk.catalog_watch import CatalogWatch, store_dir
 from kiosk.config import Config
+from kiosk.diskguard import DiskGuard
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
 from kiosk.maintenance import Desk, PinGuard
@@ -92,6 +93,7 @@ def create_station(config: Config, *, strict_translations: bool = False) -> Stat
         attract_every_s=config.ui.attract_every_s,
     )
     runtime.remote.catalog_loader = lambda: active_catalog(config)
+    runtime.diskguard = DiskGuard(state_dir, journal)
     runtime.desk = Desk(
         guard=PinGuard(config.maintenance.pin_hash, state_dir / "maintenance-pin.json"),
         state_dir=state_dir,

@@ -45,3 +45,28 @@ def test_agent_benchmark_runs() -> None:
     figures = bench_agent.run(n=50, rounds=1)
     assert set(figures) == {"agent.outbox_to_raw_qos1", "agent.reconnect_to_first_event_ms"}
     assert all(v > 0 for v in figures.values())
+
+
+def test_ui_benchmark_runs() -> None:
+    from bench import bench_ui
+
+    figures = bench_ui.run(rounds=1, sessions=12, early=4)
+    assert set(figures) == {
+        "ui.cold_start_ms",
+        "ui.cold_start_to_bare_kivy",
+        "ui.transition_p95_to_frame",
+        "ui.rss_10000_to_100",
+    }
+    assert all(v > 0 for v in figures.values())
+
+
+def test_console_benchmark_runs() -> None:
+    from bench import bench_console
+
+    figures = bench_console.run(n=30, per_terminal=3)
+    assert set(figures) == {
+        "console.ingest_to_mosquitto_sub",
+        "console.rollout_10000_s",
+        "console.rss_10000_mib",
+    }
+    assert all(v > 0 for v in figures.values())

@@ -125,7 +125,8 @@ def test_birth_state_health_and_events_arrive_once(
         assert len({e["event_id"] for e in events}) == len(events) == 10
     finally:
         agent.stop()
-    assert watcher.on("/state")[-1]["reason"] == "shutdown"
+    # the broker confirmed it before stop() returned; the watcher hears it a moment later
+    until(lambda: watcher.on("/state")[-1]["reason"] == "shutdown", what="shutdown state")
 
 
 @pytest.mark.slow
@@ -281,7 +282,12 @@ def test_console_shows_stations_and_marks_them_stale(
     agent.start()
     try:
         until(lambda: [s["status"] for s in console.snapshot()] == ["online"])
-        http = TestClient(console.app)
+        console.add_user("tech", "correct horse battery", "technician")
+        http = TestClient(console.app, base_url="https://testserver")
+        form = http.get("/login").text.split('name="csrf_token" value="')[1].split('"')[0]
+        http.post(
+            "/login", data={"name": "tech", "password": "correct horse battery", "csrf_token": form}
+        )
         [station] = http.get("/api/stations").json()
         assert (station["site"], station["station"]) == (SITE, "st-0001")
         page = http.get("/").text

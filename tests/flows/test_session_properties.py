@@ -14,7 +14,18 @@ from flows.session import JournalBegin, JournalFinish, Session
 
 CATALOG = load_catalog(Path(__file__).resolve().parents[2] / "assets" / "catalog" / "demo.toml")
 PERSON = Identity(CardType.RESIDENT, name="王小明", id_number="11010519491231002X")
-STATES = {"idle", "out_of_order", "identify", "choose", "notice", "preview", "printing", "rate", "unlock", "maintenance"}
+STATES = {
+    "idle",
+    "out_of_order",
+    "identify",
+    "choose",
+    "notice",
+    "preview",
+    "printing",
+    "rate",
+    "unlock",
+    "maintenance",
+}
 CODES = [s.code for s in CATALOG.services] + [b.code for b in CATALOG.bundles] + ["nothing"]
 ALL_DOWN = {s.code: "unavailable.a4_printer" for s in CATALOG.services}
 

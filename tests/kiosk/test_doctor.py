@@ -1,44 +1,243 @@
-"""`kiosk doctor` prints a table of what the station needs, and a fix for each failure."""
+"""`kiosk doctor` prints a table of what the station needs, and a fix for each failure.
+
+"Missing" is made for real, never pretended: a font path and a fontconfig configuration that
+hold no font, an espeak-ng data folder that does not exist or lacks the Mandarin voice (built
+from the real one), a queue that the private cupsd does not have, a station certificate about
+to expire presented to a real TLS broker.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 
-def doctor(*args: str) -> subprocess.CompletedProcess[str]:
+from drivers.cups.sandbox import CupsSandbox
+from fleet.broker import MosquittoBroker
+from kiosk.config import parse_config
+from kiosk.doctor import Options, check_a4
+
+WQY_DIR = Path("/usr/share/fonts/truetype/wqy")
+
+
+def doctor(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "kiosk.cli", *args, "doctor"],
+        [sys.executable, "-m", "kiosk.cli", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=90,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
-def test_simulated_station_is_healthy(tmp_path: Path) -> None:
+def row(out: str, name: str) -> str:
+    """The table row of ``name`` and its fix line (if any)."""
+    lines = out.splitlines()
+    for i, line in enumerate(lines):
+        if line.startswith(name + " "):
+            nxt = lines[i + 1] if i + 1 < len(lines) else ""
+            return line + ("\n" + nxt if nxt.strip().startswith("fix:") else "")
+    raise AssertionError(f"no row {name!r} in:\n{out}")
+
+
+def write_config(tmp_path: Path, body: str = "") -> Path:
     config = tmp_path / "kiosk.toml"
-    config.write_text(f'[state]\ndir = "{tmp_path / "state"}"\n')
-    result = doctor("--config", str(config))
+    config.write_text(f'[state]\ndir = "{tmp_path / "state"}"\n{body}')
+    return config
+
+
+def fontconfig_with(tmp_path: Path, font_dir: Path) -> Path:
+    """A fontconfig configuration whose only font folder is ``font_dir``."""
+    conf = tmp_path / "fonts.conf"
+    conf.write_text(
+        '<?xml version="1.0"?>\n<!DOCTYPE fontconfig SYSTEM "fonts.dtd">\n<fontconfig>\n'
+        f"  <dir>{font_dir}</dir>\n  <cachedir>{tmp_path / 'fc-cache'}</cachedir>\n"
+        "</fontconfig>\n"
+    )
+    return conf
+
+
+def espeak_data_without_mandarin(tmp_path: Path) -> Path:
+    """A copy of the real espeak-ng data with the Mandarin voice and dictionary taken out."""
+    out = subprocess.run(
+        ["espeak-ng", "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    real = Path(out.partition("Data at:")[2].strip())
+    root = tmp_path / "espeak"
+    data = root / "espeak-ng-data"
+    data.mkdir(parents=True)
+    for entry in real.iterdir():
+        if entry.name == "lang":
+            shutil.copytree(entry, data / "lang")
+        elif entry.name != "cmn_dict":
+            (data / entry.name).symlink_to(entry)
+    for voice in (data / "lang" / "sit").glob("cmn*"):
+        voice.unlink()
+    return root
+
+
+@pytest.fixture(scope="module")
+def cups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CupsSandbox]:
+    box = CupsSandbox(tmp_path_factory.mktemp("cups"))
+    box.start()
+    yield box
+    box.stop()
+
+
+def test_simulated_station_is_healthy(tmp_path: Path) -> None:
+    result = doctor("--config", str(write_config(tmp_path)), "doctor")
     assert result.returncode == 0, result.stdout
-    for row in ("config", "catalog", "font", "voice", "id reader", "A4 printer", "thermal printer"):
-        assert any(line.startswith(row) and " ok " in line for line in result.stdout.splitlines())
+    for name in ("config", "catalog", "font", "voice", "id reader", "A4 printer", "broker"):
+        assert "  ok  " in row(result.stdout, name)
 
 
 def test_missing_devices_are_named_with_a_fix(tmp_path: Path) -> None:
-    config = tmp_path / "kiosk.toml"
-    config.write_text(
-        f'[state]\ndir = "{tmp_path / "state"}"\n'
+    config = write_config(
+        tmp_path,
         "[devices]\n"
         'id_reader = "sam:/dev/ttyNOPE0"\n'
         'thermal_printer = "tcp:127.0.0.1:9"\n'
         "[fleet]\n"
-        'broker = "127.0.0.1:9"\n'
+        'broker = "127.0.0.1:9"\n',
     )
-    result = doctor("--config", str(config))
+    result = doctor("--config", str(config), "doctor")
     assert result.returncode == 1
     out = result.stdout
-    assert "id reader" in out and "/dev/ttyNOPE0 does not exist" in out
-    assert "fix: plug in the reader" in out
-    assert "thermal printer  FAIL" in out and "broker" in out
+    assert "/dev/ttyNOPE0 does not exist" in row(out, "id reader")
+    assert "fix: plug in the reader" in row(out, "id reader")
+    assert "thermal printer  FAIL" in out
+    assert "FAIL" in row(out, "broker") and "fix: check the network" in row(out, "broker")
+
+
+def test_missing_font_voice_and_queue_each_named_with_its_fix(
+    tmp_path: Path, cups: CupsSandbox
+) -> None:
+    """Done-when (2): one machine missing all three; each row says what and how to fix it."""
+    config = write_config(tmp_path, f'[devices]\na4_printer = "cups:kiosk-nope@{cups.server}"\n')
+    empty = tmp_path / "no-fonts"
+    result = doctor(
+        "--config",
+        str(config),
+        "doctor",
+        "--font-path",
+        str(empty / "wqy-microhei.ttc"),
+        env={
+            "FONTCONFIG_FILE": str(fontconfig_with(tmp_path, empty)),
+            "ESPEAK_DATA_PATH": str(espeak_data_without_mandarin(tmp_path)),
+        },
+    )
+    assert result.returncode == 1
+    out = result.stdout
+    font = row(out, "font")
+    assert "FAIL" in font and "WenQuanYi Micro Hei not found" in font
+    assert "fix: apt-get install fonts-wqy-microhei" in font
+    voice = row(out, "voice")
+    assert "FAIL" in voice and "cmn-latn-pinyin missing" in voice
+    assert "en-us" not in voice.splitlines()[0]  # the English voice is there, and not blamed
+    assert "fix: apt-get install --reinstall espeak-ng-data" in voice
+    a4 = row(out, "A4 printer")
+    assert "FAIL" in a4 and "queue kiosk-nope does not exist" in a4
+    assert f"fix: create it: lpadmin -h {cups.server} -p kiosk-nope" in a4
+    # and the rest of the machine is still checked and fine
+    assert "  ok  " in row(out, "catalog") and "  ok  " in row(out, "id reader")
+
+
+def test_the_font_is_found_through_fontconfig_alone(tmp_path: Path) -> None:
+    if not (WQY_DIR / "wqy-microhei.ttc").is_file():
+        pytest.skip("fonts-wqy-microhei is not installed here")
+    result = doctor(
+        "--config",
+        str(write_config(tmp_path)),
+        "doctor",
+        "--font-path",
+        str(tmp_path / "nowhere.ttc"),
+        env={"FONTCONFIG_FILE": str(fontconfig_with(tmp_path, WQY_DIR))},
+    )
+    font = row(result.stdout, "font")
+    assert "  ok  " in font and "wqy-microhei.ttc (fontconfig)" in font
+
+
+def test_an_espeak_data_folder_that_does_not_exist(tmp_path: Path) -> None:
+    result = doctor(
+        "--config",
+        str(write_config(tmp_path)),
+        "doctor",
+        env={"ESPEAK_DATA_PATH": str(tmp_path / "nope")},
+    )
+    voice = row(result.stdout, "voice")
+    assert (
+        "FAIL" in voice and f"ESPEAK_DATA_PATH={tmp_path / 'nope'} has no espeak-ng-data" in voice
+    )
+    assert "fix: unset ESPEAK_DATA_PATH" in voice
+    assert result.returncode == 1
+
+
+def test_queue_states_on_a_real_cupsd(cups: CupsSandbox) -> None:
+    def a4(spec: str) -> tuple[bool, str, str]:
+        config = parse_config({"devices": {"a4_printer": spec}}, source="test")
+        c = check_a4(config, Options())
+        return c.ok, c.detail, c.fix
+
+    ok, detail, _ = a4(f"cups:{cups.queue}@{cups.server}")
+    assert ok and "enabled, accepting" in detail
+
+    subprocess.run(
+        ["cupsdisable", "-h", cups.server, "-r", "paper jam in tray 2", cups.queue], check=True
+    )
+    try:
+        ok, detail, fix = a4(f"cups:{cups.queue}@{cups.server}")
+        assert not ok and "is disabled" in detail and "paper jam in tray 2" in detail
+        assert fix.endswith(f"cupsenable -h {cups.server} {cups.queue}")
+    finally:
+        subprocess.run(["cupsenable", "-h", cups.server, cups.queue], check=True)
+
+    subprocess.run(["cupsreject", "-h", cups.server, cups.queue], check=True)
+    try:
+        ok, detail, fix = a4(f"cups:{cups.queue}@{cups.server}")
+        assert (
+            not ok
+            and "rejects jobs" in detail
+            and fix == f"cupsaccept -h {cups.server} {cups.queue}"
+        )
+    finally:
+        subprocess.run(["cupsaccept", "-h", cups.server, cups.queue], check=True)
+
+    ok, detail, fix = a4(f"cups:{cups.queue}@127.0.0.1:9")  # nothing listens there
+    assert not ok and "scheduler 127.0.0.1:9 does not answer" in detail
+
+
+@pytest.mark.slow
+def test_certificate_about_to_expire_on_a_real_tls_broker(tmp_path: Path) -> None:
+    broker = MosquittoBroker(tmp_path / "broker", tls=True)
+    broker.start()
+    try:
+        creds = broker.issue_client("st-0001", tmp_path / "tls", valid_for=dt.timedelta(days=3))
+        fleet = (
+            '[station]\nid = "st-0001"\n'
+            f'[fleet]\nbroker = "{broker.address}"\nca_file = "{creds.ca_file}"\n'
+            f'cert_file = "{creds.cert_file}"\nkey_file = "{creds.key_file}"\n'
+        )
+        result = doctor("--config", str(write_config(tmp_path, fleet)), "doctor")
+        cert = row(result.stdout, "certificate")
+        assert "FAIL" in cert and "expires in 2 days" in cert
+        assert "automatic renewal did not happen" in cert and "fix: check the agent's log" in cert
+        link = row(result.stdout, "broker")
+        assert "  ok  " in link and "TLS and MQTT ok" in link
+        assert "broker certificate valid until" in link
+        assert result.returncode == 1
+
+        other = broker.issue_client("st-0002", tmp_path / "tls2")
+        wrong = fleet.replace(str(creds.cert_file), str(other.cert_file)).replace(
+            str(creds.key_file), str(other.key_file)
+        )
+        result = doctor("--config", str(write_config(tmp_path, wrong)), "doctor")
+        assert "issued to st-0002, but this station is st-0001" in row(result.stdout, "certificate")
+    finally:
+        broker.stop()

@@ -20,13 +20,14 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from flows.session import SessionChart
 from kiosk.devstation import start_xvfb
 from kiosk.maintenance import hash_pin
-from kiosk.screens import SCREENS
 
 HERE = Path(__file__).resolve().parent
 PIN = "246810"
 SIZES = {"landscape": (1920, 1080), "portrait": (1080, 1920)}
+SCREENS = {state.id for state in SessionChart().states}  # one screen per state of the chart
 
 
 @pytest.fixture(scope="module")

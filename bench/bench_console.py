@@ -1,0 +1,217 @@
+"""The console's side of a large fleet: 10,000 simulated terminals on a private mosquitto.
+
+The terminals are :class:`fleet.simulate.Simulator`'s: one process, one network thread, a real
+MQTT connection per terminal (client id = station id, through the broker's ACL).
+
+``console.ingest_to_mosquitto_sub``: rate at which a console-like ingest drains the stations'
+stream, over the rate at which ``mosquitto_sub`` drains the same stream, same run. Both hold a
+persistent session (MQTT v5, session expiry) with a QoS 1 shared subscription on
+``$share/…/kiosk/v1/#``; while both are offline every terminal publishes the same burst of events
+(5 each: 50,000 messages for 10,000 terminals), which the broker queues for each session; then
+each connects and is timed from connect to the last message of the burst. The ingest is a paho
+subscriber that parses topic and JSON payload of every message and keeps per-station state (last
+health, events de-duplicated by ``event_id``), as the console does: **it is the ingest path only;
+the database writes come with the console slice** (issue #9) and will be measured then.
+``mosquitto_sub -C N`` (output to /dev/null) is the baseline. Goal ≥ 0.8.
+
+``console.rollout_10000_s``: a catalog rollout to every terminal through the engine and its MQTT
+driver (:mod:`fleet.rollout_mqtt`: canary 10 stations → 50 % → all, advance at 90 % success),
+from start to ``completed``; each simulated terminal reports ``downloading`` then, after 0.05–0.5 s,
+``applied``. Seconds. Goal < 60.
+
+``console.rss_10000_mib``: resident memory of the bench process at the end: it hosts the
+simulator (10,000 paho clients and their sockets), the ingest client and the rollout driver with
+its 10,000-station rollout. MiB. The simulator's own share is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.rollout import MemoryStore, Policy
+from fleet.rollout_mqtt import RolloutDriver
+from fleet.simulate import SimConfig, Simulator, raise_nofile, rss_mib
+from fleet.topics import ROOT, loads, parse_station_topic
+
+INGEST_ID = "bench-console-ingest"
+SUB_ID = "bench-mosquitto-sub"
+DESIRED = {
+    "catalog": {"target": "catalog.toml", "version": 2, "sha256": "ef" * 32, "length": 4096},
+    "metadata_url": "http://127.0.0.1:1/metadata/",
+    "targets_url": "http://127.0.0.1:1/targets/",
+}
+
+
+class Ingest:
+    """A console-like consumer: parse every message, keep per-station state."""
+
+    def __init__(self, broker: MosquittoBroker, expected: int) -> None:
+        self.broker = broker
+        self.expected = expected
+        self.count = 0
+        self.done = threading.Event()
+        self.subscribed = threading.Event()
+        self.stations: dict[tuple[str, str], dict[str, Any]] = {}
+        self.seen_events: set[str] = set()
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=INGEST_ID, protocol=mqtt.MQTTv5
+        )
+        self.client.username_pw_set(CONSOLE_USER, broker.console_password)
+        self.client.on_message = self._on_message
+        self.client.on_subscribe = lambda *_: self.subscribed.set()
+
+    def _connect(self) -> None:
+        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        props.SessionExpiryInterval = 3600
+        self.client.connect(self.broker.host, self.broker.port, clean_start=False, properties=props)
+        self.client.loop_start()
+
+    def create_session(self) -> None:
+        self._connect()
+        self.client.subscribe(f"$share/console/{ROOT}/#", qos=1)
+        if not self.subscribed.wait(10):
+            raise RuntimeError("the ingest did not subscribe")
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def drain_seconds(self, timeout_s: float) -> float:
+        t0 = time.perf_counter()
+        self._connect()
+        try:
+            if not self.done.wait(timeout_s):
+                raise RuntimeError(f"the ingest got {self.count} of {self.expected} messages")
+            return time.perf_counter() - t0
+        finally:
+            self.client.disconnect()
+            self.client.loop_stop()
+
+    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
+        parsed = parse_station_topic(message.topic)
+        if parsed is not None:
+            site, station, rest = parsed
+            payload = loads(bytes(message.payload))
+            state = self.stations.setdefault((site, station), {"events": 0})
+            if rest.startswith("evt/"):
+                event_id = payload.get("event_id")
+                if isinstance(event_id, str) and event_id not in self.seen_events:
+                    self.seen_events.add(event_id)
+                    state["events"] += 1
+                    state["last_event"] = payload
+            else:
+                state[rest] = payload
+        self.count += 1
+        if self.count == self.expected:
+            self.done.set()
+
+
+def _sub_command(broker: MosquittoBroker, *extra: str) -> list[str]:
+    return [
+        "mosquitto_sub",
+        *("-h", broker.host, "-p", str(broker.port), "-V", "5", "-q", "1"),
+        *("-u", CONSOLE_USER, "-P", broker.console_password),
+        *("-c", "-x", "3600", "-i", SUB_ID, "-t", f"$share/bench/{ROOT}/#"),
+        *extra,
+    ]
+
+
+def mosquitto_sub_seconds(broker: MosquittoBroker, n: int, timeout_s: float) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(
+        _sub_command(broker, "-C", str(n), "-W", str(int(timeout_s))),
+        check=True,
+        stdout=subprocess.DEVNULL,
+        timeout=timeout_s + 10,
+    )
+    return time.perf_counter() - t0
+
+
+def flood(sim: Simulator, per_terminal: int, timeout_s: float) -> int:
+    """Every terminal publishes ``per_terminal`` events; returns how many, once all are acked."""
+    acked = sim.stats.acked
+    sent = sim.burst(per_terminal, "events").result(timeout_s)
+    deadline = time.monotonic() + timeout_s
+    while sim.stats.acked < acked + sent:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{sim.stats.acked - acked} of {sent} events acknowledged")
+        time.sleep(0.01)
+    return sent
+
+
+def rollout_seconds(broker: MosquittoBroker, sim: Simulator, timeout_s: float) -> float:
+    driver = RolloutDriver(
+        broker.host, broker.port, MemoryStore(), password=broker.console_password
+    )
+    driver.connect(timeout_s=120)
+    try:
+        t0 = time.perf_counter()
+        policy = Policy(canary=10, percent=50, min_results=10, wave_timeout_s=timeout_s)
+        rollout_id = driver.start(DESIRED, sim.station_keys, policy)
+        progress = driver.wait(rollout_id, timeout_s)
+        elapsed = time.perf_counter() - t0
+        if progress.state != "completed":
+            raise RuntimeError(f"the rollout did not complete: {progress}")
+        print("rollout waves:", json.dumps([(w.name, w.size, w.applied) for w in progress.waves]))
+        return elapsed
+    finally:
+        driver.close()
+
+
+def run(n: int = 10_000, per_terminal: int = 5) -> dict[str, float]:
+    raise_nofile(2 * n + 4096)  # before the broker starts: it inherits the limit
+    timeout_s = max(60.0, n / 50)
+    with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
+        broker = MosquittoBroker(Path(tmp) / "broker")
+        broker.start()
+        sim = Simulator(
+            SimConfig(
+                broker.host,
+                broker.port,
+                kiosks=n,
+                health_interval_s=1e6,  # quiet: the stream under test is the burst
+                event_interval_s=0.0,
+            )
+        )
+        try:
+            before = rss_mib()
+            t0 = time.perf_counter()
+            sim.start()
+            if not sim.wait_connected(timeout_s):
+                raise RuntimeError(f"{sim.stats.connected} of {n} terminals connected")
+            sim_mib = rss_mib() - before
+            print(
+                f"{n} terminals connected in {time.perf_counter() - t0:.1f} s, "
+                f"simulator RSS +{sim_mib:.0f} MiB"
+            )
+            expected = n * per_terminal
+            ingest = Ingest(broker, expected)
+            ingest.create_session()
+            subprocess.run(_sub_command(broker, "-E"), check=True, timeout=30)
+            sent = flood(sim, per_terminal, timeout_s)
+            ingest_s = ingest.drain_seconds(timeout_s)
+            sub_s = mosquitto_sub_seconds(broker, expected, timeout_s)
+            print(
+                f"stream of {sent} events: ingest {sent / ingest_s:.0f}/s "
+                f"({len(ingest.stations)} stations), mosquitto_sub {sent / sub_s:.0f}/s"
+            )
+            rollout_s = rollout_seconds(broker, sim, timeout_s)
+            rss = rss_mib()
+        finally:
+            sim.stop()
+            broker.stop()
+    return {
+        "console.ingest_to_mosquitto_sub": round(sub_s / ingest_s, 3),
+        "console.rollout_10000_s": round(rollout_s, 2),
+        "console.rss_10000_mib": round(rss, 1),
+    }

@@ -1,0 +1,580 @@
+"""The console's ingest: MQTT in, database rows out; alerts, commands, certificate renewal.
+
+Subscriptions (MQTT v5). ``health``, ``evt/#``, ``reported`` and ``cmd/+/result`` are taken
+through the shared subscription ``$share/{group}/kiosk/v1/...`` so that several console
+processes split the work: each message reaches one of them, and all of them write the same
+database. ``state`` and ``birth`` are retained, and a broker never hands retained messages to a
+shared subscription (MQTT v5, 4.8.2), so every console subscribes to those two directly; both are
+idempotent upserts (a ``state`` of an older ``session`` is a late Will and is ignored).
+
+Every write that two consoles could race on is made safe by the database: an event is unique by
+(station, event id), an alert by its ``active_key`` while it is not resolved; a unique violation
+is counted as a duplicate, never an error.
+
+Alerts: from health (``ui_frozen``, ``paper_out``, ``paper_low``, ``toner_low``, ``toner_out``,
+``reader_fault``; resolved when the health no longer says so), from events (``help_request``,
+and the station's own ``alert`` events as ``station:{kind}``; both resolved by acknowledging), and
+from the timers (``offline`` when a station has been offline longer than the threshold inside its
+duty hours; resolved when it is back). A new alert goes to the webhook, if one is configured.
+
+Certificate renewal: an ``evt/csr`` is answered with an ``install_certificate`` command made by
+:func:`fleet.renewal.answer_csr` for the station named by the TOPIC (the broker's ACL ties the
+topic to the sender), never the payload.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from fleet.broker import CONSOLE_USER, ClientCredentials
+from fleet.pki import CertificateAuthority, PkiError
+from fleet.renewal import CSR_EVENT, answer_csr
+from fleet.topics import CONSOLE_STATE, ROOT, StationTopics, dumps, loads, parse_station_topic
+from fleet.web_store import (
+    Alert,
+    CommandRow,
+    HealthSample,
+    Station,
+    StationEvent,
+    Store,
+    Timers,
+    audit,
+    device_items,
+    in_duty_hours,
+    offline_since,
+)
+
+log = logging.getLogger("fleet.console.ingest")
+
+HEALTH_KINDS = ("ui_frozen", "paper_out", "paper_low", "toner_out", "toner_low", "reader_fault")
+FINAL = frozenset({"succeeded", "failed", "timed_out"})
+COMMAND_GRACE_S = 30.0  # a result may take this long beyond the command's own timeout
+
+
+@dataclass(frozen=True)
+class Settings:
+    offline_alert_after_s: float = 300.0
+    timers: Timers = field(default_factory=Timers)
+    webhook_url: str | None = None
+    timezone: str | None = None  # duty hours are local time of this zone (None: the machine's)
+    sweep_s: float = 5.0
+    share_group: str | None = "console"  # None: plain subscriptions (a single console)
+    console_url: str = ""  # put in webhook messages so a person can click through
+
+
+def momentary(kind: str) -> bool:
+    """Alerts that stand for one occurrence: acknowledging them resolves them."""
+    return kind == "help_request" or kind.startswith("station:")
+
+
+def health_conditions(health: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The alert kinds a health payload stands for, each with its details."""
+    found: dict[str, dict[str, Any]] = {}
+    if health.get("ui_alive") is False:
+        found["ui_frozen"] = {}
+    for name, device in device_items(health):
+        reasons = {str(r) for r in device.get("reasons") or []}
+        for kind in ("paper_out", "paper_low", "toner_out", "toner_low"):
+            if kind in reasons:
+                found.setdefault(kind, {"devices": []})["devices"].append(name)
+        if "reader" in name and device.get("state") in ("fault", "offline"):
+            found["reader_fault"] = {"device": name, "state": device.get("state")}
+    if "paper_out" in found:  # out is worse than low; one alert per device problem
+        found.pop("paper_low", None)
+    if "toner_out" in found:
+        found.pop("toner_low", None)
+    return found
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages = Counter(
+            "console_messages", "MQTT messages ingested", ["kind"], registry=registry
+        )
+        self.duplicates = Counter(
+            "console_duplicate_events", "events already stored (redelivered)", registry=registry
+        )
+        self.alerts = Counter("console_alerts_raised", "new alerts", ["kind"], registry=registry)
+        self.commands = Counter("console_commands_sent", "commands published", registry=registry)
+        self.webhook_failures = Counter(
+            "console_webhook_failures", "alerts the webhook did not take", registry=registry
+        )
+
+
+class Webhook:
+    """POSTs new alerts as JSON to a URL, from a thread of its own, with a few retries."""
+
+    def __init__(self, store: Store, url: str | None, metrics: Metrics) -> None:
+        self.store = store
+        self.url = url
+        self.metrics = metrics
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="console-webhook", daemon=True)
+
+    def start(self) -> None:
+        if self.url:
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def notify(self, message: dict[str, Any]) -> None:
+        if self.url:
+            self._queue.put(message)
+
+    def _run(self) -> None:
+        while (message := self._queue.get()) is not None:
+            outcome = "failed"
+            for attempt in range(3):
+                if self._post(message):
+                    outcome = "sent"
+                    break
+                time.sleep(0.5 * 2**attempt)
+            if outcome == "failed":
+                self.metrics.webhook_failures.inc()
+            with self.store.session() as db:
+                alert = db.get(Alert, message["id"])
+                if alert is not None:
+                    alert.notified = outcome
+
+    def _post(self, message: dict[str, Any]) -> bool:
+        assert self.url is not None
+        request = urllib.request.Request(  # noqa: S310 (the URL is the operator's own setting)
+            self.url,
+            data=json.dumps(message, ensure_ascii=False).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                return 200 <= int(response.status) < 300
+        except OSError as err:
+            log.warning("webhook: %s", err)
+            return False
+
+
+class Ingest:
+    def __init__(
+        self,
+        store: Store,
+        host: str,
+        port: int,
+        *,
+        password: str = "",
+        tls: ClientCredentials | None = None,
+        ca: CertificateAuthority | None = None,
+        settings: Settings | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.store = store
+        self.host = host
+        self.port = port
+        self.ca = ca
+        self.settings = settings or Settings()
+        self.metrics = Metrics(registry or CollectorRegistry())
+        self.webhook = Webhook(store, self.settings.webhook_url, self.metrics)
+        self.ingested = 0  # messages this process took (tests of the shared subscription)
+        self.connected = threading.Event()
+        self._ids: dict[tuple[str, str], int] = {}
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="console-sweep", daemon=True)
+        self.client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=f"console-{uuid.uuid4().hex[:8]}",
+            protocol=mqtt.MQTTv5,
+        )
+        if tls is not None:
+            self.client.tls_set(
+                ca_certs=str(tls.ca_file), certfile=str(tls.cert_file), keyfile=str(tls.key_file)
+            )
+        else:
+            self.client.username_pw_set(CONSOLE_USER, password)
+        self.client.will_set(CONSOLE_STATE, dumps({"online": False}), qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.webhook.start()
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        self._sweeper.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sweeper.is_alive():
+            self._sweeper.join(timeout=10)
+        if self.connected.is_set():
+            info = self.client.publish(CONSOLE_STATE, dumps({"online": False}), qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=3)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.webhook.stop()
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused the console: %s", reason)
+            return
+        group = self.settings.share_group
+        shared = f"$share/{group}/" if group else ""
+        subscriptions = [(f"{ROOT}/+/+/{s}", 1) for s in ("state", "birth")] + [
+            (f"{shared}{ROOT}/+/+/{s}", 1) for s in ("health", "evt/#", "reported", "cmd/+/result")
+        ]
+        client.subscribe(subscriptions)
+        client.publish(
+            CONSOLE_STATE, dumps({"online": True, "ts": time.time()}), qos=1, retain=True
+        )
+        self.connected.set()
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        self.connected.clear()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        try:
+            self.handle(message.topic, bytes(message.payload))
+        except Exception:  # one bad message must never stop the ingest
+            log.exception("message on %s not ingested", message.topic)
+
+    # --- ingest --------------------------------------------------------------------------------
+
+    def handle(self, topic: str, data: bytes) -> None:
+        parsed = parse_station_topic(topic)
+        if parsed is None:
+            return
+        site, station, kind = parsed
+        try:
+            payload = loads(data)
+        except ValueError:
+            log.warning("malformed payload on %s", topic)
+            return
+        self.ingested += 1
+        label = kind.split("/")[0] if not kind.startswith("evt/") else kind
+        self.metrics.messages.labels(kind=label[:32]).inc()
+        station_id = self.station_id(site, station)
+        if kind == "state":
+            self._state(station_id, payload)
+        elif kind == "birth":
+            with self.store.session() as db:
+                db.get_one(Station, station_id).birth = payload
+        elif kind == "reported":
+            with self.store.session() as db:
+                db.get_one(Station, station_id).reported = payload
+        elif kind == "health":
+            self._health(station_id, payload)
+        elif kind.startswith("evt/"):
+            self._event(station_id, site, station, kind[4:], payload)
+        elif kind.startswith("cmd/") and kind.endswith("/result"):
+            self._result(station_id, kind.split("/")[1], payload)
+
+    def station_id(self, site: str, station: str) -> int:
+        known = self._ids.get((site, station))
+        if known is not None:
+            return known
+        for _ in range(3):
+            try:
+                with self.store.session() as db:
+                    row = db.scalar(
+                        select(Station).where(Station.site == site, Station.station == station)
+                    )
+                    if row is None:
+                        row = Station(site=site, station=station, first_seen=time.time())
+                        db.add(row)
+                        db.flush()
+                    self._ids[(site, station)] = row.id
+                    return row.id
+            except IntegrityError:  # another console made it a moment ago
+                continue
+        raise RuntimeError(f"station {site}/{station} could not be stored")
+
+    def _state(self, station_id: int, payload: dict[str, Any]) -> None:
+        now = time.time()
+        session = int(payload.get("session", 0))
+        ts = float(payload.get("ts", 0.0))
+        with self.store.session() as db:
+            row = db.get_one(Station, station_id)
+            if session < row.session or (session == row.session and ts < row.state_ts):
+                return  # a late Will of an older session, or an older message of this one
+            row.session = session
+            row.state_ts = ts
+            row.online = bool(payload.get("online"))
+            row.reason = str(payload.get("reason", ""))[:64]
+            if row.online:
+                row.last_seen = now
+                row.offline_since = None
+            elif row.offline_since is None:
+                row.offline_since = now
+        if row.online:
+            self.resolve(station_id, "offline")
+
+    def _health(self, station_id: int, payload: dict[str, Any]) -> None:
+        now = time.time()
+        with self.store.session() as db:
+            row = db.get_one(Station, station_id)
+            row.health = payload
+            row.last_seen = now
+            interval = payload.get("interval_s")
+            if isinstance(interval, int | float) and interval > 0:
+                row.interval_s = float(interval)
+            if row.session == 0:  # never saw its state: a heartbeat says it is there
+                row.online = True
+            ui = payload.get("ui_alive")
+            db.add(
+                HealthSample(
+                    station_id=station_id,
+                    ts=now,
+                    ui_alive=ui if isinstance(ui, bool) else None,
+                    payload=payload,
+                )
+            )
+        conditions = health_conditions(payload)
+        for kind in HEALTH_KINDS:
+            if kind in conditions:
+                self.raise_alert(station_id, kind, conditions[kind])
+            else:
+                self.resolve(station_id, kind)
+
+    def _event(
+        self, station_id: int, site: str, station: str, kind: str, payload: dict[str, Any]
+    ) -> None:
+        event_id = str(payload.get("event_id") or "")[:64]
+        if not event_id:
+            log.warning("event without an id from %s/%s ignored", site, station)
+            return
+        try:
+            with self.store.session() as db:
+                exists = db.scalar(
+                    select(StationEvent.id).where(
+                        StationEvent.station_id == station_id, StationEvent.event_id == event_id
+                    )
+                )
+                if exists is not None:
+                    raise IntegrityError("duplicate", None, Exception("duplicate event"))
+                db.add(
+                    StationEvent(
+                        station_id=station_id,
+                        event_id=event_id,
+                        kind=kind[:32],
+                        ts=float(payload.get("ts") or time.time()),
+                        backfill=bool(payload.get("backfill")),
+                        payload=payload,
+                    )
+                )
+        except IntegrityError:
+            self.metrics.duplicates.inc()
+            return
+        if kind == "help":
+            self.raise_alert(
+                station_id, "help_request", {"screen": payload.get("screen")}, repeat=True
+            )
+        elif kind == "alert":
+            name = str(payload.get("kind") or "unknown")[:24]
+            self.raise_alert(station_id, f"station:{name}", {"event_id": event_id}, repeat=True)
+        elif kind == CSR_EVENT:
+            self._answer_csr(station_id, site, station, payload)
+
+    def _result(self, station_id: int, command_id: str, payload: dict[str, Any]) -> None:
+        status = str(payload.get("status", ""))
+        with self.store.session() as db:
+            row = db.get(CommandRow, command_id)
+            if row is None or row.station_id != station_id:
+                log.warning("result for a command this station was not sent: %s", command_id)
+                return
+            if row.status in FINAL and status not in FINAL:
+                return  # a late "accepted" after the final result
+            row.status = status[:16] or row.status
+            detail = payload.get("detail")
+            row.detail = detail if isinstance(detail, dict) else {}
+            row.updated_at = time.time()
+
+    # --- alerts --------------------------------------------------------------------------------
+
+    def raise_alert(
+        self, station_id: int, kind: str, detail: dict[str, Any], *, repeat: bool = False
+    ) -> bool:
+        """Raise ``kind`` for the station unless it is raised already; True if it is new."""
+        key = f"{station_id}:{kind}"
+        now = time.time()
+        for _ in range(3):
+            try:
+                with self.store.session() as db:
+                    existing = db.scalar(select(Alert).where(Alert.active_key == key))
+                    if existing is not None:
+                        existing.last_at = now
+                        if repeat:
+                            existing.count += 1
+                        return False
+                    alert = Alert(
+                        station_id=station_id,
+                        kind=kind,
+                        active_key=key,
+                        raised_at=now,
+                        last_at=now,
+                        count=1,
+                        detail=detail,
+                        notified="" if self.settings.webhook_url else "off",
+                    )
+                    db.add(alert)
+                    db.flush()
+                    message = self._alert_message(db, alert)
+            except IntegrityError:  # raised by another console just now: de-duplicated
+                continue
+            self.metrics.alerts.labels(kind=kind.split(":")[0]).inc()
+            self.webhook.notify(message)
+            return True
+        return False
+
+    def _alert_message(self, db: Session, alert: Alert) -> dict[str, Any]:
+        station = db.get_one(Station, alert.station_id)
+        return {
+            "id": alert.id,
+            "kind": alert.kind,
+            "site": station.site,
+            "station": station.station,
+            "raised_at": alert.raised_at,
+            "detail": alert.detail,
+            "url": f"{self.settings.console_url}/stations/{station.site}/{station.station}",
+        }
+
+    def resolve(self, station_id: int, kind: str) -> None:
+        with self.store.session() as db:
+            alert = db.scalar(select(Alert).where(Alert.active_key == f"{station_id}:{kind}"))
+            if alert is not None:
+                alert.active_key = None
+                alert.resolved_at = time.time()
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def send_command(
+        self,
+        station_id: int,
+        name: str,
+        args: dict[str, Any],
+        timeout_s: float,
+        actor: str,
+        *,
+        db: Session | None = None,
+    ) -> str:
+        """Record and publish ``{"name","args","timeout_s"}`` on the station's ``cmd/{id}``."""
+        command_id = uuid.uuid4().hex
+        now = time.time()
+        with contextlib.ExitStack() as stack:
+            if db is None:
+                db = stack.enter_context(self.store.session())
+            station = db.get_one(Station, station_id)
+            topic = StationTopics(station.site, station.station).command(command_id)
+            db.add(
+                CommandRow(
+                    id=command_id,
+                    station_id=station_id,
+                    name=name,
+                    args=args,
+                    timeout_s=timeout_s,
+                    status="sent",
+                    detail={},
+                    actor=actor,
+                    created_at=now,
+                    updated_at=now,
+                    note="",
+                )
+            )
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.MessageExpiryInterval = max(1, int(timeout_s))
+        body = {"name": name, "args": args, "timeout_s": timeout_s}
+        self.client.publish(topic, dumps(body), qos=1, properties=props)
+        self.metrics.commands.inc()
+        return command_id
+
+    def _answer_csr(
+        self, station_id: int, site: str, station: str, payload: dict[str, Any]
+    ) -> None:
+        target = f"{site}/{station}"
+        if self.ca is None:
+            with self.store.session() as db:
+                audit(db, "system", "certificate_request", target, ok=False, reason="no_ca")
+            return
+        try:
+            command = answer_csr(self.ca, payload, station)  # the station of the TOPIC
+        except PkiError as err:
+            with self.store.session() as db:
+                audit(db, "system", "certificate_request", target, ok=False, reason=str(err))
+            self.raise_alert(station_id, "station:csr_rejected", {}, repeat=True)
+            return
+        with self.store.session() as db:
+            command_id = self.send_command(
+                station_id, command["name"], command["args"], 60.0, "system", db=db
+            )
+            audit(
+                db,
+                "system",
+                "certificate_issued",
+                target,
+                serial=command["args"]["serial"],
+                not_after=command["args"]["not_after"],
+                command=command_id,
+            )
+
+    # --- timers --------------------------------------------------------------------------------
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.settings.sweep_s):
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("sweep failed")
+
+    def sweep(self, now: float | None = None) -> None:
+        """Offline alerts inside duty hours, and commands that never got a final result."""
+        now = time.time() if now is None else now
+        offline: list[tuple[int, float]] = []
+        back: list[int] = []
+        with self.store.session() as db:
+            for row in db.scalars(select(Station)):
+                since = offline_since(row, now, self.settings.timers)
+                if since is None:
+                    back.append(row.id)
+                elif now - since >= self.settings.offline_alert_after_s and in_duty_hours(
+                    row.duty_hours, now, self.settings.timezone
+                ):
+                    offline.append((row.id, since))
+            for command in db.scalars(
+                select(CommandRow).where(CommandRow.status.in_(("sent", "accepted")))
+            ):
+                if now > command.created_at + command.timeout_s + COMMAND_GRACE_S:
+                    command.status = "timed_out"
+                    command.note = "no result reached the console"
+                    command.updated_at = now
+        for station_id, since in offline:
+            self.raise_alert(station_id, "offline", {"since": since})
+        for station_id in back:
+            self.resolve(station_id, "offline")

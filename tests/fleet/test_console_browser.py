@@ -1,0 +1,220 @@
+"""The console end to end in a real headless Chromium (Selenium + Debian's chromedriver).
+
+``fleet console`` runs as its own process (as in production) against a real mosquitto and real
+fleet agents; a technician logs in, sees the stations, sees a help request arrive live (no page
+reload) and acknowledges it. Screenshots go to ``test-artifacts/console/``. Runs on SQLite and on
+PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from fleet.agent import Agent, AgentConfig
+from fleet.broker import MosquittoBroker, free_port
+from fleet.web_pg import PostgresCluster
+from flows.journal import Journal
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "test-artifacts" / "console"
+SITE = "zibo-gx"
+PASSWORD = "correct horse battery"
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--window-size=1400,1000",
+)
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresCluster]:
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'console.sqlite3'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.create_database(f"b{time.monotonic_ns()}")
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    b = MosquittoBroker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[WebDriver]:
+    chromium = shutil.which("chromium")
+    driver_path = shutil.which("chromedriver")
+    assert chromium and driver_path, "install the Debian packages chromium and chromium-driver"
+    profile = tempfile.mkdtemp(prefix="console-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(driver_path))
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def console_url(tmp_path: Path, broker: MosquittoBroker, db_url: str) -> Iterator[str]:
+    """``fleet console`` in its own process, with a technician made by ``fleet user``."""
+    secret = tmp_path / "tech.password"
+    secret.write_text(PASSWORD)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    subprocess.run(
+        [sys.executable, "-m", "fleet.cli", "user", "--db", db_url, "--name", "tech"]
+        + ["--role", "technician", "--password-file", str(secret)],
+        check=True,
+        env=env,
+        timeout=60,
+        capture_output=True,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "fleet.cli", "console", "--broker", broker.address]
+        + ["--http", f"127.0.0.1:{port}", "--db", db_url]
+        + ["--password-file", str(broker.root / "console.secret")],
+        env=env,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                break
+        except OSError:
+            assert proc.poll() is None, "fleet console exited"
+            assert time.monotonic() < deadline, "fleet console did not start"
+            time.sleep(0.1)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0
+
+
+def start_station(tmp_path: Path, broker: MosquittoBroker, station: str) -> tuple[Agent, Journal]:
+    state = tmp_path / station
+    state.mkdir()
+    journal = Journal(state / "journal.sqlite3")
+    journal.put_health(
+        [
+            {"device": "id_reader", "state": "ok", "reasons": []},
+            {"device": "thermal_printer", "state": "ok", "reasons": []},
+        ]
+    )
+    journal.touch_ui_heartbeat()
+    agent = Agent(
+        AgentConfig(
+            site=SITE,
+            station=station,
+            host=broker.host,
+            port=broker.port,
+            state_dir=state,
+            journal_path=state / "journal.sqlite3",
+            health_interval_s=1.0,
+            will_delay_s=1,
+        )
+    )
+    agent.start()
+    return agent, journal
+
+
+def test_technician_sees_stations_and_acknowledges_a_live_help_request(
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    console_url: str,
+    browser: WebDriver,
+    db_url: str,
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    db = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    stations = [start_station(tmp_path, broker, name) for name in ("st-0001", "st-0002")]
+    wait = WebDriverWait(browser, 20, poll_frequency=0.1)
+    try:
+        browser.get(console_url + "/")
+        assert "/login" in browser.current_url  # no page without login
+        browser.find_element(By.ID, "name").send_keys("tech")
+        browser.find_element(By.ID, "password").send_keys(PASSWORD)
+        browser.find_element(By.ID, "login").click()
+        wait.until(lambda d: d.find_element(By.ID, "who").text.startswith("tech"))
+        cookie = browser.get_cookie("console_session")
+        assert cookie is not None and cookie["httpOnly"] and cookie["secure"]
+        wait.until(
+            lambda d: len(d.find_elements(By.CSS_SELECTOR, 'tr.station[data-status="online"]')) == 2
+        )
+        rows = browser.find_elements(By.CSS_SELECTOR, "tr.station")
+        assert [r.get_attribute("data-station") for r in rows] == ["st-0001", "st-0002"]
+        assert "在线 online" in rows[0].text and "正常 alive" in rows[0].text
+        assert browser.find_elements(By.CSS_SELECTOR, "tr.alert") == []
+        browser.save_screenshot(str(ARTIFACTS / f"fleet-{db}.png"))
+        # the same document must show the alert: mark it, and the mark must survive
+        browser.execute_script("window.sameDocument = 'yes';")
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-live"))
+        stations[1][1].help_request(screen="choose")
+        alert = wait.until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, 'tr.alert[data-kind="help_request"]')
+        )[0]
+        assert browser.execute_script("return window.sameDocument;") == "yes"  # not reloaded
+        assert alert.get_attribute("data-station") == "st-0002"
+        assert "求助 help request" in alert.text
+        browser.save_screenshot(str(ARTIFACTS / f"help-request-{db}.png"))
+        alert.find_element(By.CSS_SELECTOR, "button.ack").click()
+        wait.until(
+            lambda d: (
+                d.find_elements(By.CSS_SELECTOR, "p.none")
+                and not d.find_elements(By.CSS_SELECTOR, 'tr.alert[data-kind="help_request"]')
+            )
+        )
+        browser.get(console_url + "/alerts")
+        resolved = 'tr.alert.resolved[data-kind="help_request"]'
+        recent = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, resolved))
+        assert "acknowledged by tech" in recent[0].text
+        browser.save_screenshot(str(ARTIFACTS / f"acknowledged-{db}.png"))
+    except Exception:
+        browser.save_screenshot(str(ARTIFACTS / f"failure-{db}.png"))
+        raise
+    finally:
+        for agent, journal in stations:
+            agent.stop()
+            journal.close()
