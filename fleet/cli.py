@@ -54,6 +54,9 @@ def main(argv: list[str] | None = None) -> int:
     user.add_argument("--name", required=True)
     user.add_argument("--role", required=True, choices=["technician", "operator", "admin"])
     user.add_argument("--password-file", type=Path, required=True, help="file with the password")
+    from fleet import ops_cli
+
+    ops_cli.add_parsers(sub, default_db_url())  # fleet stations, fleet alerts
     verify = sub.add_parser("verify", help="check a certificate's QR token offline")
     verify.add_argument("token")
     verify.add_argument(
@@ -88,6 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         return catalog_cli.run(args)
     if args.command == "verify":
         return verify_token(args.token, args.key, args.keys)
+    if args.command == "stations":
+        return ops_cli.run_stations(args)
+    if args.command == "alerts":
+        return ops_cli.run_alerts(args)
     if args.command == "simulate":
         from fleet.simulate import simulate_command
 

@@ -11,6 +11,7 @@ Everything lives in ``station-data/`` in the working directory.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from drivers.simtools import free_port
 from fleet.broker import MosquittoBroker
+from kiosk.maintenance import hash_pin
 
 DATA = Path("station-data")
 
@@ -50,7 +52,7 @@ def start_xvfb(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f":{number}"
 
 
-def write_config(path: Path, broker: str, state: Path) -> None:
+def write_config(path: Path, broker: str, state: Path, pin_hash: str = "") -> None:
     path.write_text(
         "# written by `make run`; see assets/config/kiosk.example.toml for every key\n"
         "version = 1\n"
@@ -59,7 +61,8 @@ def write_config(path: Path, broker: str, state: Path) -> None:
         "[ui]\nwidth = 1600\nheight = 900\nscreen_diagonal_in = 21.5\n"
         "[fleet]\n"
         f'broker = "{broker}"\n'
-        "health_interval_s = 10\n",
+        "health_interval_s = 10\n"
+        f'[maintenance]\npin_hash = "{pin_hash}"\n',
         encoding="utf-8",
     )
 
@@ -84,7 +87,12 @@ def main() -> int:
         broker_addr = f"{broker.host}:{broker.port}"
         print(f"station: MQTT broker (mosquitto) on {broker_addr}", flush=True)
         config = DATA / "kiosk.toml"
-        write_config(config, broker_addr, state)
+        pin = f"{secrets.randbelow(10**6):06d}"  # a new technicians' PIN every time
+        write_config(config, broker_addr, state, hash_pin(pin))
+        print(
+            f"station: maintenance mode: tap the station's name five times, PIN {pin}",
+            flush=True,
+        )
 
         http_port = free_port()
         procs.append(

@@ -557,3 +557,52 @@ def test_verify_page_and_metrics_token(tmp_path: Path, db_url: str) -> None:
         assert scraped.status_code == 200 and "console_stations" in scraped.text
     finally:
         console.stop()
+
+
+def test_the_cli_lists_stations_and_alerts_and_acknowledges_with_the_same_rules(
+    tmp_path: Path, broker: MosquittoBroker, db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleet.cli import main as fleet
+
+    console = make_console(broker, db_url)
+    console.start()
+    cfg = station_config(tmp_path, broker, "st-0042")
+    cfg.state_dir.mkdir(parents=True)
+    journal = Journal(cfg.journal_path)
+    journal.touch_ui_heartbeat()
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        until(lambda: [s["station"] for s in console.snapshot()] == ["st-0042"])
+        journal.help_request(screen="identify")
+        until(
+            lambda: (
+                fleet(["alerts", "--db", db_url, "--json"]) == 0
+                and "help_request" in capsys.readouterr().out
+            ),
+            what="the help request in the CLI",
+        )
+        assert fleet(["stations", "--db", db_url, "--json"]) == 0
+        [row] = json.loads(capsys.readouterr().out)
+        assert (row["station"], row["status"]) == ("st-0042", "online")
+        assert fleet(["stations", "--db", db_url]) == 0
+        table = capsys.readouterr().out
+        assert "st-0042" in table and "online" in table
+        assert fleet(["alerts", "--db", db_url, "--json"]) == 0
+        [alert] = [a for a in json.loads(capsys.readouterr().out) if a["kind"] == "help_request"]
+        # an operator may not acknowledge (as on the web page); a technician may
+        assert fleet(["alerts", "--db", db_url, "--ack", str(alert["id"]), "--as", "oper"]) == 1
+        assert fleet(["alerts", "--db", db_url, "--ack", str(alert["id"]), "--as", "tech"]) == 0
+        capsys.readouterr()
+        assert fleet(["alerts", "--db", db_url, "--json"]) == 0
+        acked = [a for a in json.loads(capsys.readouterr().out) if a["id"] == alert["id"]]
+        assert acked[0]["acknowledged_by"] == "tech"
+        with console.store.session() as db:
+            trail = [
+                (a.actor, a.ok)
+                for a in db.query(AuditEntry).filter(AuditEntry.action == "acknowledge_alert")
+            ]
+        assert ("oper", False) in trail and ("tech", True) in trail
+    finally:
+        agent.stop()
+        console.stop()
