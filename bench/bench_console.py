@@ -1,7 +1,7 @@
 """The console's side of a large fleet: 10,000 simulated terminals on a private mosquitto.
 
-The terminals are :class:`fleet.simulate.Simulator`'s: one process, one network thread, a real
-MQTT connection per terminal (client id = station id, through the broker's ACL).
+The terminals are a :class:`fleet.simulate.Simulator` in a child process: one network thread, a
+real MQTT connection per terminal (client id = station id, through the broker's ACL).
 
 ``console.ingest_to_mosquitto_sub``: rate at which a console-like ingest drains the stations'
 stream, over the rate at which ``mosquitto_sub`` drains the same stream, same run. Both hold a
@@ -19,9 +19,11 @@ driver (:mod:`fleet.rollout_mqtt`: canary 10 stations → 50 % → all, advance 
 from start to ``completed``; each simulated terminal reports ``downloading`` then, after 0.05–0.5 s,
 ``applied``. Seconds. Goal < 60.
 
-``console.rss_10000_mib``: resident memory of the bench process at the end: it hosts the
-simulator (10,000 paho clients and their sockets), the ingest client and the rollout driver with
-its 10,000-station rollout. MiB. The simulator's own share is printed.
+``console.rss_10000_mib``: resident memory of the process hosting the ingest (with the state of
+10,000 stations) and the rollout driver (with its 10,000-station rollout), at the end. MiB. The
+simulator runs in a child process (:class:`fleet.simulate.SimulatorProcess`: paho's own network
+loop uses ``select()``, which fails on descriptors above 1023, so the console-side clients cannot
+share a process with 10,000 sockets); its RSS is printed too.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ from paho.mqtt.properties import Properties
 from fleet.broker import CONSOLE_USER, MosquittoBroker
 from fleet.rollout import MemoryStore, Policy
 from fleet.rollout_mqtt import RolloutDriver
-from fleet.simulate import SimConfig, Simulator, raise_nofile, rss_mib
+from fleet.simulate import SimConfig, SimulatorProcess, raise_nofile, rss_mib
 from fleet.topics import ROOT, loads, parse_station_topic
 
 INGEST_ID = "bench-console-ingest"
@@ -65,14 +67,17 @@ class Ingest:
         self.subscribed = threading.Event()
         self.stations: dict[tuple[str, str], dict[str, Any]] = {}
         self.seen_events: set[str] = set()
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2, client_id=INGEST_ID, protocol=mqtt.MQTTv5
-        )
-        self.client.username_pw_set(CONSOLE_USER, broker.console_password)
-        self.client.on_message = self._on_message
-        self.client.on_subscribe = lambda *_: self.subscribed.set()
+        self.client = self._new_client()
+
+    def _new_client(self) -> mqtt.Client:
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=INGEST_ID, protocol=mqtt.MQTTv5)
+        client.username_pw_set(CONSOLE_USER, self.broker.console_password)
+        client.on_message = self._on_message
+        client.on_subscribe = lambda *_: self.subscribed.set()
+        return client
 
     def _connect(self) -> None:
+        self.client = self._new_client()  # paho leaks its wake-up pair on a second loop_start
         props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         props.SessionExpiryInterval = 3600
         self.client.connect(self.broker.host, self.broker.port, clean_start=False, properties=props)
@@ -137,19 +142,7 @@ def mosquitto_sub_seconds(broker: MosquittoBroker, n: int, timeout_s: float) -> 
     return time.perf_counter() - t0
 
 
-def flood(sim: Simulator, per_terminal: int, timeout_s: float) -> int:
-    """Every terminal publishes ``per_terminal`` events; returns how many, once all are acked."""
-    acked = sim.stats.acked
-    sent = sim.burst(per_terminal, "events").result(timeout_s)
-    deadline = time.monotonic() + timeout_s
-    while sim.stats.acked < acked + sent:
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{sim.stats.acked - acked} of {sent} events acknowledged")
-        time.sleep(0.01)
-    return sent
-
-
-def rollout_seconds(broker: MosquittoBroker, sim: Simulator, timeout_s: float) -> float:
+def rollout_seconds(broker: MosquittoBroker, sim: SimulatorProcess, timeout_s: float) -> float:
     driver = RolloutDriver(
         broker.host, broker.port, MemoryStore(), password=broker.console_password
     )
@@ -174,7 +167,7 @@ def run(n: int = 10_000, per_terminal: int = 5) -> dict[str, float]:
     with tempfile.TemporaryDirectory(prefix="bench-console-") as tmp:
         broker = MosquittoBroker(Path(tmp) / "broker")
         broker.start()
-        sim = Simulator(
+        sim = SimulatorProcess(
             SimConfig(
                 broker.host,
                 broker.port,
@@ -184,21 +177,18 @@ def run(n: int = 10_000, per_terminal: int = 5) -> dict[str, float]:
             )
         )
         try:
-            before = rss_mib()
             t0 = time.perf_counter()
             sim.start()
             if not sim.wait_connected(timeout_s):
-                raise RuntimeError(f"{sim.stats.connected} of {n} terminals connected")
-            sim_mib = rss_mib() - before
-            print(
-                f"{n} terminals connected in {time.perf_counter() - t0:.1f} s, "
-                f"simulator RSS +{sim_mib:.0f} MiB"
-            )
+                raise RuntimeError(f"{sim.stats()[0]['connected']} of {n} terminals connected")
+            print(f"{n} terminals connected in {time.perf_counter() - t0:.1f} s")
             expected = n * per_terminal
             ingest = Ingest(broker, expected)
             ingest.create_session()
             subprocess.run(_sub_command(broker, "-E"), check=True, timeout=30)
-            sent = flood(sim, per_terminal, timeout_s)
+            sent, acked = sim.burst(per_terminal, timeout_s)
+            if acked < sent:
+                raise RuntimeError(f"{acked} of {sent} events acknowledged")
             ingest_s = ingest.drain_seconds(timeout_s)
             sub_s = mosquitto_sub_seconds(broker, expected, timeout_s)
             print(
@@ -207,6 +197,11 @@ def run(n: int = 10_000, per_terminal: int = 5) -> dict[str, float]:
             )
             rollout_s = rollout_seconds(broker, sim, timeout_s)
             rss = rss_mib()
+            counters, sim_rss = sim.stats()
+            print(
+                f"RSS: ingest + rollout process {rss:.0f} MiB, simulator process {sim_rss:.0f} "
+                f"MiB; simulator {counters}"
+            )
         finally:
             sim.stop()
             broker.stop()

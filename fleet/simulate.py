@@ -24,7 +24,9 @@ What each simulated terminal sends, like the real agent (:mod:`fleet.agent`):
 
 One process holds a socket per terminal: :func:`raise_nofile` lifts the open-files limit (the
 broker started afterwards inherits it). Measured on 2 shared cores: 10,000 terminals connect in
-~10 s and take ~60 MiB of memory in the simulator (see docs/performance.md).
+5–16 s; the simulator's process held 288 MiB after the console bench (docs/performance.md).
+Such a process cannot also host paho clients with their own loop (``select()`` fails on
+descriptors above 1023): :class:`SimulatorProcess` runs the simulator in a child process.
 """
 
 from __future__ import annotations
@@ -586,6 +588,87 @@ class Simulator:
         }
         if term.connected:
             self._publish(term, term.topics.reported, dumps(term.last_report), retain=True)
+
+
+def _serve(config: SimConfig, conn: Any) -> None:
+    """The child of :class:`SimulatorProcess`: a simulator answering commands on a pipe."""
+    raise_nofile(config.kiosks * 2 + 256)
+    sim = Simulator(config)
+    sim.start()
+    try:
+        while True:
+            command, arg = conn.recv()
+            if command == "stop":
+                break
+            if command == "wait_connected":
+                conn.send(sim.wait_connected(float(arg)))
+            elif command == "burst":
+                per_terminal, timeout_s = arg
+                acked = sim.stats.acked
+                sent = sim.burst(per_terminal, "events").result(timeout_s)
+                deadline = time.monotonic() + timeout_s
+                while sim.stats.acked < acked + sent and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                conn.send((sent, sim.stats.acked - acked))
+            elif command == "stats":
+                conn.send((dict(vars(sim.stats)), rss_mib()))
+    finally:
+        sim.stop()
+        conn.send("stopped")
+
+
+class SimulatorProcess:
+    """A :class:`Simulator` in a child process, for a parent that must stay small.
+
+    A process holding thousands of sockets cannot run paho's own network loop: it waits with
+    ``select()``, which fails on descriptors above 1023. The benchmark keeps the terminals here
+    and the console-side clients (ingest, rollout driver) in its own process.
+    """
+
+    def __init__(self, config: SimConfig) -> None:
+        import multiprocessing
+
+        self.config = config
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(config, child), daemon=True)
+        self.station_keys = [
+            f"{config.prefix}-site-{i % max(config.sites, 1):02d}/{config.prefix}-{i:05d}"
+            for i in range(config.kiosks)
+        ]
+
+    def _ask(self, command: str, arg: Any, timeout_s: float) -> Any:
+        self._conn.send((command, arg))
+        if not self._conn.poll(timeout_s + 30):
+            raise TimeoutError(f"the simulator process did not answer {command!r}")
+        return self._conn.recv()
+
+    def start(self) -> None:
+        self._proc.start()
+
+    def wait_connected(self, timeout_s: float) -> bool:
+        return bool(self._ask("wait_connected", timeout_s, timeout_s))
+
+    def burst(self, per_terminal: int, timeout_s: float) -> tuple[int, int]:
+        """Every terminal publishes ``per_terminal`` events: (sent, acknowledged)."""
+        sent, acked = self._ask("burst", (per_terminal, timeout_s), timeout_s)
+        return int(sent), int(acked)
+
+    def stats(self) -> tuple[dict[str, int], float]:
+        """The simulator's counters and its process's RSS in MiB."""
+        counters, rss = self._ask("stats", None, 10)
+        return dict(counters), float(rss)
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        if self._proc.is_alive():
+            try:
+                self._ask("stop", None, timeout_s)
+            except (TimeoutError, EOFError, OSError):
+                log.warning("the simulator process did not stop cleanly")
+        self._proc.join(timeout_s)
+        if self._proc.is_alive():
+            self._proc.kill()
+            self._proc.join()
 
 
 def run(config: SimConfig, *, duration_s: float | None = None) -> int:
