@@ -203,6 +203,7 @@ class Runtime:
         self.diskguard: DiskGuard | None = None
         self._volume = (volume, quiet_volume, quiet_hours)
         self._louder = False
+        self._catalog_noted = ""
         self._clock = clock
         self._attract_every_s = attract_every_s  # the idle station says its invitation again
         self._last_spoken = clock()
@@ -240,6 +241,7 @@ class Runtime:
         if self.catalog_watch is not None:
             self.catalog_watch.start(self._stop)
         self.devices.speech.set_volume(self.base_volume())
+        self._note_catalog()
         self._render()
         self._execute([Speak("prompt.home")])
         self.devices.speech.prewarm(spoken_texts(self.catalog, self.tr))
@@ -335,6 +337,8 @@ class Runtime:
                 item.catalog.version,
                 "applied" if applied else "waits for the end of the session",
             )
+            if applied:
+                self._note_catalog()
             return []
         if isinstance(item, PreviewDone):
             if item.txn_id != s.txn_id:
@@ -493,6 +497,7 @@ class Runtime:
             if effect.screen == "idle":
                 self._help_shown = False
             if effect.screen in ("idle", "out_of_order"):
+                self._note_catalog()  # a new catalog takes over between sessions
                 self._louder = False  # the next resident hears the station's own volume
                 self.devices.speech.set_volume(self.base_volume())
         elif isinstance(effect, BuildPreview):
@@ -547,6 +552,13 @@ class Runtime:
     def _remote_frame(self) -> dict[str, Any]:
         code = self.remote.exit_code
         return {} if code is None else {"exit_code": code}
+
+    def _note_catalog(self) -> None:
+        """The catalog version serving residents, for the agent's birth and the console."""
+        version = str(self.catalog.version)
+        if version != self._catalog_noted:
+            self.journal.set_meta("catalog_version", version)
+            self._catalog_noted = version
 
     def base_volume(self) -> float:
         """The station's volume at this hour: softer in the quiet hours (night, early morning)."""

@@ -283,3 +283,19 @@ def test_an_idle_station_repeats_its_invitation_and_a_busy_one_does_not(
         runtime.pump()
         time.sleep(0.02)
     assert invitation not in speech.texts  # a resident is being served: no advertising
+
+
+def test_the_catalog_version_serving_residents_is_noted_for_the_agent(
+    rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]],
+) -> None:
+    runtime, _, _, _ = rig
+    assert runtime.journal.get_meta("catalog_version") == str(runtime.catalog.version)
+    newer = runtime.catalog.model_copy(update={"version": runtime.catalog.version + 1})
+    runtime.post(Intent("start"))
+    runtime.pump()
+    runtime.offer_catalog(newer)
+    runtime.pump()
+    assert runtime.journal.get_meta("catalog_version") == str(newer.version - 1)  # in session
+    runtime.post(Intent("cancel"))
+    runtime.pump()
+    assert runtime.journal.get_meta("catalog_version") == str(newer.version)
