@@ -38,6 +38,7 @@ from fleet import web_views as views
 from fleet.commands import UI_HANDLERS
 from fleet.web_admin import AdminRoutes
 from fleet.web_ingest import Ingest, momentary
+from fleet.web_stats import StatsRoutes
 from fleet.web_store import Alert, CommandRow, Store, audit
 
 log = logging.getLogger("fleet.console.web")
@@ -104,6 +105,7 @@ class WebApp:
             Route("/api/alerts/{alert_id:int}/ack", self.acknowledge, methods=["POST"]),
             Route("/metrics", self.metrics),
             *admin.routes(),
+            *StatsRoutes(self).routes(),
             Mount("/static", StaticFiles(directory=str(TEMPLATE_DIR / "static")), name="static"),
         ]
         self.app = Starlette(routes=routes, exception_handlers={Refused: self._refused})

@@ -606,3 +606,56 @@ def test_the_cli_lists_stations_and_alerts_and_acknowledges_with_the_same_rules(
     finally:
         agent.stop()
         console.stop()
+
+
+def test_statistics_show_volume_ratings_and_where_residents_give_up(
+    tmp_path: Path, broker: MosquittoBroker, db_url: str
+) -> None:
+    console = make_console(broker, db_url)
+    console.start()
+    cfg = station_config(tmp_path, broker, "st-0077")
+    cfg.state_dir.mkdir(parents=True)
+    journal = Journal(cfg.journal_path)
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        done = [journal.begin_transaction("queue_ticket", lang="zh", elder=False) for _ in range(2)]
+        for txn in done:
+            journal.finish_transaction(txn, outcome="completed", outputs=["thermal"])
+        journal.rate(done[0], 5, ("slow",))
+        journal.rate(done[1], 3)
+        gave_up = journal.begin_transaction("", lang="zh", elder=True)
+        journal.finish_transaction(
+            gave_up, outcome="abandoned", abandoned_state="choose", reason="timeout"
+        )
+        broken = journal.begin_transaction("social_insurance_certificate", lang="en", elder=False)
+        journal.finish_transaction(broken, outcome="failed", reason="error.print.paper_out")
+        journal.help_request(screen="identify")
+        oper, _ = login(console, "oper")
+        stats = until(
+            lambda: (
+                (s := oper.get("/api/stats").json())["transactions"] == 4
+                and s["help_requests"]
+                and sum(s["ratings"].values()) == 2
+                and s
+            ),
+            what="the events in the statistics",
+        )
+        assert stats["ratings"] == {"1": 0, "2": 0, "3": 1, "4": 0, "5": 1}
+        assert stats["rating_mean"] == 4.0 and stats["rating_tags"] == {"slow": 1}
+        assert stats["abandoned"] == [
+            {"screen": "choose", "reason": "timeout", "mode": "elder", "count": 1}
+        ]
+        assert stats["failures"] == {"error.print.paper_out": 1}
+        assert stats["help_requests"] == {"identify": 1}
+        page = oper.get("/stats")
+        assert page.status_code == 200 and "<svg" in page.text and "choose" in page.text
+        sheet = oper.get("/stats.csv")
+        assert sheet.headers["content-type"].startswith("text/csv")
+        rows = sheet.text.strip().splitlines()
+        assert rows[0] == "day,station,service,completed,failed,abandoned"
+        assert any(r.endswith("zibo-gx/st-0077,queue_ticket,2,0,0") for r in rows[1:])
+        assert client(console).get("/api/stats").status_code == 401  # no login, no numbers
+    finally:
+        agent.stop()
+        console.stop()
