@@ -22,11 +22,16 @@ import os
 import secrets
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flows.session import Effect
+    from kiosk.runtime import Runtime
 
 log = logging.getLogger("kiosk.maintenance")
 
@@ -141,6 +146,13 @@ class TapGesture:
             self._taps = []
             return True
         return False
+
+
+@dataclass(frozen=True, slots=True)
+class MaintenanceNote:
+    """A technician's test print ended: what the maintenance screen says about it."""
+
+    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,3 +274,81 @@ class Desk:
             last_action=self.last_action,
         )
         return self.report
+
+    # --- the runtime hands every ``maint.*`` intent here (on its one thread) -------------------
+
+    def intent(self, rt: Runtime, name: str, arg: Any) -> list[Effect]:
+        s = rt.session
+        if name == "maint.gesture":
+            if s.state in ("idle", "out_of_order") and self.gesture.tap():
+                self.reset()
+                return s.on_open_maintenance()
+            return []
+        if s.state not in ("unlock", "maintenance"):
+            raise ValueError(f"{name} outside maintenance mode")
+        if name in ("maint.leave", "maint.desktop"):
+            if s.state == "maintenance":
+                rt.journal.alert("maintenance", {"action": name.removeprefix("maint.")})
+                if name == "maint.desktop":
+                    self.exit_code = EXIT_TO_DESKTOP
+            self.reset()
+            return s.on_close_maintenance()
+        effects = s.on_touch()
+        if name == "maint.digit":
+            self.type_digit(str(arg))
+        elif name == "maint.erase":
+            self.erase()
+        elif name == "maint.submit" and s.state == "unlock":
+            result = self.submit()
+            if result.ok:
+                rt.journal.alert("maintenance", {"action": "entered"})
+                effects = s.on_unlocked()
+                self.refresh(rt)
+            elif result.new_lockout:
+                rt.journal.alert("maintenance", {"action": "pin_locked"})
+        elif name == "maint.refresh" and s.state == "maintenance":
+            rt.refresh_health()
+            self.refresh(rt)
+        elif name == "maint.test_print" and s.state == "maintenance":
+            threading.Thread(
+                target=self._test_print, args=(rt, str(arg)), name="test-print", daemon=True
+            ).start()
+            self.last_action = f"{arg}: …"
+            self.refresh(rt)
+        return effects
+
+    def noted(self, rt: Runtime, text: str) -> None:
+        self.last_action = text
+        self.refresh(rt)
+
+    def refresh(self, rt: Runtime) -> None:
+        devices = [
+            (kind, h.state.value, ", ".join(h.reasons)) for kind, h in sorted(rt.health.items())
+        ]
+        self.build_report(
+            devices=devices, catalog_version=rt.catalog.version, meta=rt.journal.get_meta
+        )
+
+    @staticmethod
+    def _test_print(rt: Runtime, which: str) -> None:
+        """On a worker: a test page or slip, built like the real ones; the result goes back."""
+        from kiosk.tools import sample_page, sample_receipt
+
+        now = rt.now()
+        try:
+            if which == "a4":
+                doc = sample_page("A4", now, rt.catalog, rt.font)
+                outcome = rt.devices.a4_printer.print_pdf(
+                    doc.pdf, title="test page", job_key=doc.doc_id, deadline_s=60.0
+                )
+            else:
+                outcome = rt.devices.thermal_printer.print_receipt(
+                    sample_receipt(now), deadline_s=20.0
+                )
+            text = f"{which}: {'printed' if outcome.ok else 'NOT printed'}"
+            if outcome.reasons:
+                text += f" ({', '.join(outcome.reasons)})"
+        except Exception as err:
+            log.exception("test print on %s failed", which)
+            text = f"{which}: NOT printed ({type(err).__name__})"
+        rt.queue.put(MaintenanceNote(text))

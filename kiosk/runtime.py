@@ -61,7 +61,7 @@ from kiosk import printing
 from kiosk.catalog_watch import CatalogWatch
 from kiosk.diskguard import DiskGuard
 from kiosk.i18n import Translator
-from kiosk.maintenance import EXIT_TO_DESKTOP, Desk, MaintenanceReport
+from kiosk.maintenance import Desk, MaintenanceNote, MaintenanceReport
 from kiosk.present import spoken_texts
 from kiosk.remote import KioskRemote
 
@@ -104,13 +104,6 @@ class PreviewDone:
     preview: Preview | None = None
     document: documents.Document | None = None
     error_key: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class MaintenanceNote:
-    """A technician's test print ended: what the maintenance screen says about it."""
-
-    text: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,8 +318,7 @@ class Runtime:
             return self._intent(item)
         if isinstance(item, MaintenanceNote):
             if self.desk is not None:
-                self.desk.last_action = item.text
-                self._maintenance_report()
+                self.desk.noted(self, item.text)
             return []
         if isinstance(item, CardInserted):
             return s.on_card_inserted()
@@ -370,7 +362,7 @@ class Runtime:
         self.devices.speech.stop()  # a touch interrupts the current prompt
         name = intent.name
         if name.startswith("maint."):
-            return self._maintenance(name, intent.arg)
+            return self.desk.intent(self, name, intent.arg) if self.desk is not None else []
         if name == "help":
             self._help_shown = True
             return s.on_help()
@@ -401,82 +393,6 @@ class Runtime:
             "extend": s.on_extend,
         }[name]
         return handler()
-
-    # --- maintenance mode (kiosk.maintenance) ----------------------------------------------------
-
-    def _maintenance(self, name: str, arg: Any) -> list[Effect]:
-        s, desk = self.session, self.desk
-        if desk is None:
-            return []
-        if name == "maint.gesture":
-            if s.state in ("idle", "out_of_order") and desk.gesture.tap():
-                desk.reset()
-                return s.on_open_maintenance()
-            return []
-        if s.state not in ("unlock", "maintenance"):
-            raise ValueError(f"{name} outside maintenance mode")
-        if name in ("maint.leave", "maint.desktop"):
-            if s.state == "maintenance":
-                self.journal.alert("maintenance", {"action": name.removeprefix("maint.")})
-            if name == "maint.desktop" and s.state == "maintenance":
-                desk.exit_code = EXIT_TO_DESKTOP
-            desk.reset()
-            return s.on_close_maintenance()
-        effects = s.on_touch()
-        if name == "maint.digit":
-            desk.type_digit(str(arg))
-        elif name == "maint.erase":
-            desk.erase()
-        elif name == "maint.submit" and s.state == "unlock":
-            result = desk.submit()
-            if result.ok:
-                self.journal.alert("maintenance", {"action": "entered"})
-                effects = s.on_unlocked()
-                self._maintenance_report()
-            elif result.new_lockout:
-                self.journal.alert("maintenance", {"action": "pin_locked"})
-        elif name == "maint.refresh" and s.state == "maintenance":
-            self._refresh_health.set()
-            self._maintenance_report()
-        elif name == "maint.test_print" and s.state == "maintenance":
-            threading.Thread(
-                target=self._test_print, args=(str(arg),), name="test-print", daemon=True
-            ).start()
-            desk.last_action = f"{arg}: …"
-            self._maintenance_report()
-        return effects
-
-    def _maintenance_report(self) -> None:
-        if self.desk is None:
-            return
-        devices = [
-            (kind, h.state.value, ", ".join(h.reasons)) for kind, h in sorted(self._health.items())
-        ]
-        self.desk.build_report(
-            devices=devices, catalog_version=self.catalog.version, meta=self.journal.get_meta
-        )
-
-    def _test_print(self, which: str) -> None:
-        from kiosk.tools import sample_page, sample_receipt
-
-        now = self.now()
-        try:
-            if which == "a4":
-                doc = sample_page("A4", now, self.catalog, self.font)
-                outcome = self.devices.a4_printer.print_pdf(
-                    doc.pdf, title="test page", job_key=doc.doc_id, deadline_s=60.0
-                )
-            else:
-                outcome = self.devices.thermal_printer.print_receipt(
-                    sample_receipt(now), deadline_s=20.0
-                )
-            text = f"{which}: {'printed' if outcome.ok else 'NOT printed'}"
-            if outcome.reasons:
-                text += f" ({', '.join(outcome.reasons)})"
-        except Exception as err:
-            log.exception("test print on %s failed", which)
-            text = f"{which}: NOT printed ({type(err).__name__})"
-        self.queue.put(MaintenanceNote(text))
 
     # --- effects -------------------------------------------------------------------------------
 
@@ -552,6 +468,15 @@ class Runtime:
     def _remote_frame(self) -> dict[str, Any]:
         code = self.remote.exit_code
         return {} if code is None else {"exit_code": code}
+
+    @property
+    def health(self) -> dict[str, DeviceHealth]:
+        """The latest health of every device (kind → report)."""
+        return dict(self._health)
+
+    def refresh_health(self) -> None:
+        """Ask the health loop for a round now."""
+        self._refresh_health.set()
 
     def _note_catalog(self) -> None:
         """The catalog version serving residents, for the agent's birth and the console."""
