@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from reportlab.graphics.barcode.qr import QrCodeWidget
@@ -150,6 +150,32 @@ def _page(
         left, 20 * mm, "本证明仅证明打印时的记录 / Valid for the record at the time of printing."
     )
     c.showPage()
+
+
+def masked_record(record: Record, identity: Identity) -> Record:
+    """The record as the screen may show it: the resident's name and ID number masked.
+
+    The paper carries them in full; the preview on a screen in a public hall does not.
+    """
+
+    def mask(value: str) -> str:
+        for secret, shown in (
+            (identity.id_number, identity.masked_id_number),
+            (identity.name, identity.masked_name),
+        ):
+            if secret:
+                value = value.replace(secret, shown)
+        return value
+
+    table = record.table
+    if table is not None:
+        table = replace(table, rows=tuple(tuple(mask(c) for c in row) for row in table.rows))
+    return replace(
+        record,
+        fields=tuple((label, mask(value)) for label, value in record.fields),
+        table=table,
+        notes=tuple(mask(n) for n in record.notes),
+    )
 
 
 def record_certificates(

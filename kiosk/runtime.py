@@ -38,6 +38,7 @@ from flows.models import (
     ReaderConnected,
     ReaderDisconnected,
     Receipt,
+    Record,
 )
 from flows.ports import A4Printer, DocumentProvider, IdentityReader, Speech, ThermalPrinter
 from flows.session import (
@@ -544,15 +545,21 @@ class Runtime:
                 self._provider(s).fetch(s.code, identity, deadline_s=self._provider_deadline_s)
                 for s in a4
             ]
-            document = documents.record_certificates(
-                records,
-                catalog=self.catalog,
-                txn_id=effect.txn_id,
-                issued=self.now(),
-                font=self.font,
-                signer=self._signer,
-            )
-            preview = Preview(png=render_page(document.pdf), pages=document.pages)
+            issued = self.now()
+
+            def build(recs: list[Record]) -> documents.Document:
+                return documents.record_certificates(
+                    recs,
+                    catalog=self.catalog,
+                    txn_id=effect.txn_id,
+                    issued=issued,
+                    font=self.font,
+                    signer=self._signer,
+                )
+
+            document = build(records)  # what prints
+            shown = build([documents.masked_record(r, identity) for r in records])  # the screen
+            preview = Preview(png=render_page(shown.pdf), pages=document.pages)
             self.queue.put(PreviewDone(effect.txn_id, preview, document))
         except KioskError as err:
             log.warning("preview of %s failed: %s", selection.code, type(err).__name__)

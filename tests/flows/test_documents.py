@@ -89,3 +89,19 @@ def test_materials_notice_lists_every_item() -> None:
     for item in service.notice.materials:
         assert item.name.zh in text
     assert "3份" in text and service.notice.place.zh in text and service.notice.fees.zh in text
+
+
+def test_the_preview_masks_the_resident_and_the_paper_does_not(tmp_path: Path) -> None:
+    from flows.documents import masked_record
+
+    shown = masked_record(RECORD, PERSON)
+    doc = record_certificates([shown], catalog=CATALOG, txn_id="t-1", issued=ISSUED, font=FONT)
+    pdf = tmp_path / "preview.pdf"
+    pdf.write_bytes(doc.pdf)
+    text = subprocess.run(
+        ["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "王小明" not in text and "11010519491231002X" not in text
+    assert PERSON.masked_id_number in text and PERSON.masked_name in text
+    assert "447.68" in text  # the record itself is all there to check
+    assert dict(RECORD.fields)["姓名 Name"] == "王小明"  # the original (what prints) is untouched

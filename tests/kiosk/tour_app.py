@@ -143,6 +143,12 @@ class Tour(Journey):
         yield from self.wait_screen("preview")
         yield from self.wait(lambda: self.app.vm.preview_texture is not None, 20, "preview")
         self.visit("preview")
+        self.tap(self.screen().ids.magnify_button)  # the magnifier: a larger page to scroll
+        yield from self.wait(lambda: self.screen().zoom > 1, 5, "magnified")
+        yield from self.settle()
+        self.visit("preview-magnified")
+        self.tap(self.screen().ids.magnify_button)
+        yield from self.wait(lambda: self.screen().zoom == 1, 5, "whole page")
         release = self.hold_printer()
         self.tap(self.screen().ids.print_button)
         yield from self.wait_screen("printing")
