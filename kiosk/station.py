@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import logging.handlers
+import os
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +39,10 @@ def setup_logging(state_dir: Path, *, level: int = logging.INFO) -> Path:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
+    if os.environ.get("JOURNAL_STREAM"):  # started by systemd: the journal gets it too
+        journal = logging.StreamHandler(sys.stderr)
+        journal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        root.addHandler(journal)
     root.setLevel(level)
     return path
 

@@ -57,3 +57,20 @@ def test_kiosk_command_stops_with_the_message(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert f"{path}: [devices] id_reader: must match" in result.stderr
+
+
+def test_under_systemd_the_log_also_goes_to_the_journal(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import logging, sys; from pathlib import Path; from kiosk.station import setup_logging;"
+        "setup_logging(Path(sys.argv[1])); logging.getLogger('kiosk.test').warning('hello journal')"
+    )
+    env = dict(os.environ, JOURNAL_STREAM="8:1234")
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert "WARNING kiosk.test: hello journal" in out.stderr  # journald adds the time
+    assert "hello journal" in (tmp_path / "logs" / "kiosk.log").read_text()
