@@ -61,8 +61,6 @@ def test_kiosk_command_stops_with_the_message(tmp_path: Path) -> None:
 
 def test_under_systemd_the_log_also_goes_to_the_journal(tmp_path: Path) -> None:
     import os
-    import subprocess
-    import sys
 
     code = (
         "import logging, sys; from pathlib import Path; from kiosk.station import setup_logging;"
