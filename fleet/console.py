@@ -8,6 +8,8 @@ The parts:
 - :mod:`fleet.web_ingest`: MQTT in (shared subscriptions), the console's own timers (stale after
   three missed heartbeats, offline on Will or timer), alerts and the webhook, commands, answers
   to certificate signing requests;
+- :mod:`fleet.web_rollouts`: catalog rollouts (the console's one rollout driver, its store in
+  the database, the pages and API that start and steer them);
 - :mod:`fleet.web_app` and :mod:`fleet.web_admin`: the pages, the API, live updates, ``/metrics``;
   :mod:`fleet.web_auth`: passwords, sessions, roles, CSRF, security headers.
 
@@ -32,6 +34,7 @@ from fleet.broker import ClientCredentials
 from fleet.pki import CertificateAuthority
 from fleet.web_app import WebApp, WebSettings
 from fleet.web_ingest import Ingest, Settings
+from fleet.web_rollouts import RolloutService
 from fleet.web_store import Store, User, audit
 from fleet.web_views import FleetCollector, stations
 
@@ -67,13 +70,18 @@ class Console:
             registry=self.registry,
         )
         self.registry.register(FleetCollector(self.store, self.ingest.settings.timers))
-        self.web = WebApp(self.store, self.ingest, web or WebSettings(), self.registry)
+        self.rollouts = RolloutService(self.store, host, port, password=password, tls=tls)
+        self.web = WebApp(
+            self.store, self.ingest, web or WebSettings(), self.registry, self.rollouts
+        )
         self.app = auth.SecurityHeaders(self.web.app, hsts=self.web.settings.secure_cookies)
 
     def start(self) -> None:
         self.ingest.start()
+        self.rollouts.start()  # connects in the background; rollouts answer 503 until then
 
     def stop(self) -> None:
+        self.rollouts.stop()
         self.ingest.stop()
         self.store.close()
 

@@ -1,5 +1,5 @@
-"""The console's less frequent pages: users, the audit log, token verification, duty hours, and
-the rollout endpoint (operators only; the rollout itself arrives in the next slice)."""
+"""The console's less frequent pages: users, the audit log, token verification, duty hours
+(rollouts are :mod:`fleet.web_rollouts`)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from fleet import web_auth as auth
@@ -19,8 +19,6 @@ from flows.tokens import Verdict, key_id, load_public, verify
 
 if TYPE_CHECKING:
     from fleet.web_app import WebApp
-
-NOT_YET = "rollouts arrive in the next slice"
 
 
 def load_token_keys(folder: Path | None) -> dict[str, Any]:
@@ -43,8 +41,6 @@ class AdminRoutes:
     def routes(self) -> list[Route]:
         return [
             Route("/verify", self.verify_page, methods=["GET", "POST"]),
-            Route("/rollouts", self.rollout, methods=["POST"]),
-            Route("/api/rollouts", self.rollout, methods=["POST"]),
             Route("/stations/{site}/{station}/duty-hours", self.duty_hours, methods=["POST"]),
             Route("/admin/users", self.users, methods=["GET", "POST"]),
             Route("/admin/users/{user_id:int}/disable", self.disable_user, methods=["POST"]),
@@ -72,13 +68,6 @@ class AdminRoutes:
                 )
             )
         return self.web.page(request, "verify.html", who, result=result)
-
-    async def rollout(self, request: Request) -> Response:
-        who = await self.web.require(request, "rollout")
-        await self.web.db(
-            lambda db: audit(db, who.name, "rollout", ok=False, reason="not_implemented")
-        )
-        return JSONResponse({"error": "not_implemented", "message": NOT_YET}, 501)
 
     async def duty_hours(self, request: Request) -> Response:
         who = await self.web.require(request, "rollout")  # operators decide what stations offer

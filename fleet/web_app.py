@@ -38,6 +38,7 @@ from fleet import web_views as views
 from fleet.commands import UI_HANDLERS
 from fleet.web_admin import AdminRoutes
 from fleet.web_ingest import Ingest, momentary
+from fleet.web_rollouts import RolloutRoutes, RolloutService
 from fleet.web_stats import StatsRoutes
 from fleet.web_store import Alert, CommandRow, Store, audit
 
@@ -74,7 +75,12 @@ def is_api(request: Request) -> bool:
 
 class WebApp:
     def __init__(
-        self, store: Store, ingest: Ingest, settings: WebSettings, registry: CollectorRegistry
+        self,
+        store: Store,
+        ingest: Ingest,
+        settings: WebSettings,
+        registry: CollectorRegistry,
+        rollouts: RolloutService | None = None,
     ) -> None:
         self.store = store
         self.ingest = ingest
@@ -106,6 +112,7 @@ class WebApp:
             Route("/metrics", self.metrics),
             *admin.routes(),
             *StatsRoutes(self).routes(),
+            *RolloutRoutes(self, rollouts).routes(),
             Mount("/static", StaticFiles(directory=str(TEMPLATE_DIR / "static")), name="static"),
         ]
         self.app = Starlette(routes=routes, exception_handlers={Refused: self._refused})

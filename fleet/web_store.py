@@ -161,6 +161,26 @@ class CommandRow(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
 
+class RolloutRow(Base):
+    """One catalog rollout (:class:`fleet.rollout.RolloutRecord` as JSON in ``record``)."""
+
+    __tablename__ = "rollouts"
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created: Mapped[float] = mapped_column(Float)
+    updated: Mapped[float] = mapped_column(Float)
+    started_by: Mapped[str] = mapped_column(String(64), default="")
+    record: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class RolloutRev(Base):
+    """The last ``desired`` rev issued: one row (id 1), only ever raised."""
+
+    __tablename__ = "rollout_revs"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_rev: Mapped[int] = mapped_column(Integer, default=0)
+
+
 # --- the engine ----------------------------------------------------------------------------------
 
 

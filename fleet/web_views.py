@@ -17,6 +17,7 @@ from fleet.web_store import (
     Alert,
     CommandRow,
     HealthSample,
+    RolloutRow,
     Station,
     StationEvent,
     Store,
@@ -184,6 +185,7 @@ def digest(store: Store, timers: Timers) -> str:
             db.execute(select(func.max(StationEvent.id))).one(),
             db.execute(select(func.max(CommandRow.updated_at), func.count(CommandRow.id))).one(),
             db.execute(select(func.max(Station.last_seen), func.max(Station.state_ts))).one(),
+            db.execute(select(func.max(RolloutRow.updated), func.count(RolloutRow.id))).one(),
         ]
         now = time.time()
         statuses = [station_status(s, now, timers) for s in db.scalars(select(Station))]

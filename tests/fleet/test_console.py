@@ -212,9 +212,9 @@ def test_roles_technicians_cannot_push_catalogs(db_url: str) -> None:
         assert denied.status_code == 403
         assert "technician" in denied.json()["error"]
         for http, csrf in ((oper, oper_csrf), (boss, boss_csrf)):
-            later = http.post("/api/rollouts", headers={"X-CSRF-Token": csrf}, json={})
-            assert later.status_code == 501
-            assert later.json()["message"] == "rollouts arrive in the next slice"
+            empty = http.post("/api/rollouts", headers={"X-CSRF-Token": csrf}, json={})
+            assert empty.status_code == 400  # allowed, but there is nothing to roll out
+            assert empty.json()["error"].startswith("target")
         # operators do not command terminals or acknowledge alerts; technicians do not manage users
         command = oper.post(
             f"/api/stations/{SITE}/st-1/commands",
@@ -240,7 +240,7 @@ def test_roles_technicians_cannot_push_catalogs(db_url: str) -> None:
         login(console, "tech2")
         actions = audit_actions(console)
         assert ("tech", "denied", False) in actions
-        assert ("oper", "rollout", False) in actions  # asked for, answered 'not yet'
+        assert ("oper", "rollout", False) in actions  # asked with nothing to roll out
         assert ("boss", "create_user", True) in actions
         assert ("tech2", "login", True) in actions
     finally:

@@ -2,7 +2,9 @@
 
 ``fleet console`` runs as its own process (as in production) against a real mosquitto and real
 fleet agents; a technician logs in, sees the stations, sees a help request arrive live (no page
-reload) and acknowledges it. Screenshots go to ``test-artifacts/console/``. Runs on SQLite and on
+reload) and acknowledges it; an operator sees a simulated fleet (20 terminals with real MQTT
+connections, :class:`fleet.simulate.SimulatorProcess`), starts a catalog rollout from the page and
+watches it complete live. Screenshots go to ``test-artifacts/console/``. Runs on SQLite and on
 PostgreSQL.
 """
 
@@ -20,6 +22,7 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -27,6 +30,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from fleet.agent import Agent, AgentConfig
 from fleet.broker import MosquittoBroker, free_port
+from fleet.simulate import SimConfig, SimulatorProcess
 from fleet.web_pg import PostgresCluster
 from flows.journal import Journal
 
@@ -94,18 +98,20 @@ def browser() -> Iterator[WebDriver]:
 
 @pytest.fixture
 def console_url(tmp_path: Path, broker: MosquittoBroker, db_url: str) -> Iterator[str]:
-    """``fleet console`` in its own process, with a technician made by ``fleet user``."""
-    secret = tmp_path / "tech.password"
+    """``fleet console`` in its own process, with a technician and an operator made by
+    ``fleet user``."""
+    secret = tmp_path / "user.password"
     secret.write_text(PASSWORD)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    subprocess.run(
-        [sys.executable, "-m", "fleet.cli", "user", "--db", db_url, "--name", "tech"]
-        + ["--role", "technician", "--password-file", str(secret)],
-        check=True,
-        env=env,
-        timeout=60,
-        capture_output=True,
-    )
+    for name, role in (("tech", "technician"), ("oper", "operator")):
+        subprocess.run(
+            [sys.executable, "-m", "fleet.cli", "user", "--db", db_url, "--name", name]
+            + ["--role", role, "--password-file", str(secret)],
+            check=True,
+            env=env,
+            timeout=60,
+            capture_output=True,
+        )
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleet.cli", "console", "--broker", broker.address]
@@ -218,3 +224,113 @@ def test_technician_sees_stations_and_acknowledges_a_live_help_request(
         for agent, journal in stations:
             agent.stop()
             journal.close()
+
+
+def log_in(browser: WebDriver, console_url: str, name: str, wait: WebDriverWait[WebDriver]) -> None:
+    browser.get(console_url + "/")
+    assert "/login" in browser.current_url
+    browser.find_element(By.ID, "name").send_keys(name)
+    browser.find_element(By.ID, "password").send_keys(PASSWORD)
+    browser.find_element(By.ID, "login").click()
+    wait.until(lambda d: d.find_element(By.ID, "who").text.startswith(name))
+
+
+def test_operator_rolls_out_a_catalog_to_a_simulated_fleet_and_watches_it_live(
+    broker: MosquittoBroker,
+    console_url: str,
+    browser: WebDriver,
+    db_url: str,
+) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    db = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    sim = SimulatorProcess(
+        SimConfig(
+            broker.host,
+            broker.port,
+            kiosks=20,
+            sites=2,
+            health_interval_s=5.0,
+            event_interval_s=0.0,
+            apply_s=(0.8, 1.5),  # slow enough to watch each wave
+        )
+    )
+    sim.start()
+    wait = WebDriverWait(
+        browser, 30, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    )
+    try:
+        assert sim.wait_connected(60)
+        log_in(browser, console_url, "oper", wait)
+        wait.until(
+            lambda d: (
+                len(d.find_elements(By.CSS_SELECTOR, 'tr.station[data-status="online"]')) == 20
+            )
+        )
+        sites = {e.text for e in browser.find_elements(By.CSS_SELECTOR, "main h2")}
+        assert {"站点 Site sim-site-00", "站点 Site sim-site-01"} <= sites
+        browser.save_screenshot(str(ARTIFACTS / f"simulated-fleet-{db}.png"))
+
+        browser.find_element(By.LINK_TEXT, "发布 Rollouts").click()
+        deadline = time.monotonic() + 30
+        while browser.find_elements(By.ID, "not-ready"):  # the driver connects in the background
+            assert time.monotonic() < deadline, "the console's rollout driver did not connect"
+            time.sleep(0.5)
+            browser.refresh()
+        assert browser.find_elements(By.CSS_SELECTOR, "p.none")  # no rollouts yet
+        fields = {
+            "version": "3",
+            "sha256": "cd" * 32,
+            "length": "2048",
+            "metadata_url": "http://127.0.0.1:8001/metadata/",
+        }
+        for field_id, value in fields.items():
+            browser.find_element(By.ID, field_id).send_keys(value)
+        for field_id, value in (("canary", "2"), ("advance_at_pct", "100")):
+            box = browser.find_element(By.ID, field_id)
+            box.clear()
+            box.send_keys(value)
+        browser.find_element(By.ID, "scope-all").click()
+        browser.save_screenshot(str(ARTIFACTS / f"rollout-form-{db}.png"))
+        browser.find_element(By.ID, "start-rollout").click()
+
+        states = wait.until(
+            lambda d: [
+                e.get_attribute("data-state")
+                for e in d.find_elements(By.CSS_SELECTOR, "section.rollout")
+            ]
+        )
+        assert states == ["running"]
+        browser.execute_script("window.sameDocument = 'yes';")
+        wait.until(lambda d: d.find_element(By.TAG_NAME, "body").get_attribute("data-live"))
+        # live progress: the middle wave fills without a reload, then the rollout completes
+        wait.until(
+            lambda d: any(
+                int(w.get_attribute("data-applied") or 0) > 0
+                for w in d.find_elements(By.CSS_SELECTOR, 'tr.wave[data-wave="50%"]')
+            )
+        )
+        browser.save_screenshot(str(ARTIFACTS / f"rollout-progress-{db}.png"))
+        wait.until(
+            lambda d: d.find_elements(By.CSS_SELECTOR, 'section.rollout[data-state="completed"]')
+        )
+        assert browser.execute_script("return window.sameDocument;") == "yes"  # not reloaded
+        # read the page in one go: a live refresh may swap the section meanwhile
+        done = browser.execute_script(
+            """const s = document.querySelector('section.rollout');
+            return {text: s.innerText, aborts: s.querySelectorAll('button.abort').length,
+                    refreshes: document.body.dataset.refreshes,
+                    waves: [...s.querySelectorAll('tr.wave')].map(
+                        w => [w.dataset.wave, w.dataset.applied, w.dataset.failed])};"""
+        )
+        assert int(done["refreshes"] or 0) >= 2
+        assert done["waves"] == [["canary", "2", "0"], ["50%", "8", "0"], ["all", "10", "0"]]
+        assert "已完成 completed" in done["text"] and "catalog.toml v3" in done["text"]
+        assert done["aborts"] == 0  # finished: no steering
+        browser.save_screenshot(str(ARTIFACTS / f"rollout-completed-{db}.png"))
+        counters, _ = sim.stats()
+        assert counters["applied"] == 20
+    except Exception:
+        browser.save_screenshot(str(ARTIFACTS / f"rollout-failure-{db}.png"))
+        raise
+    finally:
+        sim.stop()
