@@ -439,9 +439,7 @@ class Rig:
         self.close()
 
     def start_ui(self, *extra: str) -> UiProcess:
-        self.ui = UiProcess(
-            self.config, self.root / "ui.log", self.env, (*self.ui_args, *extra)
-        )
+        self.ui = UiProcess(self.config, self.root / "ui.log", self.env, (*self.ui_args, *extra))
         return self.ui
 
     def start_agent(self) -> subprocess.Popen[bytes]:
@@ -484,13 +482,15 @@ class Rig:
         return self._print_and_rate(session, rate, timeout)
 
     def certificate_session(
-        self, *, rate: int = 4, timeout: float = 60.0, before_confirm: Callable[[], None] = lambda: None
+        self,
+        *,
+        rate: int = 4,
+        timeout: float = 60.0,
+        before_confirm: Callable[[], None] = lambda: None,
     ) -> Session:
         """An ID card on the SAM reader, a certificate on A4 and its slip."""
         ui = self._ui()
-        if self.sam.card_present:
-            self.sam.remove()
-            ui.wait(state=["idle"], timeout=timeout)
+        self.take_card()
         st = ui.do("start", state=["identify"], timeout=timeout)
         session = Session(st["txn_id"], CERTIFICATE)
         self.ledger.sessions.append(session)
@@ -499,8 +499,14 @@ class Rig:
         ui.do("pick", CERTIFICATE, state=["preview"], preview_ready=True, timeout=timeout)
         before_confirm()
         result = self._print_and_rate(session, rate, timeout)
-        self.sam.remove()
+        self.take_card()
         return result
+
+    def take_card(self) -> None:
+        """The resident takes the card; the reader notices after a few polls (debounced)."""
+        if self.sam.card_present:
+            self.sam.remove()
+            time.sleep(0.6)
 
     def _print_and_rate(self, session: Session, rate: int, timeout: float) -> Session:
         ui = self._ui()
@@ -556,6 +562,14 @@ class Rig:
         for s in self.ledger.sessions:
             short = s.txn_id[:8]
             if s.txn_id in self.ledger.interrupted:
+                n = len(sent_txn.get(s.txn_id, []))
+                if txns.get(s.txn_id, (None, None))[0] is None and n == 0:
+                    problems.append(
+                        f"txn {short} (cut off by the fault): never closed in the journal,"
+                        " never reported to the centre"
+                    )
+                elif n > 1:
+                    problems.append(f"txn {short}: {n} transaction events (want 1)")
                 continue
             if s.txn_id not in txns:
                 problems.append(f"txn {short}: not in the journal")
@@ -570,11 +584,15 @@ class Rig:
                 problems.append(f"txn {short}: {r} rating events at the centre (want 1)")
         # paper: every PDF that came out belongs to one completed job, and each completed job
         # came out once; the same for slips, by count (a queue ticket names no document)
-        completed_a4 = Counter(k.removesuffix(":a4") for k, _, p, st in jobs if p == "a4" and st == "completed")
+        completed_a4 = Counter(
+            k.removesuffix(":a4") for k, _, p, st in jobs if p == "a4" and st == "completed"
+        )
         printed = Counter(self.cups.printed_doc_ids())
         for doc, n in printed.items():
             if completed_a4[doc] != 1 or n != 1:
-                problems.append(f"A4 {doc}: came out {n}×, journal says completed {completed_a4[doc]}×")
+                problems.append(
+                    f"A4 {doc}: came out {n}×, journal says completed {completed_a4[doc]}×"
+                )
         for doc in completed_a4:
             if doc not in printed:
                 problems.append(f"A4 {doc}: journal says completed, no paper came out")

@@ -56,10 +56,7 @@ def status(runtime: Runtime) -> dict[str, Any]:
         "print_ok": view.print_ok,
         "print_error_key": view.print_error_key,
         "unavailable": runtime.session.unavailable(),
-        "health": {
-            kind: [h.state.value, list(h.reasons)]
-            for kind, h in runtime._health.items()  # the frame's own copy, read on this thread
-        },
+        "health": {kind: [h.state.value, list(h.reasons)] for kind, h in runtime.health.items()},
     }
 
 
@@ -134,7 +131,9 @@ def run(args: argparse.Namespace) -> int:
                     continue
                 if op == "do" and request.body.get("name"):
                     arg = request.body.get("arg")
-                    runtime.post(Intent(request.body["name"], tuple(arg) if isinstance(arg, list) else arg))
+                    runtime.post(
+                        Intent(request.body["name"], tuple(arg) if isinstance(arg, list) else arg)
+                    )
                     runtime.pump()
                 request.deadline = now + float(request.body.get("timeout", 0.0))
                 waiting.append(request)
