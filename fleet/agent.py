@@ -474,7 +474,13 @@ class Agent:
                 old = time.monotonic() - 60
                 self._early_acks = {m: a for m, a in self._early_acks.items() if a[1] >= old}
         if batch:
-            self.journal.ack_events(batch)
+            try:
+                self.journal.ack_events(batch)
+            except Exception:  # a full disk, a locked database: keep them and try again
+                log.exception("removing %d acknowledged events failed", len(batch))
+                with self._lock:
+                    self._acked = batch + self._acked
+                return
             with self._lock:
                 self._inflight_ids.difference_update(batch)
 

@@ -439,6 +439,14 @@ class Journal:
                     },
                 )
 
+    def open_transactions(self) -> list[str]:
+        """Transactions begun and never finished (the UI was killed in the middle of one)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM transactions WHERE outcome IS NULL ORDER BY started"
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def print_jobs(self, state: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
             rows = self._db.execute(

@@ -79,8 +79,20 @@ def _record(journal: Journal, key: str, outcome: PrintOutcome) -> None:
     journal.end_print(key, state=state, job_id=outcome.job_id, reason=",".join(outcome.reasons))
 
 
-def recover(journal: Journal, a4: A4Printer, *, deadline_s: float = 120.0) -> list[str]:
-    """Settle the jobs a crash left ``submitted``; returns a line per job for the log."""
+def recover(
+    journal: Journal,
+    a4: A4Printer,
+    *,
+    deadline_s: float = 120.0,
+    open_txns: list[str] | None = None,
+) -> list[str]:
+    """Settle the jobs a crash left ``submitted``, then close the transactions it left open.
+
+    ``open_txns`` are the transactions open at start-up (taken before any new session began):
+    each is closed as what its paper says — completed if a job of it printed, failed if one
+    failed, else abandoned (state ``interrupted``) — so the centre hears of every certificate
+    that was issued. Returns a line per job and transaction for the log.
+    """
     lines = []
     for job in journal.print_jobs("submitted"):
         key = job["key"]
@@ -95,6 +107,19 @@ def recover(journal: Journal, a4: A4Printer, *, deadline_s: float = 120.0) -> li
         else:
             journal.end_print(key, state="unknown", reason="interrupted")
             lines.append(f"{key}: slip interrupted; its fate is unknown")
+    jobs = journal.print_jobs()
+    for txn in open_txns or ():
+        mine = [j for j in jobs if j["txn_id"] == txn]
+        printed = [j["printer"] for j in mine if j["state"] == "completed"]
+        if printed:
+            journal.finish_transaction(txn, outcome="completed", outputs=printed)
+        elif any(j["state"] == "failed" for j in mine):
+            journal.finish_transaction(txn, outcome="failed", reason="interrupted")
+        else:
+            journal.finish_transaction(
+                txn, outcome="abandoned", abandoned_state="interrupted", reason="restart"
+            )
+        lines.append(f"transaction {txn[:8]}: closed after the restart")
     for line in lines:
         log.warning("print recovery: %s", line)
     return lines

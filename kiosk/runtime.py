@@ -69,6 +69,7 @@ from kiosk.remote import KioskRemote
 log = logging.getLogger("kiosk.runtime")
 
 HEARTBEAT_S = 5.0
+JOURNAL_EFFECTS = (JournalBegin, JournalUpdate, JournalFinish, JournalRate, JournalHelp)
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +198,7 @@ class Runtime:
         self.diskguard: DiskGuard | None = None
         self._volume = (volume, quiet_volume, quiet_hours)
         self._louder = False
+        self._journal_ok = True  # False after a journal write failed, until a probe succeeds
         self._catalog_noted = ""
         self._clock = clock
         self._attract_every_s = attract_every_s  # the idle station says its invitation again
@@ -222,9 +224,11 @@ class Runtime:
     def start(self) -> None:
         documents.register_font(self.font)
         self.remote.recover()
-        threading.Thread(  # settle the print jobs a crash may have left open
+        open_txns = self.journal.open_transactions()  # before any new session begins
+        threading.Thread(  # settle the print jobs and transactions a crash may have left open
             target=printing.recover,
             args=(self.journal, self.devices.a4_printer),
+            kwargs={"open_txns": open_txns},
             name="print-recovery",
             daemon=True,
         ).start()
@@ -403,7 +407,18 @@ class Runtime:
                 self._effect(effect)
             except Exception:
                 log.exception("effect %s failed", type(effect).__name__)
+                if isinstance(effect, JOURNAL_EFFECTS):
+                    self._journal_failed(effect)
         self._render()
+
+    def _journal_failed(self, effect: Effect) -> None:
+        """The journal cannot write (a full disk, a broken file): nothing may be served that
+        would not be recorded. The session in progress ends, and the station is out of order
+        until the health loop finds the journal writable again."""
+        self._journal_ok = False
+        if isinstance(effect, JournalBegin) and self.session.state == "identify":
+            self.queue.put(Intent("cancel"))
+        self._refresh_health.set()
 
     def _effect(self, effect: Effect) -> None:
         s = self.session
@@ -637,6 +652,13 @@ class Runtime:
                     reports.append(device.health())
                 except Exception:
                     log.exception("health of %s failed", getattr(device, "name", "?"))
+            if not self._journal_ok:
+                try:
+                    self.journal.set_meta("write_probe", str(time.time()))
+                    self._journal_ok = True
+                    log.warning("the journal can be written again")
+                except Exception as err:
+                    log.error("the journal still cannot be written: %s", err)
             self.queue.put(HealthUpdate(tuple(reports)))
             if self.diskguard is not None:
                 try:
@@ -664,6 +686,8 @@ class Runtime:
         return effects
 
     def _unavailable_reason(self, service: Service) -> str:
+        if not self._journal_ok:
+            return "unavailable.journal"
         now = self.now()
         if service.hours and not within(service.hours, now.hour * 60 + now.minute):
             return "unavailable.hours"

@@ -27,6 +27,7 @@ from drivers.cups.printer import CupsPrinter
 from flows.journal import Journal
 from kiosk import printing
 journal = Journal(Path(sys.argv[1]))
+journal.begin_transaction("social_insurance_certificate", lang="zh", elder=False, txn_id="t1")
 printer = CupsPrinter(sys.argv[2], server=sys.argv[3])
 print("submitting", flush=True)
 printing.print_a4_once(journal, printer, key="DOC1:a4", txn_id="t1",
@@ -93,9 +94,17 @@ def test_kill_between_submit_and_completion_prints_once(tmp_path: Path, cups: Cu
     assert [j["state"] for j in journal.print_jobs()] == ["submitted"]
     cups.printer.restart()  # the printer comes back; the kiosk restarts and recovers
     printer = CupsPrinter(cups.queue, server=cups.server)
-    lines = printing.recover(journal, printer, deadline_s=60)
-    assert lines == ["DOC1:a4: completed after the restart"]
+    assert journal.open_transactions() == ["t1"]  # the session died with the kiosk
+    lines = printing.recover(journal, printer, deadline_s=60, open_txns=["t1"])
+    assert lines == [
+        "DOC1:a4: completed after the restart",
+        "transaction t1: closed after the restart",
+    ]
     assert [j["state"] for j in journal.print_jobs()] == ["completed"]
+    # the certificate was issued, so the centre hears of a completed transaction
+    [txn] = [e.payload for e in journal.pending_events() if e.type == "transaction"]
+    assert (txn["txn_id"], txn["outcome"], txn["outputs"]) == ("t1", "completed", ["a4"])
+    assert journal.open_transactions() == []
     # the same job again (a retry after the crash) is refused: nothing prints twice
     again = printing.print_a4_once(
         journal,
@@ -115,13 +124,23 @@ def test_a_job_cups_never_received_is_failed_and_reported(
     tmp_path: Path, cups: CupsSandbox
 ) -> None:
     journal = Journal(tmp_path / "j.sqlite3")
+    journal.begin_transaction("", lang="en", elder=True, txn_id="t2")
+    journal.begin_transaction("", lang="zh", elder=False, txn_id="t3")  # left at the card
     assert journal.begin_print("DOC2:a4", txn_id="t2", printer="a4")  # crashed before submit
     assert journal.begin_print("t2:thermal", txn_id="t2", printer="thermal")
     printer = CupsPrinter(cups.queue, server=cups.server)
-    lines = printing.recover(journal, printer, deadline_s=10)
-    assert lines == [
+    lines = printing.recover(journal, printer, deadline_s=10, open_txns=["t2", "t3"])
+    assert lines[:2] == [
         "DOC2:a4: CUPS never received it; not printed",
         "t2:thermal: slip interrupted; its fate is unknown",
     ]
+    closed = {
+        e.payload["txn_id"]: e.payload for e in journal.pending_events() if e.type == "transaction"
+    }
+    assert closed["t2"]["outcome"] == "failed" and closed["t2"]["reason"] == "interrupted"
+    assert (closed["t3"]["outcome"], closed["t3"]["abandoned_state"]) == (
+        "abandoned",
+        "interrupted",
+    )
     alerts = [e.payload for e in journal.pending_events() if e.type == "alert"]
     assert [a["kind"] for a in alerts] == ["print_failed", "print_unknown"]

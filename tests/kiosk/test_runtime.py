@@ -299,3 +299,39 @@ def test_the_catalog_version_serving_residents_is_noted_for_the_agent(
     runtime.post(Intent("cancel"))
     runtime.pump()
     assert runtime.journal.get_meta("catalog_version") == str(newer.version)
+
+
+class BrokenJournal(Journal):
+    """A journal on a disk that filled up: writes fail as SQLite fails them, until it is freed."""
+
+    full = False
+
+    def begin_transaction(self, *args: Any, **kw: Any) -> str:
+        if self.full:
+            import sqlite3
+
+            raise sqlite3.OperationalError("database or disk is full")
+        return super().begin_transaction(*args, **kw)
+
+    def set_meta(self, key: str, value: str) -> None:
+        if self.full:
+            import sqlite3
+
+            raise sqlite3.OperationalError("database or disk is full")
+        super().set_meta(key, value)
+
+
+def test_a_journal_that_cannot_write_puts_the_station_out_of_order(
+    rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]], tmp_path: Path
+) -> None:
+    runtime, _, _, frames = rig
+    journal = BrokenJournal(tmp_path / "full.sqlite3")
+    runtime.journal = journal
+    journal.full = True
+    runtime.post(Intent("start"))
+    pump_until(runtime, lambda: runtime.session.state == "out_of_order", timeout=10)
+    assert frames[-1].unavailable and set(frames[-1].unavailable.values()) == {
+        "unavailable.journal"
+    }
+    journal.full = False  # space was freed: the next health round finds the journal writable
+    pump_until(runtime, lambda: runtime.session.state == "idle", timeout=10)
