@@ -30,6 +30,7 @@ result cannot overwrite ``timed_out``, and a command id seen before is never run
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -213,10 +214,14 @@ class Journal:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
+                self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                # also when COMMIT itself failed (a full disk): never leave the connection inside
+                # a transaction, or every later BEGIN fails and the journal is stuck for good
+                if self._db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._db.execute("ROLLBACK")
                 raise
-            self._db.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:

@@ -104,3 +104,32 @@ def test_kill_9_mid_write_leaves_a_consistent_journal(tmp_path: Path) -> None:
     # at most the one transaction that was open at the kill is unfinished
     assert sum(1 for r in records if r.outcome is None) <= 3
     assert all(json.loads(json.dumps(e.payload)) == e.payload for e in events)
+
+
+def test_a_commit_that_fails_leaves_the_journal_usable(tmp_path: Path) -> None:
+    """A full disk can fail COMMIT itself; the journal must not stay inside that transaction.
+
+    (The real full disk is ``make faults``'s disk scenario; here the failing COMMIT is forced.)
+    """
+    journal = Journal(tmp_path / "j.sqlite3")
+    real = journal._db
+    calls = {"n": 0}
+
+    class FailingCommit:
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+        def execute(self, sql: str, *args: object) -> object:
+            if sql == "COMMIT" and calls["n"] == 0:
+                calls["n"] += 1
+                raise sqlite3.OperationalError("database or disk is full")
+            return real.execute(sql, *args)
+
+    journal._db = FailingCommit()  # type: ignore[assignment]
+    with pytest.raises(sqlite3.OperationalError):
+        journal.begin_transaction("queue_ticket", lang="zh", elder=False)
+    journal._db = real
+    assert not real.in_transaction
+    txn = journal.begin_transaction("queue_ticket", lang="zh", elder=False)  # works again
+    journal.finish_transaction(txn, outcome="completed")
+    assert [e.type for e in journal.pending_events()] == ["transaction"]
