@@ -56,6 +56,8 @@ class Watcher:
         self.client.loop_start()
 
     def _on_message(self, _c: Any, _u: Any, msg: mqtt.MQTTMessage) -> None:
+        if msg.topic.startswith("kiosk/v1/console/"):
+            return  # the console's own presence and probes, not a station's
         self.messages.append((msg.topic, json.loads(msg.payload), bool(msg.retain)))
 
     def on(self, suffix: str) -> list[dict[str, Any]]:
