@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from faults.report import Row
 from faults.rig import FaultError, Rig, until
@@ -73,7 +74,7 @@ def disk_nearly_full(work: Path) -> Row:
                     ui.do("cancel", state=["idle", "out_of_order"], timeout=20)
             (mount / "ballast").unlink()
             t0 = time.monotonic()
-            s = rig.ticket_session()
+            s = _first_session_served(rig, ui, within_s=60)
             until(
                 lambda: s.txn_id in rig.subscriber.by_txn("transaction"),
                 60,
@@ -110,6 +111,20 @@ def disk_nearly_full(work: Path) -> Row:
         f" centre: {alerts};"
         " recovered = space freed to the next session reported",
     )
+
+
+def _first_session_served(rig: Rig, ui: Any, within_s: float) -> Any:
+    """After space came back, the station serves again once its health round finds the journal
+    writable (it refuses services it could not record until then): try until it does."""
+    deadline = time.monotonic() + within_s
+    while True:
+        try:
+            return rig.ticket_session(timeout=20)
+        except FaultError:
+            if time.monotonic() > deadline:
+                raise
+            ui.do("cancel", state=["idle", "out_of_order"], timeout=20)
+            time.sleep(1)
 
 
 def _clockshift(work: Path) -> Path:

@@ -13,6 +13,7 @@ import datetime as dt
 import logging
 import queue
 import secrets
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -109,6 +110,11 @@ class PreviewDone:
 
 
 @dataclass(frozen=True, slots=True)
+class JournalReplay:
+    """The journal can be written again: make the writes that waited."""
+
+
+@dataclass(frozen=True, slots=True)
 class Preview:
     """What the preview screen shows: a rendered page (PNG) or the lines of a slip."""
 
@@ -193,12 +199,16 @@ class Runtime:
             | PreviewDone
             | CatalogOffer
             | MaintenanceNote
+            | JournalReplay
         ] = queue.Queue()
         self.desk = desk
         self.diskguard: DiskGuard | None = None
         self._volume = (volume, quiet_volume, quiet_hours)
         self._louder = False
-        self._journal_ok = True  # False after a journal write failed, until a probe succeeds
+        # a journal that cannot write (a full disk): nothing is served that would not be
+        # recorded, and the writes that failed wait here, in order, until they can be made
+        self._journal_ok = True
+        self._journal_backlog: list[Callable[[], object]] = []
         self._catalog_noted = ""
         self._clock = clock
         self._attract_every_s = attract_every_s  # the idle station says its invitation again
@@ -316,11 +326,15 @@ class Runtime:
         | HealthUpdate
         | PreviewDone
         | CatalogOffer
-        | MaintenanceNote,
+        | MaintenanceNote
+        | JournalReplay,
     ) -> list[Effect]:
         s = self.session
         if isinstance(item, Intent):
             return self._intent(item)
+        if isinstance(item, JournalReplay):
+            self._replay_journal()
+            return []
         if isinstance(item, MaintenanceNote):
             if self.desk is not None:
                 self.desk.noted(self, item.text)
@@ -407,18 +421,7 @@ class Runtime:
                 self._effect(effect)
             except Exception:
                 log.exception("effect %s failed", type(effect).__name__)
-                if isinstance(effect, JOURNAL_EFFECTS):
-                    self._journal_failed(effect)
         self._render()
-
-    def _journal_failed(self, effect: Effect) -> None:
-        """The journal cannot write (a full disk, a broken file): nothing may be served that
-        would not be recorded. The session in progress ends, and the station is out of order
-        until the health loop finds the journal writable again."""
-        self._journal_ok = False
-        if isinstance(effect, JournalBegin) and self.session.state == "identify":
-            self.queue.put(Intent("cancel"))
-        self._refresh_health.set()
 
     def _effect(self, effect: Effect) -> None:
         s = self.session
@@ -446,27 +449,66 @@ class Runtime:
             self.devices.speech.stop()
         elif isinstance(effect, PrintDocuments):
             self._start_printing(effect)
-        elif isinstance(effect, JournalBegin):
-            self.journal.begin_transaction(
-                "", lang=effect.lang, elder=effect.elder, txn_id=effect.txn_id
-            )
-        elif isinstance(effect, JournalUpdate):
+        elif isinstance(effect, JOURNAL_EFFECTS):
+            self._journal_write(self._journal_op(effect), begins=isinstance(effect, JournalBegin))
+
+    # --- the journal: written in order; a write that fails waits in memory until it can -------
+
+    def _journal_op(self, effect: Effect) -> Callable[[], object]:
+        """The write an effect asks for, with the identity already reduced to its keyed hash
+        (so a write that must wait never keeps a name or ID number in memory)."""
+        j = self.journal
+        if isinstance(effect, JournalBegin):
+            txn, lang, elder = effect.txn_id, effect.lang, effect.elder
+            return lambda: j.begin_transaction("", lang=lang, elder=elder, txn_id=txn)
+        if isinstance(effect, JournalUpdate):
             ih = None
             if effect.identity is not None:
                 ih = identity_hash(self._secret, effect.identity.id_number)
-            self.journal.update_transaction(effect.txn_id, service=effect.service, identity_hash=ih)
-        elif isinstance(effect, JournalFinish):
-            self.journal.finish_transaction(
-                effect.txn_id,
-                outcome=effect.outcome,
-                outputs=effect.outputs,
-                abandoned_state=effect.abandoned_state,
-                reason=effect.reason,
+            txn, service = effect.txn_id, effect.service
+            return lambda: j.update_transaction(txn, service=service, identity_hash=ih)
+        if isinstance(effect, JournalFinish):
+            e = effect
+            return lambda: j.finish_transaction(
+                e.txn_id,
+                outcome=e.outcome,
+                outputs=e.outputs,
+                abandoned_state=e.abandoned_state,
+                reason=e.reason,
             )
-        elif isinstance(effect, JournalRate):
-            self.journal.rate(effect.txn_id, effect.rating, effect.tags)
-        elif isinstance(effect, JournalHelp):
-            self.journal.help_request(screen=effect.screen, txn_id=effect.txn_id)
+        if isinstance(effect, JournalRate):
+            r = effect
+            return lambda: j.rate(r.txn_id, r.rating, r.tags)
+        if isinstance(effect, JournalHelp):
+            h = effect
+            return lambda: j.help_request(screen=h.screen, txn_id=h.txn_id)
+        raise TypeError(type(effect).__name__)
+
+    def _journal_write(self, op: Callable[[], object], *, begins: bool = False) -> None:
+        if self._journal_backlog:  # keep the order: behind what already waits
+            self._journal_backlog.append(op)
+            self._replay_journal()
+            return
+        try:
+            op()
+        except sqlite3.Error:
+            log.exception("the journal cannot be written; the write waits in memory")
+            self._journal_backlog.append(op)
+            self._journal_ok = False  # nothing more is served until it can be recorded
+            if begins and self.session.state == "identify":
+                self.queue.put(Intent("cancel"))  # this resident is told, not served
+            self._refresh_health.set()
+
+    def _replay_journal(self) -> None:
+        while self._journal_backlog:
+            try:
+                self._journal_backlog[0]()
+            except sqlite3.Error:
+                return  # still cannot: the next health round tries again
+            except Exception:
+                log.exception("a waiting journal write is impossible; dropped")
+            self._journal_backlog.pop(0)
+        log.warning("every waiting journal write is recorded")
 
     def _render(self) -> None:
         self.on_frame(
@@ -656,6 +698,7 @@ class Runtime:
                 try:
                     self.journal.set_meta("write_probe", str(time.time()))
                     self._journal_ok = True
+                    self.queue.put(JournalReplay())
                     log.warning("the journal can be written again")
                 except Exception as err:
                     log.error("the journal still cannot be written: %s", err)

@@ -333,5 +333,10 @@ def test_a_journal_that_cannot_write_puts_the_station_out_of_order(
     assert frames[-1].unavailable and set(frames[-1].unavailable.values()) == {
         "unavailable.journal"
     }
+    assert journal.transactions() == []  # nothing could be written ...
     journal.full = False  # space was freed: the next health round finds the journal writable
     pump_until(runtime, lambda: runtime.session.state == "idle", timeout=10)
+    pump_until(runtime, lambda: journal.outbox_size() > 0, timeout=10)
+    # ... and the writes that waited were made, in order: the refused session is on record
+    [txn] = journal.transactions()
+    assert (txn.outcome, txn.abandoned_state, txn.reason) == ("abandoned", "identify", "cancel")
