@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -23,6 +25,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from drivers.sam.cards import SYNTHETIC_CARDS, SYNTHETIC_RESIDENTS
 from fleet.broker import CONSOLE_USER, MosquittoBroker
 from fleet.topics import parse_station_topic
+from fleet.web_pg import PostgresCluster
 
 STATION_SENDS = re.compile(r"^(state|birth|health|reported|evt/[^/]+|cmd/[^/]+/result)$")
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")
@@ -140,3 +143,31 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             for line in found[:20]:
                 reporter.write_line(f"  {line}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# --- the console's suites run on both databases, against a private broker -----------------------
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresCluster]:
+    """One private PostgreSQL for the session; each test gets a database of its own."""
+    cluster = PostgresCluster()
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'console.sqlite3'}"
+    cluster: PostgresCluster = request.getfixturevalue("postgres")
+    return cluster.create_database(f"t{time.monotonic_ns()}")
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
+    b = MosquittoBroker(tmp_path / "broker")
+    b.start()
+    yield b
+    b.stop()

@@ -162,14 +162,6 @@ class Rig:
 
 
 @pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    b = MosquittoBroker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
-
-
-@pytest.fixture
 def rig(tmp_path: Path, broker: MosquittoBroker) -> Iterator[Rig]:
     r = Rig(tmp_path, broker)
     yield r

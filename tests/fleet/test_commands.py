@@ -52,14 +52,6 @@ def until(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition
         time.sleep(0.05)
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    b = MosquittoBroker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
-
-
 class Operator:
     """The console's side: publishes commands (with expiry), collects results by command id."""
 

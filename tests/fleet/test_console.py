@@ -10,7 +10,7 @@ import json
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,37 +26,12 @@ from fleet.agent import Agent, AgentConfig
 from fleet.broker import MosquittoBroker
 from fleet.console import Console, Settings, WebSettings
 from fleet.pki import CertificateAuthority, build_csr, common_name, csr_pem, generate_key
-from fleet.web_pg import PostgresCluster
 from fleet.web_store import AuditEntry, Base, User
 from flows.journal import Journal
 from flows.tokens import Signer, TokenClaims, public_pem
 
 SITE = "zibo-gx"
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'console.sqlite3'}"
-    cluster: PostgresCluster = request.getfixturevalue("postgres")
-    return cluster.create_database(f"t{time.monotonic_ns()}")
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    b = MosquittoBroker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
 
 
 def until(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:

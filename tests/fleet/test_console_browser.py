@@ -31,7 +31,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 from fleet.agent import Agent, AgentConfig
 from fleet.broker import MosquittoBroker, free_port
 from fleet.simulate import SimConfig, SimulatorProcess
-from fleet.web_pg import PostgresCluster
 from flows.journal import Journal
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,30 +50,6 @@ CHROMIUM_FLAGS = (
 )
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'console.sqlite3'}"
-    cluster: PostgresCluster = request.getfixturevalue("postgres")
-    return cluster.create_database(f"b{time.monotonic_ns()}")
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    b = MosquittoBroker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
 
 
 @pytest.fixture

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
@@ -21,7 +19,6 @@ from fleet.agent import Agent, AgentConfig
 from fleet.broker import MosquittoBroker
 from fleet.console import Console, Settings
 from fleet.simulate import SimConfig, SimulatorProcess
-from fleet.web_pg import PostgresCluster
 from fleet.web_store import Station
 from tests.fleet.test_console import PASSWORD, audit_actions, client, login, make_console, until
 
@@ -34,30 +31,6 @@ CATALOG = {
     "metadata_url": "http://127.0.0.1:8001/metadata/",
 }
 QUICK = {"canary": 2, "percent": 50, "advance_at": 1.0, "wave_timeout_s": 60}
-
-
-@pytest.fixture(scope="module")
-def postgres() -> Iterator[PostgresCluster]:
-    cluster = PostgresCluster()
-    cluster.start()
-    yield cluster
-    cluster.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'console.sqlite3'}"
-    cluster: PostgresCluster = request.getfixturevalue("postgres")
-    return cluster.create_database(f"r{time.monotonic_ns()}")
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    b = MosquittoBroker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
 
 
 def simulated_fleet(broker: MosquittoBroker, **config: Any) -> SimulatorProcess:

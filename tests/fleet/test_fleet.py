@@ -26,14 +26,6 @@ from flows.journal import Journal
 SITE = "zibo-gx"
 
 
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    b = MosquittoBroker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
-
-
 def until(cond: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not cond():

@@ -8,12 +8,10 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.broker import CONSOLE_USER, MosquittoBroker
@@ -27,14 +25,6 @@ DESIRED = {
     "metadata_url": "http://127.0.0.1:1/metadata/",
     "targets_url": "http://127.0.0.1:1/targets/",
 }
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[MosquittoBroker]:
-    b = MosquittoBroker(tmp_path / "broker")
-    b.start()
-    yield b
-    b.stop()
 
 
 def simulator(broker: MosquittoBroker, n: int, **kwargs: Any) -> Simulator:
