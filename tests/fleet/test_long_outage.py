@@ -1,9 +1,10 @@
 """The broker is gone for minutes while residents keep being served; nothing is lost.
 
-A real agent and a real mosquitto: the broker stops for two minutes (``KIOSK_OUTAGE_S``) while a
-transaction and its rating are journalled every few seconds. When the broker is back, every event
-arrives, flagged ``backfill``, and a subscriber that de-duplicates by event id holds each exactly
-once.
+A real agent and a real mosquitto running the shipped production configuration (TLS with client
+certificates, the ACL by certificate identity): the broker stops for two minutes
+(``KIOSK_OUTAGE_S``) while a transaction and its rating are journalled every few seconds. When
+the broker is back, every event arrives, flagged ``backfill``, and a subscriber that
+de-duplicates by event id holds each exactly once.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.broker import MosquittoBroker
 from flows.journal import Journal
 
 OUTAGE_S = float(os.environ.get("KIOSK_OUTAGE_S", "120"))
@@ -27,10 +28,12 @@ OUTAGE_S = float(os.environ.get("KIOSK_OUTAGE_S", "120"))
 
 @pytest.mark.slow
 def test_minutes_without_the_broker_lose_nothing(tmp_path: Path) -> None:
-    broker = MosquittoBroker(tmp_path / "broker")
+    broker = MosquittoBroker(tmp_path / "broker", tls=True)
     broker.start()
     state = tmp_path / "st-0100"
     state.mkdir()
+    creds = broker.issue_client("st-0100", state / "tls")
+    console = broker.console_credentials()
     journal = Journal(state / "journal.sqlite3")
     agent = Agent(
         AgentConfig(
@@ -43,6 +46,9 @@ def test_minutes_without_the_broker_lose_nothing(tmp_path: Path) -> None:
             health_interval_s=1.0,
             will_delay_s=2,
             reconnect_max_s=10.0,  # production waits up to a minute between attempts
+            ca_file=creds.ca_file,
+            cert_file=creds.cert_file,
+            key_file=creds.key_file,
         )
     )
     received: dict[str, dict[str, Any]] = {}
@@ -74,7 +80,11 @@ def test_minutes_without_the_broker_lose_nothing(tmp_path: Path) -> None:
         assert journal.outbox_size() >= 2 * len(txns)
         broker.start()  # same port, same persistence
         watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dedup", protocol=mqtt.MQTTv5)
-        watcher.username_pw_set(CONSOLE_USER, broker.console_password)
+        watcher.tls_set(  # the console's certificate: CN "console", the whole tree
+            ca_certs=str(console.ca_file),
+            certfile=str(console.cert_file),
+            keyfile=str(console.key_file),
+        )
         watcher.on_message = on_message
         watcher.on_connect = lambda c, *_: c.subscribe("kiosk/v1/+/+/evt/#", qos=1)
         watcher.connect(broker.host, broker.port)
