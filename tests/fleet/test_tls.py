@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
 import socket
 import ssl
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -448,3 +452,56 @@ def test_a_tampered_certificate_is_rejected_and_an_alert_recorded(
         until(lambda: agent.session > session and agent.connected.is_set(), what="reconnect")
     finally:
         agent.stop()
+
+
+_TLS_AGENT = """
+import sys, time
+from pathlib import Path
+from fleet.agent import Agent, AgentConfig
+tls = Path(sys.argv[5])
+cfg = AgentConfig(site=sys.argv[1], station=sys.argv[2], host="127.0.0.1", port=int(sys.argv[3]),
+                  state_dir=Path(sys.argv[4]), journal_path=Path(sys.argv[4]) / "j.sqlite3",
+                  health_interval_s=0.5, will_delay_s=1, ca_file=Path(sys.argv[6]),
+                  cert_file=tls / "st-9.crt", key_file=tls / "st-9.key")
+a = Agent(cfg); a.start(); a.connected.wait(10); print("up", a.session, flush=True)
+time.sleep(600)
+"""
+
+
+def test_kill_9_fires_the_will_with_the_shipped_configuration(
+    tmp_path: Path, broker: MosquittoBroker, console: Console
+) -> None:
+    state = tmp_path / "st-9"
+    creds = broker.issue_client("st-9", state / "tls")
+
+    def run() -> tuple[subprocess.Popen[str], int]:
+        argv = [SITE, "st-9", str(broker.port), str(state), str(state / "tls"), str(creds.ca_file)]
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _TLS_AGENT, *argv], stdout=subprocess.PIPE, text=True
+        )
+        assert proc.stdout is not None
+        line = proc.stdout.readline().split()
+        assert line[:1] == ["up"], line
+        return proc, int(line[1])
+
+    proc, first = run()
+    try:
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+    deadline = time.monotonic() + 15
+    while not any(not p["online"] for p in console.on("st-9/state")):
+        assert time.monotonic() < deadline, "the Will never came"
+        time.sleep(0.05)
+    will = [p for p in console.on("st-9/state") if not p["online"]][-1]
+    assert (will["session"], will["reason"]) == (first, "lost")  # recognisable by its session
+    proc2, second = run()
+    try:
+        assert second > first  # a later Will of the first session is older than this one
+    finally:
+        proc2.kill()
+        proc2.wait()
+        assert proc2.stdout is not None
+        proc2.stdout.close()
