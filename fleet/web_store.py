@@ -181,6 +181,33 @@ class RolloutRev(Base):
     last_rev: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class RolloutLeaseRow(Base):
+    """Which console process drives rollouts (one row, id 1), until ``expires_at``."""
+
+    __tablename__ = "rollout_lease"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    holder: Mapped[str] = mapped_column(String(100), default="")
+    expires_at: Mapped[float] = mapped_column(Float, default=0.0)
+    acquired_at: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class RolloutRequest(Base):
+    """A start, pause, resume or abort asked for by the CLI or a console not driving rollouts;
+    the driving console applies it (``done_at``, ``ok``, ``error``)."""
+
+    __tablename__ = "rollout_requests"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    rollout_id: Mapped[str] = mapped_column(String(64), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    actor: Mapped[str] = mapped_column(String(64))
+    via: Mapped[str] = mapped_column(String(16))
+    created: Mapped[float] = mapped_column(Float)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    done_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
+    ok: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
 # --- the engine ----------------------------------------------------------------------------------
 
 
