@@ -37,6 +37,7 @@ from fleet import web_auth as auth
 from fleet import web_views as views
 from fleet.commands import UI_HANDLERS
 from fleet.web_admin import AdminRoutes
+from fleet.web_catalogs import CatalogRoutes
 from fleet.web_ingest import Ingest, momentary
 from fleet.web_rollouts import RolloutRoutes, RolloutService
 from fleet.web_stats import StatsRoutes
@@ -59,6 +60,8 @@ class WebSettings:
     token_keys_dir: Path | None = None  # *.pub station document-signing keys
     live_poll_s: float = 1.0
     session_ttl_s: float = auth.SESSION_TTL_S
+    catalog_repo: Path | None = None  # the TUF catalog repository the console signs into
+    catalog_url: str | None = None  # where that repository is served (fills in rollouts)
 
 
 class Refused(Exception):
@@ -113,6 +116,7 @@ class WebApp:
             *admin.routes(),
             *StatsRoutes(self).routes(),
             *RolloutRoutes(self, rollouts).routes(),
+            *CatalogRoutes(self).routes(),
             Mount("/static", StaticFiles(directory=str(TEMPLATE_DIR / "static")), name="static"),
         ]
         self.app = Starlette(routes=routes, exception_handlers={Refused: self._refused})
