@@ -364,7 +364,21 @@ class CatalogRepository:
 # --- serving -----------------------------------------------------------------------------------
 
 
+PUBLIC_FOLDERS = ("metadata", "targets")  # never keys/: the online private keys live there
+
+
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    """Files under ``metadata/`` and ``targets/`` only; no folder listings."""
+
+    def send_head(self) -> Any:
+        resolved = Path(self.translate_path(self.path)).resolve()
+        root = Path(self.directory).resolve()
+        public = any(resolved.is_relative_to(root / folder) for folder in PUBLIC_FOLDERS)
+        if not public or resolved.is_dir():
+            self.send_error(404, "Not found")
+            return None
+        return super().send_head()
+
     def log_message(self, format: str, *args: Any) -> None:
         server = self.server
         if isinstance(server, RepositoryServer):

@@ -535,3 +535,23 @@ def test_operators_sign_and_publish_with_the_cli(
         agent.stop()
         console.close()
         server.close()
+
+
+def test_the_repository_server_serves_metadata_and_targets_but_never_keys(tmp_path: Path) -> None:
+    import urllib.error
+    import urllib.request
+
+    repo = CatalogRepository.create(tmp_path / "repo", tmp_path / "offline-root-keys")
+    keys = sorted((repo.directory / "keys").iterdir())
+    assert keys, "the repository keeps its online keys in keys/"
+    server = serve_repository(repo.directory)
+    try:
+        with urllib.request.urlopen(f"{server.metadata_url}1.root.json", timeout=5) as answer:  # noqa: S310
+            assert json.loads(answer.read())["signed"]["_type"] == "root"
+        for path in (f"/keys/{keys[0].name}", "/metadata/../keys/" + keys[0].name, "/", "/keys/"):
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(server.url + path, timeout=5)  # noqa: S310
+            refused.value.close()
+            assert refused.value.code == 404, path
+    finally:
+        server.close()
