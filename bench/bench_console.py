@@ -3,15 +3,15 @@
 The terminals are a :class:`fleet.simulate.Simulator` in a child process: one network thread, a
 real MQTT connection per terminal (client id = station id, through the broker's ACL).
 
-``console.ingest_to_mosquitto_sub``: rate at which a console-like ingest drains the stations'
+``console.ingest_to_mosquitto_sub``: rate at which the console's ingest stores the stations'
 stream, over the rate at which ``mosquitto_sub`` drains the same stream, same run. Both hold a
 persistent session (MQTT v5, session expiry) with a QoS 1 shared subscription on
-``$share/…/kiosk/v1/#``; while both are offline every terminal publishes the same burst of events
+``$share/…/kiosk/v1/…``; while both are offline every terminal publishes the same burst of events
 (5 each: 50,000 messages for 10,000 terminals), which the broker queues for each session; then
-each connects and is timed from connect to the last message of the burst. The ingest is a paho
-subscriber that parses topic and JSON payload of every message and keeps per-station state (last
-health, events de-duplicated by ``event_id``), as the console does: **it is the ingest path only;
-the database writes come with the console slice** (issue #9) and will be measured then.
+each connects and is timed from connect to the last message of the burst. The ingest is the
+console's own (:class:`fleet.web_ingest.Ingest` on :mod:`fleet.mqtt_stream`): it registers the
+10,000 stations, de-duplicates and stores every event in its SQLite database and acknowledges each
+batch after its commit; it is timed until the database holds all 50,000 events.
 ``mosquitto_sub -C N`` (output to /dev/null) is the baseline. Goal ≥ 0.8.
 
 ``console.rollout_10000_s``: a catalog rollout to every terminal through the engine and its MQTT
@@ -31,21 +31,18 @@ from __future__ import annotations
 import json
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
-from typing import Any
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
+from sqlalchemy import func, select
 
 from fleet.broker import CONSOLE_USER, MosquittoBroker
 from fleet.rollout import MemoryStore, Policy
 from fleet.rollout_mqtt import RolloutDriver
 from fleet.simulate import SimConfig, SimulatorProcess, raise_nofile, rss_mib
-from fleet.topics import ROOT, loads, parse_station_topic
+from fleet.topics import ROOT
+from fleet.web_ingest import Ingest, Settings
+from fleet.web_store import Station, StationEvent, Store
 
 INGEST_ID = "bench-console-ingest"
 SUB_ID = "bench-mosquitto-sub"
@@ -56,69 +53,55 @@ DESIRED = {
 }
 
 
-class Ingest:
-    """A console-like consumer: parse every message, keep per-station state."""
+class ConsoleIngest:
+    """The console's own ingest (:class:`fleet.web_ingest.Ingest`) on a SQLite database."""
 
-    def __init__(self, broker: MosquittoBroker, expected: int) -> None:
+    def __init__(self, broker: MosquittoBroker, expected: int, db_path: Path) -> None:
         self.broker = broker
         self.expected = expected
-        self.count = 0
-        self.done = threading.Event()
-        self.subscribed = threading.Event()
-        self.stations: dict[tuple[str, str], dict[str, Any]] = {}
-        self.seen_events: set[str] = set()
-        self.client = self._new_client()
+        self.store = Store(f"sqlite:///{db_path}")
+        self.store.migrate()
 
-    def _new_client(self) -> mqtt.Client:
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=INGEST_ID, protocol=mqtt.MQTTv5)
-        client.username_pw_set(CONSOLE_USER, self.broker.console_password)
-        client.on_message = self._on_message
-        client.on_subscribe = lambda *_: self.subscribed.set()
-        return client
-
-    def _connect(self) -> None:
-        self.client = self._new_client()  # paho leaks its wake-up pair on a second loop_start
-        props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        props.SessionExpiryInterval = 3600
-        self.client.connect(self.broker.host, self.broker.port, clean_start=False, properties=props)
-        self.client.loop_start()
+    def _ingest(self) -> Ingest:
+        settings = Settings(client_id=INGEST_ID, session_expiry_s=3600, share_group="console")
+        return Ingest(
+            self.store,
+            self.broker.host,
+            self.broker.port,
+            password=self.broker.console_password,
+            settings=settings,
+        )
 
     def create_session(self) -> None:
-        self._connect()
-        self.client.subscribe(f"$share/console/{ROOT}/#", qos=1)
-        if not self.subscribed.wait(10):
-            raise RuntimeError("the ingest did not subscribe")
-        self.client.disconnect()
-        self.client.loop_stop()
+        ingest = self._ingest()
+        ingest.start()
+        try:
+            if not ingest.connected.wait(10):
+                raise RuntimeError("the ingest did not subscribe")
+        finally:
+            ingest.stop()
+
+    def events_stored(self) -> int:
+        with self.store.session() as db:
+            return db.scalar(select(func.count(StationEvent.id))) or 0
 
     def drain_seconds(self, timeout_s: float) -> float:
         t0 = time.perf_counter()
-        self._connect()
+        ingest = self._ingest()
+        ingest.start()
         try:
-            if not self.done.wait(timeout_s):
-                raise RuntimeError(f"the ingest got {self.count} of {self.expected} messages")
+            deadline = t0 + timeout_s
+            while (stored := self.events_stored()) < self.expected:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"the ingest stored {stored} of {self.expected} events")
+                time.sleep(0.05)
             return time.perf_counter() - t0
         finally:
-            self.client.disconnect()
-            self.client.loop_stop()
+            ingest.stop()
 
-    def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
-        parsed = parse_station_topic(message.topic)
-        if parsed is not None:
-            site, station, rest = parsed
-            payload = loads(bytes(message.payload))
-            state = self.stations.setdefault((site, station), {"events": 0})
-            if rest.startswith("evt/"):
-                event_id = payload.get("event_id")
-                if isinstance(event_id, str) and event_id not in self.seen_events:
-                    self.seen_events.add(event_id)
-                    state["events"] += 1
-                    state["last_event"] = payload
-            else:
-                state[rest] = payload
-        self.count += 1
-        if self.count == self.expected:
-            self.done.set()
+    def stations(self) -> int:
+        with self.store.session() as db:
+            return db.scalar(select(func.count(Station.id))) or 0
 
 
 def _sub_command(broker: MosquittoBroker, *extra: str) -> list[str]:
@@ -183,7 +166,7 @@ def run(n: int = 10_000, per_terminal: int = 5) -> dict[str, float]:
                 raise RuntimeError(f"{sim.stats()[0]['connected']} of {n} terminals connected")
             print(f"{n} terminals connected in {time.perf_counter() - t0:.1f} s")
             expected = n * per_terminal
-            ingest = Ingest(broker, expected)
+            ingest = ConsoleIngest(broker, expected, Path(tmp) / "console.sqlite3")
             ingest.create_session()
             subprocess.run(_sub_command(broker, "-E"), check=True, timeout=30)
             sent, acked = sim.burst(per_terminal, timeout_s)
@@ -193,7 +176,7 @@ def run(n: int = 10_000, per_terminal: int = 5) -> dict[str, float]:
             sub_s = mosquitto_sub_seconds(broker, expected, timeout_s)
             print(
                 f"stream of {sent} events: ingest {sent / ingest_s:.0f}/s "
-                f"({len(ingest.stations)} stations), mosquitto_sub {sent / sub_s:.0f}/s"
+                f"({ingest.stations()} stations), mosquitto_sub {sent / sub_s:.0f}/s"
             )
             rollout_s = rollout_seconds(broker, sim, timeout_s)
             rss = rss_mib()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import logging
+import socket
 import sys
 from pathlib import Path
 
@@ -57,6 +58,10 @@ def main(argv: list[str] | None = None) -> int:
     from fleet import ops_cli
 
     ops_cli.add_parsers(sub, default_db_url())  # fleet stations, fleet alerts
+    from fleet import keys_cli, rollout_cli
+
+    rollout_cli.add_parser(sub, default_db_url())  # fleet rollout start/status/list/pause/...
+    keys_cli.add_parser(sub, default_db_url())  # fleet keys list
     verify = sub.add_parser("verify", help="check a certificate's QR token offline")
     verify.add_argument("token")
     verify.add_argument(
@@ -95,6 +100,8 @@ def main(argv: list[str] | None = None) -> int:
         return ops_cli.run_stations(args)
     if args.command == "alerts":
         return ops_cli.run_alerts(args)
+    if args.command in ("rollout", "keys"):
+        return int(args.run(args))
     if args.command == "simulate":
         from fleet.simulate import simulate_command
 
@@ -133,6 +140,18 @@ def _console_options(console: argparse.ArgumentParser) -> None:
     add("--token-keys", type=Path, help="folder of station *.pub keys for the verify page")
     add("--metrics-token-file", type=Path, help="bearer token Prometheus uses for /metrics")
     add("--share-group", default="console", help="MQTT shared-subscription group ('' = none)")
+    add("--client-id", help="the ingest's MQTT client id (default: console-HOST-HTTPPORT)")
+    add(
+        "--session-expiry",
+        type=int,
+        default=3600,
+        metavar="S",
+        help="how long the broker keeps this console's share while it is away (0: not at all)",
+    )
+    add(
+        "--catalog-repo", type=Path, help="the catalog repository (fleet catalog init) to sign into"
+    )
+    add("--catalog-url", help="where that repository is served, e.g. http://repo.example/")
 
 
 def run_console(args: argparse.Namespace) -> int:
@@ -155,6 +174,8 @@ def run_console(args: argparse.Namespace) -> int:
             webhook_url=args.webhook,
             timezone=args.duty_timezone,
             share_group=args.share_group or None,
+            client_id=args.client_id or f"console-{socket.gethostname()}-{http_port}"[:64],
+            session_expiry_s=args.session_expiry,
             console_url=f"http://{http_host}:{http_port}",
         ),
         web=WebSettings(
@@ -163,6 +184,8 @@ def run_console(args: argparse.Namespace) -> int:
                 args.metrics_token_file.read_text().strip() if args.metrics_token_file else None
             ),
             token_keys_dir=args.token_keys,
+            catalog_repo=args.catalog_repo,
+            catalog_url=args.catalog_url,
         ),
     )
     if args.admin_password_file:

@@ -6,6 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 ROOT = "kiosk/v1"
 CONSOLE_STATE = f"{ROOT}/console/state"
 
@@ -61,8 +63,9 @@ def dumps(payload: dict[str, Any]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
 
 
-def loads(data: bytes) -> dict[str, Any]:
-    value = json.loads(data)
+def loads(data: bytes | str) -> dict[str, Any]:
+    """A JSON object; ``ValueError`` for anything else (orjson: strict UTF-8, no NaN)."""
+    value = orjson.loads(data)
     if not isinstance(value, dict):
         raise ValueError("payload is not a JSON object")
     return value

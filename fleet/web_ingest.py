@@ -24,6 +24,7 @@ topic to the sender), never the payload.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import json
 import logging
@@ -43,18 +44,18 @@ from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry, Counter
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from fleet.broker import CONSOLE_USER, ClientCredentials
+from fleet.ingest_batch import BatchWriter, parse
+from fleet.mqtt_stream import Message, StreamSubscriber, TlsFiles
 from fleet.pki import CertificateAuthority, PkiError
 from fleet.renewal import CSR_EVENT, answer_csr
-from fleet.topics import CONSOLE_STATE, ROOT, StationTopics, dumps, loads, parse_station_topic
+from fleet.topics import CONSOLE_STATE, ROOT, StationTopics, dumps
 from fleet.web_store import (
     Alert,
     CommandRow,
-    HealthSample,
     Station,
-    StationEvent,
     Store,
     Timers,
     audit,
@@ -67,6 +68,7 @@ log = logging.getLogger("fleet.console.ingest")
 
 HEALTH_KINDS = ("ui_frozen", "paper_out", "paper_low", "toner_out", "toner_low", "reader_fault")
 FINAL = frozenset({"succeeded", "failed", "timed_out"})
+FOLLOWED_EVENTS = frozenset({"help", "alert", CSR_EVENT})  # events the console acts on
 COMMAND_GRACE_S = 30.0  # a result may take this long beyond the command's own timeout
 
 
@@ -79,6 +81,12 @@ class Settings:
     sweep_s: float = 5.0
     share_group: str | None = "console"  # None: plain subscriptions (a single console)
     console_url: str = ""  # put in webhook messages so a person can click through
+    # The inbound stream's MQTT session. With an expiry, the broker keeps this console's share of
+    # the stream (and what it had not acknowledged) while it restarts: the id must then stay the
+    # same across restarts and differ between consoles (``fleet console`` uses the host name and
+    # HTTP port, and an hour). "" and 0: a fresh id, and a session that ends with the connection.
+    client_id: str = ""
+    session_expiry_s: int = 0
 
 
 def momentary(kind: str) -> bool:
@@ -195,13 +203,31 @@ class Ingest:
         self.metrics = Metrics(registry or CollectorRegistry())
         self.webhook = Webhook(store, self.settings.webhook_url, self.metrics)
         self.ingested = 0  # messages this process took (tests of the shared subscription)
-        self.connected = threading.Event()
-        self._ids: dict[tuple[str, str], int] = {}
+        self.batches = BatchWriter(store)
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="console-sweep", daemon=True)
+        client_id = self.settings.client_id or f"console-{uuid.uuid4().hex[:12]}"
+        group = self.settings.share_group
+        shared = f"$share/{group}/" if group else ""
+        subscriptions = [(f"{ROOT}/+/+/{s}", 1) for s in ("state", "birth")] + [
+            (f"{shared}{ROOT}/+/+/{s}", 1) for s in ("health", "evt/#", "reported", "cmd/+/result")
+        ]
+        self.stream = StreamSubscriber(
+            host,
+            port,
+            client_id,
+            subscriptions,
+            self._on_batch,
+            username=None if tls else CONSOLE_USER,
+            password=None if tls else password,
+            tls=TlsFiles(str(tls.ca_file), str(tls.cert_file), str(tls.key_file)) if tls else None,
+            session_expiry_s=self.settings.session_expiry_s,
+        )
+        self.connected = self.stream.connected
+        # commands and the console's own state go out through paho (its Will marks us offline)
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2,
-            client_id=f"console-{uuid.uuid4().hex[:8]}",
+            client_id=f"{client_id[:48]}-out-{uuid.uuid4().hex[:6]}",
             protocol=mqtt.MQTTv5,
         )
         if tls is not None:
@@ -213,7 +239,7 @@ class Ingest:
         self.client.will_set(CONSOLE_STATE, dumps({"online": False}), qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
-        self.client.on_message = self._on_message
+        self._out_connected = threading.Event()
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -221,13 +247,15 @@ class Ingest:
         self.webhook.start()
         self.client.connect_async(self.host, self.port, keepalive=30)
         self.client.loop_start()
+        self.stream.start()
         self._sweeper.start()
 
     def stop(self) -> None:
         self._stop.set()
         if self._sweeper.is_alive():
             self._sweeper.join(timeout=10)
-        if self.connected.is_set():
+        self.stream.stop()
+        if self._out_connected.is_set():
             info = self.client.publish(CONSOLE_STATE, dumps({"online": False}), qos=1, retain=True)
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(timeout=3)
@@ -246,162 +274,120 @@ class Ingest:
         if reason.is_failure:
             log.error("broker refused the console: %s", reason)
             return
-        group = self.settings.share_group
-        shared = f"$share/{group}/" if group else ""
-        subscriptions = [(f"{ROOT}/+/+/{s}", 1) for s in ("state", "birth")] + [
-            (f"{shared}{ROOT}/+/+/{s}", 1) for s in ("health", "evt/#", "reported", "cmd/+/result")
-        ]
-        client.subscribe(subscriptions)
         client.publish(
             CONSOLE_STATE, dumps({"online": True, "ts": time.time()}), qos=1, retain=True
         )
-        self.connected.set()
+        self._out_connected.set()
 
     def _on_disconnect(self, *_args: Any) -> None:
-        self.connected.clear()
+        self._out_connected.clear()
 
-    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
-        try:
-            self.handle(message.topic, bytes(message.payload))
-        except Exception:  # one bad message must never stop the ingest
-            log.exception("message on %s not ingested", message.topic)
+    def _on_batch(self, messages: list[Message]) -> None:
+        self.handle_batch([(m.topic, m.payload) for m in messages])
 
     # --- ingest --------------------------------------------------------------------------------
 
     def handle(self, topic: str, data: bytes) -> None:
-        parsed = parse_station_topic(topic)
-        if parsed is None:
+        self.handle_batch([(topic, data)])
+
+    def handle_batch(self, messages: list[tuple[str, bytes]]) -> None:
+        """Store a batch; raises (and stores nothing of the bulk part) if the database fails,
+        so the stream offers the same batch again and acknowledges nothing meanwhile."""
+        items, _malformed = parse(messages)
+        if not items:
             return
-        site, station, kind = parsed
-        try:
-            payload = loads(data)
-        except ValueError:
-            log.warning("malformed payload on %s", topic)
-            return
-        self.ingested += 1
-        label = kind.split("/")[0] if not kind.startswith("evt/") else kind
-        self.metrics.messages.labels(kind=label[:32]).inc()
-        station_id = self.station_id(site, station)
-        if kind == "state":
-            self._state(station_id, payload)
-        elif kind == "birth":
-            with self.store.session() as db:
-                db.get_one(Station, station_id).birth = payload
-        elif kind == "reported":
-            with self.store.session() as db:
-                db.get_one(Station, station_id).reported = payload
-        elif kind == "health":
-            self._health(station_id, payload)
-        elif kind.startswith("evt/"):
-            self._event(station_id, site, station, kind[4:], payload)
-        elif kind.startswith("cmd/") and kind.endswith("/result"):
-            self._result(station_id, kind.split("/")[1], payload)
+        ids = self.batches.station_ids({(i.site, i.station) for i in items})
+        kinds: collections.Counter[str] = collections.Counter()
+        heartbeats: list[tuple[int, dict[str, Any]]] = []
+        events: list[tuple[int, str, dict[str, Any], str]] = []
+        records: list[tuple[int, str, dict[str, Any]]] = []
+        results: list[tuple[int, str, dict[str, Any]]] = []
+        for item in items:
+            station_id = ids[(item.site, item.station)]
+            kind = item.kind
+            kinds[kind.split("/")[0] if not kind.startswith("evt/") else kind] += 1
+            if kind == "health":
+                heartbeats.append((station_id, item.payload))
+            elif kind.startswith("evt/"):
+                events.append((station_id, kind[4:], item.payload, item.text))
+            elif kind in ("state", "birth", "reported"):
+                records.append((station_id, kind, item.payload))
+            elif kind.startswith("cmd/") and kind.endswith("/result"):
+                results.append((station_id, kind.split("/")[1], item.payload))
+        now = time.time()
+        online = self.batches.records(records, now)
+        newest = self.batches.heartbeats(heartbeats, now)
+        new_events, duplicates = self.batches.events(events, FOLLOWED_EVENTS)
+        for station_id, command_id, payload in results:
+            self._result(station_id, command_id, payload)
+        self.ingested += len(items)
+        for label, count in kinds.items():
+            self.metrics.messages.labels(kind=label[:32]).inc(count)
+        if duplicates:
+            self.metrics.duplicates.inc(duplicates)
+        self._resolve_all(online, "offline")
+        self._health_alerts(newest)
+        self._after_events(new_events)
 
     def station_id(self, site: str, station: str) -> int:
-        known = self._ids.get((site, station))
-        if known is not None:
-            return known
-        for _ in range(3):
-            try:
-                with self.store.session() as db:
-                    row = db.scalar(
-                        select(Station).where(Station.site == site, Station.station == station)
+        return self.batches.station_id(site, station)
+
+    def _resolve_all(self, station_ids: set[int], kind: str) -> None:
+        """Resolve ``kind`` for these stations, where it is raised (one query to find them)."""
+        if not station_ids:
+            return
+        with self.store.session() as db:
+            raised = set(
+                db.scalars(
+                    select(Alert.station_id).where(
+                        Alert.station_id.in_(list(station_ids)),
+                        Alert.kind == kind,
+                        Alert.active_key.is_not(None),
                     )
-                    if row is None:
-                        row = Station(site=site, station=station, first_seen=time.time())
-                        db.add(row)
-                        db.flush()
-                    self._ids[(site, station)] = row.id
-                    return row.id
-            except IntegrityError:  # another console made it a moment ago
-                continue
-        raise RuntimeError(f"station {site}/{station} could not be stored")
-
-    def _state(self, station_id: int, payload: dict[str, Any]) -> None:
-        now = time.time()
-        session = int(payload.get("session", 0))
-        ts = float(payload.get("ts", 0.0))
-        with self.store.session() as db:
-            row = db.get_one(Station, station_id)
-            if session < row.session or (session == row.session and ts < row.state_ts):
-                return  # a late Will of an older session, or an older message of this one
-            row.session = session
-            row.state_ts = ts
-            row.online = bool(payload.get("online"))
-            row.reason = str(payload.get("reason", ""))[:64]
-            if row.online:
-                row.last_seen = now
-                row.offline_since = None
-            elif row.offline_since is None:
-                row.offline_since = now
-        if row.online:
-            self.resolve(station_id, "offline")
-
-    def _health(self, station_id: int, payload: dict[str, Any]) -> None:
-        now = time.time()
-        with self.store.session() as db:
-            row = db.get_one(Station, station_id)
-            row.health = payload
-            row.last_seen = now
-            interval = payload.get("interval_s")
-            if isinstance(interval, int | float) and interval > 0:
-                row.interval_s = float(interval)
-            if row.session == 0:  # never saw its state: a heartbeat says it is there
-                row.online = True
-            ui = payload.get("ui_alive")
-            db.add(
-                HealthSample(
-                    station_id=station_id,
-                    ts=now,
-                    ui_alive=ui if isinstance(ui, bool) else None,
-                    payload=payload,
                 )
             )
-        conditions = health_conditions(payload)
-        for kind in HEALTH_KINDS:
-            if kind in conditions:
-                self.raise_alert(station_id, kind, conditions[kind])
-            else:
-                self.resolve(station_id, kind)
+        for station_id in raised:
+            self.resolve(station_id, kind)
 
-    def _event(
-        self, station_id: int, site: str, station: str, kind: str, payload: dict[str, Any]
-    ) -> None:
-        event_id = str(payload.get("event_id") or "")[:64]
-        if not event_id:
-            log.warning("event without an id from %s/%s ignored", site, station)
+    def _health_alerts(self, newest: dict[int, dict[str, Any]]) -> None:
+        """Raise what the newest heartbeats say, unless raised; resolve what they no longer say."""
+        if not newest:
             return
-        try:
-            with self.store.session() as db:
-                exists = db.scalar(
-                    select(StationEvent.id).where(
-                        StationEvent.station_id == station_id, StationEvent.event_id == event_id
+        with self.store.session() as db:
+            active: set[tuple[int, str]] = set(
+                (row[0], row[1])
+                for row in db.execute(
+                    select(Alert.station_id, Alert.kind).where(
+                        Alert.station_id.in_(list(newest)),
+                        Alert.active_key.is_not(None),
+                        Alert.kind.in_(HEALTH_KINDS),
                     )
                 )
-                if exists is not None:
-                    raise IntegrityError("duplicate", None, Exception("duplicate event"))
-                db.add(
-                    StationEvent(
-                        station_id=station_id,
-                        event_id=event_id,
-                        kind=kind[:32],
-                        ts=float(payload.get("ts") or time.time()),
-                        backfill=bool(payload.get("backfill")),
-                        payload=payload,
-                    )
-                )
-        except IntegrityError:
-            self.metrics.duplicates.inc()
-            return
-        if kind == "help":
-            self.raise_alert(
-                station_id, "help_request", {"screen": payload.get("screen")}, repeat=True
             )
-        elif kind == "alert":
-            name = str(payload.get("kind") or "unknown")[:24]
-            self.raise_alert(station_id, f"station:{name}", {"event_id": event_id}, repeat=True)
-        elif kind == CSR_EVENT:
-            self._answer_csr(station_id, site, station, payload)
+        raise_: list[tuple[int, str, dict[str, Any], bool]] = []
+        for station_id, payload in newest.items():
+            conditions = health_conditions(payload)
+            for kind in HEALTH_KINDS:
+                if kind in conditions and (station_id, kind) not in active:
+                    raise_.append((station_id, kind, conditions[kind], False))
+                elif kind not in conditions and (station_id, kind) in active:
+                    self.resolve(station_id, kind)
+        self.raise_alerts(raise_)
+
+    def _after_events(self, events: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """Help requests and the stations' own alerts raise alerts; a CSR is answered."""
+        alerts: list[tuple[int, str, dict[str, Any], bool]] = []
+        for station_id, kind, payload in events:
+            if kind == "help":
+                alerts.append((station_id, "help_request", {"screen": payload.get("screen")}, True))
+            elif kind == "alert":
+                name = str(payload.get("kind") or "unknown")[:24]
+                event_id = str(payload.get("event_id") or "")[:64]
+                alerts.append((station_id, f"station:{name}", {"event_id": event_id}, True))
+            elif kind == CSR_EVENT:
+                site, station = self.batches.name_of(station_id)
+                self._answer_csr(station_id, site, station, payload)
+        self.raise_alerts(alerts)
 
     def _result(self, station_id: int, command_id: str, payload: dict[str, Any]) -> None:
         status = str(payload.get("status", ""))
@@ -453,6 +439,53 @@ class Ingest:
             self.webhook.notify(message)
             return True
         return False
+
+    def raise_alerts(self, requests: list[tuple[int, str, dict[str, Any], bool]]) -> int:
+        """Many :meth:`raise_alert` (station id, kind, detail, repeat) in one transaction: the
+        same counts as one by one; the number of new alerts."""
+        merged: dict[str, tuple[int, str, dict[str, Any], int]] = {}
+        for station_id, kind, detail, repeat in requests:
+            key = f"{station_id}:{kind}"
+            seen = merged.get(key)
+            repeats = (seen[3] if seen else 0) + (1 if repeat else 0)
+            merged[key] = (station_id, kind, seen[2] if seen else detail, repeats)
+        if len(requests) <= 1:
+            return sum(self.raise_alert(s, k, d, repeat=r) for s, k, d, r in requests)
+        now = time.time()
+        try:
+            with self.store.session() as db:
+                alerts = select(Alert).where(Alert.active_key.in_(list(merged)))
+                existing = {a.active_key: a for a in db.scalars(alerts)}
+                new: list[Alert] = []
+                for key, (station_id, kind, detail, repeats) in merged.items():
+                    alert = existing.get(key)
+                    if alert is not None:
+                        alert.last_at = now
+                        alert.count += repeats
+                        continue
+                    new.append(
+                        Alert(
+                            station_id=station_id,
+                            kind=kind,
+                            active_key=key,
+                            raised_at=now,
+                            last_at=now,
+                            count=max(1, repeats),
+                            detail=detail,
+                            notified="" if self.settings.webhook_url else "off",
+                        )
+                    )
+                db.add_all(new)
+                db.flush()
+                names = select(Station).options(load_only(Station.site, Station.station))
+                list(db.scalars(names.where(Station.id.in_({a.station_id for a in new}))))
+                messages = [self._alert_message(db, alert) for alert in new]
+        except IntegrityError:  # another console raised one of them just now: one by one
+            return sum(self.raise_alert(s, k, d, repeat=r) for s, k, d, r in requests)
+        for message in messages:
+            self.metrics.alerts.labels(kind=str(message["kind"]).split(":")[0]).inc()
+            self.webhook.notify(message)
+        return len(messages)
 
     def _alert_message(self, db: Session, alert: Alert) -> dict[str, Any]:
         station = db.get_one(Station, alert.station_id)
@@ -574,7 +607,16 @@ class Ingest:
                     command.status = "timed_out"
                     command.note = "no result reached the console"
                     command.updated_at = now
+            alerted = set(
+                db.scalars(
+                    select(Alert.station_id).where(
+                        Alert.kind == "offline", Alert.active_key.is_not(None)
+                    )
+                )
+            )
         for station_id, since in offline:
-            self.raise_alert(station_id, "offline", {"since": since})
+            if station_id not in alerted:
+                self.raise_alert(station_id, "offline", {"since": since})
         for station_id in back:
-            self.resolve(station_id, "offline")
+            if station_id in alerted:
+                self.resolve(station_id, "offline")
