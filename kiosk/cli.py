@@ -125,7 +125,7 @@ def cmd_print_test(args: argparse.Namespace) -> int:
     from kiosk.tools import print_test
 
     if not args.a4 and not args.thermal:
-        raise ConfigError("print-test needs --a4 QUEUE[@HOST:PORT] and/or --thermal tcp:HOST:PORT")
+        raise ConfigError("print-test needs --a4 QUEUE[@HOST:PORT] and/or --thermal URL")
     return print_test(args.a4, args.thermal, timeout_s=args.timeout)
 
 
@@ -172,7 +172,9 @@ def main(argv: list[str] | None = None) -> int:
     say.set_defaults(func=cmd_say)
     test = sub.add_parser("print-test", help="print a test page and/or receipt, say how it ended")
     test.add_argument("--a4", help="CUPS queue, optionally @HOST:PORT of the CUPS server")
-    test.add_argument("--thermal", help="tcp:HOST:PORT of an ESC/POS printer")
+    test.add_argument(
+        "--thermal", help="ESC/POS printer: tcp:HOST:PORT, serial:/dev/… (9600 8N1) or usb:/dev/…"
+    )
     test.add_argument("--timeout", type=float, default=60.0)
     test.set_defaults(func=cmd_print_test)
     card = sub.add_parser("read-card", help="wait for one ID card, read it, print it masked")

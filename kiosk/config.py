@@ -43,7 +43,12 @@ class DevicesSection(_Section):
     smartcard_reader: Annotated[str, Field(pattern=r"^(|pcsc|pcsc:.+)$")] = ""
     smartcard_profile: str = ""  # a TOML card profile; empty: the social security card
     a4_printer: Annotated[str, Field(pattern=r"^(sim|cups:[A-Za-z0-9_-]+(@[\w.-]+:\d+)?)$")] = "sim"
-    thermal_printer: Annotated[str, Field(pattern=r"^(sim|tcp:[\w.-]+:\d+)$")] = "sim"
+    thermal_printer: Annotated[str, Field(pattern=r"^(sim|tcp:[\w.-]+:\d+|(serial|usb):/\S+)$")] = (
+        "sim"
+    )
+    # a serial thermal printer: as its self-test page says (Linux has no DTR/DSR flow control)
+    thermal_printer_baud: Literal[9600, 19200, 38400, 57600, 115200] = 9600
+    thermal_printer_flow: Literal["none", "rtscts", "xonxoff"] = "none"
     speech: Literal["espeak", "off"] = "espeak"
     speech_rate_zh: Annotated[int, Field(ge=60, le=400)] = 165  # espeak-ng words per minute
     speech_rate_en: Annotated[int, Field(ge=60, le=400)] = 165

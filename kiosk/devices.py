@@ -92,7 +92,9 @@ def build_devices(config: Config, state_dir: Path) -> tuple[Devices, Callable[[s
         closers.append(escpos_sim.stop)
         thermal = EscposPrinter(escpos_sim.url)
     else:
-        thermal = EscposPrinter(dev.thermal_printer)
+        thermal = EscposPrinter(
+            dev.thermal_printer, baud=dev.thermal_printer_baud, flow=dev.thermal_printer_flow
+        )
 
     speech: Pyttsx3Speech | SpeechOff
     if dev.speech == "off":

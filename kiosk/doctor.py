@@ -192,7 +192,7 @@ def check_id_reader(config: Config, _opts: Options) -> Check:
             "id reader",
             False,
             f"{port} does not exist",
-            "plug in the reader; check udev rules (deploy/udev/70-kiosk-devices.rules makes "
+            "plug in the reader; check udev rules (deploy/udev/70-station-kiosk.rules makes "
             "/dev/kiosk-id-reader; udevadm info -a -n /dev/ttyUSB0 shows its ids)",
         )
     if not os.access(port, os.R_OK | os.W_OK):
@@ -259,12 +259,52 @@ def check_thermal(config: Config, _opts: Options) -> Check:
     spec = config.devices.thermal_printer
     if spec == "sim":
         return Check("thermal printer", True, "simulated ESC/POS printer on TCP")
+    if spec.startswith(("serial:", "usb:")):
+        return _check_thermal_device(config)
     host, _, port = spec.removeprefix("tcp:").rpartition(":")
     if _tcp(host, int(port)):
         return Check("thermal printer", True, spec)
     return Check(
         "thermal printer", False, f"{spec} does not answer", "check power, paper cover, network"
     )
+
+
+def _check_thermal_device(config: Config) -> Check:
+    """A printer on a device node: there, ours to open, and answering its status queries."""
+    from drivers.escpos.printer import EscposPrinter
+    from flows.models import DeviceState
+
+    dev = config.devices
+    path = dev.thermal_printer.partition(":")[2]
+    if not os.path.exists(path):
+        return Check(
+            "thermal printer",
+            False,
+            f"{path} does not exist",
+            "plug in and switch on the printer; check udev rules (deploy/udev/"
+            "70-station-kiosk.rules makes /dev/kiosk-thermal)",
+        )
+    if not os.access(path, os.R_OK | os.W_OK):
+        return Check(
+            "thermal printer",
+            False,
+            f"no access to {path}",
+            "add the kiosk user to group lp (the udev rules give the device to it)",
+        )
+    health = EscposPrinter(
+        dev.thermal_printer, baud=dev.thermal_printer_baud, flow=dev.thermal_printer_flow
+    ).health()
+    if health.state is DeviceState.UNKNOWN:
+        return Check(
+            "thermal printer",
+            False,
+            f"{path} does not answer status queries",
+            "set [devices] thermal_printer_baud and thermal_printer_flow as the printer's "
+            "self-test page says (serial:); a usb: printer must be bidirectional",
+        )
+    if not health.usable:
+        return Check("thermal printer", False, f"{path}: {', '.join(health.reasons)}")
+    return Check("thermal printer", True, f"{path}: {health.state.value}")
 
 
 # --- the fleet ------------------------------------------------------------------------------------

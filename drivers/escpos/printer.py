@@ -2,9 +2,12 @@
 
 python-escpos' transports can block forever and its ``paper_status()`` reports an unanswered query
 as "no paper", so this driver keeps only its command composition (``escpos.printer.Dummy``) and
-talks to the printer itself: a socket with deadlines on connect, send and receive, and DLE EOT
-status queries before and after every job with three-way answers: fine, a named problem, or
-unknown (silence is never "fine").
+talks to the printer itself through :mod:`drivers.escpos.transports` (TCP, serial, USB printer
+class; deadlines on every call), with DLE EOT status queries before and after every job and
+three-way answers: fine, a named problem, or unknown (silence is never "fine"). The device is
+opened for each job or health check and closed after it, so an unplugged printer that comes back
+is found again, and one lock keeps the health loop and a print from meeting on a device that
+only one can open.
 
 Chinese text goes in GB18030 between explicit Chinese mode on and off (``FS &`` / ``FS .``):
 python-escpos has no CJK code page and would turn Chinese punctuation into ``?``.
@@ -13,12 +16,13 @@ python-escpos has no CJK code page and would turn Chinese punctuation into ``?``
 from __future__ import annotations
 
 import logging
-import socket
+import threading
 import time
 import warnings
 from dataclasses import dataclass
 
-from flows.errors import ConfigError, DeviceOffline, DeviceTimeout
+from drivers.escpos.transports import Flow, Transport, make_transport, parse_url
+from flows.errors import DeviceOffline, DeviceTimeout
 from flows.models import (
     Align,
     DeviceHealth,
@@ -101,31 +105,38 @@ def render_receipt(receipt: Receipt) -> bytes:
     return bytes(d.output)
 
 
-def parse_url(url: str) -> tuple[str, int]:
-    kind, _, rest = url.partition(":")
-    if kind == "tcp":
-        host, _, port = rest.rpartition(":")
-        if host and port.isdigit():
-            return host, int(port)
-    if kind in ("serial", "usb"):
-        raise ConfigError(f"thermal printer {url!r}: {kind} connections are not supported yet")
-    raise ConfigError(f"thermal printer {url!r}: expected tcp:HOST:PORT")
-
-
 class EscposPrinter:
-    """Implements :class:`flows.ports.ThermalPrinter` for ESC/POS printers on TCP (port 9100)."""
+    """Implements :class:`flows.ports.ThermalPrinter` for ESC/POS printers.
 
-    def __init__(self, url: str, *, name: str = "thermal_printer", io_timeout_s: float = 2.0):
+    ``url`` is ``tcp:HOST:PORT`` (port 9100), ``serial:/dev/…`` (``baud`` and ``flow`` must match
+    the printer) or ``usb:/dev/…`` (the usblp device node); see :mod:`drivers.escpos.transports`.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str = "thermal_printer",
+        io_timeout_s: float = 2.0,
+        baud: int = 9600,
+        flow: Flow = "none",
+    ):
         self.name = name
         self.url = url
-        self.host, self.port = parse_url(url)
+        self.endpoint = parse_url(url)
         self.io_timeout_s = io_timeout_s
         self.status_timeout_s = min(io_timeout_s, 0.8)
+        self.baud = baud
+        self.flow = flow
+        make_transport(url, io_timeout_s=io_timeout_s, baud=baud, flow=flow)  # settings checked now
+        self._device = threading.Lock()
         self._last = DeviceHealth(name, "thermal_printer", DeviceState.UNKNOWN, ("not_checked",))
 
     # --- port ----------------------------------------------------------------------------------
 
     def health(self) -> DeviceHealth:
+        if not self._device.acquire(timeout=self.io_timeout_s):
+            return self._last  # a job has the device: what the job last saw is the news
         try:
             with self._connect() as conn:
                 self._last = self._status(conn).health(self.name)
@@ -133,18 +144,25 @@ class EscposPrinter:
             self._last = DeviceHealth(
                 self.name, "thermal_printer", DeviceState.OFFLINE, ("unreachable",)
             )
+        finally:
+            self._device.release()
         return self._last
 
     def print_receipt(self, receipt: Receipt, *, deadline_s: float) -> PrintOutcome:
         data = render_receipt(receipt)
         deadline = time.monotonic() + deadline_s
+        if not self._device.acquire(timeout=max(0.0, deadline_s)):
+            return PrintOutcome(
+                JobState.FAILED, reasons=("busy",), translation_key="error.thermal.timeout"
+            )
         try:
             with self._connect() as conn:
                 before = self._status(conn).health(self.name)
                 self._last = before
                 if not before.usable:
                     return self._refused(before)
-                self._send(conn, data, deadline)
+                conn._raw(data, deadline=deadline)
+                wire.debug("-> receipt %d bytes", len(data))
                 after = self._status(conn).health(self.name)
                 self._last = after
         except DeviceOffline:
@@ -155,6 +173,8 @@ class EscposPrinter:
             return PrintOutcome(
                 JobState.FAILED, reasons=("timeout",), translation_key="error.thermal.timeout"
             )
+        finally:
+            self._device.release()
         if after.state in (DeviceState.FAULT, DeviceState.UNKNOWN):
             return self._refused(after)
         return PrintOutcome(JobState.COMPLETED, reasons=after.reasons)
@@ -170,45 +190,18 @@ class EscposPrinter:
         }.get(reason, "error.thermal.fault")
         return PrintOutcome(JobState.FAILED, reasons=health.reasons, translation_key=key)
 
-    def _connect(self) -> socket.socket:
-        try:
-            conn = socket.create_connection((self.host, self.port), timeout=self.io_timeout_s)
-        except OSError as err:
-            raise DeviceOffline(f"cannot reach {self.url}") from err
-        # status queries are 3-byte writes answered by 1 byte: without this, Nagle's algorithm
-        # holds each query until the previous one is acknowledged (tens of ms a round)
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        return conn
+    def _connect(self) -> Transport:
+        """A transport that ``with`` opens (DeviceOffline) and closes."""
+        return make_transport(
+            self.url, io_timeout_s=self.io_timeout_s, baud=self.baud, flow=self.flow
+        )
 
-    def _send(self, conn: socket.socket, data: bytes, deadline: float) -> None:
-        conn.settimeout(max(0.05, min(self.io_timeout_s, deadline - time.monotonic())))
-        try:
-            conn.sendall(data)
-        except TimeoutError as err:
-            raise DeviceTimeout("sending the receipt timed out") from err
-        except OSError as err:
-            raise DeviceOffline("the connection broke while sending") from err
-        wire.debug("-> receipt %d bytes", len(data))
-
-    def _status(self, conn: socket.socket) -> PrinterStatus:
+    def _status(self, conn: Transport) -> PrinterStatus:
         answers: list[int | None] = [None, None, None, None]
         for n in (1, 2, 3, 4):
-            answers[n - 1] = self._query(conn, n)
+            answers[n - 1] = conn.query(DLE_EOT + bytes([n]), self.status_timeout_s)
             if answers[n - 1] is None:
                 break  # a silent printer stays silent: one deadline, not four, before "unknown"
         status = PrinterStatus(*answers)
         wire.debug("status %s", answers)
         return status
-
-    def _query(self, conn: socket.socket, n: int) -> int | None:
-        conn.settimeout(self.status_timeout_s)
-        try:
-            conn.sendall(DLE_EOT + bytes([n]))
-            answer = conn.recv(1)
-        except TimeoutError:
-            return None
-        except OSError as err:
-            raise DeviceOffline("the connection broke during a status query") from err
-        if not answer:
-            raise DeviceOffline("the printer closed the connection")
-        return answer[0]

@@ -1,29 +1,46 @@
-"""An ESC/POS printer simulator on TCP: a real peer for the thermal driver.
+"""An ESC/POS printer simulator on TCP or on a pseudo-terminal: a real peer for the thermal driver.
 
 It parses what it receives — initialise, alignment, emphasis, character size, line feeds,
 Chinese mode (``FS &`` … ``FS .``) with GB18030 text, QR codes (``GS ( k``), cuts (``GS V``) — and
-keeps each receipt (split at the cut) with its exact bytes, its text and its QR data. It answers
-DLE EOT 1–4 like a printer, and can be told to run out of paper, open its cover or go silent.
+keeps each receipt (split at the cut) with its exact bytes, its text and its QR data, and every
+byte that came off the wire in order (``received``). It answers DLE EOT 1–4 like a printer, and
+can be told to run out of paper, open its cover, go silent, or stop taking data (``stalled``).
 
-Run on its own: ``python -m drivers.escpos.simulator --out DIR``.
+On TCP it listens like a network printer's port 9100. With ``pty=True`` it is a serial printer:
+it speaks on the master side of a pty and the driver opens the slave (``device``, e.g.
+``/dev/pts/5``) with pyserial, or as a plain file the way the driver opens a usblp node;
+``unplug()`` closes the pty, ``replug()`` makes a new one, which ``link_path`` (like
+``/dev/kiosk-thermal``) follows. Every operation on the pty's descriptors happens on the serving
+thread, so a descriptor closed by an unplug is never reused under a read in flight.
+
+Run on its own: ``python -m drivers.escpos.simulator --out DIR [--pty [--link PATH]]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import queue
+import select
 import socket
 import sys
+import termios
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 
-from drivers.simtools import close_server, run_until_signal
+from drivers.simtools import close_pty, close_server, open_pty, run_until_signal
 
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
+WRITE_DEADLINE_S = 1.0
+_BAUDS = {
+    getattr(termios, f"B{b}"): b for b in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
+}
 
 
 @dataclass
@@ -165,33 +182,146 @@ class _Parser:
 
 
 class EscposSimulator:
-    def __init__(self, out_dir: Path | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self,
+        out_dir: Path | None = None,
+        host: str = "127.0.0.1",
+        *,
+        pty: bool = False,
+        link_path: Path | str | None = None,
+    ) -> None:
         self.out_dir = out_dir
         self.host = host
         self.port = 0
+        self.pty = pty
+        self.link_path = Path(link_path) if link_path is not None else None
+        self.device = ""  # the pty's slave, while plugged
         self.receipts: list[SimReceipt] = []
+        self.received = bytearray()  # every byte off the wire, status queries included
         self.paper_out = False
         self.paper_near_end = False
         self.cover_open = False
         self.silent = False
+        self.stalled = False  # takes no more data: the line (or socket) fills up
         self._server: socket.socket | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
+        self._master = -1
+        self._slave = -1
+        self._requests: queue.Queue[tuple[str, threading.Event]] = queue.Queue()
+        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
+        if self.pty:
+            return f"serial:{self.link_path or self.device}"
         return f"tcp:{self.host}:{self.port}"
 
     def start(self) -> None:
-        self._server = socket.create_server((self.host, 0))
-        self.port = int(self._server.getsockname()[1])
         if self.out_dir is not None:
             self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.pty:
+            self._open_pty()
+            self._thread = threading.Thread(target=self._serve_pty, name="escpos-sim", daemon=True)
+            self._thread.start()
+            return
+        self._server = socket.create_server((self.host, 0))
+        self.port = int(self._server.getsockname()[1])
         threading.Thread(target=self._accept, name="escpos-sim", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
         close_server(self._server)
+        if self._thread is not None:
+            self._thread.join(timeout=3)
+            self._thread = None
+        self._close_pty()
+
+    # --- the pty: a serial printer, unplugged and plugged in again ------------------------------
+
+    def unplug(self) -> None:
+        """The printer's cable is pulled: the pty is closed (the driver's port errors)."""
+        self._request("unplug")
+
+    def replug(self) -> None:
+        """The printer comes back, on a new pty; ``link_path`` follows it."""
+        self._request("replug")
+
+    @property
+    def plugged(self) -> bool:
+        return self._master >= 0
+
+    def line_settings(self) -> dict[str, object]:
+        """How the driver set up the line: baud rate and flow control (read from the pty)."""
+        iflag, _oflag, cflag, _lflag, ispeed, _ospeed, _cc = termios.tcgetattr(self._slave)
+        return {
+            "baud": _BAUDS.get(ispeed, ispeed),
+            "rtscts": bool(cflag & termios.CRTSCTS),
+            "xonxoff": bool(iflag & termios.IXON) and bool(iflag & termios.IXOFF),
+        }
+
+    def _request(self, what: str) -> None:
+        done = threading.Event()
+        self._requests.put((what, done))
+        if not done.wait(timeout=3):
+            raise TimeoutError(f"the simulator did not {what} in time")
+
+    def _do_requests(self, parser: _Parser) -> _Parser:
+        while True:
+            try:
+                what, done = self._requests.get_nowait()
+            except queue.Empty:
+                return parser
+            if what == "unplug" and self._master >= 0:
+                self._close_pty()
+            elif what == "replug" and self._master < 0:
+                self._open_pty()
+                parser = _Parser(self)  # a printer that was off starts afresh
+            done.set()
+
+    def _open_pty(self) -> None:
+        self._master, self._slave, self.device = open_pty(self.link_path)
+
+    def _close_pty(self) -> None:
+        close_pty(self._master, self._slave, self.link_path)
+        self._master = self._slave = -1
+        self.device = ""
+
+    def _serve_pty(self) -> None:
+        parser = _Parser(self)
+        while not self._stop.is_set():
+            parser = self._do_requests(parser)
+            master = self._master
+            if master < 0 or self.stalled:
+                self._stop.wait(0.02)
+                continue
+            try:
+                ready, _, _ = select.select([master], [], [], 0.05)
+                data = os.read(master, 65536) if ready else b""
+            except (OSError, ValueError):  # EIO: nobody has the slave open right now
+                self._stop.wait(0.02)
+                continue
+            if data:
+                self._write_pty(self._take(parser, data))
+        self._do_requests(parser)
+
+    def _write_pty(self, data: bytes) -> None:
+        deadline = time.monotonic() + WRITE_DEADLINE_S
+        view = memoryview(data)
+        while view and self._master >= 0 and time.monotonic() < deadline:
+            try:
+                written = os.write(self._master, view)
+            except BlockingIOError:
+                select.select([], [self._master], [], 0.05)
+                continue
+            except OSError:
+                return
+            view = view[written:]
+
+    def _take(self, parser: _Parser, data: bytes) -> bytes:
+        with self._lock:
+            self.received += data
+        return parser.feed(data)
 
     def status_byte(self, n: int) -> int | None:
         if self.silent:
@@ -232,6 +362,9 @@ class EscposSimulator:
             conn.settimeout(0.5)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             while not self._stop.is_set():
+                if self.stalled:
+                    self._stop.wait(0.02)
+                    continue
                 try:
                     data = conn.recv(65536)
                 except TimeoutError:
@@ -240,19 +373,21 @@ class EscposSimulator:
                     return
                 if not data:
                     return
-                answer = parser.feed(data)
+                answer = self._take(parser, data)
                 if answer:
                     with contextlib.suppress(OSError):
                         conn.sendall(answer)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="ESC/POS printer simulator on TCP")
+    parser = argparse.ArgumentParser(description="ESC/POS printer simulator on TCP or a pty")
     parser.add_argument("--out", type=Path, help="save each receipt as a text file here")
+    parser.add_argument("--pty", action="store_true", help="a serial printer on a pty")
+    parser.add_argument("--link", type=Path, help="with --pty: keep this symlink on the pty")
     args = parser.parse_args(argv)
-    sim = EscposSimulator(out_dir=args.out)
+    sim = EscposSimulator(out_dir=args.out, pty=args.pty, link_path=args.link)
     sim.start()
-    return run_until_signal({"url": sim.url}, sim.stop)
+    return run_until_signal({"url": sim.url, "device": sim.device}, sim.stop)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import fcntl
 import json
 import os
 import queue
@@ -27,7 +26,6 @@ import socket
 import sys
 import threading
 import time
-import tty
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,7 +36,7 @@ from drivers.sam.cards import (
     encode_appended_address,
     encode_base_info,
 )
-from drivers.simtools import close_server, run_until_signal
+from drivers.simtools import close_pty, close_server, open_pty, run_until_signal
 from flows.models import Identity
 
 SAM_ID = bytes.fromhex("0501000000000000a5a5a5a5a5a5a5a5")  # an invented module number
@@ -108,30 +106,12 @@ class SamSimulator:
             raise TimeoutError(f"the simulator did not {what} in time")
 
     def _open_pty(self) -> None:
-        master, slave = os.openpty()
-        tty.setraw(master)
-        tty.setraw(slave)
-        flags = fcntl.fcntl(master, fcntl.F_GETFL)
-        fcntl.fcntl(master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
-        self._master, self._slave = master, slave  # the slave stays open: the pty lives on
-        self.port = os.ttyname(slave)
-        if self.link_path is not None:
-            tmp = self.link_path.with_name(self.link_path.name + ".new")
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-            tmp.symlink_to(self.port)
-            tmp.replace(self.link_path)
+        self._master, self._slave, self.port = open_pty(self.link_path)
 
     def _close_pty(self) -> None:
-        for fd in (self._master, self._slave):
-            if fd >= 0:
-                with contextlib.suppress(OSError):
-                    os.close(fd)
+        close_pty(self._master, self._slave, self.link_path)
         self._master = self._slave = -1
         self.port = ""
-        if self.link_path is not None:
-            with contextlib.suppress(FileNotFoundError):
-                self.link_path.unlink()
 
     # --- what a person or a test does ----------------------------------------------------------
 

@@ -156,7 +156,9 @@ def test_unreachable_printer_is_offline() -> None:
     assert outcome.translation_key == "error.thermal.offline"
 
 
-@pytest.mark.parametrize("url", ["serial:/dev/ttyS0", "usb:04b8:0202", "lpt1", "tcp:host"])
+@pytest.mark.parametrize(
+    "url", ["serial:ttyS0", "serial:", "usb:04b8:0202", "usb:lp0", "lpt1", "tcp:host"]
+)
 def test_unsupported_urls_are_config_errors(url: str) -> None:
     with pytest.raises(ConfigError):
         EscposPrinter(url)
