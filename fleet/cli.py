@@ -17,12 +17,15 @@ def _hostport(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def verify_token(token: str, key_files: list[Path], folder: Path | None) -> int:
+def verify_token(
+    token: str, key_files: list[Path], folder: Path | None, db_url: str | None = None
+) -> int:
     """Print valid / forged / unknown key; exit 0, 1 or 2 accordingly."""
+    from fleet.enroll import token_keys_at
     from flows.tokens import Verdict, key_id, load_public, verify
 
     files = list(key_files) + (sorted(folder.glob("*.pub")) if folder else [])
-    keys = {}
+    keys = token_keys_at(db_url) if db_url else {}  # enrolled stations' keys
     for path in files:
         public = load_public(path.read_bytes())
         keys[key_id(public)] = public
@@ -62,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
 
     rollout_cli.add_parser(sub, default_db_url())  # fleet rollout start/status/list/pause/...
     keys_cli.add_parser(sub, default_db_url())  # fleet keys list
+    from fleet import enroll_cli
+
+    enroll_cli.add_parser(sub, default_db_url())  # fleet enroll, --revoke, --write-crl, --list
     verify = sub.add_parser("verify", help="check a certificate's QR token offline")
     verify.add_argument("token")
     verify.add_argument(
@@ -72,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         help="a station's document-signing public key (PEM); repeat for several",
     )
     verify.add_argument("--keys", type=Path, help="a folder of *.pub station keys")
+    verify.add_argument("--db", help="also the keys recorded at enrolment (console database URL)")
     simulate = sub.add_parser("simulate", help="simulated terminals, one MQTT connection each")
     simulate.add_argument("--kiosks", type=int, default=100, help="how many terminals")
     simulate.add_argument(
@@ -95,12 +102,12 @@ def main(argv: list[str] | None = None) -> int:
 
         return catalog_cli.run(args)
     if args.command == "verify":
-        return verify_token(args.token, args.key, args.keys)
+        return verify_token(args.token, args.key, args.keys, args.db)
     if args.command == "stations":
         return ops_cli.run_stations(args)
     if args.command == "alerts":
         return ops_cli.run_alerts(args)
-    if args.command in ("rollout", "keys"):
+    if args.command in ("rollout", "keys", "enroll"):
         return int(args.run(args))
     if args.command == "simulate":
         from fleet.simulate import simulate_command
@@ -138,6 +145,7 @@ def _console_options(console: argparse.ArgumentParser) -> None:
     add("--fleet-ca", type=Path, nargs=2, metavar=("CERT", "KEY"), help="signs renewal CSRs")
     add("--tls", type=Path, nargs=3, metavar=("CA", "CERT", "KEY"), help="TLS to the broker")
     add("--token-keys", type=Path, help="folder of station *.pub keys for the verify page")
+    add("--crl", type=Path, help="the CRL file a revocation on the Enrolment page rewrites")
     add("--metrics-token-file", type=Path, help="bearer token Prometheus uses for /metrics")
     add("--share-group", default="console", help="MQTT shared-subscription group ('' = none)")
     add("--client-id", help="the ingest's MQTT client id (default: console-HOST-HTTPPORT)")
@@ -184,6 +192,7 @@ def run_console(args: argparse.Namespace) -> int:
                 args.metrics_token_file.read_text().strip() if args.metrics_token_file else None
             ),
             token_keys_dir=args.token_keys,
+            crl_file=args.crl,
             catalog_repo=args.catalog_repo,
             catalog_url=args.catalog_url,
         ),

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from fleet import enroll
 from fleet import web_auth as auth
 from fleet import web_views as views
 from fleet.web_store import ROLES, AuditEntry, User, audit, valid_duty_hours
@@ -53,7 +54,9 @@ class AdminRoutes:
         if request.method == "POST":
             form = await request.form()
             token = str(form.get("token", ""))[:2000]
-            verdict, claims = verify(token, load_token_keys(self.web.settings.token_keys_dir))
+            keys = load_token_keys(self.web.settings.token_keys_dir)
+            keys |= await self.web.db(enroll.token_keys)  # keys recorded at enrolment
+            verdict, claims = verify(token, keys)
             result = {"verdict": verdict.value, "valid": verdict is Verdict.VALID}
             if claims is not None:
                 issued = dt.datetime.fromtimestamp(claims.issued, tz=dt.UTC)

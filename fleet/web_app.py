@@ -38,6 +38,7 @@ from fleet import web_views as views
 from fleet.commands import UI_HANDLERS
 from fleet.web_admin import AdminRoutes
 from fleet.web_catalogs import CatalogRoutes
+from fleet.web_enroll import EnrolRoutes
 from fleet.web_ingest import Ingest, momentary
 from fleet.web_rollouts import RolloutRoutes, RolloutService
 from fleet.web_stats import StatsRoutes
@@ -58,6 +59,7 @@ class WebSettings:
     secure_cookies: bool = True  # False only for plain HTTP on loopback (development)
     metrics_token: str | None = None
     token_keys_dir: Path | None = None  # *.pub station document-signing keys
+    crl_file: Path | None = None  # the CRL a revocation rewrites (mosquitto's crlfile)
     live_poll_s: float = 1.0
     session_ttl_s: float = auth.SESSION_TTL_S
     catalog_repo: Path | None = None  # the TUF catalog repository the console signs into
@@ -117,6 +119,7 @@ class WebApp:
             *StatsRoutes(self).routes(),
             *RolloutRoutes(self, rollouts).routes(),
             *CatalogRoutes(self).routes(),
+            *EnrolRoutes(self).routes(),
             Mount("/static", StaticFiles(directory=str(TEMPLATE_DIR / "static")), name="static"),
         ]
         self.app = Starlette(routes=routes, exception_handlers={Refused: self._refused})

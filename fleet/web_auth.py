@@ -40,6 +40,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "acknowledge": frozenset({"technician", "admin"}),  # alerts
     "rollout": frozenset({"operator", "admin"}),  # catalogs, station offers, rollouts
     "admin": frozenset({"admin"}),  # users, keys, the audit log
+    "enroll": frozenset({"admin"}),  # terminals' certificates: enrol, revoke (all may look)
 }
 
 _hasher = PasswordHasher()

@@ -46,6 +46,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, load_only
 
+from fleet import enroll
 from fleet.broker import CONSOLE_USER, ClientCredentials
 from fleet.ingest_batch import BatchWriter, parse
 from fleet.mqtt_stream import Message, StreamSubscriber, TlsFiles
@@ -552,6 +553,10 @@ class Ingest:
         self, station_id: int, site: str, station: str, payload: dict[str, Any]
     ) -> None:
         target = f"{site}/{station}"
+        with self.store.session() as db:
+            if enroll.renewal_refused(db, station):  # revoked at enrolment: no new certificate
+                audit(db, "system", "certificate_request", target, ok=False, reason="revoked")
+                return
         if self.ca is None:
             with self.store.session() as db:
                 audit(db, "system", "certificate_request", target, ok=False, reason="no_ca")
@@ -576,6 +581,8 @@ class Ingest:
                 not_after=command["args"]["not_after"],
                 command=command_id,
             )
+            issued = command["args"]
+            enroll.record_renewal(db, station, issued["serial"], issued["not_after"])  # enrolment
 
     # --- timers --------------------------------------------------------------------------------
 
@@ -620,3 +627,4 @@ class Ingest:
         for station_id in back:
             if station_id in alerted:
                 self.resolve(station_id, "offline")
+        enroll.expiry_alerts(self, now)  # cert_expiring, 30 days ahead

@@ -6,6 +6,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection, create_engine
 
+import fleet.enroll  # its tables are on the same Base
 import fleet.web_catalog_store  # noqa: F401  (its table is on the same Base)
 from fleet.web_store import Base
 
