@@ -101,6 +101,9 @@ class Agent:
         # a stale ack never matches an event that later gets the same (wrapped) mid
         self._early_acks: dict[int, tuple[ReasonCode, float]] = {}
         self._acked: list[str] = []  # acknowledged, to leave the journal in one transaction
+        # published by this process and not yet removed: a re-send is backfill even when the
+        # journal could not count the attempt (a locked or full disk)
+        self._sent_ids: set[str] = set()
         self._connected_at = 0.0
         self._last_devices = ""
         self.published = 0
@@ -409,7 +412,11 @@ class Agent:
         sent = 0
         for event in events:
             payload = dict(event.payload)
-            payload["backfill"] = event.attempts > 0 or event.created < self._connected_at - 1
+            payload["backfill"] = (
+                event.attempts > 0
+                or event.id in self._sent_ids
+                or event.created < self._connected_at - 1
+            )
             payload["station"] = self.config.station
             # never hold our lock while paho takes its own: its network thread holds that one
             # while it calls _on_publish, which takes ours (lock-order inversion, a deadlock)
@@ -427,7 +434,10 @@ class Agent:
                 self._acknowledged(event.id, early)
             sent += 1
         if sent:
-            self.journal.mark_attempt([e.id for e in events[:sent]])
+            ids = [e.id for e in events[:sent]]
+            with self._lock:
+                self._sent_ids.update(ids)
+            self.journal.mark_attempt(ids)
         return sent
 
     def _drain_loop(self) -> None:
@@ -483,6 +493,7 @@ class Agent:
                 return
             with self._lock:
                 self._inflight_ids.difference_update(batch)
+                self._sent_ids.difference_update(batch)
 
 
 def run_agent(
