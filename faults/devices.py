@@ -12,7 +12,11 @@
   within the kiosk's print deadline: the job must come out once and the resident be served;
   (b) paper refilled only after the deadline (10 s here): the kiosk cancels the job, tells the
   resident and reports the failure, and the cancelled job must not come out later when the paper
-  is back. Recovered: from the refill in (a) to the job completed.
+  is back. CUPS keeps the backend's ``media-empty-error`` after a cancelled job and learns that
+  paper is back only from the next job (a backend is handed ``PRINTER_STATE_REASONS`` and clears
+  what the printer no longer says, as CUPS' ``ipp`` backend does), so the technician who refills
+  the tray presses "Test print" (the console's ``test_print`` command): exactly one test page,
+  then certificates are offered again. Recovered: from the refill in (a) to the job completed.
 - **Thermal cover open**: the ESC/POS simulator's cover opens between the bytes and the cut of a
   slip (``FaultEscpos.cover_opens_mid_job``): nothing comes out, the driver must see it in the
   status after the job, the resident be told and the station go out of order (every service needs
@@ -132,11 +136,15 @@ def a4_paper_out(work: Path, refill_s: float = 4.0, late_s: float = 14.0) -> Row
         b = rig.certificate_session(before_confirm=helper.start)
         helper.join(60)
         time.sleep(3)  # would a cancelled job still print once the paper is back?
+        pages_before = len(rig.cups.printed_files())
         ui = rig._ui()
         stale = ui.status()["unavailable"].get(CERTIFICATE, "")
+        # CUPS learns that paper is back only from a job: the technician who refilled the tray
+        # presses "Test print" (the console's command; the maintenance screen has the same)
         t_back = time.monotonic()
+        rig.subscriber.send_command("test_print", {"printer": "a4"})
         try:
-            until(lambda: CERTIFICATE not in ui.status()["unavailable"], 30, "certificates back")
+            until(lambda: CERTIFICATE not in ui.status()["unavailable"], 60, "certificates back")
         except FaultError:
             return Row(
                 name,
@@ -144,23 +152,24 @@ def a4_paper_out(work: Path, refill_s: float = 4.0, late_s: float = 14.0) -> Row
                 rig.account(),
                 None,
                 f"(a) printed={a.print_ok}; (b) printed={b.print_ok} ({b.error_key}); after the"
-                f" refill the certificates stayed unavailable ({stale}) for 30 s: CUPS kept"
-                f" printer-state-reasons {_reasons(rig)} from the cancelled job",
+                f" refill and a test print the certificates stayed unavailable ({stale}) for"
+                f" 60 s; CUPS printer-state-reasons {_reasons(rig)}",
             )
         back_s = time.monotonic() - t_back
+        test_pages = len(rig.cups.printed_files()) - pages_before
         c = rig.certificate_session()
         rig.settle()
         lost = rig.account()
     return Row(
         name,
-        bool(a.print_ok) and not b.print_ok and bool(c.print_ok),
+        bool(a.print_ok) and not b.print_ok and bool(c.print_ok) and test_pages == 1,
         lost,
         recovered,
         f"(a) paper back after {refill_s:.0f} s: printed={a.print_ok}; (b) paper back after"
         f" {late_s:.0f} s > deadline {deadline:.0f} s: printed={b.print_ok}, resident told"
         f" {b.error_key or '-'}, cancelled job never came out; next resident printed="
-        f"{c.print_ok} (certificates offered again {back_s:.1f} s after the late refill);"
-        " recovered = refill to job completed in (a)",
+        f"{c.print_ok} (certificates offered again {back_s:.1f} s after the technician's test"
+        f" print, {test_pages} page); recovered = refill to job completed in (a)",
     )
 
 

@@ -31,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -110,6 +111,14 @@ class Subscriber:
         with self._lock:
             return len(self.events)
 
+    def send_command(self, name: str, args: dict[str, Any], timeout_s: float = 60.0) -> str:
+        """What the console's command buttons publish (``cmd/{id}``, QoS 1); the command id."""
+        command_id = uuid.uuid4().hex
+        body = {"name": name, "args": args, "timeout_s": timeout_s}
+        topic = f"kiosk/v1/{SITE}/{STATION}/cmd/{command_id}"
+        self.client.publish(topic, json.dumps(body), qos=1).wait_for_publish(10)
+        return command_id
+
     def first_after(self, t: float) -> float | None:
         with self._lock:
             return next((a for a, _ in self.arrivals if a >= t), None)
@@ -136,6 +145,10 @@ FLAG = {flag!r}
 if len(sys.argv) == 1:
     print('network faultpaper "Unknown" "fault suite printer"')
     sys.exit(0)
+if not os.path.exists(FLAG) and "media-empty" in os.environ.get("PRINTER_STATE_REASONS", ""):
+    # what CUPS' own ipp backend does: the printer no longer says so, so neither does CUPS
+    sys.stderr.write("STATE: -media-empty-error\\n")
+    sys.stderr.flush()
 data = open(sys.argv[6], "rb").read() if len(sys.argv) > 6 else sys.stdin.buffer.read()
 out = False
 while os.path.exists(FLAG):  # the job is being fed and the tray is empty
@@ -587,7 +600,8 @@ class Rig:
         completed_a4 = Counter(
             k.removesuffix(":a4") for k, _, p, st in jobs if p == "a4" and st == "completed"
         )
-        printed = Counter(self.cups.printed_doc_ids())
+        # test pages (kiosk.tools.sample_page, transaction "test-…") are no resident's paper
+        printed = Counter(d for d in self.cups.printed_doc_ids() if "TEST" not in d)
         for doc, n in printed.items():
             if completed_a4[doc] != 1 or n != 1:
                 problems.append(

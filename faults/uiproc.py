@@ -12,6 +12,7 @@ Requests (one JSON object a line), each answered with one line:
 - ``{"op": "do", "name": INTENT, "arg": ..., "until": {...}, "timeout": S}`` → post the intent
   (optional), then answer once the status matches ``until`` (``state``: a list of states,
   ``preview_ready``: bool) or the timeout passed (``"timeout": true`` in the answer);
+- ``{"op": "objects"}`` → live Python objects by type (a leak hunt's first look);
 - ``{"op": "stop"}`` → stop cleanly and exit 0.
 
 It prints ``ready PORT`` on standard output once the runtime has started.
@@ -20,6 +21,8 @@ It prints ``ready PORT`` on standard output once the runtime has started.
 from __future__ import annotations
 
 import argparse
+import collections
+import gc
 import json
 import logging
 import queue
@@ -58,6 +61,13 @@ def status(runtime: Runtime) -> dict[str, Any]:
         "unavailable": runtime.session.unavailable(),
         "health": {kind: [h.state.value, list(h.reasons)] for kind, h in runtime.health.items()},
     }
+
+
+def objects() -> dict[str, Any]:
+    """Live Python objects by type (the 40 most numerous), to tell a leak from a filling cache."""
+    gc.collect()
+    counts = collections.Counter(type(o).__name__ for o in gc.get_objects())
+    return {"objects": dict(counts.most_common(40)), "total": sum(counts.values())}
 
 
 def matches(st: dict[str, Any], until: dict[str, Any]) -> bool:
@@ -128,6 +138,9 @@ def run(args: argparse.Namespace) -> int:
                 if op == "stop":
                     stopping.set()
                     request.reply.put({"ok": True})
+                    continue
+                if op == "objects":
+                    request.reply.put(objects())
                     continue
                 if op == "do" and request.body.get("name"):
                     arg = request.body.get("arg")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import logging.handlers
 import os
@@ -73,9 +74,32 @@ class Station:
         return build_app(self.runtime, self.config, font=self.font, simulate=self.simulate)
 
 
+MMAP_THRESHOLD = 128 * 1024  # glibc's own default, made fixed
+
+
+def fix_malloc_threshold() -> bool:
+    """Keep glibc's mmap threshold fixed, so large buffers go back to the system when freed.
+
+    glibc raises the threshold to the size of each large block freed (up to 32 MiB). The preview
+    of a certificate is a page bitmap of several MiB: after the first ones, such bitmaps come
+    from the heap, and the heap keeps their high-water mark. The UI's resident memory then stepped
+    up by 7-8 MiB at a random session and stayed there (the soak in docs/reliability.md). A fixed
+    threshold (``mallopt(M_MMAP_THRESHOLD)``, as ``MALLOC_MMAP_THRESHOLD_`` would set it) keeps
+    them mapped and unmapped each time. False where the C library has no ``mallopt`` (musl)."""
+    try:
+        libc = ctypes.CDLL(None)
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    m_mmap_threshold = -3  # <malloc.h>
+    return bool(mallopt(m_mmap_threshold, MMAP_THRESHOLD))
+
+
 def create_station(config: Config, *, strict_translations: bool = False) -> Station:
     """Everything but the window: call ``kiosk.app.configure_kivy`` before ``build_app``."""
     from kiosk.devices import build_devices
+
+    fix_malloc_threshold()
 
     state_dir = config.state_dir
     state_dir.mkdir(parents=True, exist_ok=True)
