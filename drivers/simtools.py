@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import json
 import os
+import queue
 import signal
 import socket
 import threading
@@ -71,3 +72,30 @@ def close_pty(master: int, slave: int, link_path: Path | None) -> None:
     if link_path is not None:
         with contextlib.suppress(FileNotFoundError):
             link_path.unlink()
+
+
+class PtyPlug:
+    """Unplug and plug in again a device simulated on a pty. The simulator's serving thread owns
+    the pty: these calls queue a request on ``_requests`` and wait until that thread has done it;
+    the simulator sets ``_requests`` and keeps ``_master`` (-1 while unplugged)."""
+
+    _requests: queue.Queue[tuple[str, threading.Event]]
+    _master: int
+
+    def unplug(self) -> None:
+        """The cable is pulled: the pty is closed (the driver's port errors)."""
+        self._request("unplug")
+
+    def replug(self) -> None:
+        """The device comes back, on a new pty; ``link_path`` follows it."""
+        self._request("replug")
+
+    @property
+    def plugged(self) -> bool:
+        return self._master >= 0
+
+    def _request(self, what: str) -> None:
+        done = threading.Event()
+        self._requests.put((what, done))
+        if not done.wait(timeout=3):
+            raise TimeoutError(f"the simulator did not {what} in time")

@@ -34,7 +34,7 @@ from pathlib import Path
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 
-from drivers.simtools import close_pty, close_server, open_pty, run_until_signal
+from drivers.simtools import PtyPlug, close_pty, close_server, open_pty, run_until_signal
 
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 WRITE_DEADLINE_S = 1.0
@@ -181,7 +181,7 @@ class _Parser:
         self.qr = None
 
 
-class EscposSimulator:
+class EscposSimulator(PtyPlug):
     def __init__(
         self,
         out_dir: Path | None = None,
@@ -239,18 +239,6 @@ class EscposSimulator:
 
     # --- the pty: a serial printer, unplugged and plugged in again ------------------------------
 
-    def unplug(self) -> None:
-        """The printer's cable is pulled: the pty is closed (the driver's port errors)."""
-        self._request("unplug")
-
-    def replug(self) -> None:
-        """The printer comes back, on a new pty; ``link_path`` follows it."""
-        self._request("replug")
-
-    @property
-    def plugged(self) -> bool:
-        return self._master >= 0
-
     def line_settings(self) -> dict[str, object]:
         """How the driver set up the line: baud rate and flow control (read from the pty)."""
         iflag, _oflag, cflag, _lflag, ispeed, _ospeed, _cc = termios.tcgetattr(self._slave)
@@ -259,12 +247,6 @@ class EscposSimulator:
             "rtscts": bool(cflag & termios.CRTSCTS),
             "xonxoff": bool(iflag & termios.IXON) and bool(iflag & termios.IXOFF),
         }
-
-    def _request(self, what: str) -> None:
-        done = threading.Event()
-        self._requests.put((what, done))
-        if not done.wait(timeout=3):
-            raise TimeoutError(f"the simulator did not {what} in time")
 
     def _do_requests(self, parser: _Parser) -> _Parser:
         while True:

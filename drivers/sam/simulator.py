@@ -36,7 +36,7 @@ from drivers.sam.cards import (
     encode_appended_address,
     encode_base_info,
 )
-from drivers.simtools import close_pty, close_server, open_pty, run_until_signal
+from drivers.simtools import PtyPlug, close_pty, close_server, open_pty, run_until_signal
 from flows.models import Identity
 
 SAM_ID = bytes.fromhex("0501000000000000a5a5a5a5a5a5a5a5")  # an invented module number
@@ -45,7 +45,7 @@ GARBAGE = b"\x00\x13\xaa\xaa\x96junk\xaa\xaa"  # looks like the start of a pream
 WRITE_DEADLINE_S = 1.0
 
 
-class SamSimulator:
+class SamSimulator(PtyPlug):
     """A SAM module with one card slot, speaking on a pty."""
 
     def __init__(self, link_path: Path | str | None = None, *, halt_after_read: bool = False):
@@ -86,24 +86,6 @@ class SamSimulator:
             self._thread.join(timeout=3)
             self._thread = None
         self._close_pty()
-
-    def unplug(self) -> None:
-        """The USB-serial adapter disappears: the pty is closed (the driver's port errors)."""
-        self._request("unplug")
-
-    def replug(self) -> None:
-        """The adapter comes back, on a new pty; ``link_path`` follows it."""
-        self._request("replug")
-
-    @property
-    def plugged(self) -> bool:
-        return self._master >= 0
-
-    def _request(self, what: str) -> None:
-        done = threading.Event()
-        self._requests.put((what, done))
-        if not done.wait(timeout=3):
-            raise TimeoutError(f"the simulator did not {what} in time")
 
     def _open_pty(self) -> None:
         self._master, self._slave, self.port = open_pty(self.link_path)

@@ -19,7 +19,7 @@ import ssl
 import stat
 import time
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,21 +48,12 @@ from fleet.pki import (
 )
 from fleet.web_store import Alert, AuditEntry, CommandRow, Station
 from flows.tokens import Signer, TokenClaims, public_pem
+from tests.fleet.test_console import PASSWORD, until
+from tests.fleet.test_console import login as console_login
 
 SITE = "zibo-gx"
-PASSWORD = "correct horse battery"
 DAY = 86400.0
 REVOKED = "SSLV3_ALERT_CERTIFICATE_REVOKED"
-
-
-def until(cond: Callable[[], Any], timeout: float = 15.0, what: str = "condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def run_fleet(capsys: pytest.CaptureFixture[str], *argv: Any) -> tuple[int, str, str]:
@@ -504,19 +495,11 @@ def test_a_station_never_seen_is_not_alerted_but_shown_expiring(
 
 
 def login(console: Console, name: str) -> tuple[TestClient, str]:
-    http = TestClient(console.app, base_url="https://testserver", follow_redirects=False)
-    form = http.get("/login")
-    csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
-    assert csrf is not None
-    done = http.post(
-        "/login", data={"name": name, "password": PASSWORD, "csrf_token": csrf.group(1)}
-    )
-    assert done.status_code == 303, done.text
+    """Logged in as ``name`` (every role may see the Enrolment page)."""
+    http, token = console_login(console, name)
     page = http.get("/enrolment")
     assert page.status_code == 200, page.text
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-    assert token is not None
-    return http, token.group(1)
+    return http, token
 
 
 def audit_of(console: Console) -> list[tuple[str, str, bool, dict[str, Any]]]:
