@@ -220,7 +220,10 @@ def test_a_rollout_started_from_the_cli_completes_in_the_running_console(
 
         started = fleet_json("rollout", "start", "--as", "oper", *common)
         rollout_id = started["id"]
-        assert started["state"] == "running" and started["stage"] == "canary"
+        # the answer comes once the console has taken the request: by then the two canary
+        # stations may have applied already (the wave order is checked on the final status)
+        assert started["state"] in ("running", "completed")
+        assert started["stage"] in ("canary", "50%", "all")
         assert started["stations"] == 20 and started["started_by"] == "oper"
         assert started["driver"].split(":")[1] == str(console.pid)
         assert started["catalog"] == {
@@ -403,7 +406,10 @@ def test_two_consoles_one_drives_and_the_other_takes_over_when_it_is_killed(
             "rollout", "start", "--as", "oper", "--db", db, "--all", *CATALOG_ARGS, *QUICK
         )
         rollout_id, rev = started["id"], started["rev"]
-        assert started["state"] == "running" and started["stage"] == "canary"
+        # the answer comes once the console has taken the request: by then the two canary
+        # stations may have applied already (the wave order is checked on the final status)
+        assert started["state"] in ("running", "completed")
+        assert started["stage"] in ("canary", "50%", "all")
         until(lambda: sim.stats()[0]["desired"] == 2, 10, "the canaries sent the desired")
         first.kill()  # kill -9 while the canaries apply: no clean hand-over of the lease
 
