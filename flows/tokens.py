@@ -42,7 +42,13 @@ def _b64(data: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Decode, accepting only the one canonical form: base64 leaves unused bits in a segment's
+    last character, so a changed last character could otherwise decode to the same bytes and a
+    token have several printed forms that all verify."""
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(data) != text:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def content_hash(content: bytes) -> str:

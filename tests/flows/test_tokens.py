@@ -69,6 +69,13 @@ def test_the_printed_qr_code_verifies_and_one_changed_byte_does_not(tmp_path: Pa
             continue
         altered = token[:i] + ("A" if token[i] != "A" else "B") + token[i + 1 :]
         assert verify(altered, keys)[0] is not Verdict.VALID, i
+    # the signature's last character carries 4 unused bits: flipping one leaves the decoded
+    # bytes as they were, and that other printed form must not verify either
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    prefix, payload_b64, signature_b64, kid = token.split(".")
+    last = alphabet[alphabet.index(signature_b64[-1]) ^ 1]
+    same_bytes = ".".join((prefix, payload_b64, signature_b64[:-1] + last, kid))
+    assert verify(same_bytes, keys)[0] is Verdict.FORGED
     other = Signer.load_or_create(tmp_path / "other.key")
     assert verify(token, {other.key_id: other.public})[0] is Verdict.UNKNOWN_KEY
     assert verify("KIOSK-DOC:123", keys)[0] is Verdict.FORGED
