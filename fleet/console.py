@@ -33,7 +33,7 @@ from fleet import web_auth as auth
 from fleet.broker import ClientCredentials
 from fleet.pki import CertificateAuthority
 from fleet.web_app import WebApp, WebSettings
-from fleet.web_ingest import Ingest, Settings
+from fleet.web_ingest import Ingest, Settings, tune_gc
 from fleet.web_rollouts import RolloutService
 from fleet.web_store import Store, User, audit
 from fleet.web_views import FleetCollector, stations
@@ -110,6 +110,7 @@ class Console:
         return True
 
     def serve(self, http_host: str, http_port: int) -> int:
+        tune_gc()
         self.start()
         config = uvicorn.Config(
             self.app,

@@ -11,40 +11,59 @@ in :class:`~fleet.web_ingest.Ingest`.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, NamedTuple, cast
 
 from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet.topics import loads, parse_station_topic
+from fleet.topics import ROOT, loads
 from fleet.web_store import HealthSample, Station, StationEvent, Store
 
 log = logging.getLogger("fleet.console.ingest")
 
 
-@dataclass(frozen=True, slots=True)
-class Item:
-    """One station message, parsed: ``kind`` is the topic after the station (``evt/help``…)."""
+class Item(NamedTuple):
+    """One station message, parsed: ``kind`` is the topic after the station (``health``…)."""
 
     site: str
     station: str
     kind: str
     payload: dict[str, Any]
-    text: str  # the payload as it came, JSON
 
 
-def parse(messages: Iterable[tuple[str, bytes]]) -> tuple[list[Item], int]:
+class EventIn(NamedTuple):
+    """One event as it came: ``kind`` is the topic after ``evt/``; ``text`` its JSON."""
+
+    site: str
+    station: str
+    kind: str
+    payload: dict[str, Any]
+    text: str
+
+
+class Parsed(NamedTuple):
+    events: list[EventIn]  # most of the stream, kept apart: the fewer steps, the faster
+    others: list[Item]
+    malformed: int
+
+
+def parse(messages: Iterable[tuple[str, bytes]]) -> Parsed:
     """The messages that are a station's, with a JSON object; and how many were malformed."""
-    items: list[Item] = []
+    events: list[EventIn] = []
+    others: list[Item] = []
     malformed = 0
+    prefix = ROOT + "/"
     for topic, data in messages:
-        parsed = parse_station_topic(topic)
-        if parsed is None:
+        if not topic.startswith(prefix):
+            continue
+        parts = topic.split("/", 5)
+        if len(parts) < 5 or parts[2] == "console":
             continue
         try:
             text = data.decode()
@@ -53,8 +72,14 @@ def parse(messages: Iterable[tuple[str, bytes]]) -> tuple[list[Item], int]:
             malformed += 1
             log.warning("malformed payload on %s", topic)
             continue
-        items.append(Item(*parsed, payload, text))
-    return items, malformed
+        if parts[4] == "evt" and len(parts) == 6:
+            events.append(EventIn(parts[2], parts[3], parts[5], payload, text))
+        else:
+            others.append(Item(parts[2], parts[3], "/".join(parts[4:]), payload))
+    return Parsed(events, others, malformed)
+
+
+ROWS_PER_INSERT = 1000  # 6,000 parameters: within SQLite's 32,766 and PostgreSQL's 65,535
 
 
 def _insert_events(db: Session, rows: list[tuple[int, str, str, float, bool, str]]) -> int:
@@ -63,18 +88,29 @@ def _insert_events(db: Session, rows: list[tuple[int, str, str, float, bool, str
 
     The one statement of the console written for the driver directly: the payload goes in as the
     JSON text the station sent (parsed and checked already), and SQLAlchemy's per-row parameter
-    processing was half the ingest's time (docs/performance.md)."""
+    processing was half the ingest's time. Rows go in a thousand per statement: the sqlite3
+    module gives up and takes back the GIL around every step, so row by row (``executemany``) the
+    insert waited on the thread parsing the next batch (docs/performance.md)."""
     if db.get_bind().dialect.name == "postgresql":
-        values = "%s, %s, %s, %s, %s, CAST(%s AS json)"
+        values = "(%s, %s, %s, %s, %s, CAST(%s AS json))"
     else:
-        values = "?, ?, ?, ?, ?, ?"
-    sql = (
-        f"INSERT INTO {StationEvent.__tablename__} "  # noqa: S608 - names, no input
-        f"(station_id, event_id, kind, ts, backfill, payload) VALUES ({values}) "
-        "ON CONFLICT (station_id, event_id) DO NOTHING"
-    )
-    result = db.connection().exec_driver_sql(sql, rows)
-    return result.rowcount
+        values = "(?, ?, ?, ?, ?, ?)"
+    connection = db.connection()
+    inserted = 0
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        sql = (
+            f"INSERT INTO {StationEvent.__tablename__} "  # noqa: S608 - names, no input
+            "(station_id, event_id, kind, ts, backfill, payload) VALUES "
+            + ", ".join([values] * len(chunk))
+            + " ON CONFLICT (station_id, event_id) DO NOTHING"
+        )
+        count = connection.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk)))
+        if count.rowcount < 0 or inserted < 0:
+            inserted = -1
+        else:
+            inserted += count.rowcount
+    return inserted
 
 
 @dataclass(slots=True)
@@ -125,9 +161,24 @@ class BatchWriter:
     def __init__(self, store: Store) -> None:
         self.store = store
         self._ids: dict[tuple[str, str], int] = {}
+        self._names: dict[int, tuple[str, str]] = {}
+        self._loaded = False
+
+    def _load_all(self) -> None:
+        """Every registered station's id, in one query (a restarted console knows them all)."""
+        with self.store.session() as db:
+            rows = db.execute(select(Station.site, Station.station, Station.id)).all()
+        self._remember({(site, station): sid for site, station, sid in rows})
+        self._loaded = True
+
+    def _remember(self, known: dict[tuple[str, str], int]) -> None:
+        self._ids.update(known)
+        self._names.update((sid, key) for key, sid in known.items())
 
     def station_ids(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
         """The ids of these stations, registering the new ones."""
+        if not self._loaded:
+            self._load_all()
         missing = {k for k in keys if k not in self._ids}
         for _ in range(3):
             if not missing:
@@ -143,7 +194,7 @@ class BatchWriter:
                             [{"site": s, "station": t, "first_seen": now} for s, t in new],
                         )
                         known.update(self._known(db, new))
-                self._ids.update(known)
+                self._remember(known)
                 missing -= set(known)
             except IntegrityError:  # another console registered one a moment ago
                 continue
@@ -159,11 +210,8 @@ class BatchWriter:
         return {(site, station): sid for site, station, sid in db.execute(query)}
 
     def name_of(self, station_id: int) -> tuple[str, str]:
-        """(site, station) of a station this console has seen."""
-        for key, known in self._ids.items():
-            if known == station_id:
-                return key
-        raise KeyError(station_id)
+        """(site, station) of a station this console has seen (KeyError if it has not)."""
+        return self._names[station_id]
 
     def station_id(self, site: str, station: str) -> int:
         return self.station_ids([(site, station)])[(site, station)]
@@ -249,43 +297,68 @@ class BatchWriter:
             db.execute(insert(cast(Table, HealthSample.__table__)), samples)
         return newest
 
-    def events(
-        self, items: list[tuple[int, str, dict[str, Any], str]], followed: frozenset[str]
-    ) -> tuple[list[tuple[int, str, dict[str, Any]]], int]:
-        """Store the events not stored yet: (station id, kind after ``evt/``, payload, its JSON
-        text). Returns the new ones whose kind is in ``followed`` (the console acts on those:
-        help, alerts, CSRs) and the number of duplicates. Only for those few is the database
-        asked first what it holds; the rest is inserted with ``ON CONFLICT DO NOTHING``."""
-        fresh: dict[tuple[int, str], tuple[int, str, dict[str, Any], str]] = {}
-        duplicates = 0
-        for item in items:
-            event_id = str(item[2].get("event_id") or "")[:64]
+    def event_rows(self, items: list[EventIn], followed: frozenset[str]) -> EventRows:
+        """A batch's events as rows, de-duplicated within the batch (no database: it runs while
+        the previous batch is written). The stations must be known (:meth:`station_ids`)."""
+        ids = self._ids
+        now = time.time()
+        rows = EventRows({}, {}, 0)
+        fresh, watched = rows.fresh, rows.watched
+        for site, station, kind, payload, text in items:
+            station_id = ids[(site, station)]
+            event_id = payload.get("event_id")
             if not event_id:
-                log.warning("an event without an id from station %s ignored", item[0])
-            elif (item[0], event_id) in fresh:
-                duplicates += 1
-            else:
-                fresh[(item[0], event_id)] = item
+                log.warning("an event without an id from station %s ignored", station_id)
+                continue
+            key = (station_id, str(event_id)[:64])
+            if key in fresh:
+                rows.duplicates += 1
+                continue
+            ts = payload.get("ts")
+            fresh[key] = (
+                kind[:32],
+                ts if type(ts) is float and ts else _number(ts, now),
+                bool(payload.get("backfill")),
+                text,
+            )
+            if kind in followed:
+                watched[key] = (station_id, kind, payload)
+        return rows
+
+    def events(self, rows: EventRows) -> tuple[list[tuple[int, str, dict[str, Any]]], int]:
+        """Store the events not stored yet. Returns the new ones the console acts on (help,
+        alerts, CSRs: ``followed`` of :meth:`event_rows`) as (station id, kind, payload), and
+        the number of duplicates. Only for those few is the database asked first what it holds;
+        the rest is inserted with ``ON CONFLICT DO NOTHING``."""
+        fresh, watched = dict(rows.fresh), dict(rows.watched)  # a retry starts from the same
+        duplicates = rows.duplicates
         if not fresh:
             return [], duplicates
-        watched = [key for key, item in fresh.items() if item[1] in followed]
-        now = time.time()
         with self.store.session() as db:
-            stored: set[tuple[int, str]] = set()
             if watched:
                 query = select(StationEvent.station_id, StationEvent.event_id).where(
                     StationEvent.event_id.in_([e for _, e in watched])
                 )
-                stored = {(row[0], row[1]) for row in db.execute(query)}
-            rows = [
-                (sid, key[1], kind[:32], _number(p.get("ts"), now), bool(p.get("backfill")), text)
-                for key, (sid, kind, p, text) in fresh.items()
-                if key not in stored
-            ]
-            inserted = _insert_events(db, rows) if rows else 0
-        duplicates += len(fresh) - (inserted if inserted >= 0 else len(rows))
-        new = [fresh[key][:3] for key in watched if key not in stored]
-        return new, duplicates
+                for row in db.execute(query):
+                    key = (row[0], row[1])
+                    if watched.pop(key, None) is not None:
+                        del fresh[key]
+                        duplicates += 1
+            values = [(k[0], k[1], *v) for k, v in fresh.items()]
+            inserted = _insert_events(db, values) if values else 0
+        if inserted >= 0:  # the rest were stored already (another console, a redelivery)
+            duplicates += len(values) - inserted
+        return list(watched.values()), duplicates
+
+
+@dataclass(slots=True)
+class EventRows:
+    """A batch's events, ready to insert: by (station id, event id), (kind, ts, backfill, JSON
+    text); those the console acts on, by the same key, (station id, kind, payload)."""
+
+    fresh: dict[tuple[int, str], tuple[str, float, bool, str]]
+    watched: dict[tuple[int, str], tuple[int, str, dict[str, Any]]]
+    duplicates: int
 
 
 def _number(value: Any, default: float) -> float:

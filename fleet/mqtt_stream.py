@@ -19,27 +19,39 @@ raises (the database is down), the same batch is offered again after a pause and
 acknowledged meanwhile: the broker holds the rest. After a reconnect the broker redelivers every
 unacknowledged message, so the handler must be idempotent (the console's is: events are unique by
 id).
+
+A handler may come in two steps: ``prepare`` (parsing, in Python) returns the step that stores
+(the database, which releases the GIL while it writes). They run in two threads, so the next batch
+is parsed while this one is written; batches are stored, and acknowledged, in arrival order.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import queue
 import ssl
 import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from fleet.backoff import Backoff
 
 log = logging.getLogger("fleet.console.stream")
+_T = TypeVar("_T")
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK = 1, 2, 3, 4, 8, 9
 PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
 MAX_PACKET = 1 << 20  # the console never takes a larger message (the agent's are ~1 KiB)
+# Subscription option (MQTT v5, 3.8.3.1), or'ed with the QoS: Retain Handling 1, "send retained
+# messages only if the subscription does not currently exist". A persistent session keeps its
+# subscriptions, so a reconnect does not replay every retained message.
+RETAIN_IF_NEW = 0x10
 
 
 class StreamError(Exception):
@@ -104,9 +116,10 @@ def connect_packet(
 
 
 def subscribe_packet(packet_id: int, topics: Sequence[tuple[str, int]]) -> bytes:
+    """``topics``: (filter, options): the QoS, or'ed with :data:`RETAIN_IF_NEW` if wanted."""
     body = struct.pack("!H", packet_id) + b"\x00"
-    for topic, qos in topics:
-        body += _string(topic) + bytes([qos])
+    for topic, options in topics:
+        body += _string(topic) + bytes([options])
     return _packet(SUBSCRIBE, 2, body)
 
 
@@ -247,9 +260,10 @@ class StreamSubscriber:
         host: str,
         port: int,
         client_id: str,
-        subscriptions: Sequence[tuple[str, int]],
-        on_batch: Callable[[list[Message]], None],
+        subscriptions: Sequence[tuple[str, int]] | Callable[[], Sequence[tuple[str, int]]],
+        on_batch: Callable[[list[Message]], None] | None,
         *,
+        prepare: Callable[[list[Message]], Callable[[], None]] | None = None,
         username: str | None = None,
         password: str | None = None,
         tls: TlsFiles | None = None,
@@ -260,8 +274,13 @@ class StreamSubscriber:
         retry_s: float = 1.0,
     ) -> None:
         self.host, self.port, self.client_id = host, port, client_id
-        self.subscriptions = list(subscriptions)
+        # a callable is asked again at each connect (the console decides whether it needs the
+        # retained messages replayed)
+        self.subscriptions = subscriptions
+        if (on_batch is None) == (prepare is None):
+            raise ValueError("give on_batch, or prepare (which returns the step that stores)")
         self.on_batch = on_batch
+        self.prepare = prepare
         self.username, self.password, self.tls = username, password, tls
         self.keepalive_s = keepalive_s
         self.session_expiry_s = session_expiry_s
@@ -277,7 +296,15 @@ class StreamSubscriber:
         self._protocol: _Protocol | None = None
         self._generation = 0
         self._io = threading.Thread(target=self._run_loop, name="console-stream-io", daemon=True)
-        self._worker = threading.Thread(target=self._work, name="console-stream-batch", daemon=True)
+        # prepared batches waiting for the store step: one at most, so little is held unsaved
+        self._prepared: queue.Queue[tuple[list[tuple[int, Message, int]], Callable[[], None]]]
+        self._prepared = queue.Queue(maxsize=1)
+        self._worker = threading.Thread(
+            target=self._prepare_loop, name="console-stream-prepare", daemon=True
+        )
+        self._storer = threading.Thread(
+            target=self._store_loop, name="console-stream-batch", daemon=True
+        )
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -285,13 +312,15 @@ class StreamSubscriber:
         self._loop = asyncio.new_event_loop()
         self._io.start()
         self._worker.start()
+        self._storer.start()
 
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
-        if self._worker.is_alive():
-            self._worker.join(timeout_s)
+        for worker in (self._worker, self._storer):
+            if worker.is_alive():
+                worker.join(timeout_s)
         if self._loop is not None and self._loop.is_running():
             self._loop.call_soon_threadsafe(self._close_connection)
         if self._io.is_alive():
@@ -360,11 +389,12 @@ class StreamSubscriber:
             )
         )
         await asyncio.wait_for(protocol.connack, timeout=15)
-        protocol.write(subscribe_packet(1, self.subscriptions))
+        subscriptions = list(
+            self.subscriptions() if callable(self.subscriptions) else self.subscriptions
+        )
+        protocol.write(subscribe_packet(1, subscriptions))
         granted = await asyncio.wait_for(protocol.suback, timeout=15)
-        refused = [
-            t for (t, _), code in zip(self.subscriptions, granted, strict=False) if code >= 0x80
-        ]
+        refused = [t for (t, _), code in zip(subscriptions, granted, strict=False) if code >= 0x80]
         if refused:
             raise StreamError(f"broker refused the subscriptions {refused}")
         self.connected.set()
@@ -383,7 +413,7 @@ class StreamSubscriber:
             self._pending.extend((generation, m, pid) for m, pid in messages)
             self._cond.notify()
 
-    def _work(self) -> None:
+    def _prepare_loop(self) -> None:
         while not self._stopping.is_set():
             with self._cond:
                 while not self._pending and not self._stopping.is_set():
@@ -392,20 +422,44 @@ class StreamSubscriber:
                 del self._pending[: self.max_batch]
             if not batch:
                 continue
-            while not self._stopping.is_set():
-                try:
-                    self.on_batch([m for _, m, _ in batch])
-                    break
-                except Exception:
-                    log.exception("a batch of %d messages was not stored; trying again", len(batch))
-                    self._stopping.wait(self.retry_s)
-            else:
+            messages = [m for _, m, _ in batch]
+            step = self._retrying(functools.partial(self._prepare_batch, messages), len(batch))
+            if step is None:
                 return  # stopping: unacknowledged, so the broker keeps them
+            while not self._stopping.is_set():
+                with contextlib.suppress(queue.Full):
+                    self._prepared.put((batch, step), timeout=0.5)
+                    break
+
+    def _store_loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                batch, step = self._prepared.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if self._retrying(functools.partial(_stored, step), len(batch)) is None:
+                return
             self.acknowledged += len(batch)
             acks = [(g, pid) for g, m, pid in batch if m.qos]
             if acks and self._loop is not None:
                 with contextlib.suppress(RuntimeError):  # the loop closed: unacknowledged
                     self._loop.call_soon_threadsafe(self._ack, acks)
+
+    def _prepare_batch(self, messages: list[Message]) -> Callable[[], None]:
+        if self.prepare is not None:
+            return self.prepare(messages)
+        assert self.on_batch is not None  # checked in __init__
+        return functools.partial(self.on_batch, messages)
+
+    def _retrying(self, attempt: Callable[[], _T], size: int) -> _T | None:
+        """``attempt()`` until it returns (the database is back), or None when stopping."""
+        while not self._stopping.is_set():
+            try:
+                return attempt()
+            except Exception:
+                log.exception("a batch of %d messages was not stored; trying again", size)
+                self._stopping.wait(self.retry_s)
+        return None
 
     def _ack(self, acks: list[tuple[int, int]]) -> None:
         protocol = self._protocol
@@ -414,3 +468,8 @@ class StreamSubscriber:
         current = [pid for g, pid in acks if g == protocol.generation]
         if current:
             protocol.write(puback_packets(current))
+
+
+def _stored(step: Callable[[], None]) -> bool:
+    step()
+    return True

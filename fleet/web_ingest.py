@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import functools
+import gc
 import json
 import logging
 import queue
@@ -33,6 +35,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,14 +45,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry, Counter
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, load_only
 
 from fleet import enroll
 from fleet.broker import CONSOLE_USER, ClientCredentials
-from fleet.ingest_batch import BatchWriter, parse
-from fleet.mqtt_stream import Message, StreamSubscriber, TlsFiles
+from fleet.ingest_batch import BatchWriter, EventRows, parse
+from fleet.mqtt_stream import RETAIN_IF_NEW, Message, StreamSubscriber, TlsFiles
 from fleet.pki import CertificateAuthority, PkiError
 from fleet.renewal import CSR_EVENT, answer_csr
 from fleet.topics import CONSOLE_STATE, ROOT, StationTopics, dumps
@@ -183,6 +186,36 @@ class Webhook:
             return False
 
 
+# The cyclic garbage collector's first threshold for a console process (CPython's is 700). The
+# ingest allocates a dict per message, 5,000 messages a batch, nearly all freed by reference
+# counting; at 700 the collector ran every few dozen messages and scanned what the batch still
+# held, a fifth of the ingest's time (docs/performance.md).
+GC_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Once a console process is set up: what it holds from its start (modules, the app, the
+    ORM's mappings) is never scanned again, and the collector runs less often."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, older, oldest)
+
+
+@dataclass
+class Routed:
+    """A parsed batch, by what the console does with it (:meth:`Ingest.prepare_batch`)."""
+
+    events: EventRows
+    heartbeats: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    records: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    results: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    kinds: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+def _nothing() -> None:
+    """The store step of a batch with nothing to store."""
+
+
 class Ingest:
     def __init__(
         self,
@@ -208,17 +241,13 @@ class Ingest:
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="console-sweep", daemon=True)
         client_id = self.settings.client_id or f"console-{uuid.uuid4().hex[:12]}"
-        group = self.settings.share_group
-        shared = f"$share/{group}/" if group else ""
-        subscriptions = [(f"{ROOT}/+/+/{s}", 1) for s in ("state", "birth")] + [
-            (f"{shared}{ROOT}/+/+/{s}", 1) for s in ("health", "evt/#", "reported", "cmd/+/result")
-        ]
         self.stream = StreamSubscriber(
             host,
             port,
             client_id,
-            subscriptions,
-            self._on_batch,
+            self._subscriptions,
+            None,
+            prepare=self._prepare,
             username=None if tls else CONSOLE_USER,
             password=None if tls else password,
             tls=TlsFiles(str(tls.ca_file), str(tls.cert_file), str(tls.key_file)) if tls else None,
@@ -283,8 +312,22 @@ class Ingest:
     def _on_disconnect(self, *_args: Any) -> None:
         self._out_connected.clear()
 
-    def _on_batch(self, messages: list[Message]) -> None:
-        self.handle_batch([(m.topic, m.payload) for m in messages])
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        """Asked at each connect. ``state`` and ``birth`` come retained at the first subscription
+        of this console's session; on a reconnect the session has kept them and queued every
+        change, so the broker is asked not to replay them (MQTT v5 Retain Handling 1) unless the
+        database knows no station (a new or emptied database wants the whole fleet again)."""
+        group = self.settings.share_group
+        shared = f"$share/{group}/" if group else ""
+        try:
+            with self.store.session() as db:
+                known = db.scalar(select(Station.id).limit(1)) is not None
+        except SQLAlchemyError:  # the database is away: ask for everything, to be safe
+            known = False
+        retained = 1 | RETAIN_IF_NEW if known else 1
+        return [(f"{ROOT}/+/+/{s}", retained) for s in ("state", "birth")] + [
+            (f"{shared}{ROOT}/+/+/{s}", 1) for s in ("health", "evt/#", "reported", "cmd/+/result")
+        ]
 
     # --- ingest --------------------------------------------------------------------------------
 
@@ -294,35 +337,43 @@ class Ingest:
     def handle_batch(self, messages: list[tuple[str, bytes]]) -> None:
         """Store a batch; raises (and stores nothing of the bulk part) if the database fails,
         so the stream offers the same batch again and acknowledges nothing meanwhile."""
-        items, _malformed = parse(messages)
-        if not items:
-            return
-        ids = self.batches.station_ids({(i.site, i.station) for i in items})
-        kinds: collections.Counter[str] = collections.Counter()
-        heartbeats: list[tuple[int, dict[str, Any]]] = []
-        events: list[tuple[int, str, dict[str, Any], str]] = []
-        records: list[tuple[int, str, dict[str, Any]]] = []
-        results: list[tuple[int, str, dict[str, Any]]] = []
+        self.prepare_batch(messages)()
+
+    def _prepare(self, messages: list[Message]) -> Callable[[], None]:
+        return self.prepare_batch([(m.topic, m.payload) for m in messages])
+
+    def prepare_batch(self, messages: list[tuple[str, bytes]]) -> Callable[[], None]:
+        """Parse a batch and route it (the stream runs this while the previous batch is being
+        written); returns the step that stores it, which may be called again if it fails."""
+        events, items, _malformed = parse(messages)
+        if not events and not items:
+            return _nothing
+        keys = {(e.site, e.station) for e in events}
+        keys.update((i.site, i.station) for i in items)
+        ids = self.batches.station_ids(keys)  # registers new stations: a write, but rare
+        routed = Routed(self.batches.event_rows(events, FOLLOWED_EVENTS))
+        routed.kinds.update("evt/" + e.kind for e in events)
         for item in items:
             station_id = ids[(item.site, item.station)]
             kind = item.kind
-            kinds[kind.split("/")[0] if not kind.startswith("evt/") else kind] += 1
+            routed.kinds[kind.split("/")[0]] += 1
             if kind == "health":
-                heartbeats.append((station_id, item.payload))
-            elif kind.startswith("evt/"):
-                events.append((station_id, kind[4:], item.payload, item.text))
+                routed.heartbeats.append((station_id, item.payload))
             elif kind in ("state", "birth", "reported"):
-                records.append((station_id, kind, item.payload))
+                routed.records.append((station_id, kind, item.payload))
             elif kind.startswith("cmd/") and kind.endswith("/result"):
-                results.append((station_id, kind.split("/")[1], item.payload))
+                routed.results.append((station_id, kind.split("/")[1], item.payload))
+        return functools.partial(self._store, routed)
+
+    def _store(self, routed: Routed) -> None:
         now = time.time()
-        online = self.batches.records(records, now)
-        newest = self.batches.heartbeats(heartbeats, now)
-        new_events, duplicates = self.batches.events(events, FOLLOWED_EVENTS)
-        for station_id, command_id, payload in results:
+        online = self.batches.records(routed.records, now)
+        newest = self.batches.heartbeats(routed.heartbeats, now)
+        new_events, duplicates = self.batches.events(routed.events)
+        for station_id, command_id, payload in routed.results:
             self._result(station_id, command_id, payload)
-        self.ingested += len(items)
-        for label, count in kinds.items():
+        self.ingested += routed.kinds.total()
+        for label, count in routed.kinds.items():
             self.metrics.messages.labels(kind=label[:32]).inc(count)
         if duplicates:
             self.metrics.duplicates.inc(duplicates)
@@ -421,19 +472,20 @@ class Ingest:
                         if repeat:
                             existing.count += 1
                         return False
-                    alert = Alert(
-                        station_id=station_id,
-                        kind=kind,
-                        active_key=key,
-                        raised_at=now,
-                        last_at=now,
-                        count=1,
-                        detail=detail,
-                        notified="" if self.settings.webhook_url else "off",
-                    )
+                    row = {
+                        "station_id": station_id,
+                        "kind": kind,
+                        "active_key": key,
+                        "raised_at": now,
+                        "last_at": now,
+                        "count": 1,
+                        "detail": detail,
+                        "notified": "" if self.settings.webhook_url else "off",
+                    }
+                    alert = Alert(**row)
                     db.add(alert)
                     db.flush()
-                    message = self._alert_message(db, alert)
+                    message = self._alert_message(db, alert.id, row)
             except IntegrityError:  # raised by another console just now: de-duplicated
                 continue
             self.metrics.alerts.labels(kind=kind.split(":")[0]).inc()
@@ -453,34 +505,37 @@ class Ingest:
         if len(requests) <= 1:
             return sum(self.raise_alert(s, k, d, repeat=r) for s, k, d, r in requests)
         now = time.time()
+        notified = "" if self.settings.webhook_url else "off"
         try:
             with self.store.session() as db:
                 alerts = select(Alert).where(Alert.active_key.in_(list(merged)))
                 existing = {a.active_key: a for a in db.scalars(alerts)}
-                new: list[Alert] = []
+                rows: list[dict[str, Any]] = []
                 for key, (station_id, kind, detail, repeats) in merged.items():
                     alert = existing.get(key)
                     if alert is not None:
                         alert.last_at = now
                         alert.count += repeats
                         continue
-                    new.append(
-                        Alert(
-                            station_id=station_id,
-                            kind=kind,
-                            active_key=key,
-                            raised_at=now,
-                            last_at=now,
-                            count=max(1, repeats),
-                            detail=detail,
-                            notified="" if self.settings.webhook_url else "off",
-                        )
+                    rows.append(
+                        {
+                            "station_id": station_id,
+                            "kind": kind,
+                            "active_key": key,
+                            "raised_at": now,
+                            "last_at": now,
+                            "count": max(1, repeats),
+                            "detail": detail,
+                            "notified": notified,
+                        }
                     )
-                db.add_all(new)
-                db.flush()
-                names = select(Station).options(load_only(Station.site, Station.station))
-                list(db.scalars(names.where(Station.id.in_({a.station_id for a in new}))))
-                messages = [self._alert_message(db, alert) for alert in new]
+                ids: dict[str | None, int] = {}
+                if rows:  # one statement, then their ids by key (unique while active)
+                    db.execute(insert(Alert), rows)
+                    keys = [row["active_key"] for row in rows]
+                    query = select(Alert.active_key, Alert.id).where(Alert.active_key.in_(keys))
+                    ids = {key: alert_id for key, alert_id in db.execute(query)}
+                messages = [self._alert_message(db, ids[row["active_key"]], row) for row in rows]
         except IntegrityError:  # another console raised one of them just now: one by one
             return sum(self.raise_alert(s, k, d, repeat=r) for s, k, d, r in requests)
         for message in messages:
@@ -488,16 +543,21 @@ class Ingest:
             self.webhook.notify(message)
         return len(messages)
 
-    def _alert_message(self, db: Session, alert: Alert) -> dict[str, Any]:
-        station = db.get_one(Station, alert.station_id)
+    def _alert_message(self, db: Session, alert_id: int, alert: dict[str, Any]) -> dict[str, Any]:
+        """What the webhook is sent about a new alert (``alert``: its columns by name)."""
+        try:
+            site, station = self.batches.name_of(alert["station_id"])
+        except KeyError:  # a station this process has not heard from (the sweep's offline)
+            row = db.get_one(Station, alert["station_id"])
+            site, station = row.site, row.station
         return {
-            "id": alert.id,
-            "kind": alert.kind,
-            "site": station.site,
-            "station": station.station,
-            "raised_at": alert.raised_at,
-            "detail": alert.detail,
-            "url": f"{self.settings.console_url}/stations/{station.site}/{station.station}",
+            "id": alert_id,
+            "kind": alert["kind"],
+            "site": site,
+            "station": station,
+            "raised_at": alert["raised_at"],
+            "detail": alert["detail"],
+            "url": f"{self.settings.console_url}/stations/{site}/{station}",
         }
 
     def resolve(self, station_id: int, kind: str) -> None:
@@ -599,7 +659,17 @@ class Ingest:
         offline: list[tuple[int, float]] = []
         back: list[int] = []
         with self.store.session() as db:
-            for row in db.scalars(select(Station)):
+            # only the columns the timers read: the health and birth documents of 10,000
+            # stations would be decoded every few seconds for nothing
+            timer_columns = load_only(
+                Station.online,
+                Station.offline_since,
+                Station.state_ts,
+                Station.last_seen,
+                Station.interval_s,
+                Station.duty_hours,
+            )
+            for row in db.scalars(select(Station).options(timer_columns)):
                 since = offline_since(row, now, self.settings.timers)
                 if since is None:
                     back.append(row.id)

@@ -12,6 +12,7 @@ Times are unix seconds (floats). JSON columns hold what stations sent, as they s
 from __future__ import annotations
 
 import datetime as dt
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import orjson
 from alembic import command as alembic_command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import (
@@ -111,11 +113,10 @@ class HealthSample(Base):
 
 class StationEvent(Base):
     __tablename__ = "events"
+    # uq_event serves lookups by station too (its first column): no index on station_id alone
     __table_args__ = (UniqueConstraint("station_id", "event_id", name="uq_event"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    station_id: Mapped[int] = mapped_column(
-        ForeignKey("stations.id", ondelete="CASCADE"), index=True
-    )
+    station_id: Mapped[int] = mapped_column(ForeignKey("stations.id", ondelete="CASCADE"))
     event_id: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(32))
     ts: Mapped[float] = mapped_column(Float)
@@ -211,14 +212,28 @@ class RolloutRequest(Base):
 # --- the engine ----------------------------------------------------------------------------------
 
 
+def _json_text(value: Any) -> str:
+    """JSON columns are written by orjson: the stdlib encoder was a tenth of the ingest's time."""
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+def _json_value(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # written by an older console with the stdlib (NaN)
+        return json.loads(text)
+
+
 def make_engine(url: str) -> Engine:
     """An engine for ``url``; SQLite gets WAL, a busy timeout and foreign keys."""
+    codec = {"json_serializer": _json_text, "json_deserializer": _json_value}
     if url.startswith("sqlite"):
         memory = url in ("sqlite://", "sqlite:///:memory:")
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
             poolclass=StaticPool if memory else None,
+            **codec,
         )
 
         @event.listens_for(engine, "connect")
@@ -231,7 +246,7 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    return create_engine(url, pool_pre_ping=True, **codec)
 
 
 class Store:
