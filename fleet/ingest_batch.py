@@ -80,36 +80,41 @@ def parse(messages: Iterable[tuple[str, bytes]]) -> Parsed:
 
 
 ROWS_PER_INSERT = 1000  # 6,000 parameters: within SQLite's 32,766 and PostgreSQL's 65,535
+EventRow = tuple[int, str, str, float, bool, str]  # station id, event id, kind, ts, backfill, JSON
 
 
-def _insert_events(db: Session, rows: list[tuple[int, str, str, float, bool, str]]) -> int:
-    """Insert (station id, event id, kind, ts, backfill, payload JSON text) rows, skipping any
-    stored already; the number inserted (-1 if the driver does not say).
+def insert_chunks(rows: list[EventRow]) -> list[tuple[int, tuple[Any, ...]]]:
+    """The parameters of the inserts of these rows: (rows, their values one after the other)."""
+    return [
+        (len(chunk), tuple(itertools.chain.from_iterable(chunk)))
+        for chunk in (rows[i : i + ROWS_PER_INSERT] for i in range(0, len(rows), ROWS_PER_INSERT))
+    ]
+
+
+def _insert_events(db: Session, chunks: list[tuple[int, tuple[Any, ...]]]) -> int:
+    """Insert events (:func:`insert_chunks`), skipping any stored already; the number inserted
+    (-1 if the driver does not say).
 
     The one statement of the console written for the driver directly: the payload goes in as the
     JSON text the station sent (parsed and checked already), and SQLAlchemy's per-row parameter
-    processing was half the ingest's time. Rows go in a thousand per statement: the sqlite3
-    module gives up and takes back the GIL around every step, so row by row (``executemany``) the
-    insert waited on the thread parsing the next batch (docs/performance.md)."""
+    processing was half the ingest's time. Rows go in a thousand per statement, their parameters
+    made while the previous batch was written: row by row (``executemany``) the sqlite3 module
+    gives up and takes back the GIL around every row (docs/performance.md)."""
     if db.get_bind().dialect.name == "postgresql":
         values = "(%s, %s, %s, %s, %s, CAST(%s AS json))"
     else:
         values = "(?, ?, ?, ?, ?, ?)"
     connection = db.connection()
     inserted = 0
-    for start in range(0, len(rows), ROWS_PER_INSERT):
-        chunk = rows[start : start + ROWS_PER_INSERT]
+    for count, params in chunks:
         sql = (
             f"INSERT INTO {StationEvent.__tablename__} "  # noqa: S608 - names, no input
             "(station_id, event_id, kind, ts, backfill, payload) VALUES "
-            + ", ".join([values] * len(chunk))
+            + ", ".join([values] * count)
             + " ON CONFLICT (station_id, event_id) DO NOTHING"
         )
-        count = connection.exec_driver_sql(sql, tuple(itertools.chain.from_iterable(chunk)))
-        if count.rowcount < 0 or inserted < 0:
-            inserted = -1
-        else:
-            inserted += count.rowcount
+        rowcount = connection.exec_driver_sql(sql, params).rowcount
+        inserted = -1 if rowcount < 0 or inserted < 0 else inserted + rowcount
     return inserted
 
 
@@ -298,12 +303,14 @@ class BatchWriter:
         return newest
 
     def event_rows(self, items: list[EventIn], followed: frozenset[str]) -> EventRows:
-        """A batch's events as rows, de-duplicated within the batch (no database: it runs while
-        the previous batch is written). The stations must be known (:meth:`station_ids`)."""
+        """A batch's events as rows, de-duplicated within the batch, with the parameters of their
+        inserts (no database: it runs while the previous batch is written). The stations must be
+        known (:meth:`station_ids`)."""
         ids = self._ids
         now = time.time()
-        rows = EventRows({}, {}, 0)
-        fresh, watched = rows.fresh, rows.watched
+        rows: dict[tuple[int, str], EventRow] = {}
+        watched: dict[tuple[int, str], tuple[int, str, dict[str, Any]]] = {}
+        duplicates = 0
         for site, station, kind, payload, text in items:
             station_id = ids[(site, station)]
             event_id = payload.get("event_id")
@@ -311,11 +318,13 @@ class BatchWriter:
                 log.warning("an event without an id from station %s ignored", station_id)
                 continue
             key = (station_id, str(event_id)[:64])
-            if key in fresh:
-                rows.duplicates += 1
+            if key in rows:
+                duplicates += 1
                 continue
             ts = payload.get("ts")
-            fresh[key] = (
+            rows[key] = (
+                station_id,
+                key[1],
                 kind[:32],
                 ts if type(ts) is float and ts else _number(ts, now),
                 bool(payload.get("backfill")),
@@ -323,42 +332,45 @@ class BatchWriter:
             )
             if kind in followed:
                 watched[key] = (station_id, kind, payload)
-        return rows
+        return EventRows(rows, watched, duplicates, insert_chunks(list(rows.values())))
 
     def events(self, rows: EventRows) -> tuple[list[tuple[int, str, dict[str, Any]]], int]:
         """Store the events not stored yet. Returns the new ones the console acts on (help,
         alerts, CSRs: ``followed`` of :meth:`event_rows`) as (station id, kind, payload), and
         the number of duplicates. Only for those few is the database asked first what it holds;
         the rest is inserted with ``ON CONFLICT DO NOTHING``."""
-        fresh, watched = dict(rows.fresh), dict(rows.watched)  # a retry starts from the same
         duplicates = rows.duplicates
-        if not fresh:
+        if not rows.rows:
             return [], duplicates
+        watched = dict(rows.watched)  # a retry starts from the same
+        chunks, total = rows.chunks, len(rows.rows)
         with self.store.session() as db:
             if watched:
                 query = select(StationEvent.station_id, StationEvent.event_id).where(
                     StationEvent.event_id.in_([e for _, e in watched])
                 )
-                for row in db.execute(query):
-                    key = (row[0], row[1])
-                    if watched.pop(key, None) is not None:
-                        del fresh[key]
-                        duplicates += 1
-            values = [(k[0], k[1], *v) for k, v in fresh.items()]
-            inserted = _insert_events(db, values) if values else 0
+                stored = {(row[0], row[1]) for row in db.execute(query)} & watched.keys()
+                if stored:  # a redelivery: rare, so the parameters are made again
+                    for key in stored:
+                        del watched[key]
+                    left = [row for key, row in rows.rows.items() if key not in stored]
+                    chunks, total = insert_chunks(left), len(left)
+                    duplicates += len(stored)
+            inserted = _insert_events(db, chunks) if total else 0
         if inserted >= 0:  # the rest were stored already (another console, a redelivery)
-            duplicates += len(values) - inserted
+            duplicates += total - inserted
         return list(watched.values()), duplicates
 
 
 @dataclass(slots=True)
 class EventRows:
-    """A batch's events, ready to insert: by (station id, event id), (kind, ts, backfill, JSON
-    text); those the console acts on, by the same key, (station id, kind, payload)."""
+    """A batch's events, ready to insert, by (station id, event id); those the console acts on,
+    by the same key, as (station id, kind, payload); the parameters of the inserts."""
 
-    fresh: dict[tuple[int, str], tuple[str, float, bool, str]]
+    rows: dict[tuple[int, str], EventRow]
     watched: dict[tuple[int, str], tuple[int, str, dict[str, Any]]]
     duplicates: int
+    chunks: list[tuple[int, tuple[Any, ...]]]
 
 
 def _number(value: Any, default: float) -> float:

@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import NamedTuple, TypeVar
 
 from fleet.backoff import Backoff
 
@@ -58,8 +58,7 @@ class StreamError(Exception):
     """The broker refused or broke the protocol."""
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):  # a tuple: made for every message, so it must be cheap to make
     topic: str
     payload: bytes
     qos: int
@@ -134,34 +133,39 @@ class Parser:
         self._buf = bytearray()
 
     def feed(self, data: bytes) -> list[tuple[int, int, memoryview]]:
-        buf = self._buf
-        buf += data
+        # the bodies are views of one immutable copy, so they stay valid after this returns
+        if self._buf:
+            self._buf += data
+            data = bytes(self._buf)
+        view = memoryview(data)
         out: list[tuple[int, int, memoryview]] = []
-        snapshot: memoryview | None = None  # bodies stay valid after the buffer moves on
-        pos, end = 0, len(buf)
+        pos, end = 0, len(data)
         while end - pos >= 2:
-            length, shift, i, complete = 0, 0, pos + 1, False
-            while i < end:
-                byte = buf[i]
-                i += 1
-                length |= (byte & 0x7F) << shift
-                if not byte & 0x80:
-                    complete = True
+            i = pos + 1
+            length = data[i]
+            i += 1
+            if length & 0x80:  # a remaining length of more than one byte
+                length, shift, complete = length & 0x7F, 7, False
+                while i < end:
+                    byte = data[i]
+                    i += 1
+                    length |= (byte & 0x7F) << shift
+                    if not byte & 0x80:
+                        complete = True
+                        break
+                    shift += 7
+                    if shift > 21:
+                        raise StreamError("malformed remaining length")
+                if not complete:
                     break
-                shift += 7
-                if shift > 21:
-                    raise StreamError("malformed remaining length")
-            if not complete:
-                break
             if length > MAX_PACKET:
                 raise StreamError(f"a packet of {length} bytes is larger than allowed")
             if end - i < length:
                 break
-            if snapshot is None:
-                snapshot = memoryview(bytes(buf))
-            out.append((buf[pos] >> 4, buf[pos] & 0x0F, snapshot[i : i + length]))
+            header = data[pos]
+            out.append((header >> 4, header & 0x0F, view[i : i + length]))
             pos = i + length
-        del buf[:pos]
+        self._buf = bytearray(view[pos:])
         return out
 
 
@@ -178,15 +182,15 @@ def _skip_properties(body: memoryview, at: int) -> int:
 
 def decode_publish(flags: int, body: memoryview) -> tuple[Message, int]:
     """The message and its packet id (0 for QoS 0)."""
-    (topic_len,) = struct.unpack_from("!H", body, 0)
-    topic = bytes(body[2 : 2 + topic_len]).decode()
+    topic_len = body[0] << 8 | body[1]
     at = 2 + topic_len
+    topic = str(body[2:at], "utf-8")
     qos = (flags >> 1) & 3
     packet_id = 0
     if qos:
-        (packet_id,) = struct.unpack_from("!H", body, at)
+        packet_id = body[at] << 8 | body[at + 1]
         at += 2
-    at = _skip_properties(body, at)
+    at = at + 1 if body[at] == 0 else _skip_properties(body, at)  # mostly none
     message = Message(topic, bytes(body[at:]), qos, bool(flags & 1), bool(flags & 8))
     return message, packet_id
 
@@ -218,10 +222,12 @@ class _Protocol(asyncio.Protocol):
             log.error("broker stream: %s", err)
             self._abort()
             return
-        messages: list[tuple[Message, int]] = []
+        messages: list[tuple[int, Message, int]] = []  # (generation, message, packet id)
+        generation = self.generation
         for kind, flags, body in packets:
             if kind == PUBLISH:
-                messages.append(decode_publish(flags, body))
+                message, packet_id = decode_publish(flags, body)
+                messages.append((generation, message, packet_id))
             elif kind == CONNACK:
                 self._connack(body)
             elif kind == SUBACK and not self.suback.done():
@@ -230,7 +236,7 @@ class _Protocol(asyncio.Protocol):
                 log.warning("broker disconnected the console: reason %s", body[0] if body else 0)
                 self._abort()
         if messages:
-            self.stream._received(self.generation, messages)
+            self.stream._received(messages)
 
     def _connack(self, body: memoryview) -> None:
         if self.connack.done():
@@ -408,9 +414,9 @@ class StreamSubscriber:
 
     # --- batches -------------------------------------------------------------------------------
 
-    def _received(self, generation: int, messages: list[tuple[Message, int]]) -> None:
+    def _received(self, messages: list[tuple[int, Message, int]]) -> None:
         with self._cond:
-            self._pending.extend((generation, m, pid) for m, pid in messages)
+            self._pending.extend(messages)
             self._cond.notify()
 
     def _prepare_loop(self) -> None:

@@ -33,6 +33,8 @@ from fleet.mqtt_stream import (
     decode_publish,
     puback_packets,
 )
+from fleet.web_ingest import Ingest, Settings
+from fleet.web_store import Store
 
 
 def publish_frame(topic: str, payload: bytes, packet_id: int) -> bytes:
@@ -63,6 +65,22 @@ def test_frames_split_anywhere_are_reassembled() -> None:
             (Message("kiosk/v1/a/b/evt/help", b'{"n":1}', 1, False, False), 7),
             (Message("kiosk/v1/a/b/health", big, 1, False, False), 65535),
         ]
+
+
+def test_publish_properties_are_skipped() -> None:
+    """A publisher may set v5 properties (here a payload format indicator and a user property):
+    the payload starts after them."""
+    props = b"\x01\x01" + b"\x26" + b"\x00\x01k" + b"\x00\x01v"
+    topic = b"kiosk/v1/a/b/evt/help"
+    body = len(topic).to_bytes(2, "big") + topic + (9).to_bytes(2, "big")
+    body += bytes([len(props)]) + props + b'{"n":2}'
+    frame = bytes([PUBLISH << 4 | 0x02 | 0x01, len(body)]) + body
+    [(kind, flags, packet)] = Parser().feed(frame)
+    assert kind == PUBLISH
+    assert decode_publish(flags, packet) == (
+        Message("kiosk/v1/a/b/evt/help", b'{"n":2}', 1, True, False),
+        9,
+    )
 
 
 def test_a_malformed_length_is_refused() -> None:
@@ -200,3 +218,60 @@ def test_a_console_killed_mid_stream_loses_nothing(broker: MosquittoBroker, tmp_
         if console.poll() is None:
             os.killpg(console.pid, signal.SIGTERM)
             console.wait(20)
+
+
+def known_stations(db: Path) -> int:
+    with sqlite3.connect(db, timeout=5) as conn:
+        return int(conn.execute("SELECT count(*) FROM stations").fetchone()[0])
+
+
+def retain(broker: MosquittoBroker, station: str, kind: str, payload: dict[str, object]) -> None:
+    subprocess.run(
+        [
+            "mosquitto_pub",
+            *("-h", broker.host, "-p", str(broker.port), "-q", "1", "-r"),
+            *("-u", CONSOLE_USER, "-P", broker.console_password),
+            *("-t", f"kiosk/v1/site-1/{station}/{kind}", "-m", json.dumps(payload)),
+        ],
+        check=True,
+        timeout=30,
+    )
+
+
+def test_a_console_back_on_its_session_is_not_sent_every_retained_state_again(
+    broker: MosquittoBroker, tmp_path: Path
+) -> None:
+    """Retained ``state`` and ``birth`` come at the first subscription of the console's session;
+    on a reconnect only what changed meanwhile comes (it was queued), unless the database is new
+    (then it needs the whole fleet again)."""
+
+    def ingest(db: Path) -> Ingest:
+        store = Store(f"sqlite:///{db}")
+        store.migrate()
+        settings = Settings(client_id="console-retained", session_expiry_s=600)
+        password = broker.console_password
+        return Ingest(store, broker.host, broker.port, password=password, settings=settings)
+
+    def run_until(db: Path, stations: int) -> int:
+        """Run a console on ``db`` until it knows ``stations`` and 1 s more: messages taken."""
+        console = ingest(db)
+        console.start()
+        try:
+            assert console.connected.wait(10)
+            wait_for(lambda: known_stations(db) >= stations, 20, "the stations")
+            time.sleep(1.0)
+            return console.ingested
+        finally:
+            console.stop()
+            console.store.close()
+
+    for station in ("st-1", "st-2", "st-3"):
+        retain(broker, station, "birth", {"versions": {"kiosk": "1"}})
+        retain(broker, station, "state", {"online": True, "session": 1, "ts": 1.0})
+    db = tmp_path / "console.sqlite3"
+    assert run_until(db, 3) == 6  # every station's state and birth, retained
+    retain(broker, "st-2", "state", {"online": False, "session": 1, "ts": 2.0})  # while away
+    assert run_until(db, 3) == 1  # only the change, queued in the session
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT online FROM stations WHERE station = 'st-2'").fetchone() == (0,)
+    assert run_until(tmp_path / "new.sqlite3", 3) == 6  # a new database gets the fleet again
