@@ -148,6 +148,28 @@ def cmd_pin_hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doc_key(args: argparse.Namespace) -> int:
+    """Print the public half of the station's document-signing key, which ``fleet enroll
+    --doc-key-pub`` records so that the console can verify this station's QR tokens."""
+    from flows.tokens import Signer, public_pem
+
+    key = _config(args).state_dir / "document-signing.key"
+    if not key.exists() and not args.create:
+        raise ConfigError(
+            f"{key} does not exist yet: the kiosk makes it when it first starts; "
+            "or run this as the kiosk's user with --create"
+        )
+    signer = Signer.load_or_create(key)
+    pem = public_pem(signer.public)
+    if args.out:
+        args.out.write_bytes(pem)
+        print(f"key id {signer.key_id}: written to {args.out}")
+    else:
+        sys.stdout.write(pem.decode())
+        print(f"key id {signer.key_id}", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="kiosk", description="Station kiosk terminal")
     parser.add_argument("--config", help="TOML configuration (default: the simulated station)")
@@ -189,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     pin = sub.add_parser("pin-hash", help="hash a maintenance PIN for the configuration")
     pin.add_argument("--stdin", action="store_true", help="read the PIN from standard input")
     pin.set_defaults(func=cmd_pin_hash)
+    doc_key = sub.add_parser(
+        "doc-key", help="print the station's document-signing public key, for fleet enroll"
+    )
+    doc_key.add_argument("--out", type=Path, help="write the PEM here instead of printing it")
+    doc_key.add_argument("--create", action="store_true", help="make the key if there is none")
+    doc_key.set_defaults(func=cmd_doc_key)
     args = parser.parse_args(argv)
     try:
         result: int = args.func(args)
