@@ -4,6 +4,7 @@ Usage::
 
     fleet catalog init --repo DIR --root-keys OFFLINE_DIR [--root-key-count 3 --threshold 2]
     fleet catalog anchor --repo DIR > root.json          (install as {state}/catalogs/root.json)
+    fleet catalog validate CATALOG.toml [--repo DIR] [--name catalog.toml] [--json]
     fleet catalog sign --repo DIR CATALOG.toml [--name catalog.toml]
     fleet catalog publish --repo DIR --broker HOST:PORT --password-file F --site S --station ST
                           --rev N --base-url http://repo.example/ [--name catalog.toml]
@@ -22,7 +23,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fleet.catalog_repo import CatalogRepository, Release, desired_payload, serve_repository
+from fleet.catalog_repo import (
+    CatalogRepository,
+    Release,
+    desired_payload,
+    locked,
+    serve_repository,
+)
+from fleet.catalog_review import InvalidCatalog, check_catalog, diff_catalogs
 
 Hostport = tuple[str, int]
 
@@ -49,6 +57,13 @@ def add_parser(sub: Any) -> None:
     init.add_argument("--root-key-count", type=int, default=3)
     init.add_argument("--threshold", type=int, default=2)
     command("anchor", "print the current root, the trust anchor of new terminals")
+    check = commands.add_parser(
+        "validate", help="check a catalog as a terminal would, and what it changes against the live"
+    )
+    check.add_argument("catalog", type=Path)
+    check.add_argument("--repo", type=Path, help="compare with the catalog live in this repository")
+    check.add_argument("--name", default="catalog.toml", help="its target name")
+    check.add_argument("--json", action="store_true", help="one JSON object")
     sign = command("sign", "validate a catalog and sign it into the repository")
     sign.add_argument("catalog", type=Path)
     sign.add_argument("--name", default="catalog.toml", help="its target name")
@@ -91,14 +106,74 @@ def run(args: argparse.Namespace) -> int:
         )
         print(f"repository created in {args.repo}; keep {args.root_keys} offline")
         return 0
+    if cmd == "validate":
+        return _validate(args)
+    if cmd in ("sign", "rotate-key", "rotate-root", "refresh"):
+        with locked(args.repo):  # the console may be signing too
+            return _change(args, CatalogRepository(args.repo))
     repo = CatalogRepository(args.repo)
     if cmd == "anchor":
         sys.stdout.buffer.write(repo.trusted_root())
-    elif cmd == "sign":
-        release = repo.publish_catalog(args.catalog, name=args.name)
-        print(json.dumps(release.desired_catalog()))
     elif cmd == "publish":
         return _publish(args, _release(repo, args.name))
+    elif cmd == "serve":
+        server = serve_repository(args.repo, *args.http)
+        print(f"serving {args.repo} at {server.url}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            server.close()
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """Exit 0 if a terminal would take the catalog (what it changes is printed), 1 if not (each
+    problem with its line)."""
+    data = args.catalog.read_bytes()
+    try:
+        parsed = check_catalog(data, source=str(args.catalog))
+    except InvalidCatalog as err:
+        if args.json:
+            print(json.dumps({"valid": False, "problems": [p.to_dict() for p in err.problems]}))
+        else:
+            print(f"{args.catalog}: a terminal would refuse it", file=sys.stderr)
+            for problem in err.problems:
+                print(f"  {problem.text}", file=sys.stderr)
+        return 1
+    live = CatalogRepository(args.repo).live_catalog(args.name) if args.repo else None
+    labels = (f"{args.name} version {live[0].version}" if live else "nothing", str(args.catalog))
+    diff = diff_catalogs(live[1] if live else None, data, labels) if args.repo else None
+    if args.json:
+        result: dict[str, Any] = {"valid": True, "version": parsed.version}
+        result["services"] = len(parsed.services)
+        result["diff"] = diff.to_dict() if diff else None
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(f"{args.catalog}: valid, version {parsed.version}, {len(parsed.services)} services")
+    if diff is None:
+        return 0
+    print(f"against {labels[0]}:" if live else "nothing is live yet: all of it is new")
+    if diff.same:
+        print("  no change")
+    for field in diff.station:
+        print(f"  station {field.field}: {field.before or '-'} → {field.after or '-'}")
+    for item in diff.items:
+        mark = {"added": "+", "removed": "-"}.get(item.state, "~")
+        print(f"  {mark} {item.kind} {item.code} ({item.name})")
+        for field in item.fields:
+            print(f"      {field.field}: {field.before or '-'} → {field.after or '-'}")
+    for note in diff.notes:
+        print(f"  {note}")
+    return 0
+
+
+def _change(args: argparse.Namespace, repo: CatalogRepository) -> int:
+    """The commands that write the repository (under its lock)."""
+    cmd = args.catalog_command
+    if cmd == "sign":
+        release = repo.publish_catalog(args.catalog, name=args.name)
+        print(json.dumps(release.desired_catalog()))
     elif cmd == "rotate-key":
         key = repo.rotate_key(args.role, args.root_keys)
         print(f"{args.role}: new key {key.keyid}; root version {repo.root.signed.version}")
@@ -109,14 +184,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"root version {repo.root.signed.version}: {len(keys)} new keys")
     elif cmd == "refresh":
         repo.commit(["timestamp"])
-    elif cmd == "serve":
-        server = serve_repository(args.repo, *args.http)
-        print(f"serving {args.repo} at {server.url}")
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            server.close()
     return 0
 
 

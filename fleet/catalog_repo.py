@@ -27,13 +27,15 @@ A catalog is validated with :mod:`flows.catalog`'s schema *before* it is signed.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import http.server
 import os
 import secrets
 import threading
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -115,6 +117,22 @@ def load_signer(folder: Path, key: SSlibKey) -> Signer | None:
     if not path.exists():
         return None
     return Signer.from_priv_key_uri(f"file2:{path}", key)
+
+
+LOCK_FILE = ".console.lock"
+
+
+@contextlib.contextmanager
+def locked(directory: Path) -> Iterator[None]:
+    """Hold the repository for a change (``flock`` on ``DIR/.console.lock``): the console's
+    Catalogs page and ``fleet catalog sign|rotate-*|refresh`` take it, so neither signs from
+    metadata the other has just replaced. Open the repository inside it."""
+    with open(Path(directory) / LOCK_FILE, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 class CatalogRepository:
@@ -213,6 +231,16 @@ class CatalogRepository:
                 f"{self.root.signed.roles[role].threshold} must sign"
             )
         return signers
+
+    def live_catalog(self, name: str) -> tuple[Release, bytes | None] | None:
+        """The catalog signed as ``name`` now, and its content (None if the file is gone)."""
+        target = self.targets.signed.targets.get(name)
+        if target is None:
+            return None
+        sha = target.hashes.get("sha256", "")
+        release = Release(name, self.latest_catalog_version(name), sha, target.length)
+        path = self.targets_dir / f"{sha}.{name}"
+        return release, path.read_bytes() if path.is_file() else None
 
     def latest_catalog_version(self, name: str) -> int:
         target = self.targets.signed.targets.get(name)

@@ -99,8 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "catalog":
         from fleet import catalog_cli
+        from fleet.catalog_repo import RepositoryError
+        from flows.catalog import CatalogError
 
-        return catalog_cli.run(args)
+        try:
+            return catalog_cli.run(args)
+        except (RepositoryError, CatalogError) as err:  # said plainly, not as a traceback
+            print(f"fleet catalog {args.catalog_command}: {err}", file=sys.stderr)
+            return 2
     if args.command == "verify":
         return verify_token(args.token, args.key, args.keys, args.db)
     if args.command == "stations":

@@ -22,7 +22,6 @@ in it, so several console processes (and ``fleet catalog sign``) sign one at a t
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
 import re
@@ -47,6 +46,7 @@ from fleet.catalog_repo import (
     Release,
     RepositoryError,
     load_signer,
+    locked,
 )
 from fleet.catalog_review import (
     MAX_CATALOG_BYTES,
@@ -75,7 +75,7 @@ HISTORY = 300  # targets metadata versions read for the list of catalog versions
 
 class Shelf:
     """The console's hold on the catalog repository: it reads it, and signs into it one at a
-    time (a thread lock, and ``flock`` on ``.console.lock`` for other processes)."""
+    time (a thread lock, and :func:`fleet.catalog_repo.locked` for other processes)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
@@ -102,14 +102,7 @@ class Shelf:
 
     def live(self, name: str) -> tuple[Release, bytes | None] | None:
         """The catalog signed as ``name`` now, and its content (None if the file is gone)."""
-        repo = self.open()
-        target = repo.targets.signed.targets.get(name)
-        if target is None:
-            return None
-        sha = target.hashes.get("sha256", "")
-        release = Release(name, repo.latest_catalog_version(name), sha, target.length)
-        path = repo.targets_dir / f"{sha}.{name}"
-        return release, path.read_bytes() if path.is_file() else None
+        return self.open().live_catalog(name)
 
     def versions(self) -> list[dict[str, Any]]:
         """Every catalog signed into the repository (of the last ``HISTORY`` targets metadata
@@ -160,12 +153,8 @@ class Shelf:
         return release, path.read_bytes() if path.is_file() else None
 
     def sign(self, content: bytes, name: str) -> Release:
-        with self._lock, open(self.directory / ".console.lock", "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
-            try:
-                return self.open().publish_catalog(content, name=name)
-            finally:
-                fcntl.flock(lock, fcntl.LOCK_UN)
+        with self._lock, locked(self.directory):
+            return self.open().publish_catalog(content, name=name)
 
 
 def rollout_link(release: dict[str, Any], catalog_url: str | None) -> str:

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import shutil
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +34,7 @@ from fleet.catalog_repo import (
     RepositoryServer,
     desired_payload,
     load_signer,
+    locked,
     serve_repository,
 )
 from fleet.catalog_store import CatalogStore, install_anchor
@@ -504,8 +508,10 @@ def test_operators_sign_and_publish_with_the_cli(
     assert main(["catalog", "sign", "--repo", str(repo), str(source)]) == 0
     assert json.loads(capsys.readouterr().out)["version"] == 2
     source.write_bytes(catalog(3).replace(b'duty_hours = "08:30-17:30"', b'duty_hours = "8-5"'))
-    with pytest.raises(CatalogError, match="duty_hours"):
-        main(["catalog", "sign", "--repo", str(repo), str(source)])
+    capsys.readouterr()
+    assert main(["catalog", "sign", "--repo", str(repo), str(source)]) == 2
+    assert "fleet catalog sign: " in (refused := capsys.readouterr().err)
+    assert "duty_hours" in refused
 
     state = tmp_path / STATION
     install_anchor(state / "catalogs", anchor)
@@ -555,3 +561,76 @@ def test_the_repository_server_serves_metadata_and_targets_but_never_keys(tmp_pa
             assert refused.value.code == 404, path
     finally:
         server.close()
+
+
+def test_the_cli_signs_only_while_no_console_holds_the_repository(tmp_path: Path) -> None:
+    """The console signs under the repository's lock; ``fleet catalog sign`` waits for it, then
+    signs from the metadata the console left, so neither overwrites the other's version."""
+    from fleet.cli import main
+
+    repo, keys = tmp_path / "repo", tmp_path / "usb-root-keys"
+    assert main(["catalog", "init", "--repo", str(repo), "--root-keys", str(keys)]) == 0
+    source = tmp_path / "town.toml"
+    source.write_bytes(catalog(2))
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    with locked(repo):  # the console, in the middle of signing
+        cli = subprocess.Popen(
+            [sys.executable, "-m", "fleet.cli", "catalog", "sign", "--repo", str(repo)]
+            + [str(source)],
+            env=env,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        with pytest.raises(subprocess.TimeoutExpired):
+            cli.wait(timeout=3)  # it waits
+        CatalogRepository(repo).publish_catalog(catalog(3), name="other.toml")
+    out, _ = cli.communicate(timeout=60)
+    assert cli.returncode == 0
+    assert json.loads(out)["version"] == 2
+    signed = CatalogRepository(repo).targets.signed
+    assert set(signed.targets) == {"other.toml", "catalog.toml"}  # both: nothing lost
+    assert signed.version == 3  # init, the console's, the CLI's
+
+
+def test_validate_says_what_a_terminal_would_refuse_and_what_a_catalog_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleet.cli import main
+
+    repo, keys = tmp_path / "repo", tmp_path / "usb-root-keys"
+    assert main(["catalog", "init", "--repo", str(repo), "--root-keys", str(keys)]) == 0
+    source = tmp_path / "town.toml"
+    source.write_bytes(catalog(2).replace(b'duty_hours = "08:30-17:30"', b'duty_hours = "8-5"'))
+    capsys.readouterr()
+    assert main(["catalog", "validate", str(source)]) == 1
+    refused = capsys.readouterr().err
+    line = catalog(2).decode().splitlines().index('duty_hours = "08:30-17:30"') + 1
+    assert f"line {line}: station › duty_hours" in refused
+
+    source.write_bytes(catalog(2))
+    assert main(["catalog", "validate", "--repo", str(repo), str(source)]) == 0
+    assert "nothing is live yet" in capsys.readouterr().out
+    assert main(["catalog", "sign", "--repo", str(repo), str(source)]) == 0
+    renamed = catalog(3).replace(b'"Business licence print"', b'"Print a business licence"', 1)
+    assert renamed != catalog(3)
+    source.write_bytes(renamed)
+    capsys.readouterr()
+    assert main(["catalog", "validate", "--repo", str(repo), str(source), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert (result["valid"], result["version"]) == (True, 3)
+    assert result["diff"]["live_version"] == 2
+    [change] = result["diff"]["items"]
+    assert (change["state"], change["fields"]) == (
+        "changed",
+        [
+            {
+                "field": "name.en",
+                "before": "Business licence print",
+                "after": "Print a business licence",
+            }
+        ],
+    )
+    assert main(["catalog", "validate", "--repo", str(repo), str(source)]) == 0
+    text = capsys.readouterr().out
+    assert "against catalog.toml version 2:" in text
+    assert "name.en: Business licence print → Print a business licence" in text
