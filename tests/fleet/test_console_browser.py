@@ -10,6 +10,7 @@ PostgreSQL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -52,8 +53,9 @@ CHROMIUM_FLAGS = (
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def browser() -> Iterator[WebDriver]:
+@contextlib.contextmanager
+def chromium(downloads: Path | None = None) -> Iterator[WebDriver]:
+    """Headless Chromium; with ``downloads``, files are saved there without asking."""
     chromium = shutil.which("chromium")
     driver_path = shutil.which("chromedriver")
     assert chromium and driver_path, "install the Debian packages chromium and chromium-driver"
@@ -62,6 +64,12 @@ def browser() -> Iterator[WebDriver]:
     options.binary_location = chromium
     for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={profile}"):
         options.add_argument(flag)
+    if downloads is not None:
+        prefs = {
+            "download.default_directory": str(downloads),
+            "download.prompt_for_download": False,
+        }
+        options.add_experimental_option("prefs", prefs)
     driver = webdriver.Chrome(options=options, service=Service(driver_path))
     driver.set_page_load_timeout(30)
     try:
@@ -72,13 +80,25 @@ def browser() -> Iterator[WebDriver]:
 
 
 @pytest.fixture
-def console_url(tmp_path: Path, broker: MosquittoBroker, db_url: str) -> Iterator[str]:
-    """``fleet console`` in its own process, with a technician and an operator made by
-    ``fleet user``."""
+def browser() -> Iterator[WebDriver]:
+    with chromium() as driver:
+        yield driver
+
+
+@contextlib.contextmanager
+def console_process(
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    db_url: str,
+    users: dict[str, str],
+    *options: str,
+) -> Iterator[str]:
+    """``fleet console`` in its own process (as in production) with ``users`` (name → role)
+    made by ``fleet user``; yields its URL; it must exit cleanly when terminated."""
     secret = tmp_path / "user.password"
     secret.write_text(PASSWORD)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for name, role in (("tech", "technician"), ("oper", "operator")):
+    for name, role in users.items():
         subprocess.run(
             [sys.executable, "-m", "fleet.cli", "user", "--db", db_url, "--name", name]
             + ["--role", role, "--password-file", str(secret)],
@@ -91,7 +111,7 @@ def console_url(tmp_path: Path, broker: MosquittoBroker, db_url: str) -> Iterato
     proc = subprocess.Popen(
         [sys.executable, "-m", "fleet.cli", "console", "--broker", broker.address]
         + ["--http", f"127.0.0.1:{port}", "--db", db_url]
-        + ["--password-file", str(broker.root / "console.secret")],
+        + ["--password-file", str(broker.root / "console.secret"), *options],
         env=env,
         start_new_session=True,
     )
@@ -112,6 +132,14 @@ def console_url(tmp_path: Path, broker: MosquittoBroker, db_url: str) -> Iterato
         proc.kill()
         proc.wait()
     assert proc.returncode == 0
+
+
+@pytest.fixture
+def console_url(tmp_path: Path, broker: MosquittoBroker, db_url: str) -> Iterator[str]:
+    """``fleet console`` with a technician and an operator."""
+    users = {"tech": "technician", "oper": "operator"}
+    with console_process(tmp_path, broker, db_url, users) as url:
+        yield url
 
 
 def start_station(tmp_path: Path, broker: MosquittoBroker, station: str) -> tuple[Agent, Journal]:
