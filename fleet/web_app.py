@@ -66,11 +66,15 @@ class WebSettings:
     catalog_url: str | None = None  # where that repository is served (fills in rollouts)
 
 
+NO_STATION = "没有这个终端 · no such station (an enrolled terminal shows once it has connected)"
+
+
 class Refused(Exception):
-    def __init__(self, status: int, reason: str) -> None:
+    def __init__(self, status: int, reason: str, who: auth.Principal | None = None) -> None:
         super().__init__(reason)
         self.status = status
         self.reason = reason
+        self.who = who  # logged in but refused: the page keeps its navigation and Log out
 
 
 def is_api(request: Request) -> bool:
@@ -141,14 +145,17 @@ class WebApp:
         if who is None:
             raise Refused(401, "login")
         if request.method not in ("GET", "HEAD"):
-            await self._check_csrf(request, who.csrf)
+            try:
+                await self._check_csrf(request, who.csrf)
+            except Refused as refused:
+                raise Refused(refused.status, refused.reason, who) from None
         if not who.may(permission):
             await self.db(
                 lambda db: audit(
                     db, who.name, "denied", request.url.path, ok=False, needs=permission
                 )
             )
-            raise Refused(403, f"your role ({who.role}) may not do this")
+            raise Refused(403, f"无权操作 · your role ({who.role}) may not do this", who)
         return who
 
     async def _check_csrf(self, request: Request, expected: str) -> None:
@@ -171,8 +178,9 @@ class WebApp:
         if exc.status == 401:
             target = quote(request.url.path, safe="/")
             return RedirectResponse(f"/login?next={target}", 303)
+        context = {"who": exc.who, "path": request.url.path, "message": exc.reason}
         return self.templates.TemplateResponse(
-            request, "error.html", {"who": None, "message": exc.reason}, status_code=exc.status
+            request, "error.html", context, status_code=exc.status
         )
 
     def page(
@@ -301,7 +309,9 @@ class WebApp:
 
         data = await self.db(load)
         if data is None:
-            return self.page(request, "error.html", who, message="no such station")
+            missing = self.page(request, "error.html", who, message=NO_STATION)
+            missing.status_code = 404
+            return missing
         return self.page(
             request,
             "station.html",
@@ -415,7 +425,7 @@ class WebApp:
 
         command_id = await self.db(send)
         if command_id is None:
-            raise Refused(404, "no such station")
+            raise Refused(404, NO_STATION)
         if api:
             return JSONResponse({"id": command_id}, 202)
         return RedirectResponse(f"/stations/{site}/{station}", 303)

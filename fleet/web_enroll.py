@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -30,7 +31,7 @@ from starlette.routing import Route
 
 from fleet import enroll
 from fleet.pki import PkiError
-from fleet.web_store import audit
+from fleet.web_store import Station, audit
 
 if TYPE_CHECKING:
     from fleet.web_app import WebApp
@@ -67,7 +68,7 @@ class EnrolRoutes:
         self, request: Request, error: str = "", status: int = 200, **form: str
     ) -> Response:
         who = await self.web.require(request)
-        rows = await self.web.db(enroll.listing)
+        rows = await self.web.db(_listing_with_seen)
         q = request.query_params
         revoked = q.get("revoked", "")  # shown only for a station that is revoked indeed
         if not any(r["station"] == revoked and r["state"] == "revoked" for r in rows):
@@ -193,3 +194,13 @@ class EnrolRoutes:
             return "failed"
         log.info("%s revoked %s/%s; CRL written to %s", who.name, site, station, path)
         return "written"
+
+
+def _listing_with_seen(db: Session) -> list[dict[str, Any]]:
+    """:func:`enroll.listing`, each row with ``seen``: the console has heard from the terminal
+    (only then has it a station page)."""
+    rows = enroll.listing(db)
+    seen = {(site, station) for site, station in db.execute(select(Station.site, Station.station))}
+    for row in rows:
+        row["seen"] = (row["site"], row["station"]) in seen
+    return rows
