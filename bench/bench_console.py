@@ -15,7 +15,7 @@ database knows the 10,000 stations from their retained ``state`` and ``birth``, 
 session does not replay. It de-duplicates and stores every event in its SQLite database, raises
 the alerts of help requests and acknowledges each batch after its commit; it is timed until the
 database holds all 50,000 events. ``mosquitto_sub -C N`` (output to /dev/null) is the baseline.
-Goal ≥ 0.8.
+Three bursts, each drained by both; the figure is the median of the three ratios. Goal ≥ 0.8.
 
 ``console.rollout_10000_s``: a catalog rollout to every terminal through the engine and its MQTT
 driver (:mod:`fleet.rollout_mqtt`: canary 10 stations → 50 % → all, advance at 90 % success),
@@ -32,6 +32,7 @@ share a process with 10,000 sockets); its RSS is printed too.
 from __future__ import annotations
 
 import json
+import statistics
 import subprocess
 import tempfile
 import time
@@ -48,6 +49,7 @@ from fleet.web_ingest import Ingest, Settings, tune_gc
 from fleet.web_store import Station, StationEvent, Store
 
 INGEST_ID = "bench-console-ingest"
+ROUNDS = 3  # bursts; the two rates vary by a third between runs on shared cores
 SUB_ID = "bench-mosquitto-sub"
 DESIRED = {
     "catalog": {"target": "catalog.toml", "version": 2, "sha256": "ef" * 32, "length": 4096},
@@ -101,7 +103,9 @@ class ConsoleIngest:
         with self.store.session() as db:
             return db.scalar(select(func.count(StationEvent.id))) or 0
 
-    def drain_seconds(self, timeout_s: float) -> float:
+    def drain_seconds(self, burst: int, total: int, timeout_s: float) -> float:
+        """Connect, and time until ``burst`` messages are acknowledged and the database holds
+        ``total`` events."""
         tune_gc()  # as ``fleet console`` does when it starts
         t0 = time.perf_counter()
         ingest = self._ingest()
@@ -111,13 +115,13 @@ class ConsoleIngest:
             while True:
                 # the stream counts what it acknowledged, after each commit; the database
                 # itself is asked only then (a COUNT every 50 ms would slow the ingest down)
-                if ingest.stream.acknowledged >= self.expected:
+                if ingest.stream.acknowledged >= burst:
                     stored = self.events_stored()
-                    if stored >= self.expected:
+                    if stored >= total:
                         return time.perf_counter() - t0
                 if time.perf_counter() > deadline:
                     stored = self.events_stored()
-                    raise RuntimeError(f"the ingest stored {stored} of {self.expected} events")
+                    raise RuntimeError(f"the ingest stored {stored} of {total} events")
                 time.sleep(0.01)
         finally:
             ingest.stop()
@@ -193,15 +197,19 @@ def run(n: int = 10_000, per_terminal: int = 5) -> dict[str, float]:
             known_s = ingest.create_session(n, timeout_s)
             print(f"the console took every station's retained state and birth in {known_s:.1f} s")
             subprocess.run(_sub_command(broker, "-E"), check=True, timeout=30)
-            sent, acked = sim.burst(per_terminal, timeout_s)
-            if acked < sent:
-                raise RuntimeError(f"{acked} of {sent} events acknowledged")
-            ingest_s = ingest.drain_seconds(timeout_s)
-            sub_s = mosquitto_sub_seconds(broker, expected, timeout_s)
-            print(
-                f"stream of {sent} events: ingest {sent / ingest_s:.0f}/s "
-                f"({ingest.stations()} stations), mosquitto_sub {sent / sub_s:.0f}/s"
-            )
+            ratios = []
+            for burst in range(1, ROUNDS + 1):  # both measured once per burst; the median
+                sent, acked = sim.burst(per_terminal, timeout_s)
+                if acked < sent:
+                    raise RuntimeError(f"{acked} of {sent} events acknowledged")
+                ingest_s = ingest.drain_seconds(sent, burst * expected, timeout_s)
+                sub_s = mosquitto_sub_seconds(broker, expected, timeout_s)
+                ratios.append(sub_s / ingest_s)
+                print(
+                    f"burst {burst} of {sent} events: ingest {sent / ingest_s:.0f}/s "
+                    f"({ingest.stations()} stations, {burst * expected} events stored), "
+                    f"mosquitto_sub {sent / sub_s:.0f}/s: {ratios[-1]:.3f}"
+                )
             rollout_s = rollout_seconds(broker, sim, timeout_s)
             rss = rss_mib()
             counters, sim_rss = sim.stats()
@@ -213,7 +221,7 @@ def run(n: int = 10_000, per_terminal: int = 5) -> dict[str, float]:
             sim.stop()
             broker.stop()
     return {
-        "console.ingest_to_mosquitto_sub": round(sub_s / ingest_s, 3),
+        "console.ingest_to_mosquitto_sub": round(statistics.median(ratios), 3),
         "console.rollout_10000_s": round(rollout_s, 2),
         "console.rss_10000_mib": round(rss, 1),
     }

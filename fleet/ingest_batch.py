@@ -91,9 +91,11 @@ def insert_chunks(rows: list[EventRow]) -> list[tuple[int, tuple[Any, ...]]]:
     ]
 
 
-def _insert_events(db: Session, chunks: list[tuple[int, tuple[Any, ...]]]) -> int:
-    """Insert events (:func:`insert_chunks`), skipping any stored already; the number inserted
-    (-1 if the driver does not say).
+def _insert_events(
+    db: Session, chunks: list[tuple[int, tuple[Any, ...]]], *, returning: bool = False
+) -> tuple[int, set[tuple[int, str]]]:
+    """Insert events (:func:`insert_chunks`), skipping any stored already: the number inserted
+    (-1 if the driver does not say) and, if ``returning``, which (station id, event id) they were.
 
     The one statement of the console written for the driver directly: the payload goes in as the
     JSON text the station sent (parsed and checked already), and SQLAlchemy's per-row parameter
@@ -105,17 +107,24 @@ def _insert_events(db: Session, chunks: list[tuple[int, tuple[Any, ...]]]) -> in
     else:
         values = "(?, ?, ?, ?, ?, ?)"
     connection = db.connection()
-    inserted = 0
+    inserted, keys = 0, set()
     for count, params in chunks:
         sql = (
             f"INSERT INTO {StationEvent.__tablename__} "  # noqa: S608 - names, no input
             "(station_id, event_id, kind, ts, backfill, payload) VALUES "
             + ", ".join([values] * count)
             + " ON CONFLICT (station_id, event_id) DO NOTHING"
+            + (" RETURNING station_id, event_id" if returning else "")
         )
-        rowcount = connection.exec_driver_sql(sql, params).rowcount
-        inserted = -1 if rowcount < 0 or inserted < 0 else inserted + rowcount
-    return inserted
+        result = connection.exec_driver_sql(sql, params)
+        if returning:
+            new = {(row[0], row[1]) for row in result}
+            keys |= new
+            inserted += len(new)
+        else:
+            rowcount = result.rowcount
+            inserted = -1 if rowcount < 0 or inserted < 0 else inserted + rowcount
+    return inserted, keys
 
 
 @dataclass(slots=True)
@@ -308,7 +317,9 @@ class BatchWriter:
         known (:meth:`station_ids`)."""
         ids = self._ids
         now = time.time()
-        rows: dict[tuple[int, str], EventRow] = {}
+        keys: set[tuple[int, str]] = set()
+        plain: list[EventRow] = []
+        followed_rows: list[EventRow] = []
         watched: dict[tuple[int, str], tuple[int, str, dict[str, Any]]] = {}
         duplicates = 0
         for site, station, kind, payload, text in items:
@@ -318,11 +329,12 @@ class BatchWriter:
                 log.warning("an event without an id from station %s ignored", station_id)
                 continue
             key = (station_id, str(event_id)[:64])
-            if key in rows:
+            if key in keys:
                 duplicates += 1
                 continue
+            keys.add(key)
             ts = payload.get("ts")
-            rows[key] = (
+            row = (
                 station_id,
                 key[1],
                 kind[:32],
@@ -331,46 +343,42 @@ class BatchWriter:
                 text,
             )
             if kind in followed:
+                followed_rows.append(row)
                 watched[key] = (station_id, kind, payload)
-        return EventRows(rows, watched, duplicates, insert_chunks(list(rows.values())))
+            else:
+                plain.append(row)
+        return EventRows(
+            len(keys), watched, duplicates, insert_chunks(plain), insert_chunks(followed_rows)
+        )
 
     def events(self, rows: EventRows) -> tuple[list[tuple[int, str, dict[str, Any]]], int]:
         """Store the events not stored yet. Returns the new ones the console acts on (help,
         alerts, CSRs: ``followed`` of :meth:`event_rows`) as (station id, kind, payload), and
-        the number of duplicates. Only for those few is the database asked first what it holds;
-        the rest is inserted with ``ON CONFLICT DO NOTHING``."""
-        duplicates = rows.duplicates
-        if not rows.rows:
-            return [], duplicates
-        watched = dict(rows.watched)  # a retry starts from the same
-        chunks, total = rows.chunks, len(rows.rows)
+        the number of duplicates. Everything is inserted with ``ON CONFLICT DO NOTHING``; the
+        inserts of the followed kinds return what they stored, so an event stored already (a
+        redelivery, or another console's) raises nothing twice."""
+        if not rows.count:
+            return [], rows.duplicates
         with self.store.session() as db:
-            if watched:
-                query = select(StationEvent.station_id, StationEvent.event_id).where(
-                    StationEvent.event_id.in_([e for _, e in watched])
-                )
-                stored = {(row[0], row[1]) for row in db.execute(query)} & watched.keys()
-                if stored:  # a redelivery: rare, so the parameters are made again
-                    for key in stored:
-                        del watched[key]
-                    left = [row for key, row in rows.rows.items() if key not in stored]
-                    chunks, total = insert_chunks(left), len(left)
-                    duplicates += len(stored)
-            inserted = _insert_events(db, chunks) if total else 0
+            inserted, _ = _insert_events(db, rows.chunks)
+            inserted_followed, new = _insert_events(db, rows.followed, returning=True)
+        duplicates = rows.duplicates + len(rows.watched) - inserted_followed
         if inserted >= 0:  # the rest were stored already (another console, a redelivery)
-            duplicates += total - inserted
-        return list(watched.values()), duplicates
+            duplicates += rows.count - len(rows.watched) - inserted
+        return [item for key, item in rows.watched.items() if key in new], duplicates
 
 
 @dataclass(slots=True)
 class EventRows:
-    """A batch's events, ready to insert, by (station id, event id); those the console acts on,
-    by the same key, as (station id, kind, payload); the parameters of the inserts."""
+    """A batch's events, ready to insert: how many; those the console acts on by (station id,
+    event id), as (station id, kind, payload); the parameters of the inserts of the others and
+    of those."""
 
-    rows: dict[tuple[int, str], EventRow]
+    count: int
     watched: dict[tuple[int, str], tuple[int, str, dict[str, Any]]]
     duplicates: int
     chunks: list[tuple[int, tuple[Any, ...]]]
+    followed: list[tuple[int, tuple[Any, ...]]]
 
 
 def _number(value: Any, default: float) -> float:
