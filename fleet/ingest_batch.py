@@ -347,6 +347,10 @@ class BatchWriter:
                 watched[key] = (station_id, kind, payload)
             else:
                 plain.append(row)
+        # in key order: each insert lands next to the previous one in the unique index, so a
+        # batch goes through the index once instead of jumping about (bench console: 0.44 in
+        # arrival order, 0.46-0.51 sorted)
+        plain.sort()
         return EventRows(
             len(keys), watched, duplicates, insert_chunks(plain), insert_chunks(followed_rows)
         )

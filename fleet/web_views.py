@@ -137,8 +137,8 @@ def station_page(db: Session, row: Station, timers: Timers) -> dict[str, Any]:
     events = db.scalars(
         select(StationEvent)
         .where(StationEvent.station_id == row.id)
-        .order_by(StationEvent.id.desc())
-        .limit(50)
+        .order_by(StationEvent.ts.desc(), StationEvent.id.desc())  # its own time: a backfilled
+        .limit(50)  # event shows when it happened; the ingest stores a batch in key order
     )
     commands = db.scalars(
         select(CommandRow)
