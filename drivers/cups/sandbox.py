@@ -141,7 +141,7 @@ PageLog {root}/log/page_log
 ServerBin /usr/lib/cups
 DataDir /usr/share/cups
 DocumentRoot /usr/share/cups/doc-root
-Printcap
+Printcap {root}/printcap
 FileDevice No
 {user}
 """
