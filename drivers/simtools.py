@@ -7,6 +7,7 @@ import fcntl
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import threading
@@ -31,6 +32,33 @@ def close_server(server: socket.socket | None) -> None:
         server.shutdown(socket.SHUT_RDWR)
     with contextlib.suppress(OSError):
         server.close()
+
+
+class OutputNumbers:
+    """Numbers for a simulator's output files that never repeat in the folder, across runs.
+
+    ``job-0001.pdf``, ``receipt-0001.txt``: the next number is one past the highest already in
+    ``folder``, so a station started again (``make run``) adds to what the last run printed
+    instead of writing over it. Files of other runs, removed or not, are never touched.
+    """
+
+    def __init__(self, folder: Path | None, prefix: str) -> None:
+        self._pattern = re.compile(rf"{re.escape(prefix)}-(\d+)\.")
+        self._lock = threading.Lock()
+        self._last = 0
+        if folder is not None and folder.is_dir():
+            found = (self._pattern.match(p.name) for p in folder.iterdir())
+            self._last = max((int(m[1]) for m in found if m), default=0)
+
+    def next(self) -> int:
+        with self._lock:
+            self._last += 1
+            return self._last
+
+    def number_of(self, path: Path) -> int:
+        """The number in an output file's name (for sorting: 10000 comes after 9999)."""
+        m = self._pattern.match(path.name)
+        return int(m[1]) if m else 0
 
 
 def run_until_signal(ready: dict[str, Any], stop: Callable[[], None]) -> int:

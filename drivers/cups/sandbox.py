@@ -31,8 +31,9 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
-from drivers.simtools import close_server, free_port, run_until_signal
+from drivers.simtools import OutputNumbers, close_server, free_port, run_until_signal
 from flows.errors import DeviceError
 
 
@@ -49,7 +50,8 @@ class AppSocketPrinter:
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = out_dir
         self.port = 0
-        self.jobs = 0
+        self.jobs = 0  # received in this run
+        self._numbers = OutputNumbers(out_dir, "job")
         self._server: socket.socket | None = None
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -98,11 +100,14 @@ class AppSocketPrinter:
         body = b"".join(chunks)
         with self._lock:
             self.jobs += 1
-            number = self.jobs
+        number = self._numbers.next()
         ext = "pdf" if body.startswith(b"%PDF") else "bin"
         tmp = self.out_dir / f".job-{number:04d}.tmp"
         tmp.write_bytes(body)
         tmp.replace(self.out_dir / f"job-{number:04d}.{ext}")
+
+    def number_of(self, path: Path) -> int:
+        return self._numbers.number_of(path)
 
 
 _CUPSD_CONF = """\
@@ -147,6 +152,31 @@ FileDevice No
 """
 
 
+def cupsd_check(cupsd_conf: Path, files_conf: Path, *, timeout_s: float = 20.0) -> str:
+    """cupsd's own verdict on a configuration (``cupsd -t``): "" if accepted, else its words.
+
+    cupsd names the directive and the line ("Missing value for Printcap on line 12 of ..."):
+    a CUPS update that tightens its parser is then one clear message, not a scheduler that
+    silently never starts.
+    """
+    if shutil.which("cupsd") is None:
+        return "cupsd is missing: install the Debian package cups-daemon"
+    try:
+        result = subprocess.run(
+            ["cupsd", "-t", "-c", str(cupsd_conf), "-s", str(files_conf)],
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"cupsd -t did not run: {err}"
+    if result.returncode == 0:
+        return ""
+    said = [ln.strip() for ln in (result.stderr + result.stdout).splitlines() if ln.strip()]
+    return " ".join(said) or f"cupsd -t exited with {result.returncode}"
+
+
 def _traversable_by_others(path: Path) -> bool:
     return all(p.stat().st_mode & 0o001 for p in [path, *path.parents] if p.exists())
 
@@ -167,6 +197,7 @@ class CupsSandbox:
         self.port = 0
         self.printer = AppSocketPrinter(self.out_dir)
         self._proc: subprocess.Popen[bytes] | None = None
+        self._stderr: BinaryIO | None = None
 
     @property
     def server(self) -> str:
@@ -185,19 +216,21 @@ class CupsSandbox:
         root = self.server_root
         for sub in ("spool", "spool/tmp", "cache", "state", "tmp", "log", "ppd", "ssl"):
             (root / sub).mkdir(parents=True, exist_ok=True)
-        # cupsd drops to user lp for filters and backends when it runs as root
-        user = "User lp\nGroup lp\nSystemGroup root" if as_root else ""
         for path in [root, *root.rglob("*")]:
             if path.is_dir():
                 path.chmod(0o777 if path.name in ("spool", "tmp", "cache", "state") else 0o755)
         self.port = free_port()
-        (root / "cupsd.conf").write_text(_CUPSD_CONF.format(port=self.port))
-        (root / "cups-files.conf").write_text(_CUPS_FILES_CONF.format(root=root, user=user))
+        cupsd_conf, files_conf = self.write_config(root, as_root=as_root)
+        refused = cupsd_check(cupsd_conf, files_conf)
+        if refused:
+            self.stop()
+            raise SandboxError(f"cupsd refuses its configuration (cupsd -t): {refused}")
         self.printer.start()
+        self._stderr = (root / "log" / "cupsd.stderr").open("wb")
         self._proc = subprocess.Popen(
-            ["cupsd", "-f", "-c", str(root / "cupsd.conf"), "-s", str(root / "cups-files.conf")],
+            ["cupsd", "-f", "-c", str(cupsd_conf), "-s", str(files_conf)],
             stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stderr=self._stderr,
             start_new_session=True,
         )
         deadline = time.monotonic() + timeout_s
@@ -208,6 +241,15 @@ class CupsSandbox:
         except BaseException:
             self.stop()  # never leave a half-started cupsd behind
             raise
+
+    def write_config(self, root: Path, *, as_root: bool) -> tuple[Path, Path]:
+        """``cupsd.conf`` and ``cups-files.conf`` for a scheduler in ``root`` on ``self.port``."""
+        # cupsd drops to user lp for filters and backends when it runs as root
+        user = "User lp\nGroup lp\nSystemGroup root" if as_root else ""
+        cupsd_conf, files_conf = root / "cupsd.conf", root / "cups-files.conf"
+        cupsd_conf.write_text(_CUPSD_CONF.format(port=self.port))
+        files_conf.write_text(_CUPS_FILES_CONF.format(root=root, user=user))
+        return cupsd_conf, files_conf
 
     def _wait(self, deadline: float, ready: Callable[[], bool], what: str) -> None:
         while not ready():
@@ -253,18 +295,24 @@ class CupsSandbox:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        if self._stderr is not None:
+            self._stderr.close()
+            self._stderr = None
         if self.server_root != self.root:
             shutil.rmtree(self.server_root, ignore_errors=True)
 
     def printed_files(self) -> list[Path]:
-        """The jobs the simulated printer received, oldest first."""
-        return sorted(self.out_dir.glob("job-*.*"))
+        """The jobs the simulated printer received (in this run and before), oldest first."""
+        return sorted(self.out_dir.glob("job-*.*"), key=self.printer.number_of)
 
     def error_log_tail(self, lines: int = 20) -> str:
-        log = self.server_root / "log" / "error_log"
-        if not log.exists():
-            return "(no error_log)"
-        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+        """The end of cupsd's error_log, and what it wrote to stderr (before it had a log)."""
+        tail: list[str] = []
+        for name in ("cupsd.stderr", "error_log"):
+            log = self.server_root / "log" / name
+            if log.exists():
+                tail += log.read_text(errors="replace").splitlines()[-lines:]
+        return "\n".join(tail) or "(no error_log)"
 
     def _scheduler_running(self) -> bool:
         result = subprocess.run(

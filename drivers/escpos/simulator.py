@@ -34,7 +34,14 @@ from pathlib import Path
 import qrcode
 from PIL import Image, ImageDraw, ImageFont
 
-from drivers.simtools import PtyPlug, close_pty, close_server, open_pty, run_until_signal
+from drivers.simtools import (
+    OutputNumbers,
+    PtyPlug,
+    close_pty,
+    close_server,
+    open_pty,
+    run_until_signal,
+)
 
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 WRITE_DEADLINE_S = 1.0
@@ -196,7 +203,8 @@ class EscposSimulator(PtyPlug):
         self.pty = pty
         self.link_path = Path(link_path) if link_path is not None else None
         self.device = ""  # the pty's slave, while plugged
-        self.receipts: list[SimReceipt] = []
+        self.receipts: list[SimReceipt] = []  # received in this run
+        self._numbers = OutputNumbers(out_dir, "receipt")
         self.received = bytearray()  # every byte off the wire, status queries included
         self.paper_out = False
         self.paper_near_end = False
@@ -322,7 +330,7 @@ class EscposSimulator(PtyPlug):
             return  # nothing comes out of a printer without paper or with its cover open
         with self._lock:
             self.receipts.append(receipt)
-            number = len(self.receipts)
+        number = self._numbers.next()
         if self.out_dir is not None:
             receipt.picture().save(self.out_dir / f"receipt-{number:04d}.png")
             (self.out_dir / f"receipt-{number:04d}.txt").write_text(
