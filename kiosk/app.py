@@ -31,6 +31,10 @@ def configure_kivy(config: Config, kivy_home: Path) -> None:
     os.environ.setdefault("KIVY_NO_ARGS", "1")
     os.environ.setdefault("KIVY_NO_FILELOG", "1")
     os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+    # Kivy's default log mode takes over the root logger (level NOTSET: every DEBUG line of
+    # every library reaches kiosk.log) and replaces sys.stderr; the kiosk's logging is its own
+    os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+    logging.getLogger("kivy").setLevel(logging.WARNING)
     os.environ["KIVY_HOME"] = str(kivy_home)
     from kivy.config import Config as KivyConfig
 

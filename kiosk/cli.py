@@ -21,8 +21,10 @@ def _config(args: argparse.Namespace) -> Config:
 def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     from kiosk.app import configure_kivy
-    from kiosk.station import create_station, setup_logging
+    from kiosk.station import create_station, preflight, setup_logging
 
+    # said on the terminal (and the journal) before the window opens, never only in a log
+    preflight(config)
     log_path = setup_logging(config.state_dir, level=logging.DEBUG if args.debug else logging.INFO)
     configure_kivy(config, config.state_dir / "kivy")
     station = create_station(config)
@@ -47,7 +49,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     from fleet.agent import AgentConfig, run_agent
     from kiosk.station import setup_logging
 
-    setup_logging(config.state_dir)
+    setup_logging(config.state_dir, name="agent")
     host, _, port = config.fleet.broker.rpartition(":")
     fleet = config.fleet
     tls = (fleet.ca_file, fleet.cert_file, fleet.key_file)
@@ -218,14 +220,16 @@ def main(argv: list[str] | None = None) -> int:
     doc_key.add_argument("--create", action="store_true", help="make the key if there is none")
     doc_key.set_defaults(func=cmd_doc_key)
     args = parser.parse_args(argv)
+    # the terminal's own stream, even where a library has replaced sys.stderr by now
+    stderr = sys.__stderr__ or sys.stderr
     try:
         result: int = args.func(args)
         return result
     except ConfigError as err:
-        print(f"kiosk: configuration error: {err}", file=sys.stderr)
+        print(f"kiosk: configuration error: {err}", file=stderr, flush=True)
         return 2
     except KioskError as err:
-        print(f"kiosk: {err}", file=sys.stderr)
+        print(f"kiosk: {err}", file=stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -15,6 +15,8 @@ a word, which the doctor reports).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import os
 import shutil
 import socket
@@ -32,6 +34,15 @@ from kiosk.config import Config, load_config
 CJK_FAMILY = "WenQuanYi Micro Hei"
 CERT_WARN_DAYS = 7
 """A station certificate this close to expiry means the automatic renewal (30 days ahead) failed."""
+SYSTEM_CUPS = (
+    "",
+    "localhost",
+    "localhost:631",
+    "127.0.0.1",
+    "127.0.0.1:631",
+    "/run/cups/cups.sock",
+)
+"""How a queue on this machine's own cupsd (configured in ``Options.cups_dir``) is named."""
 LOW_DISK_MIB = 500  # kiosk.diskguard.DiskPolicy.low_mib: below it the station logs less
 
 
@@ -47,6 +58,7 @@ class Check:
 class Options:
     font_paths: tuple[Path, ...] | None = None  # None: kiosk.fonts.KNOWN_PATHS
     cert_warn_days: int = CERT_WARN_DAYS
+    cups_dir: Path = Path("/etc/cups")  # the system scheduler's configuration
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
 
 
@@ -92,13 +104,42 @@ def check_state_dir(config: Config, _opts: Options) -> Check:
 
 
 def check_catalog(config: Config, _opts: Options) -> Check:
+    """The catalog the kiosk would serve loads; one the agent installed is still the file it
+    verified (its SHA-256 in ``applied.json``)."""
+    from fleet.catalog_store import CatalogStore, committed_catalog
+    from kiosk.catalog_watch import store_dir
     from kiosk.station import active_catalog
 
     try:
         catalog = active_catalog(config)
     except KioskError as err:
         return Check("catalog", False, str(err).splitlines()[0], "fix the catalog file it names")
-    return Check("catalog", True, f"version {catalog.version}, {len(catalog.services)} services")
+    store = CatalogStore(store_dir(config.state_dir))
+    active = committed_catalog(store.dir)
+    where = "configured file"
+    if active is not None and active == store.active and store.applied_file.exists():
+        try:
+            want = str(json.loads(store.applied_file.read_text())["sha256"])
+        except (OSError, ValueError, KeyError) as err:
+            return Check(
+                "catalog",
+                False,
+                f"{store.applied_file} is unreadable ({err})",
+                "the agent rewrites it at the next catalog update; fleet rollout can resend one",
+            )
+        have = hashlib.sha256(active.read_bytes()).hexdigest()
+        if have != want:
+            return Check(
+                "catalog",
+                False,
+                f"{active} is not the catalog the agent verified (sha256 {have[:12]}…, "
+                f"committed {want[:12]}…)",
+                "something changed it after the update: resend the catalog from the console "
+                "(a new rollout) and find out what wrote to the state directory",
+            )
+        where = "verified by the agent"
+    services = len(catalog.services)
+    return Check("catalog", True, f"version {catalog.version}, {services} services ({where})")
 
 
 def check_font(_config: Config, opts: Options) -> Check:
@@ -172,11 +213,37 @@ def check_voice(config: Config, opts: Options) -> Check:
             f"espeak-ng voice {', '.join(missing)} missing in {data}",
             "apt-get install --reinstall espeak-ng-data (it ships cmn-latn-pinyin and en-us)",
         )
+    voices = ", ".join(v for _, v in sorted(VOICES.items()))
+    return _check_audio_output(config, f"espeak-ng {voices} from {data}")
+
+
+def _check_audio_output(config: Config, voices: str) -> Check:
+    """The prompts' way out: the configured player opens the configured device for real."""
+    from drivers.speech.player import null_sink, player_args, probe_output
+
     player = config.devices.audio_player
     if not shutil.which(player):
         return Check("voice", False, f"player {player} missing", "apt-get install alsa-utils")
-    voices = ", ".join(v for _, v in sorted(VOICES.items()))
-    return Check("voice", True, f"espeak-ng {voices} from {data}, played by {player}")
+    args = player_args(player, config.devices.audio_player_args)
+    shown = " ".join([player, *args])
+    if null_sink(player, args):
+        return Check(
+            "voice",
+            False,
+            f"prompts go to ALSA's null device ({shown}): the station is silent",
+            "connect a speaker and remove -D null from [devices] audio_player_args",
+        )
+    refused = probe_output(player, args)
+    if refused:
+        return Check(
+            "voice",
+            False,
+            f"no audio device — prompts are silent ({refused})"[:200],
+            "connect the speaker or sound card and check it is seen (aplay -l); the kiosk user "
+            "needs group audio; a card other than the default goes in [devices] "
+            'audio_player_args, e.g. ["-D", "plughw:1"]',
+        )
+    return Check("voice", True, f"{voices}, played by {shown}")
 
 
 # --- devices --------------------------------------------------------------------------------------
@@ -208,15 +275,10 @@ def check_id_reader(config: Config, _opts: Options) -> Check:
 def check_a4(config: Config, opts: Options) -> Check:
     spec = config.devices.a4_printer
     if spec == "sim":
-        missing = [p for p in ("cupsd", "lpadmin", "lpstat") if not shutil.which(p)]
-        if missing:
-            return Check(
-                "A4 printer",
-                False,
-                f"missing {', '.join(missing)}",
-                "apt-get install cups cups-client",
-            )
-        return Check("A4 printer", True, "private cupsd with a simulated network printer")
+        return _check_private_cups()
+    local_config = _check_system_cups_config(spec, opts)
+    if local_config is not None:
+        return local_config
     if not shutil.which("lpstat"):
         return Check("A4 printer", False, "lpstat missing", "apt-get install cups-client")
     queue, _, server = spec.removeprefix("cups:").partition("@")
@@ -252,6 +314,61 @@ def check_a4(config: Config, opts: Options) -> Check:
         return Check("A4 printer", False, f"queue {queue} rejects jobs", f"cupsaccept{at} {queue}")
     return Check(
         "A4 printer", True, f"queue {queue} on {server or 'local CUPS'}: enabled, accepting"
+    )
+
+
+def _check_private_cups() -> Check:
+    """The simulated station's A4 peer, started for real: cupsd accepts its configuration
+    (``cupsd -t``), the scheduler answers and the queue is enabled and accepting."""
+    from drivers.cups.sandbox import CupsSandbox
+
+    missing = [p for p in ("cupsd", "lpadmin", "lpstat") if not shutil.which(p)]
+    if missing:
+        return Check(
+            "A4 printer", False, f"missing {', '.join(missing)}", "apt-get install cups cups-client"
+        )
+    with tempfile.TemporaryDirectory(prefix="kiosk-doctor-cups-") as tmp:
+        sandbox = CupsSandbox(Path(tmp))
+        try:
+            sandbox.start(timeout_s=30)
+        except KioskError as err:
+            detail = " ".join(str(err).split())
+            return Check(
+                "A4 printer",
+                False,
+                f"the private cupsd does not serve: {detail}"[:240],
+                "cupsd names the directive it refuses: correct it in drivers/cups/sandbox.py "
+                "(cupsd -t -c cupsd.conf -s cups-files.conf checks a configuration)",
+            )
+        finally:
+            sandbox.stop()
+    return Check(
+        "A4 printer",
+        True,
+        "private cupsd (configuration accepted by cupsd -t), queue enabled and accepting",
+    )
+
+
+def _check_system_cups_config(spec: str, opts: Options) -> Check | None:
+    """This machine's cupsd configuration, checked by cupsd (``cupsd -t``), when the queue is
+    on this machine and the files can be read; None when there is nothing to check here."""
+    from drivers.cups.sandbox import cupsd_check
+
+    server = spec.removeprefix("cups:").partition("@")[2]
+    if server not in SYSTEM_CUPS:
+        return None  # another machine's scheduler, or a private one on another port
+    cupsd_conf, files_conf = opts.cups_dir / "cupsd.conf", opts.cups_dir / "cups-files.conf"
+    if not (os.access(cupsd_conf, os.R_OK) and os.access(files_conf, os.R_OK)):
+        return None  # not readable as this user: the scheduler's answer below still counts
+    refused = cupsd_check(cupsd_conf, files_conf)
+    if not refused:
+        return None
+    return Check(
+        "A4 printer",
+        False,
+        f"cupsd refuses its configuration: {refused}"[:240],
+        f"correct the line it names in {opts.cups_dir}, check with "
+        f"cupsd -t -c {cupsd_conf} -s {files_conf}, then systemctl restart cups",
     )
 
 

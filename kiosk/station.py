@@ -15,6 +15,7 @@ from typing import Any
 from assets import ASSETS_DIR
 from fleet.catalog_store import committed_catalog
 from flows.catalog import Catalog, CatalogError, load_catalog
+from flows.errors import ConfigError
 from flows.journal import Journal
 from flows.tokens import Signer
 from kiosk import __version__ as APP_VERSION
@@ -29,11 +30,43 @@ from kiosk.runtime import Runtime, load_secret
 DEMO_CATALOG = ASSETS_DIR / "catalog" / "demo.toml"
 
 
-def setup_logging(state_dir: Path, *, level: int = logging.INFO) -> Path:
-    """Log to a rotating file in the state directory (and nowhere personal data could go)."""
+def syslog_priority(levelno: int) -> int:
+    """The syslog priority of a logging level (sd-daemon(3)): 7 debug ... 2 critical."""
+    for floor, priority in (
+        (logging.CRITICAL, 2),
+        (logging.ERROR, 3),
+        (logging.WARNING, 4),
+        (logging.INFO, 6),
+    ):
+        if levelno >= floor:
+            return priority
+    return 7
+
+
+class JournalFormatter(logging.Formatter):
+    """Lines for journald on stderr, each with its ``<N>`` priority prefix (sd-daemon(3)), so
+    ``journalctl -p warning`` finds warnings; journald adds the time. Every line of a
+    traceback carries the prefix, as journald stores each line as an entry of its own."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        prefix = f"<{syslog_priority(record.levelno)}>"
+        return "\n".join(prefix + line for line in super().format(record).splitlines())
+
+
+def setup_logging(state_dir: Path, *, level: int = logging.INFO, name: str = "kiosk") -> Path:
+    """Log to ``logs/{name}.log`` in the state directory, rotated (and never personal data).
+
+    Nothing below ``level`` is written anywhere: without ``--debug`` the wire loggers' polling
+    lines do not push the history out of the rotation. Each process has a file of its own
+    (``kiosk.log`` for the UI, ``agent.log`` for the agent): two processes rotating one file
+    lose lines. Under systemd (``JOURNAL_STREAM`` set) the journal gets every line too, with its
+    priority."""
     log_dir = state_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    path = log_dir / "kiosk.log"
+    path = log_dir / f"{name}.log"
     handler = logging.handlers.RotatingFileHandler(
         path, maxBytes=5_000_000, backupCount=5, encoding="utf-8"
     )
@@ -42,7 +75,7 @@ def setup_logging(state_dir: Path, *, level: int = logging.INFO) -> Path:
     root.addHandler(handler)
     if os.environ.get("JOURNAL_STREAM"):  # started by systemd: the journal gets it too
         journal = logging.StreamHandler(sys.stderr)
-        journal.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        journal.setFormatter(JournalFormatter())
         root.addHandler(journal)
     root.setLevel(level)
     return path
@@ -59,6 +92,22 @@ def active_catalog(config: Config) -> Catalog:
             except CatalogError:
                 logging.getLogger("kiosk.catalog").exception("%s does not load", path)
     return load_catalog(configured)
+
+
+def preflight(config: Config) -> Catalog:
+    """What ``kiosk run`` needs before it opens a window: a writable state directory and a
+    catalog that loads. Raises ConfigError or CatalogError with the path and the reason."""
+    state = config.state_dir
+    try:
+        state.mkdir(parents=True, exist_ok=True)
+        probe = state / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise ConfigError(
+            f"[state] dir {state}: {err.strerror or err}: the kiosk keeps its journal there"
+        ) from err
+    return active_catalog(config)
 
 
 @dataclass

@@ -8,14 +8,66 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import tempfile
 import threading
 import wave
+from collections.abc import Sequence
 from pathlib import Path
 
 
 def wav_seconds(path: Path) -> float:
     with wave.open(str(path), "rb") as w:
         return w.getnframes() / float(w.getframerate() or 1)
+
+
+def player_args(command: str, args: Sequence[str]) -> tuple[str, ...]:
+    """The player's arguments as the kiosk runs it: aplay is always quiet (``-q``)."""
+    return ("-q", *args) if Path(command).name == "aplay" else tuple(args)
+
+
+def write_silence(path: Path, seconds: float = 0.05, rate: int = 22050) -> Path:
+    """A short silent 16-bit mono WAV: what a probe of the output plays."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\0\0" * int(rate * seconds))
+    return path
+
+
+def null_sink(command: str, args: Sequence[str]) -> bool:
+    """Whether the player is told to play into ALSA's null device (``-D null``): silence."""
+    argv = [command, *args]
+    return any(
+        a in ("-D", "--device") and i + 1 < len(argv) and argv[i + 1] == "null"
+        for i, a in enumerate(argv)
+    ) or any(a in ("-Dnull", "--device=null") for a in argv)
+
+
+def probe_output(command: str, args: Sequence[str], timeout_s: float = 10.0) -> str:
+    """Play a moment of silence the way prompts are played: "" when the output opened, else the
+    player's own last words (``aplay: main:831: audio open error: No such file or directory``).
+    """
+    with tempfile.TemporaryDirectory(prefix="kiosk-audio-") as tmp:
+        wav = write_silence(Path(tmp) / "silence.wav")
+        try:
+            result = subprocess.run(
+                [command, *args, str(wav)],
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                text=True,
+                timeout=timeout_s,
+                check=False,
+            )
+        except FileNotFoundError:
+            return f"{command} is not installed"
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return f"{command}: {err}"
+    if result.returncode == 0:
+        return ""
+    said = [ln.strip() for ln in (result.stderr + result.stdout).splitlines() if ln.strip()]
+    # ALSA's library lines ("ALSA lib conf.c:...") come first; the player's verdict is last
+    return said[-1] if said else f"{command} exited with {result.returncode}"
 
 
 class Player:

@@ -24,6 +24,7 @@ from typing import Any
 
 from drivers.speech import synth
 from drivers.speech.player import Player, wav_seconds
+from drivers.speech.player import player_args as player_args_of
 from flows.errors import DeviceError
 from flows.models import DeviceHealth, DeviceState
 
@@ -61,8 +62,7 @@ class Pyttsx3Speech:
         self.volume = volume
         self.synth_timeout_s = synth_timeout_s
         self.synth_delay_s = synth_delay_s
-        args = ("-q", *player_args) if Path(player).name == "aplay" else tuple(player_args)
-        self.player = Player(player, args)
+        self.player = Player(player, player_args_of(player, player_args))
         self.last_wav: Path | None = None
         self.recent: deque[tuple[str, str, Path]] = deque(maxlen=20)  # (text hash, lang, wav)
         self.synth_count = 0

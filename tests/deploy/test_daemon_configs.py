@@ -70,7 +70,8 @@ def test_a_refused_configuration_stops_the_sandbox_with_cupsds_words(
 
     monkeypatch.setattr(CupsSandbox, "write_config", with_a_bad_directive)
     sandbox = CupsSandbox(tmp_path / "cups")
-    with pytest.raises(SandboxError, match=r"cupsd -t\): Missing pathname value for TempDir on line \d+"):
+    refused = r"cupsd -t\): Missing pathname value for TempDir on line \d+"
+    with pytest.raises(SandboxError, match=refused):
         sandbox.start()
     assert sandbox.server_root == sandbox.root or not sandbox.server_root.exists()
 
@@ -108,5 +109,5 @@ def test_mosquitto_refusing_a_configuration_is_said_in_its_words(
 
     monkeypatch.setattr(MosquittoBroker, "write_config", with_a_bad_directive)
     broker = MosquittoBroker(tmp_path / "broker")
-    with pytest.raises(BrokerError, match="Unknown configuration variable \"max_queued_message\""):
+    with pytest.raises(BrokerError, match='Unknown configuration variable "max_queued_message"'):
         broker.start()

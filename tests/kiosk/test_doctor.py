@@ -91,11 +91,77 @@ def cups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CupsSandbox]:
     box.stop()
 
 
+def recording_sound_card(tmp_path: Path) -> tuple[dict[str, str], Path]:
+    """A home whose ALSA default device is ALSA's own file plugin: whatever the kiosk plays
+    through the real ALSA library lands in ``audio.raw`` (the test machines have no card)."""
+    home = tmp_path / "home"
+    home.mkdir()
+    recording = home / "audio.raw"
+    (home / ".asoundrc").write_text(
+        f'pcm.!default {{\n  type file\n  slave.pcm "null"\n  file "{recording}"\n'
+        '  format "raw"\n}\n'
+    )
+    return {"HOME": str(home)}, recording
+
+
 def test_simulated_station_is_healthy(tmp_path: Path) -> None:
-    result = doctor("--config", str(write_config(tmp_path)), "doctor")
+    env, recording = recording_sound_card(tmp_path)
+    result = doctor("--config", str(write_config(tmp_path)), "doctor", env=env)
     assert result.returncode == 0, result.stdout
     for name in ("config", "catalog", "font", "voice", "id reader", "A4 printer", "broker"):
         assert "  ok  " in row(result.stdout, name)
+    assert "queue enabled and accepting" in row(result.stdout, "A4 printer")
+    assert recording.stat().st_size > 0  # the voice check played through the device
+
+
+def test_no_audio_device_fails_with_the_fix(tmp_path: Path) -> None:
+    """Done-when (4): a station whose sound card is gone cannot speak, and says so."""
+    config = write_config(tmp_path, '[devices]\naudio_player_args = ["-D", "plughw:99"]\n')
+    result = doctor("--config", str(config), "doctor")
+    assert result.returncode == 1
+    voice = row(result.stdout, "voice")
+    assert "FAIL  no audio device — prompts are silent (aplay:" in voice
+    assert "audio open error" in voice
+    assert "fix: connect the speaker or sound card and check it is seen (aplay -l)" in voice
+
+
+def test_prompts_into_the_null_device_are_no_voice(tmp_path: Path) -> None:
+    config = write_config(tmp_path, '[devices]\naudio_player_args = ["-D", "null"]\n')
+    result = doctor("--config", str(config), "doctor")
+    assert result.returncode == 1
+    voice = row(result.stdout, "voice")
+    assert "prompts go to ALSA's null device (aplay -q -D null): the station is silent" in voice
+    assert "fix: connect a speaker and remove -D null" in voice
+
+
+def test_a_cups_configuration_cupsd_refuses_fails_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Done-when (4): the private scheduler with the old bare Printcap line, and this machine's
+    scheduler (``Options.cups_dir``) with the same line; cupsd's own words in both rows."""
+    from drivers.cups import sandbox
+
+    old = sandbox._CUPS_FILES_CONF.replace("Printcap {root}/printcap", "Printcap")
+    monkeypatch.setattr(sandbox, "_CUPS_FILES_CONF", old)
+    check = check_a4(parse_config({}, source="test"), Options())
+    assert not check.ok
+    assert "the private cupsd does not serve: cupsd refuses its configuration" in check.detail
+    assert "Missing value for Printcap on line" in check.detail
+    assert "cupsd -t -c cupsd.conf -s cups-files.conf" in check.fix
+    monkeypatch.undo()
+
+    etc = tmp_path / "etc-cups"
+    etc.mkdir()
+    (etc / "cupsd.conf").write_text("Listen localhost:631\n")
+    (etc / "cups-files.conf").write_text(f"ServerRoot {etc}\nPrintcap\n")
+    system = parse_config({"devices": {"a4_printer": "cups:kiosk-a4"}}, source="test")
+    check = check_a4(system, Options(cups_dir=etc))
+    assert not check.ok
+    assert "cupsd refuses its configuration: Missing value for Printcap on line 2" in check.detail
+    assert f"cupsd -t -c {etc}/cupsd.conf -s {etc}/cups-files.conf" in check.fix
+    (etc / "cups-files.conf").write_text(f"ServerRoot {etc}\nPrintcap {etc}/printcap\n")
+    check = check_a4(system, Options(cups_dir=etc))
+    assert "refuses" not in check.detail  # accepted: the scheduler's own answer is what counts
 
 
 def test_missing_devices_are_named_with_a_fix(tmp_path: Path) -> None:
@@ -241,3 +307,28 @@ def test_certificate_about_to_expire_on_a_real_tls_broker(tmp_path: Path) -> Non
         assert "issued to st-0002, but this station is st-0001" in row(result.stdout, "certificate")
     finally:
         broker.stop()
+
+
+def test_an_installed_catalog_must_still_be_the_one_the_agent_verified(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    from assets import ASSETS_DIR
+    from fleet.catalog_store import CatalogStore
+    from kiosk.catalog_watch import store_dir
+    from kiosk.doctor import check_catalog
+
+    config = parse_config({"state": {"dir": str(tmp_path / "state")}}, source="test")
+    store = CatalogStore(store_dir(config.state_dir))
+    store.dir.mkdir(parents=True)
+    body = (ASSETS_DIR / "catalog" / "demo.toml").read_bytes()
+    store.active.write_bytes(body)
+    record = {"rev": 3, "catalog_version": 1, "sha256": hashlib.sha256(body).hexdigest()}
+    store.applied_file.write_text(json.dumps(record))
+    check = check_catalog(config, Options())
+    assert check.ok and "verified by the agent" in check.detail
+
+    store.active.write_bytes(body.replace(b"version = 1", b"version = 1 ", 1))
+    check = check_catalog(config, Options())
+    assert not check.ok and "is not the catalog the agent verified" in check.detail
+    assert "resend the catalog from the console" in check.fix
