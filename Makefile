@@ -1,20 +1,23 @@
 # `make run` and `make test` each bootstrap first (Debian packages, .venv, the project).
+# Paths are the Makefile's own, so `make -f PATH/Makefile run` runs a station in the current
+# folder (its station-data/ there), as the tests of `make run` do.
+ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
 .PHONY: bootstrap run test bench faults lint clean
 
 bootstrap:
-	@scripts/bootstrap
+	@$(ROOT)/scripts/bootstrap
 
 run: bootstrap
-	.venv/bin/python -m kiosk.devstation
+	$(ROOT)/.venv/bin/python -m kiosk.devstation
 
 test: bootstrap
-	scripts/test
+	$(ROOT)/scripts/test
 
 bench: bootstrap
-	.venv/bin/python -m bench
+	cd $(ROOT) && .venv/bin/python -m bench
 
 faults: bootstrap
-	.venv/bin/python -m faults
+	cd $(ROOT) && .venv/bin/python -m faults
 
 clean:
 	rm -rf station-data test-artifacts .pytest_cache .mypy_cache .ruff_cache

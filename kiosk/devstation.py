@@ -6,10 +6,17 @@ reader on a pseudo-terminal, an ESC/POS printer on TCP, a private cupsd with a s
 printer).
 Without a screen, the kiosk runs on a virtual screen (Xvfb) and says so.
 Everything lives in ``station-data/`` in the working directory.
+
+It behaves like a station, not a demo script (:mod:`kiosk.supervise`): the kiosk, the agent and
+the console are started again when they end, by the restart settings of their systemd units in
+``deploy/systemd/``; the reason a process ended is said on the terminal; Ctrl-C (SIGINT to the
+whole foreground process group) stops everything this run started, its helpers included; on a
+machine without a sound card the prompts go to ALSA's null device, and the terminal says so.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
@@ -19,10 +26,10 @@ import time
 from pathlib import Path
 
 from drivers.simtools import free_port
+from drivers.speech.player import player_args, probe_output
 from fleet.broker import MosquittoBroker
 from kiosk.maintenance import hash_pin
-
-DATA = Path("station-data")
+from kiosk.supervise import RUN_MARK, Child, RestartPolicy, Supervisor, describe, sweep
 
 
 def start_xvfb(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -42,6 +49,7 @@ def start_xvfb(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
         pass_fds=(write_fd,),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C meant for its parent must not take the screen first
     )
     os.close(write_fd)
     with os.fdopen(read_fd) as f:
@@ -52,12 +60,16 @@ def start_xvfb(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
     return proc, f":{number}"
 
 
-def write_config(path: Path, broker: str, state: Path, pin_hash: str = "") -> None:
+def write_config(
+    path: Path, broker: str, state: Path, pin_hash: str = "", audio: list[str] | None = None
+) -> None:
     path.write_text(
         "# written by `make run`; see assets/config/kiosk.example.toml for every key\n"
         "version = 1\n"
         "[state]\n"
         f'dir = "{state.resolve()}"\n'
+        "[devices]\n"
+        f"audio_player_args = {json.dumps(audio or [])}\n"
         "[ui]\nwidth = 1600\nheight = 900\nscreen_diagonal_in = 21.5\n"
         "[fleet]\n"
         f'broker = "{broker}"\n'
@@ -67,126 +79,148 @@ def write_config(path: Path, broker: str, state: Path, pin_hash: str = "") -> No
     )
 
 
+def station_data() -> Path:
+    """``station-data/`` in the working directory (``make -f ROOT/Makefile run`` from elsewhere
+    keeps a station apart)."""
+    return Path("station-data").resolve()
+
+
+UNITS = Path(__file__).resolve().parents[1] / "deploy" / "systemd"
+
+
+def policy(unit: str) -> RestartPolicy:
+    """The restart policy of a shipped unit; systemd's defaults if the unit is not here (an
+    installed package without deploy/)."""
+    path = UNITS / unit
+    return RestartPolicy.from_unit(path) if path.exists() else RestartPolicy()
+
+
+def audio_args() -> list[str]:
+    """``[devices] audio_player_args``: the default device if it opens, else ALSA's null
+    device (said once: prompts are silent on this machine)."""
+    refused = probe_output("aplay", player_args("aplay", []))
+    if not refused:
+        return []
+    print(
+        f"station: no sound card here ({refused}); voice prompts go to ALSA's null device and "
+        "are silent (`kiosk doctor` reports it)",
+        flush=True,
+    )
+    return ["-D", "null"]
+
+
 def main() -> int:
-    DATA.mkdir(exist_ok=True)
-    state = DATA / "state"
-    procs: list[tuple[str, subprocess.Popen[bytes]]] = []
-    broker = MosquittoBroker(DATA / "broker")
-    stopping = False
+    data = station_data()
+    data.mkdir(exist_ok=True)
+    state = data / "state"
+    # processes of an earlier run of this station that was itself killed
+    left = sweep(lambda mark: mark.startswith(f"{data}|"))
+    if left:
+        print(f"station: ended {len(left)} process(es) of an earlier run: {', '.join(left)}")
+    mark = f"{data}|{secrets.token_hex(6)}"
+    os.environ[RUN_MARK] = mark  # inherited by everything started from here on
+    supervisor = Supervisor(mark)
+    say = supervisor.say
+    broker = MosquittoBroker(data / "broker")
+    xvfb: subprocess.Popen[bytes] | None = None
+    signals = 0
 
-    def stop_all(*_args: object) -> None:
-        nonlocal stopping
-        stopping = True
+    def on_signal(*_args: object) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 2:
+            print("station: stopping at once (second interrupt)", flush=True)
 
-    signal.signal(signal.SIGINT, stop_all)
-    signal.signal(signal.SIGTERM, stop_all)
-    env = dict(os.environ)
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     py = sys.executable
     try:
         broker.start()
         broker_addr = f"{broker.host}:{broker.port}"
-        print(f"station: MQTT broker (mosquitto) on {broker_addr}", flush=True)
-        config = DATA / "kiosk.toml"
+        say(f"MQTT broker (mosquitto) on {broker_addr}")
+        config = data / "kiosk.toml"
         pin = f"{secrets.randbelow(10**6):06d}"  # a new technicians' PIN every time
-        write_config(config, broker_addr, state, hash_pin(pin))
-        print(
-            f"station: maintenance mode: tap the station's name five times, PIN {pin}",
-            flush=True,
-        )
+        write_config(config, broker_addr, state, hash_pin(pin), audio_args())
+        say(f"maintenance mode: tap the station's name five times, PIN {pin}")
 
         http_port = free_port()
-        procs.append(
-            (
-                "console",
-                subprocess.Popen(
-                    [
-                        py,
-                        "-m",
-                        "fleet.cli",
-                        "console",
-                        "--broker",
-                        broker_addr,
-                        "--http",
-                        f"127.0.0.1:{http_port}",
-                        "--password-file",
-                        str(broker.root / "console.secret"),
-                        "--db",
-                        f"sqlite:///{DATA / 'console.sqlite3'}",
-                        "--admin-password-file",
-                        str(DATA / "console-admin.secret"),
-                    ],
-                    env=env,
-                    start_new_session=True,
-                ),
-            )
+        console = Child(
+            "console",
+            [
+                py, "-m", "fleet.cli", "console",
+                "--broker", broker_addr,
+                "--http", f"127.0.0.1:{http_port}",
+                "--password-file", str(broker.root / "console.secret"),
+                "--db", f"sqlite:///{data / 'console.sqlite3'}",
+                "--admin-password-file", str(data / "console-admin.secret"),
+            ],
+            policy=policy("fleet-console.service"),
+        )  # fmt: skip
+        supervisor.start(console)
+        say(
+            f"fleet console on http://127.0.0.1:{http_port}/ (user admin, password in"
+            f" {data / 'console-admin.secret'})"
         )
-        print(
-            f"station: fleet console on http://127.0.0.1:{http_port}/ (user admin, password in"
-            f" {DATA / 'console-admin.secret'})",
-            flush=True,
+        agent = Child(
+            "agent",
+            [py, "-m", "kiosk.cli", "--config", str(config), "agent"],
+            policy=policy("kiosk-agent.service"),
+            log=state / "logs" / "agent.log",
         )
-        procs.append(
-            (
-                "agent",
-                subprocess.Popen(
-                    [py, "-m", "kiosk.cli", "--config", str(config), "agent"],
-                    env=env,
-                    start_new_session=True,
-                ),
-            )
-        )
-        print("station: fleet agent started", flush=True)
+        supervisor.start(agent)
+        say("fleet agent started")
 
-        kiosk_env = dict(env)
-        if not env.get("DISPLAY") and not env.get("WAYLAND_DISPLAY"):
+        kiosk_env = dict(os.environ)
+        if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
             xvfb, display = start_xvfb(1600, 900)
-            procs.insert(0, ("Xvfb", xvfb))
             kiosk_env["DISPLAY"] = display
-            mirror = (DATA / "screen.png").resolve()
+            mirror = data / "screen.png"
             kiosk_env["KIOSK_SCREEN_MIRROR"] = str(mirror)
-            print(
-                f"station: no screen found, so the kiosk runs on a virtual screen ({display}); "
-                f"a picture of it is saved every 2 s in {mirror}",
-                flush=True,
+            say(
+                f"no screen found, so the kiosk runs on a virtual screen ({display}); "
+                f"a picture of it is saved every 2 s in {mirror}"
             )
-        procs.append(
-            (
-                "kiosk",
-                subprocess.Popen(
-                    [py, "-m", "kiosk.cli", "--config", str(config), "run"],
-                    env=kiosk_env,
-                    start_new_session=True,
-                ),
-            )
+        kiosk = Child(
+            "kiosk",
+            [py, "-m", "kiosk.cli", "--config", str(config), "run"],
+            policy=policy("kiosk-ui.service"),
+            env=kiosk_env,
+            log=state / "logs" / "kiosk.log",
+            note=EXIT_MEANINGS,
         )
-        print(
-            f"station: kiosk app started. Printed certificates: {state / 'cups' / 'printed'}/, "
-            f"receipts: {state / 'receipts'}/, log: {state / 'logs' / 'kiosk.log'}\n"
-            "station: press Ctrl-C to stop everything",
-            flush=True,
+        supervisor.start(kiosk)
+        say(
+            f"kiosk app started. Printed certificates: {state / 'cups' / 'printed'}/, "
+            f"receipts: {state / 'receipts'}/, logs: {state / 'logs'}/\n"
+            "station: press Ctrl-C to stop everything"
         )
-        while not stopping:
-            for name, proc in procs:
-                if proc.poll() is not None and name != "Xvfb":
-                    print(f"station: {name} exited with {proc.returncode}; stopping", flush=True)
-                    stopping = True
-                    break
-            time.sleep(0.5)
+        while not signals and not supervisor.gave_up:
+            supervisor.poll()
+            if xvfb is not None and xvfb.poll() is not None:
+                say(f"the virtual screen (Xvfb) {describe(xvfb.returncode)}; stopping")
+                break
+            time.sleep(0.2)
     finally:
-        print("station: stopping…", flush=True)
+        say("stopping…")
         # the kiosk first (it needs its screen while it shuts down), Xvfb last
-        for name, proc in reversed(procs):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                print(f"station: {name} did not stop in time; killing it", flush=True)
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+        supervisor.stop_all(hurry=lambda: signals > 1)
+        if xvfb is not None and xvfb.poll() is None:
+            xvfb.terminate()
+            xvfb.wait(timeout=10)
         broker.stop()
-        print("station: stopped", flush=True)
-    return 0
+        left = sweep(lambda value: value == mark)
+        if left:
+            say(f"ended {len(left)} process(es) left behind: {', '.join(left)}")
+        say("stopped")
+    return 1 if supervisor.gave_up else 0
+
+
+EXIT_MEANINGS = {
+    3: "a technician left to the desktop",
+    4: "a restart was asked for: the console's restart_ui or the nightly restart",
+    70: "errors kept reaching the UI loop",
+}
+"""The kiosk's exit statuses (docs/decisions.md), said with the line that reports one."""
 
 
 if __name__ == "__main__":

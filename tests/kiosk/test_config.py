@@ -60,15 +60,41 @@ def test_kiosk_command_stops_with_the_message(tmp_path: Path) -> None:
 
 
 def test_under_systemd_the_log_also_goes_to_the_journal(tmp_path: Path) -> None:
+    """Each line on stderr starts with its syslog priority (sd-daemon(3)), so journald stores
+    it with that priority and ``journalctl -p warning`` finds warnings; nothing below INFO."""
     import os
 
     code = (
         "import logging, sys; from pathlib import Path; from kiosk.station import setup_logging;"
-        "setup_logging(Path(sys.argv[1])); logging.getLogger('kiosk.test').warning('hello journal')"
+        "setup_logging(Path(sys.argv[1])); log = logging.getLogger('kiosk.test');"
+        "log.debug('polling'); log.info('home screen ready'); log.warning('hello journal')\n"
+        "try:\n    1 / 0\nexcept ZeroDivisionError:\n    log.exception('it broke')"
     )
     env = dict(os.environ, JOURNAL_STREAM="8:1234")
     out = subprocess.run(
         [sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True
     )
-    assert "WARNING kiosk.test: hello journal" in out.stderr  # journald adds the time
-    assert "hello journal" in (tmp_path / "logs" / "kiosk.log").read_text()
+    lines = out.stderr.splitlines()
+    assert "<6>INFO kiosk.test: home screen ready" in lines
+    assert "<4>WARNING kiosk.test: hello journal" in lines  # journald adds the time
+    assert "<3>ERROR kiosk.test: it broke" in lines
+    assert "<3>ZeroDivisionError: division by zero" in lines  # each traceback line too
+    assert all(line.startswith(("<3>", "<4>", "<6>")) for line in lines), lines
+    log = (tmp_path / "logs" / "kiosk.log").read_text()
+    assert "hello journal" in log and "polling" not in log and "polling" not in out.stderr
+
+
+def test_without_systemd_nothing_goes_to_stderr(tmp_path: Path) -> None:
+    code = (
+        "import logging, sys; from pathlib import Path; from kiosk.station import setup_logging;"
+        "setup_logging(Path(sys.argv[1]), name='agent');"
+        "logging.getLogger('kiosk.agent').warning('to the file only')"
+    )
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "JOURNAL_STREAM"}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], env=env, capture_output=True, text=True
+    )
+    assert out.stderr == ""
+    assert "WARNING kiosk.agent: to the file only" in (tmp_path / "logs" / "agent.log").read_text()
