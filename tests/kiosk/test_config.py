@@ -59,6 +59,32 @@ def test_kiosk_command_stops_with_the_message(tmp_path: Path) -> None:
     assert f"{path}: [devices] id_reader: must match" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("body", "status", "said"),
+    [
+        ('[station]\ncatalog = "{tmp}/nope.toml"\n', 1, "{tmp}/nope.toml: 1 problem(s)"),
+        ('[state]\ndir = "/proc/no-such-dir"\n', 2, "[state] dir /proc/no-such-dir: No such"),
+    ],
+    ids=["missing-catalog", "state-dir-not-writable"],
+)
+def test_kiosk_run_says_what_stops_it_on_the_terminal(
+    tmp_path: Path, body: str, status: int, said: str
+) -> None:
+    """Before the window opens, on stderr (not only in a log file Kivy took over)."""
+    path = tmp_path / "kiosk.toml"
+    state = "" if "[state]" in body else f'[state]\ndir = "{tmp_path / "state"}"\n'
+    path.write_text(state + body.format(tmp=tmp_path))
+    result = subprocess.run(
+        [sys.executable, "-m", "kiosk.cli", "--config", str(path), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == status, result.stderr
+    assert said.format(tmp=tmp_path) in result.stderr
+
+
 def test_under_systemd_the_log_also_goes_to_the_journal(tmp_path: Path) -> None:
     """Each line on stderr starts with its syslog priority (sd-daemon(3)), so journald stores
     it with that priority and ``journalctl -p warning`` finds warnings; nothing below INFO."""
