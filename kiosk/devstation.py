@@ -24,6 +24,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from drivers.simtools import free_port
 from drivers.speech.player import player_args, probe_output
@@ -161,13 +162,13 @@ def main() -> int:
             f"fleet console on http://127.0.0.1:{http_port}/ (user admin, password in"
             f" {data / 'console-admin.secret'})"
         )
-        agent = Child(
-            "agent",
-            [py, "-m", "kiosk.cli", "--config", str(config), "agent"],
-            policy=policy("kiosk-agent.service"),
-            log=state / "logs" / "agent.log",
-        )
-        supervisor.start(agent)
+
+        def kiosk_cli(role: str, name: str, unit: str, **more: Any) -> Child:
+            argv = [py, "-m", "kiosk.cli", "--config", str(config), role]
+            log = state / "logs" / f"{name}.log"
+            return Child(name, argv, policy=policy(unit), log=log, **more)
+
+        supervisor.start(kiosk_cli("agent", "agent", "kiosk-agent.service"))
         say("fleet agent started")
 
         kiosk_env = dict(os.environ)
@@ -180,14 +181,7 @@ def main() -> int:
                 f"no screen found, so the kiosk runs on a virtual screen ({display}); "
                 f"a picture of it is saved every 2 s in {mirror}"
             )
-        kiosk = Child(
-            "kiosk",
-            [py, "-m", "kiosk.cli", "--config", str(config), "run"],
-            policy=policy("kiosk-ui.service"),
-            env=kiosk_env,
-            log=state / "logs" / "kiosk.log",
-            note=EXIT_MEANINGS,
-        )
+        kiosk = kiosk_cli("run", "kiosk", "kiosk-ui.service", env=kiosk_env, note=EXIT_MEANINGS)
         supervisor.start(kiosk)
         say(
             f"kiosk app started. Printed certificates: {state / 'cups' / 'printed'}/, "
