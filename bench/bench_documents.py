@@ -27,9 +27,9 @@ from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.printer import EscposPrinter, render_receipt
 from drivers.escpos.simulator import EscposSimulator
 from drivers.providers.demo import build_records, record_from_json
-from drivers.sam.cards import DEMO_RESIDENT
 from flows.catalog import load_catalog
 from flows.documents import record_certificates, service_receipt
+from flows.synthetic import DEMO_RESIDENT
 from flows.tokens import Signer
 
 ROOT = Path(__file__).resolve().parents[1]

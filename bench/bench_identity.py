@@ -13,10 +13,11 @@ import statistics
 import time
 
 from drivers.sam import protocol as p
-from drivers.sam.cards import DEMO_RESIDENT, encode_base_info
+from drivers.sam.cards import encode_base_info
 from drivers.sam.reader import SamReader
 from drivers.sam.simulator import SamSimulator
 from flows.models import CardRemoved, DeviceEvent, IdentityRead
+from flows.synthetic import DEMO_RESIDENT
 
 BAUD = 115200
 

@@ -46,9 +46,9 @@ from paho.mqtt.properties import Properties
 from drivers.cups.sandbox import CupsSandbox, SandboxError
 from drivers.escpos.simulator import EscposSimulator, SimReceipt
 from drivers.pcsc.daemon import Pcscd
-from drivers.sam.cards import DEMO_RESIDENT
 from drivers.sam.simulator import SamSimulator
 from fleet.broker import CONSOLE_USER, MosquittoBroker
+from flows.synthetic import DEMO_RESIDENT
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = "faults-site"

@@ -20,9 +20,9 @@ from pathlib import Path
 
 from drivers.pcsc.daemon import usable
 from drivers.pcsc.vicc import VirtualCard
-from drivers.sam.cards import DEMO_RESIDENT
 from faults.report import Row
 from faults.rig import CERTIFICATE, Rig, Session, until
+from flows.synthetic import DEMO_RESIDENT
 
 
 def broker_restart(work: Path, outage_s: float = 5.0) -> Row:

@@ -129,7 +129,7 @@ def build_devices(config: Config, state_dir: Path) -> tuple[Devices, Callable[[s
 
 
 def _sam_control(sim: SamSimulator) -> Callable[[str], None]:
-    from drivers.sam.cards import DEMO_RESIDENT
+    from flows.synthetic import DEMO_RESIDENT
 
     def control(action: str) -> None:
         if action == "insert":

@@ -22,8 +22,8 @@ from smartcard import scard
 
 from drivers.pcsc import apdu as iso
 from drivers.pcsc.profiles import SOCIAL_SECURITY, CardProfile, decode
-from drivers.sam.protocol import NATIONS, SEX, valid_id_number
 from flows.errors import DeviceTimeout, ProtocolError
+from flows.identity import NATIONS, SEX, valid_id_number
 from flows.models import (
     CardInserted,
     CardRemoved,

@@ -1,6 +1,6 @@
 """The demo document provider: records from a synthetic SQLite dataset the project generates.
 
-No real person is in it: the residents are invented (see :mod:`drivers.sam.cards`) and every value
+No real person is in it: the residents are invented (see :mod:`flows.synthetic`) and every value
 is derived from a hash of the invented ID number, so the same resident always gets the same
 records. The dataset is a file like a real platform's database would be (``generate_dataset``),
 and the provider only reads it. Even so it holds no names or ID numbers: records are keyed by a
@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from drivers.sam.cards import DEMO_RESIDENT, SYNTHETIC_RESIDENTS
 from flows.errors import ProviderUnavailable, RecordNotFound
 from flows.models import DeviceHealth, DeviceState, Identity, Record, RecordTable
+from flows.synthetic import DEMO_RESIDENT, SYNTHETIC_RESIDENTS
 
 EMPLOYERS = (
     "淄博高新区鲁泰纺织有限公司",

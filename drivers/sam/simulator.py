@@ -30,14 +30,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers.sam import protocol as p
-from drivers.sam.cards import (
-    DEMO_RESIDENT,
-    SYNTHETIC_CARDS,
-    encode_appended_address,
-    encode_base_info,
-)
+from drivers.sam.cards import encode_appended_address, encode_base_info
 from drivers.simtools import PtyPlug, close_pty, close_server, open_pty, run_until_signal
 from flows.models import Identity
+from flows.synthetic import DEMO_RESIDENT, SYNTHETIC_CARDS
 
 SAM_ID = bytes.fromhex("0501000000000000a5a5a5a5a5a5a5a5")  # an invented module number
 FAULTS = ("bad_checksum", "garbage", "partial", "silence")

@@ -22,10 +22,10 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from drivers.sam.cards import SYNTHETIC_CARDS, SYNTHETIC_RESIDENTS
 from fleet.broker import CONSOLE_USER, MosquittoBroker
 from fleet.topics import parse_station_topic
 from fleet.web_pg import PostgresCluster
+from flows.synthetic import SYNTHETIC_CARDS, SYNTHETIC_RESIDENTS
 
 STATION_SENDS = re.compile(r"^(state|birth|health|reported|evt/[^/]+|cmd/[^/]+/result)$")
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")

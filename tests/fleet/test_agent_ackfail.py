@@ -34,10 +34,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from drivers.sam.cards import SYNTHETIC_RESIDENTS
 from fleet.agent import MAX_IN_FLIGHT, Agent, AgentConfig
 from fleet.broker import CONSOLE_USER, MosquittoBroker
 from flows.journal import Journal, identity_hash
+from flows.synthetic import SYNTHETIC_RESIDENTS
 
 SITE = "zibo-gx"
 STATION = "st-0321"

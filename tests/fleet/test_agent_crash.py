@@ -18,10 +18,10 @@ from typing import Any
 
 import pytest
 
-from drivers.sam.cards import SYNTHETIC_RESIDENTS
 from fleet.agent import MAX_IN_FLIGHT
 from fleet.broker import ClientCredentials, MosquittoBroker
 from flows.journal import Journal, identity_hash
+from flows.synthetic import SYNTHETIC_RESIDENTS
 
 SITE = "zibo-gx"
 STATION = "st-0900"

@@ -26,7 +26,6 @@ from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.printer import EscposPrinter
 from drivers.escpos.simulator import EscposSimulator
 from drivers.providers.demo import DemoProvider, generate_dataset
-from drivers.sam.cards import DEMO_RESIDENT
 from drivers.sam.reader import SamReader
 from drivers.sam.simulator import SamSimulator
 from fleet.agent import Agent, AgentConfig
@@ -34,6 +33,7 @@ from fleet.broker import CONSOLE_USER, MosquittoBroker
 from fleet.commands import MAX_PAYLOAD, CommandFailed, Handler, redact
 from flows.catalog import load_catalog
 from flows.journal import Journal, identity_hash
+from flows.synthetic import DEMO_RESIDENT
 from kiosk.devices import SpeechOff
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator

@@ -23,9 +23,9 @@ from PIL import Image
 
 from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.simulator import EscposSimulator
-from drivers.sam.cards import DEMO_RESIDENT
 from drivers.sam.simulator import SamSimulator
 from flows.journal import Journal
+from flows.synthetic import DEMO_RESIDENT
 from flows.tokens import Verdict, key_id, load_public, verify
 
 HERE = Path(__file__).resolve().parent

@@ -15,11 +15,11 @@ from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.printer import EscposPrinter
 from drivers.escpos.simulator import EscposSimulator
 from drivers.providers.demo import DemoProvider, generate_dataset
-from drivers.sam.cards import DEMO_RESIDENT
 from drivers.sam.reader import SamReader
 from drivers.sam.simulator import SamSimulator
 from flows.catalog import load_catalog
 from flows.journal import Journal
+from flows.synthetic import DEMO_RESIDENT
 from kiosk.devices import SpeechOff
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers.sam.cards import DEMO_RESIDENT
 from drivers.sam.simulator import SamSimulator
+from flows.synthetic import DEMO_RESIDENT
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from drivers.pcsc.daemon import Pcscd
 from drivers.pcsc.profiles import load_profile
 from drivers.pcsc.reader import PcscReader
 from drivers.pcsc.vicc import VirtualCard
-from drivers.sam.cards import DEMO_RESIDENT
 from flows.errors import ConfigError, ProtocolError
 from flows.models import (
     CardRemoved,
@@ -29,6 +28,7 @@ from flows.models import (
     ReaderConnected,
     ReaderDisconnected,
 )
+from flows.synthetic import DEMO_RESIDENT
 
 
 @pytest.fixture

@@ -12,9 +12,9 @@ import zxingcpp
 from PIL import Image
 
 from drivers.providers.demo import DemoProvider, generate_dataset
-from drivers.sam.cards import DEMO_RESIDENT
 from flows.catalog import Output, load_catalog
 from flows.documents import record_certificates
+from flows.synthetic import DEMO_RESIDENT
 from flows.tokens import Signer, Verdict, verify
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -16,10 +16,10 @@ import pytest
 
 from drivers.providers.demo import DemoProvider, build_records, generate_dataset
 from drivers.providers.http import HttpProvider
-from drivers.sam.cards import DEMO_RESIDENT, SYNTHETIC_RESIDENTS
 from flows.catalog import load_catalog
 from flows.errors import ConfigError, ProviderError, ProviderUnavailable, RecordNotFound
 from flows.models import CardType, DeviceState, Identity
+from flows.synthetic import DEMO_RESIDENT, SYNTHETIC_RESIDENTS
 
 ROOT = Path(__file__).resolve().parents[3]
 CATALOG = load_catalog(ROOT / "assets" / "catalog" / "demo.toml")

@@ -9,18 +9,20 @@ import pytest
 
 from drivers.sam import protocol as p
 from drivers.sam.cards import (
+    PLACEHOLDER_PHOTO,
+    encode_appended_address,
+    encode_base_info,
+    encode_text,
+)
+from flows.models import CardType, Identity
+from flows.synthetic import (
     DEMO_FOREIGN,
     DEMO_FOREIGN_2023,
     DEMO_HMT,
     DEMO_RESIDENT,
-    PLACEHOLDER_PHOTO,
     SYNTHETIC_CARDS,
-    encode_appended_address,
-    encode_base_info,
-    encode_text,
     synthetic_id_number,
 )
-from flows.models import CardType, Identity
 
 
 def same(a: Identity, b: Identity) -> bool:

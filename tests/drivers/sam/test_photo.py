@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from drivers.sam.cards import DEMO_RESIDENT, encode_base_info
+from drivers.sam.cards import encode_base_info
 from drivers.sam.photo import PhotoUnavailable, decode_photo, load_decoder
 from drivers.sam.protocol import parse_base_info
 from flows.errors import ConfigError
+from flows.synthetic import DEMO_RESIDENT
 
 
 def test_without_a_decoder_the_photo_stays_bytes_and_says_so() -> None:

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.sam import protocol as p
-from drivers.sam.cards import DEMO_RESIDENT, encode_base_info
+from drivers.sam.cards import encode_base_info
 from flows.errors import DeviceError, ProtocolError
+from flows.synthetic import DEMO_RESIDENT
 
 # --- exact bytes --------------------------------------------------------------------------------
 

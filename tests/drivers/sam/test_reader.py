@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drivers.sam import protocol as p
-from drivers.sam.cards import DEMO_FOREIGN, DEMO_RESIDENT, PLACEHOLDER_PHOTO, encode_base_info
+from drivers.sam.cards import PLACEHOLDER_PHOTO, encode_base_info
 from drivers.sam.reader import SamReader
 from drivers.sam.simulator import SamSimulator
 from flows.models import (
@@ -24,6 +24,7 @@ from flows.models import (
     ReaderConnected,
     ReaderDisconnected,
 )
+from flows.synthetic import DEMO_FOREIGN, DEMO_RESIDENT
 
 # the fixtures (sim, reader, events, make_reader, wait_until) are in conftest.py
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import serial
 
 from drivers.sam import protocol as p
-from drivers.sam.cards import DEMO_HMT
 from drivers.sam.reader import SamReader
 from drivers.sam.simulator import SamSimulator
 from flows.models import CardRemoved, CardType, IdentityRead, ReaderConnected, ReaderDisconnected
+from flows.synthetic import DEMO_HMT
 
 REPO = Path(__file__).resolve().parents[3]
 
