@@ -35,8 +35,8 @@ from datetime import timedelta
 from pathlib import Path
 
 from assets import ASSETS_DIR
+from fleet.errors import FleetError
 from fleet.pki import CONSOLE_CN, CertificateAuthority, write_cert, write_key
-from flows.errors import KioskError
 
 CONSOLE_USER = "console"
 
@@ -61,7 +61,7 @@ SHIPPED_CONF = ASSETS_DIR / "mosquitto" / "mosquitto.conf"
 SHIPPED_ACL = ASSETS_DIR / "mosquitto" / "fleet.acl"
 
 
-class BrokerError(KioskError):
+class BrokerError(FleetError):
     translation_key = "error.broker"
 
 

@@ -53,8 +53,8 @@ from tuf.api.metadata import (
 )
 from tuf.api.serialization.json import JSONSerializer
 
+from fleet.errors import FleetError
 from flows.catalog import CatalogError, parse_catalog
-from flows.errors import KioskError
 
 ONLINE_ROLES = ("targets", "snapshot", "timestamp")
 DEFAULT_EXPIRY = {
@@ -66,7 +66,7 @@ DEFAULT_EXPIRY = {
 CATALOG_VERSION_FIELD = "catalog_version"  # in a target's signed ``custom`` metadata
 
 
-class RepositoryError(KioskError):
+class RepositoryError(FleetError):
     """The repository cannot do what was asked (a missing key, a catalog that goes backwards)."""
 
     translation_key = "error.catalog_repository"

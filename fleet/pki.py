@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from flows.errors import KioskError
+from fleet.errors import FleetError
 
 CONSOLE_CN = "console"
 DEFAULT_CA_DAYS = 3650
@@ -44,7 +44,7 @@ _STATION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _RESERVED = frozenset({CONSOLE_CN})  # a station must never be issued the console's identity
 
 
-class PkiError(KioskError):
+class PkiError(FleetError):
     translation_key = "error.pki"
 
 

@@ -57,7 +57,7 @@ from typing import Any, Protocol
 from statemachine import State, StateMachine
 from statemachine.exceptions import TransitionNotAllowed
 
-from flows.errors import KioskError
+from fleet.errors import FleetError
 
 log = logging.getLogger("fleet.rollout")
 
@@ -74,7 +74,7 @@ DRAFT, RUNNING, PAUSED, COMPLETED, ABORTED = "draft", "running", "paused", "comp
 FINAL_STATES = frozenset({COMPLETED, ABORTED})
 
 
-class RolloutError(KioskError):
+class RolloutError(FleetError):
     """A rollout cannot do what was asked (pause a completed one, overlap another, ...)."""
 
     translation_key = "error.rollout"

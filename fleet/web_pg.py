@@ -16,12 +16,12 @@ import tempfile
 from pathlib import Path
 
 from fleet.broker import free_port
-from flows.errors import KioskError
+from fleet.errors import FleetError
 
 SUPERUSER = "console"
 
 
-class PostgresError(KioskError):
+class PostgresError(FleetError):
     translation_key = "error.postgres"
 
 

@@ -9,6 +9,7 @@ import signal
 import sys
 from pathlib import Path
 
+from fleet.errors import FleetError
 from flows.errors import ConfigError, KioskError
 from kiosk.config import Config, load_config
 
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"kiosk: configuration error: {err}", file=stderr, flush=True)
         return 2
-    except KioskError as err:
+    except (KioskError, FleetError) as err:
         print(f"kiosk: {err}", file=stderr, flush=True)
         return 1
     except KeyboardInterrupt:

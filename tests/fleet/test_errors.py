@@ -1,0 +1,21 @@
+"""The fleet's errors are the operators' and technicians', never the resident's."""
+
+from __future__ import annotations
+
+import pytest
+
+from fleet.broker import BrokerError
+from fleet.catalog_repo import RepositoryError
+from fleet.errors import FleetError
+from fleet.pki import PkiError
+from fleet.rollout import RolloutError
+from fleet.web_pg import PostgresError
+from flows.errors import KioskError
+
+
+@pytest.mark.parametrize(
+    "error", [BrokerError, RepositoryError, PkiError, RolloutError, PostgresError]
+)
+def test_fleet_errors_have_their_own_base(error: type[Exception]) -> None:
+    assert issubclass(error, FleetError)
+    assert not issubclass(error, KioskError)  # a kiosk screen never catches one as its own
