@@ -23,7 +23,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
 import sqlite3
@@ -627,10 +626,6 @@ def sample_process(pid: int) -> dict[str, int]:
             threads = int(line.split()[1])
     fds = len(os.listdir(f"/proc/{pid}/fd"))
     return {"rss_kib": rss, "fds": fds, "threads": threads}
-
-
-def free_dir(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
 
 
 __all__ = ["FaultError", "Rig", "SandboxError", "sample_process", "until"]

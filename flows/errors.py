@@ -49,12 +49,6 @@ class ProtocolError(DeviceError):
     translation_key = "error.device_protocol"
 
 
-class PrintFailed(DeviceError):
-    """A print job did not reach paper."""
-
-    translation_key = "error.print_failed"
-
-
 class ProviderError(KioskError):
     """A document provider (a government platform) could not answer."""
 

@@ -7,9 +7,7 @@ cupsd with a simulated network printer. Only the speech output is real in every 
 
 from __future__ import annotations
 
-import json
 import logging
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -136,17 +134,5 @@ def _sam_control(sim: SamSimulator) -> Callable[[str], None]:
             sim.insert(DEMO_RESIDENT)
         elif action == "remove":
             sim.remove()
-
-    return control
-
-
-def remote_sam_control(host: str, port: int) -> Callable[[str], None]:
-    """Control a SAM simulator in another process through its JSON-lines control port."""
-
-    def control(action: str) -> None:
-        message = {"cmd": action, "card": "demo"} if action == "insert" else {"cmd": action}
-        with socket.create_connection((host, port), timeout=2.0) as conn:
-            conn.sendall(json.dumps(message).encode() + b"\n")
-            conn.recv(4096)
 
     return control
