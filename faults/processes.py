@@ -11,11 +11,11 @@
   UI keeps serving; then started for good. Every event must reach the subscriber (duplicates are
   allowed only as at-least-once redeliveries of the same event id). Recovered: the first event
   delivered after the last restart.
-- **Kill during an SQLite write**: a process writes sessions through :class:`flows.journal.Journal`
-  as fast as it can and prints each transaction id once it is committed; it is killed with SIGKILL
-  at random moments, 40 times. After each kill ``PRAGMA integrity_check`` must say ok, and every
-  transaction the writer saw committed must be there, closed, with its events. Recovered: the
-  first commit of the next writer (from its start).
+- **Kill during an SQLite write**: a process writes sessions through
+  :class:`statedir.journal.Journal` as fast as it can and prints each transaction id once it is
+  committed; it is killed with SIGKILL at random moments, 40 times. After each kill ``PRAGMA
+  integrity_check`` must say ok, and every transaction the writer saw committed must be there,
+  closed, with its events. Recovered: the first commit of the next writer (from its start).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from pathlib import Path
 
 from faults.report import Row
 from faults.rig import CERTIFICATE, REPO, Rig, Session, until
-from flows.journal import Journal
+from statedir.journal import Journal
 
 
 def _cups_jobs(rig: Rig) -> int:
@@ -158,7 +158,7 @@ def agent_kill_mid_outbox(work: Path, bulk: int = 3000) -> Row:
 _WRITER = """
 import sys
 from pathlib import Path
-from flows.journal import Journal
+from statedir.journal import Journal
 j = Journal(Path(sys.argv[1]))
 print("ready", flush=True)
 i = 0

@@ -45,7 +45,7 @@ from fleet.backoff import Backoff
 from fleet.catalog_update import MAX_CATALOG_BYTES, CatalogUpdater
 from fleet.commands import Dispatcher
 from fleet.topics import CONSOLE_STATE, StationTopics, dumps, loads
-from flows.journal import Journal
+from statedir.journal import Journal
 
 log = logging.getLogger("kiosk.agent")
 

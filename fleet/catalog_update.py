@@ -21,7 +21,7 @@ of its own (never on paho's network thread):
 Any failure leaves (or puts back) the previous ``active.toml`` byte for byte, and ``reported``
 says ``phase: failed`` with ``error`` (a short reason, :class:`Reason`) and ``detail``.
 
-The files live in the catalog store, :mod:`fleet.catalog_store`.
+The files live in the catalog store, :mod:`statedir.catalog_store`.
 """
 
 from __future__ import annotations
@@ -41,8 +41,8 @@ from tuf.api import exceptions as tuf_errors
 from tuf.ngclient import Updater, UpdaterConfig
 from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
-from fleet.catalog_store import CatalogStore, read_json, write_json
 from flows.catalog import Catalog, CatalogError, load_catalog
+from statedir.catalog_store import CatalogStore, read_json, write_json
 
 log = logging.getLogger("kiosk.agent.catalog")
 

@@ -45,7 +45,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleet.topics import StationTopics, dumps, loads
-from flows.journal import COMMAND_ID, CommandRecord, Journal
+from statedir.journal import COMMAND_ID, CommandRecord, Journal
 
 log = logging.getLogger("kiosk.agent.commands")
 

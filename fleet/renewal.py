@@ -53,7 +53,7 @@ from fleet.pki import (
     write_key,
 )
 from fleet.topics import StationTopics
-from flows.journal import Journal
+from statedir.journal import Journal
 
 CSR_EVENT = "csr"
 INSTALL_COMMAND = "install_certificate"

@@ -1,6 +1,6 @@
 """The UI's side of catalog updates: notice a newly committed catalog and offer it to the session.
 
-The agent verifies and swaps catalogs into the store (:mod:`fleet.catalog_store`); the UI never
+The agent verifies and swaps catalogs into the store (:mod:`statedir.catalog_store`); the UI never
 talks to the network. This watcher polls the store (a stat every few seconds), loads a changed
 ``active.toml`` with the schema and hands it to ``offer`` (``Runtime.offer_catalog``), which the
 session applies only between sessions. It ignores the store while a swap is in progress, and a
@@ -14,8 +14,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from fleet.catalog_store import CatalogStore
 from flows.catalog import Catalog, CatalogError, load_catalog
+from statedir.catalog_store import CatalogStore
 
 log = logging.getLogger("kiosk.catalog")
 

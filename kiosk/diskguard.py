@@ -43,7 +43,7 @@ CHATTY_LOGGERS: tuple[str, ...] = (
 
 
 class AlertSink(Protocol):
-    """What :class:`flows.journal.Journal` offers for this: ``alert(kind, detail)``."""
+    """What :class:`statedir.journal.Journal` offers for this: ``alert(kind, detail)``."""
 
     def alert(self, kind: str, detail: dict[str, Any]) -> str: ...
 

@@ -106,9 +106,9 @@ def check_state_dir(config: Config, _opts: Options) -> Check:
 def check_catalog(config: Config, _opts: Options) -> Check:
     """The catalog the kiosk would serve loads; one the agent installed is still the file it
     verified (its SHA-256 in ``applied.json``)."""
-    from fleet.catalog_store import CatalogStore, committed_catalog
     from kiosk.catalog_watch import store_dir
     from kiosk.station import active_catalog
+    from statedir.catalog_store import CatalogStore, committed_catalog
 
     try:
         catalog = active_catalog(config)

@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from flows.journal import Journal
 from flows.models import JobState, PrintOutcome, Receipt
 from flows.ports import A4Printer, ThermalPrinter
+from statedir.journal import Journal
 
 log = logging.getLogger("kiosk.printing")
 

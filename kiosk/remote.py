@@ -34,8 +34,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flows.catalog import Catalog
-from flows.journal import CommandRecord
 from flows.models import DeviceState
+from statedir.journal import CommandRecord
 
 if TYPE_CHECKING:
     from kiosk.runtime import Runtime

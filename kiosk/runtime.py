@@ -24,7 +24,6 @@ from typing import Any
 from flows import documents
 from flows.catalog import Catalog, IdentityKind, Output, Service, within
 from flows.errors import KioskError
-from flows.journal import Journal, identity_hash
 from flows.models import (
     CardInserted,
     CardRemoved,
@@ -66,6 +65,7 @@ from kiosk.i18n import Translator
 from kiosk.maintenance import Desk, MaintenanceNote, MaintenanceReport
 from kiosk.present import spoken_texts
 from kiosk.remote import KioskRemote
+from statedir.journal import Journal, identity_hash
 
 log = logging.getLogger("kiosk.runtime")
 

@@ -13,10 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from assets import ASSETS_DIR
-from fleet.catalog_store import committed_catalog
 from flows.catalog import Catalog, CatalogError, load_catalog
 from flows.errors import ConfigError
-from flows.journal import Journal
 from flows.tokens import Signer
 from kiosk import __version__ as APP_VERSION
 from kiosk.catalog_watch import CatalogWatch, store_dir
@@ -26,6 +24,8 @@ from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
 from kiosk.maintenance import Desk, PinGuard
 from kiosk.runtime import Runtime, load_secret
+from statedir.catalog_store import committed_catalog
+from statedir.journal import Journal
 
 DEMO_CATALOG = ASSETS_DIR / "catalog" / "demo.toml"
 

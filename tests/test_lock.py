@@ -34,7 +34,17 @@ LOCK = REPO / "requirements" / "lock.txt"
 BUILD_IN = REPO / "requirements" / "build.in"
 PYPROJECT = REPO / "pyproject.toml"
 EXACT = ("ruff", "mypy", "import-linter", "uv")  # tools whose new releases change verdicts
-FIRST_PARTY = {"kiosk", "drivers", "flows", "fleet", "assets", "bench", "faults", "tests"}
+FIRST_PARTY = {
+    "kiosk",
+    "drivers",
+    "flows",
+    "statedir",
+    "fleet",
+    "assets",
+    "bench",
+    "faults",
+    "tests",
+}
 
 
 @dataclass
@@ -196,7 +206,7 @@ def imported_modules(folder: Path) -> set[str]:
 @pytest.mark.parametrize(
     ("folders", "groups"),
     [
-        (("flows", "drivers", "fleet", "kiosk", "assets"), ("runtime",)),
+        (("flows", "statedir", "drivers", "fleet", "kiosk", "assets"), ("runtime",)),
         (("tests", "bench", "faults"), ("runtime", "dev")),
     ],
     ids=["product", "tests-bench-faults"],

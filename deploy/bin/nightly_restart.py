@@ -15,8 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from flows.journal import Journal
 from kiosk.config import load_config
+from statedir.journal import Journal
 
 DEADLINE_S = 3 * 3600  # a session that never ends does not keep the restart pending all day
 

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.journal import Journal
 from kiosk.remote import EXIT_RESTART_UI
+from statedir.journal import Journal
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -36,8 +36,8 @@ from paho.mqtt.properties import Properties
 
 from fleet.agent import MAX_IN_FLIGHT, Agent, AgentConfig
 from fleet.broker import CONSOLE_USER, MosquittoBroker
-from flows.journal import Journal, identity_hash
 from flows.synthetic import SYNTHETIC_RESIDENTS
+from statedir.journal import Journal, identity_hash
 
 SITE = "zibo-gx"
 STATION = "st-0321"

@@ -20,8 +20,8 @@ import pytest
 
 from fleet.agent import MAX_IN_FLIGHT
 from fleet.broker import ClientCredentials, MosquittoBroker
-from flows.journal import Journal, identity_hash
 from flows.synthetic import SYNTHETIC_RESIDENTS
+from statedir.journal import Journal, identity_hash
 
 SITE = "zibo-gx"
 STATION = "st-0900"

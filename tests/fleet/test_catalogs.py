@@ -37,7 +37,6 @@ from fleet.catalog_repo import (
     locked,
     serve_repository,
 )
-from fleet.catalog_store import CatalogStore, install_anchor
 from fleet.catalog_update import CatalogUpdater
 from fleet.topics import StationTopics
 from flows.catalog import CatalogError, load_catalog
@@ -45,6 +44,7 @@ from flows.session import Session
 from kiosk.catalog_watch import CatalogWatch
 from kiosk.config import Config, StateSection
 from kiosk.station import DEMO_CATALOG, active_catalog
+from statedir.catalog_store import CatalogStore, install_anchor
 
 SITE = "zibo-gx"
 STATION = "st-0042"

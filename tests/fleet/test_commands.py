@@ -32,7 +32,6 @@ from fleet.agent import Agent, AgentConfig
 from fleet.broker import CONSOLE_USER, MosquittoBroker
 from fleet.commands import MAX_PAYLOAD, CommandFailed, Handler, redact
 from flows.catalog import load_catalog
-from flows.journal import Journal, identity_hash
 from flows.synthetic import DEMO_RESIDENT
 from kiosk.devices import SpeechOff
 from kiosk.fonts import find_cjk_font
@@ -40,6 +39,7 @@ from kiosk.i18n import Translator
 from kiosk.remote import EXIT_RESTART_UI, MAX_PNG_BYTES, KioskRemote, fit_png
 from kiosk.runtime import Devices, Frame, Intent, Runtime
 from kiosk.station import DEMO_CATALOG
+from statedir.journal import Journal, identity_hash
 
 SITE = "zibo-gx"
 STATION = "st-0101"

@@ -27,8 +27,8 @@ from fleet.broker import MosquittoBroker
 from fleet.console import Console, Settings, WebSettings
 from fleet.pki import CertificateAuthority, build_csr, common_name, csr_pem, generate_key
 from fleet.web_store import AuditEntry, Base, User
-from flows.journal import Journal
 from flows.tokens import Signer, TokenClaims, public_pem
+from statedir.journal import Journal
 
 SITE = "zibo-gx"
 PASSWORD = "correct horse battery"

@@ -32,7 +32,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from fleet.agent import Agent, AgentConfig
 from fleet.broker import MosquittoBroker, free_port
 from fleet.simulate import SimConfig, SimulatorProcess
-from flows.journal import Journal
+from statedir.journal import Journal
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "console"

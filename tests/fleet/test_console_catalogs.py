@@ -22,10 +22,10 @@ from starlette.testclient import TestClient
 
 from fleet.catalog_repo import CatalogRepository, Release, desired_payload, serve_repository
 from fleet.catalog_review import check_catalog, diff_catalogs
-from fleet.catalog_store import CatalogStore, install_anchor
 from fleet.catalog_update import CatalogUpdater
 from fleet.console import Console, WebSettings
 from fleet.web_catalog_store import CatalogDraft
+from statedir.catalog_store import CatalogStore, install_anchor
 from tests.fleet.test_console import audit_actions, login, make_console
 
 DEMO = (Path(__file__).resolve().parents[2] / "assets" / "catalog" / "demo.toml").read_text("utf-8")

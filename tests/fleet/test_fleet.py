@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from fleet.agent import Agent, AgentConfig
 from fleet.broker import CONSOLE_USER, MosquittoBroker
 from fleet.console import Console
-from flows.journal import Journal
+from statedir.journal import Journal
 
 SITE = "zibo-gx"
 

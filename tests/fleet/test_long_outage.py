@@ -21,7 +21,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.agent import Agent, AgentConfig
 from fleet.broker import MosquittoBroker
-from flows.journal import Journal
+from statedir.journal import Journal
 
 OUTAGE_S = float(os.environ.get("KIOSK_OUTAGE_S", "120"))
 

@@ -40,7 +40,7 @@ from fleet.pki import (
     write_key,
 )
 from fleet.topics import StationTopics
-from flows.journal import Journal
+from statedir.journal import Journal
 
 STATION = "st-0001"
 

@@ -46,7 +46,7 @@ from fleet.pki import (
     write_cert,
     write_key,
 )
-from flows.journal import Journal
+from statedir.journal import Journal
 
 SITE = "zibo-gx"
 NOT_AUTHORIZED = 0x87

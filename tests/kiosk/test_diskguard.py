@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.journal import Journal
 from kiosk.diskguard import MIB, DiskGuard, DiskPolicy
+from statedir.journal import Journal
 
 SIZE_MIB = 16
 POLICY = DiskPolicy(low_mib=8, critical_mib=4, resume_mib=11, chatty_loggers=("kiosk.wire",))

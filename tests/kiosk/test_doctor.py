@@ -321,9 +321,9 @@ def test_an_installed_catalog_must_still_be_the_one_the_agent_verified(tmp_path:
     import json
 
     from assets import ASSETS_DIR
-    from fleet.catalog_store import CatalogStore
     from kiosk.catalog_watch import store_dir
     from kiosk.doctor import check_catalog
+    from statedir.catalog_store import CatalogStore
 
     config = parse_config({"state": {"dir": str(tmp_path / "state")}}, source="test")
     store = CatalogStore(store_dir(config.state_dir))

@@ -24,9 +24,9 @@ from PIL import Image
 from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.simulator import EscposSimulator
 from drivers.sam.simulator import SamSimulator
-from flows.journal import Journal
 from flows.synthetic import DEMO_RESIDENT
 from flows.tokens import Verdict, key_id, load_public, verify
+from statedir.journal import Journal
 
 HERE = Path(__file__).resolve().parent
 SERVICE_ZH = "社会保险参保证明"

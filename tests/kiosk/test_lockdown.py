@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from flows.journal import Journal
 from kiosk.maintenance import MAX_FAILURES, PinGuard, hash_pin
+from statedir.journal import Journal
 
 PIN = "13579"
 

@@ -17,14 +17,14 @@ from reportlab.pdfgen.canvas import Canvas
 
 from drivers.cups.printer import CupsPrinter
 from drivers.cups.sandbox import CupsSandbox
-from flows.journal import Journal
 from kiosk import printing
+from statedir.journal import Journal
 
 _PRINTING_PROCESS = """
 import sys
 from pathlib import Path
 from drivers.cups.printer import CupsPrinter
-from flows.journal import Journal
+from statedir.journal import Journal
 from kiosk import printing
 journal = Journal(Path(sys.argv[1]))
 journal.begin_transaction("social_insurance_certificate", lang="zh", elder=False, txn_id="t1")

@@ -18,13 +18,13 @@ from drivers.providers.demo import DemoProvider, generate_dataset
 from drivers.sam.reader import SamReader
 from drivers.sam.simulator import SamSimulator
 from flows.catalog import load_catalog
-from flows.journal import Journal
 from flows.synthetic import DEMO_RESIDENT
 from kiosk.devices import SpeechOff
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
 from kiosk.runtime import Devices, Frame, Intent, Runtime
 from kiosk.station import DEMO_CATALOG
+from statedir.journal import Journal
 
 
 @pytest.fixture(scope="module")

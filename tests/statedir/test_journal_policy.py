@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.journal import OUTBOX_CAPS, Journal, JournalError, identity_hash
+from statedir.journal import OUTBOX_CAPS, Journal, JournalError, identity_hash
 
 
 class Clock:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from flows.journal import Journal, JournalError, identity_hash
+from statedir.journal import Journal, JournalError, identity_hash
 
 
 def test_transaction_rating_and_outbox(tmp_path: Path) -> None:
@@ -62,7 +62,7 @@ def test_identity_hash_is_keyed_and_not_the_number() -> None:
 _WRITER = """
 import sys
 from pathlib import Path
-from flows.journal import Journal
+from statedir.journal import Journal
 j = Journal(Path(sys.argv[1]))
 print("ready", flush=True)
 n = 0
@@ -133,3 +133,40 @@ def test_a_commit_that_fails_leaves_the_journal_usable(tmp_path: Path) -> None:
     txn = journal.begin_transaction("queue_ticket", lang="zh", elder=False)  # works again
     journal.finish_transaction(txn, outcome="completed")
     assert [e.type for e in journal.pending_events()] == ["transaction"]
+
+
+def test_reads_do_not_wait_behind_a_write_that_waits_for_the_lock(tmp_path: Path) -> None:
+    """Another process holds the write lock (a backup, a stuck transaction): a write of this
+    journal waits out the busy timeout, and meanwhile the other threads still read (the agent's
+    MQTT callbacks read the journal; they stalled behind such a write before)."""
+    import threading
+
+    path = tmp_path / "j.sqlite3"
+    j = Journal(path)
+    j.set_meta("session", "7")
+    j.put_health([{"device": "a4_printer", "state": "ok"}])
+    locker = sqlite3.connect(path, isolation_level=None, timeout=30)
+    locker.execute("BEGIN EXCLUSIVE")
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            j.set_meta("session", "8")  # waits for the lock, then gives up
+        except sqlite3.OperationalError as err:
+            failed.append(err)
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        time.sleep(0.3)  # the writer is inside its transaction attempt now
+        assert writer.is_alive()
+        assert j.get_meta("session") == "7"
+        assert j.health_snapshot()["a4_printer"]["state"] == "ok"
+        assert j.outbox_size() == 0
+        assert writer.is_alive()  # the reads were answered while the write still waited
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+        writer.join(timeout=30)
+    assert not failed and j.get_meta("session") == "8"  # the write went through once free
+    j.close()
