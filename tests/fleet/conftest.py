@@ -4,8 +4,8 @@ Every :class:`fleet.broker.MosquittoBroker` started during the fleet tests gets 
 the console's rights on ``kiosk/v1/#`` the moment it accepts connections (it is attached by
 wrapping ``start``/``stop`` of the class; the broker itself runs unchanged). What stations send
 (``state``, ``birth``, ``health``, ``evt/…``, ``reported``, ``cmd/…/result``) is kept for the whole
-session; ``test_zz_payload_scan.py`` and :func:`pytest_sessionfinish` scan it for names and ID
-numbers of the demo dataset (DESIGN.md: no personal data ever leaves the station).
+session; :func:`pytest_sessionfinish` scans it, after the last test, for names and ID numbers of
+the demo dataset (DESIGN.md: no personal data ever leaves the station).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ class PayloadLog:
     payloads: list[tuple[str, bytes]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     attach_failures: list[str] = field(default_factory=list)
-    scanned_upto: int = 0
 
     def add(self, topic: str, payload: bytes) -> None:
         parsed = parse_station_topic(topic)
@@ -133,16 +132,25 @@ def record_station_payloads() -> Iterator[PayloadLog]:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Payloads recorded after the scan test (or without it) are scanned here too."""
-    late = PAYLOADS.snapshot()[PAYLOADS.scanned_upto :]
-    found = find_personal(late)
-    if found:
-        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    """After every test: every payload a station sent through any broker of this session is
+    scanned for names and ID numbers; one found fails the session, with where it was."""
+    payloads = PAYLOADS.snapshot()
+    if not payloads and not PAYLOADS.attach_failures:
+        return  # no fleet test sent anything (a run of other tests)
+    problems = [f"recorder not attached: {f}" for f in PAYLOADS.attach_failures]
+    problems += find_personal(payloads)
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.ensure_newline()
+    if problems:
         if reporter is not None:
-            reporter.write_line("PERSONAL DATA IN STATION PAYLOADS:", red=True)
-            for line in found[:20]:
+            reporter.write_line("PERSONAL DATA IN STATION PAYLOADS (or not all scanned):", red=True)
+            for line in problems[:20]:
                 reporter.write_line(f"  {line}", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None:
+        topics = sorted({t.split("/", 4)[4].split("/")[0] for t, _ in payloads})
+        reporter.write_line(f"payload scan: {len(payloads)} station payloads on {topics}, clean")
 
 
 # --- the console's suites run on both databases, against a private broker -----------------------
