@@ -13,6 +13,8 @@ can extend with one touch.
 
 from __future__ import annotations
 
+import functools
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from typing import Any
 from statemachine import State, StateMachine
 
 from flows.catalog import Catalog, IdentityKind, Output, Service, Text
+from flows.identity import identity_hash
 from flows.models import Identity, PrintOutcome
 
 # --- effects: what the shell must do -------------------------------------------------------------
@@ -105,9 +108,13 @@ class JournalBegin:
 
 @dataclass(frozen=True, slots=True)
 class JournalUpdate:
+    """What a session learns as it goes. The resident is only the keyed hash of the ID number
+    (the session's pseudonymiser makes it): no name, number or photo reaches the journal's
+    write queue, by construction."""
+
     txn_id: str
     service: str | None = None
-    identity: Identity | None = field(default=None, repr=False)
+    identity_hash: str | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,8 +278,15 @@ class Session:
         elder: bool = False,
         timeouts: dict[str, float] | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        pseudonymise: Callable[[str], str] | None = None,
     ) -> None:
+        """``pseudonymise`` turns an ID number into what the journal keeps (the station's keyed
+        hash, :func:`flows.identity.identity_hash`); by default a key of this session's own."""
         self.catalog = catalog
+        if pseudonymise is None:
+            key = secrets.token_bytes(32)
+            pseudonymise = functools.partial(identity_hash, key)
+        self._pseudonymise = pseudonymise
         self._selections = selections(catalog)
         self._clock = clock
         self._new_id = new_id
@@ -525,7 +539,8 @@ class Session:
         self.chart.send("identified")
         self._identity = identity
         assert self._txn_id is not None
-        return [JournalUpdate(self._txn_id, identity=identity)] + self._entered()
+        keyed = self._pseudonymise(identity.id_number)
+        return [JournalUpdate(self._txn_id, identity_hash=keyed)] + self._entered()
 
     def on_card_removed(self) -> list[Effect]:
         self._card_on_reader = False

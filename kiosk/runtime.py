@@ -10,6 +10,7 @@ the app only renders :class:`Frame` values it is handed.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import queue
 import secrets
@@ -188,9 +189,14 @@ class Runtime:
         self.journal = journal
         self.tr = translator
         self.font = font
-        self._secret = secret
         self._signer = signer
-        self.session = Session(catalog, clock=clock, lang=lang, elder=elder)
+        self.session = Session(
+            catalog,
+            clock=clock,
+            lang=lang,
+            elder=elder,
+            pseudonymise=functools.partial(identity_hash, secret),
+        )
         self.queue: queue.Queue[
             Intent
             | DeviceEvent
@@ -462,10 +468,7 @@ class Runtime:
             txn, lang, elder = effect.txn_id, effect.lang, effect.elder
             return lambda: j.begin_transaction("", lang=lang, elder=elder, txn_id=txn)
         if isinstance(effect, JournalUpdate):
-            ih = None
-            if effect.identity is not None:
-                ih = identity_hash(self._secret, effect.identity.id_number)
-            txn, service = effect.txn_id, effect.service
+            txn, service, ih = effect.txn_id, effect.service, effect.identity_hash
             return lambda: j.update_transaction(txn, service=service, identity_hash=ih)
         if isinstance(effect, JournalFinish):
             e = effect

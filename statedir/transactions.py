@@ -1,32 +1,29 @@
 """Transactions and ratings: one row per resident session, its outcome and its rating.
 
 No personal data is stored: a resident appears only as a keyed hash of the ID number
-(:func:`identity_hash`), and events carry no names or numbers. The identity hashes are still
-treated as personal (:data:`PERSONAL_COLUMNS`, :meth:`TransactionStore.personal_values`):
-anything that leaves the station as free text (collected logs) is redacted of them.
+(:func:`flows.identity.identity_hash`), and events carry no names or numbers. The identity
+hashes are still treated as personal (:data:`PERSONAL_COLUMNS`,
+:meth:`TransactionStore.personal_values`): anything that leaves the station as free text
+(collected logs) is redacted of them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from flows.identity import identity_hash
 from statedir.db import JournalError
 from statedir.outbox import OutboxStore
 
 OUTCOMES = frozenset({"completed", "abandoned", "failed"})
 
+__all__ = ["OUTCOMES", "PERSONAL_COLUMNS", "TransactionRecord", "TransactionStore", "identity_hash"]
+
 PERSONAL_COLUMNS: dict[str, tuple[str, ...]] = {"transactions": ("identity_hash",)}
 """Columns whose values must never leave the station, even though they are only keyed hashes."""
-
-
-def identity_hash(key: bytes, id_number: str) -> str:
-    """A keyed hash of an ID number: lets the centre count repeat visits, never reveals who."""
-    return hmac.new(key, id_number.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,7 +67,7 @@ def test_happy_path_emits_effects_in_order(session: Session) -> None:
     assert session.view.masked_name == "王**"
     assert session.view.masked_id_number == "1101**********002X"
     update = next(e for e in effects if isinstance(e, JournalUpdate))
-    assert update.identity is PERSON
+    assert update.identity_hash is not None and PERSON.id_number not in update.identity_hash
 
     effects = session.on_pick("social_insurance_certificate")
     assert shows(effects) == ["preview"]
@@ -295,3 +295,29 @@ def test_a_failed_card_read_asks_to_place_the_card_again(session: Session) -> No
     assert session.identity is None
     session.on_identity(PERSON)
     assert session.on_card_fault("error.sam.read_failed") == []  # not wanted outside identify
+
+
+def test_only_the_keyed_hash_of_an_identity_reaches_a_journal_effect(clock: FakeClock) -> None:
+    """The session is given the station's pseudonymiser: every journal effect of a whole
+    journey carries no Identity and no name or number, by its type, not by care."""
+    import dataclasses
+
+    from flows.identity import identity_hash
+    from flows.session import JournalBegin, JournalFinish, JournalHelp, JournalRate
+
+    key = b"station key" * 3
+    session = Session(CATALOG, clock=clock, pseudonymise=lambda n: identity_hash(key, n))
+    journal_types = (JournalBegin, JournalUpdate, JournalFinish, JournalRate, JournalHelp)
+    for effect_type in journal_types:
+        for f in dataclasses.fields(effect_type):
+            assert "Identity" not in str(f.type), (effect_type.__name__, f.name)
+    effects = session.on_start()
+    effects += session.on_identity(PERSON)
+    effects += session.on_pick("social_insurance_certificate")
+    effects += session.on_help()
+    journal = [e for e in effects if isinstance(e, journal_types)]
+    [update] = [e for e in journal if isinstance(e, JournalUpdate) and e.identity_hash]
+    assert update.identity_hash == identity_hash(key, PERSON.id_number)
+    for effect in journal:
+        text = repr(dataclasses.astuple(effect))
+        assert PERSON.name not in text and PERSON.id_number not in text
