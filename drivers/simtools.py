@@ -8,9 +8,11 @@ import json
 import os
 import queue
 import re
+import select
 import signal
 import socket
 import threading
+import time
 import tty
 from collections.abc import Callable
 from pathlib import Path
@@ -102,6 +104,9 @@ def close_pty(master: int, slave: int, link_path: Path | None) -> None:
             link_path.unlink()
 
 
+PTY_WRITE_DEADLINE_S = 1.0
+
+
 class PtyPlug:
     """Unplug and plug in again a device simulated on a pty. The simulator's serving thread owns
     the pty: these calls queue a request on ``_requests`` and wait until that thread has done it;
@@ -121,6 +126,21 @@ class PtyPlug:
     @property
     def plugged(self) -> bool:
         return self._master >= 0
+
+    def write_pty(self, data: bytes, deadline_s: float = PTY_WRITE_DEADLINE_S) -> None:
+        """Write to the pty as a device answers on its line: what the other end does not take
+        within ``deadline_s`` is lost (a stalled reader must not stall the simulator)."""
+        deadline = time.monotonic() + deadline_s
+        view = memoryview(data)
+        while view and self._master >= 0 and time.monotonic() < deadline:
+            try:
+                written = os.write(self._master, view)
+            except BlockingIOError:
+                select.select([], [self._master], [], 0.05)
+                continue
+            except OSError:
+                return
+            view = view[written:]
 
     def _request(self, what: str) -> None:
         done = threading.Event()

@@ -27,7 +27,6 @@ import socket
 import sys
 import termios
 import threading
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +43,6 @@ from drivers.simtools import (
 )
 
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
-WRITE_DEADLINE_S = 1.0
 _BAUDS = {
     getattr(termios, f"B{b}"): b for b in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 }
@@ -292,21 +290,8 @@ class EscposSimulator(PtyPlug):
                 self._stop.wait(0.02)
                 continue
             if data:
-                self._write_pty(self._take(parser, data))
+                self.write_pty(self._take(parser, data))
         self._do_requests(parser)
-
-    def _write_pty(self, data: bytes) -> None:
-        deadline = time.monotonic() + WRITE_DEADLINE_S
-        view = memoryview(data)
-        while view and self._master >= 0 and time.monotonic() < deadline:
-            try:
-                written = os.write(self._master, view)
-            except BlockingIOError:
-                select.select([], [self._master], [], 0.05)
-                continue
-            except OSError:
-                return
-            view = view[written:]
 
     def _take(self, parser: _Parser, data: bytes) -> bytes:
         with self._lock:

@@ -25,7 +25,6 @@ import select
 import socket
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -38,7 +37,6 @@ from flows.synthetic import DEMO_RESIDENT, SYNTHETIC_CARDS
 SAM_ID = bytes.fromhex("0501000000000000a5a5a5a5a5a5a5a5")  # an invented module number
 FAULTS = ("bad_checksum", "garbage", "partial", "silence")
 GARBAGE = b"\x00\x13\xaa\xaa\x96junk\xaa\xaa"  # looks like the start of a preamble, is not
-WRITE_DEADLINE_S = 1.0
 
 
 class SamSimulator(PtyPlug):
@@ -156,7 +154,7 @@ class SamSimulator(PtyPlug):
                 try:
                     frame = decoder.next_frame()
                 except p.FrameError:
-                    self._write(p.encode_response(p.SamChecksumRejected.code))
+                    self.write_pty(p.encode_response(p.SamChecksumRejected.code))
                     continue
                 if frame is None:
                     break
@@ -177,19 +175,6 @@ class SamSimulator(PtyPlug):
                 self._open_pty()
             done.set()
 
-    def _write(self, data: bytes) -> None:
-        deadline = time.monotonic() + WRITE_DEADLINE_S
-        view = memoryview(data)
-        while view and self._master >= 0 and time.monotonic() < deadline:
-            try:
-                written = os.write(self._master, view)
-            except BlockingIOError:
-                select.select([], [self._master], [], 0.05)
-                continue
-            except OSError:
-                return
-            view = view[written:]
-
     def _answer(self, command: tuple[int, int]) -> None:
         with self._lock:
             if self._muted:
@@ -205,7 +190,7 @@ class SamSimulator(PtyPlug):
             response = GARBAGE + response
         elif fault == "partial":
             response = response[: len(response) // 2]
-        self._write(response)
+        self.write_pty(response)
 
     def _respond(self, command: tuple[int, int]) -> bytes:
         ok = p.SW_OK
