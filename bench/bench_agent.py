@@ -23,7 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.agent import Agent, AgentConfig
 from fleet.broker import CONSOLE_USER, MosquittoBroker
-from fleet.topics import StationTopics, dumps
+from fleet.protocol.topics import StationTopics, dumps
 from statedir.journal import Journal
 
 SITE = "bench-site"

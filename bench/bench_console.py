@@ -41,10 +41,10 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.protocol.topics import ROOT
 from fleet.rollout import MemoryStore, Policy
 from fleet.rollout_mqtt import RolloutDriver
 from fleet.simulate import SimConfig, SimulatorProcess, raise_nofile, rss_mib
-from fleet.topics import ROOT
 from fleet.web_ingest import Ingest, Settings, tune_gc
 from fleet.web_store import Station, StationEvent, Store
 

@@ -44,7 +44,9 @@ from fleet import renewal
 from fleet.backoff import Backoff
 from fleet.catalog_update import MAX_CATALOG_BYTES, CatalogUpdater
 from fleet.commands import Dispatcher
-from fleet.topics import CONSOLE_STATE, StationTopics, dumps, loads
+from fleet.protocol.models import CAPABILITIES, Birth, DeviceReport, Health, State, StateReason
+from fleet.protocol.topics import CONSOLE_STATE, StationTopics, dumps, loads
+from flows.models import DeviceState
 from statedir.journal import Journal
 
 log = logging.getLogger("kiosk.agent")
@@ -211,26 +213,24 @@ class Agent:
             self.topics.state, self._state(False, "lost"), qos=1, retain=True, properties=props
         )
 
-    def _state(self, online: bool, reason: str) -> bytes:
-        return dumps(
-            {"online": online, "session": self.session, "ts": time.time(), "reason": reason}
-        )
+    def _state(self, online: bool, reason: StateReason) -> bytes:
+        state = State(online=online, session=self.session, ts=time.time(), reason=reason)
+        return dumps(state.dump())
 
     def _birth(self) -> bytes:
         catalog = self.journal.get_meta("catalog_version")
-        return dumps(
-            {
-                "station": self.config.station,
-                "site": self.config.site,
-                "app_version": self.config.app_version,
-                "catalog_version": catalog,
-                "hardware": {"machine": platform.machine(), "system": platform.system()},
-                "capabilities": ["id_card", "a4", "thermal", "voice"],
-                "cert_expiry": self._cert_expiry(),
-                "session": self.session,
-                "ts": time.time(),
-            }
+        birth = Birth(
+            station=self.config.station,
+            site=self.config.site,
+            app_version=self.config.app_version,
+            catalog_version=int(catalog) if catalog and catalog.isdigit() else None,
+            hardware={"machine": platform.machine(), "system": platform.system()},
+            capabilities=list(CAPABILITIES),
+            cert_expiry=self._cert_expiry(),
+            session=self.session,
+            ts=time.time(),
         )
+        return dumps(birth.dump())
 
     def _on_connect(
         self,
@@ -312,20 +312,18 @@ class Agent:
         beat = self.journal.ui_heartbeat()
         devices = self.journal.health_snapshot()
         self.seq += 1
-        return {
-            "seq": self.seq,
-            "uptime": round(time.monotonic() - self.started, 1),
-            "ui_alive": beat is not None and time.time() - beat < 3 * UI_HEARTBEAT_S,
-            "devices": {
-                name: {"state": d.get("state"), "reasons": d.get("reasons", [])}
-                for name, d in devices.items()
-            },
-            "disk_free_mib": shutil.disk_usage(self.config.state_dir).free // (1024 * 1024),
-            "last_txn_ts": self.journal.last_transaction_ts(),
-            "outbox": self.journal.outbox_size(),
-            "interval_s": self.config.health_interval_s,
-            "ts": time.time(),
-        }
+        health = Health(
+            seq=self.seq,
+            uptime=round(time.monotonic() - self.started, 1),
+            ui_alive=beat is not None and time.time() - beat < 3 * UI_HEARTBEAT_S,
+            devices={name[:64]: _device_report(d) for name, d in list(devices.items())[:32]},
+            disk_free_mib=shutil.disk_usage(self.config.state_dir).free // (1024 * 1024),
+            last_txn_ts=self.journal.last_transaction_ts(),
+            outbox=self.journal.outbox_size(),
+            interval_s=self.config.health_interval_s,
+            ts=time.time(),
+        )
+        return health.dump()
 
     def _publish_health(self) -> None:
         health = self._health()
@@ -513,3 +511,13 @@ def run_agent(
     done.wait()
     agent.stop()
     return 0
+
+
+def _device_report(record: dict[str, Any]) -> DeviceReport:
+    """A device's health as the UI wrote it, within the protocol's limits; a record that does
+    not fit (an older UI, a damaged row) is reported as unknown rather than stopping health."""
+    reasons = [str(r)[:64] for r in record.get("reasons", []) if str(r)][:16]
+    try:
+        return DeviceReport(state=record.get("state", "unknown"), reasons=reasons)
+    except ValueError:
+        return DeviceReport(state=DeviceState.UNKNOWN, reasons=["unreadable_record"])

@@ -192,7 +192,7 @@ def _publish(args: argparse.Namespace, release: Release) -> int:
     from paho.mqtt.enums import CallbackAPIVersion
 
     from fleet.broker import CONSOLE_USER
-    from fleet.topics import StationTopics, dumps
+    from fleet.protocol.topics import StationTopics, dumps
 
     base = args.base_url.rstrip("/")
     payload = desired_payload(args.rev, release, f"{base}/metadata/", f"{base}/targets/")

@@ -44,7 +44,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleet.topics import StationTopics, dumps, loads
+from fleet.protocol.commands import COMMANDS
+from fleet.protocol.topics import StationTopics, dumps, loads
 from statedir.journal import COMMAND_ID, CommandRecord, Journal
 
 log = logging.getLogger("kiosk.agent.commands")
@@ -119,12 +120,20 @@ class Handler:
     run: AgentRun | None = None  # agent side only
 
 
+def _handler(
+    name: str, validate: Callable[[dict[str, Any]], dict[str, Any]] = no_args, **more: Any
+) -> Handler:
+    """A handler for a command of :data:`fleet.protocol.commands.COMMANDS`, as listed there."""
+    spec = COMMANDS[name]
+    return Handler(spec.name, spec.target, spec.timeout_s, validate, **more)
+
+
 UI_HANDLERS: tuple[Handler, ...] = (
-    Handler("test_print", "ui", 120.0, _printer_arg),
-    Handler("restart_ui", "ui", 300.0),
-    Handler("self_test", "ui", 60.0),
-    Handler("screenshot", "ui", 60.0),
-    Handler("reload_catalog", "ui", 120.0),
+    _handler("test_print", _printer_arg),
+    _handler("restart_ui"),
+    _handler("self_test"),
+    _handler("screenshot"),
+    _handler("reload_catalog"),
 )
 """Carried out by the kiosk (``kiosk.remote``); most wait until no resident is in a session."""
 
@@ -241,8 +250,8 @@ class Dispatcher:
         self._threads: list[threading.Thread] = []
         for handler in UI_HANDLERS:
             self.register(handler)
-        self.register(Handler("rebirth", "agent", 30.0, run=self._rebirth))
-        self.register(Handler("collect_logs", "agent", 60.0, _lines_arg, run=self._collect_logs))
+        self.register(_handler("rebirth", run=self._rebirth))
+        self.register(_handler("collect_logs", _lines_arg, run=self._collect_logs))
 
     def register(self, handler: Handler) -> None:
         """Add (or replace) a command; agent-side handlers need ``run``."""

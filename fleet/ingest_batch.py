@@ -22,7 +22,7 @@ from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from fleet.topics import ROOT, loads
+from fleet.protocol.topics import ROOT, loads
 from fleet.web_store import HealthSample, Station, StationEvent, Store
 
 log = logging.getLogger("fleet.console.ingest")

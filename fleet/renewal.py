@@ -52,7 +52,8 @@ from fleet.pki import (
     same_public_key,
     write_key,
 )
-from fleet.topics import StationTopics
+from fleet.protocol.commands import COMMANDS
+from fleet.protocol.topics import StationTopics
 from statedir.journal import Journal
 
 CSR_EVENT = "csr"
@@ -293,7 +294,8 @@ def command_handler(agent: RenewingAgent) -> Handler:
             raise CommandFailed(str(detail.pop("reason")), **detail)
         return detail
 
-    return Handler(INSTALL_COMMAND, "agent", 60.0, validate_install_args, run)
+    spec = COMMANDS[INSTALL_COMMAND]
+    return Handler(spec.name, spec.target, spec.timeout_s, validate_install_args, run)
 
 
 # --- centre side ---------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleet.broker import CONSOLE_USER
+from fleet.protocol.topics import ROOT, StationTopics, dumps, loads, parse_station_topic
 from fleet.rollout import (
     FINAL_STATES,
     Policy,
@@ -32,7 +33,6 @@ from fleet.rollout import (
     split_key,
     station_key,
 )
-from fleet.topics import ROOT, StationTopics, dumps, loads, parse_station_topic
 
 log = logging.getLogger("fleet.rollout")
 

@@ -53,13 +53,24 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from fleet.topics import CONSOLE_STATE, StationTopics, dumps, loads
+from fleet.protocol.models import (
+    CAPABILITIES,
+    STATION_DEVICES,
+    Birth,
+    DeviceReport,
+    Health,
+    State,
+    StateReason,
+)
+from fleet.protocol.topics import CONSOLE_STATE, StationTopics, dumps, loads
+from flows.models import DeviceState
 
 log = logging.getLogger("fleet.simulate")
 
 T = TypeVar("T")
 SERVICES = ("residence_certificate", "social_security_record", "queue_ticket", "checklist")
-DEVICES = ("id_reader", "printer_a4", "printer_thermal", "voice")
+HEALTHY = DeviceReport(state=DeviceState.OK, reasons=[])
+DEVICES = STATION_DEVICES  # the names the real drivers report (fleet.protocol.models)
 
 
 def raise_nofile(wanted: int) -> int:
@@ -394,10 +405,9 @@ class Simulator:
 
     # --- the terminal's protocol ---------------------------------------------------------------
 
-    def _state(self, term: SimTerminal, online: bool, reason: str) -> bytes:
-        return dumps(
-            {"online": online, "session": term.session, "ts": time.time(), "reason": reason}
-        )
+    def _state(self, term: SimTerminal, online: bool, reason: StateReason) -> bytes:
+        state = State(online=online, session=term.session, ts=time.time(), reason=reason)
+        return dumps(state.dump())
 
     def _on_connect(
         self,
@@ -463,35 +473,33 @@ class Simulator:
             self.stats.published += 1
 
     def _birth(self, term: SimTerminal) -> bytes:
-        return dumps(
-            {
-                "station": term.station,
-                "site": term.site,
-                "app_version": "0.1.0-sim",
-                "catalog_version": term.catalog_version,
-                "hardware": {"machine": "x86_64", "system": "Linux", "simulated": True},
-                "capabilities": ["id_card", "a4", "thermal", "voice"],
-                "cert_expiry": None,
-                "session": term.session,
-                "ts": time.time(),
-            }
+        birth = Birth(
+            station=term.station,
+            site=term.site,
+            app_version="0.1.0-sim",
+            catalog_version=term.catalog_version,
+            hardware={"machine": "x86_64", "system": "Linux", "simulated": True},
+            capabilities=list(CAPABILITIES),
+            cert_expiry=None,
+            session=term.session,
+            ts=time.time(),
         )
+        return dumps(birth.dump())
 
     def _health(self, term: SimTerminal) -> bytes:
         term.seq += 1
-        return dumps(
-            {
-                "seq": term.seq,
-                "uptime": round(time.monotonic() - term.started, 1),
-                "ui_alive": True,
-                "devices": {name: {"state": "ready", "reasons": []} for name in DEVICES},
-                "disk_free_mib": 20480,
-                "last_txn_ts": None,
-                "outbox": 0,
-                "interval_s": self.config.health_interval_s,
-                "ts": time.time(),
-            }
+        health = Health(
+            seq=term.seq,
+            uptime=round(time.monotonic() - term.started, 1),
+            ui_alive=True,
+            devices={name: HEALTHY for name in DEVICES},
+            disk_free_mib=20480,
+            last_txn_ts=None,
+            outbox=0,
+            interval_s=self.config.health_interval_s,
+            ts=time.time(),
         )
+        return dumps(health.dump())
 
     def _publish_health(self, term: SimTerminal) -> None:
         self._publish(term, term.topics.health, self._health(term))

@@ -35,7 +35,7 @@ from starlette.templating import Jinja2Templates
 
 from fleet import web_auth as auth
 from fleet import web_views as views
-from fleet.commands import UI_HANDLERS
+from fleet.protocol.commands import COMMANDS as PROTOCOL_COMMANDS
 from fleet.web_admin import AdminRoutes
 from fleet.web_catalogs import CatalogRoutes
 from fleet.web_enroll import EnrolRoutes
@@ -47,11 +47,10 @@ from fleet.web_store import Alert, CommandRow, Store, audit
 log = logging.getLogger("fleet.console.web")
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 
-COMMANDS: dict[str, float] = {h.name: h.timeout_s for h in UI_HANDLERS} | {
-    "rebirth": 30.0,
-    "collect_logs": 60.0,
+COMMANDS: dict[str, float] = {
+    name: spec.timeout_s for name, spec in PROTOCOL_COMMANDS.items() if spec.by_hand
 }
-"""Commands a technician may send, with their default timeouts (see fleet.commands)."""
+"""Commands a technician may send, with their default timeouts (fleet.protocol.commands)."""
 
 
 @dataclass(frozen=True)

@@ -54,8 +54,8 @@ from fleet.broker import CONSOLE_USER, ClientCredentials
 from fleet.ingest_batch import BatchWriter, EventRows, parse
 from fleet.mqtt_stream import RETAIN_IF_NEW, Message, StreamSubscriber, TlsFiles
 from fleet.pki import CertificateAuthority, PkiError
+from fleet.protocol.topics import CONSOLE_STATE, ROOT, StationTopics, dumps
 from fleet.renewal import CSR_EVENT, answer_csr
-from fleet.topics import CONSOLE_STATE, ROOT, StationTopics, dumps
 from fleet.web_store import (
     Alert,
     CommandRow,

@@ -23,7 +23,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.broker import CONSOLE_USER, MosquittoBroker
-from fleet.topics import parse_station_topic
+from fleet.protocol.topics import parse_station_topic
 from fleet.web_pg import PostgresCluster
 from flows.synthetic import SYNTHETIC_CARDS, SYNTHETIC_RESIDENTS
 

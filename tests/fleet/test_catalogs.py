@@ -38,7 +38,7 @@ from fleet.catalog_repo import (
     serve_repository,
 )
 from fleet.catalog_update import CatalogUpdater
-from fleet.topics import StationTopics
+from fleet.protocol.topics import StationTopics
 from flows.catalog import CatalogError, load_catalog
 from flows.session import Session
 from kiosk.catalog_watch import CatalogWatch

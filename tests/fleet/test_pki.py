@@ -39,7 +39,8 @@ from fleet.pki import (
     write_cert,
     write_key,
 )
-from fleet.topics import StationTopics
+from fleet.protocol.models import CsrEvent
+from fleet.protocol.topics import StationTopics
 from statedir.journal import Journal
 
 STATION = "st-0001"
@@ -176,6 +177,8 @@ def test_request_renewal_queues_one_csr_made_with_a_key_that_stays(
     assert csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == STATION
     assert station.files.pending_key_file.stat().st_mode & 0o777 == 0o600
     assert set(event) == {"csr", "current_serial", "current_not_after", "ts", "event_id"}
+    # as the agent sends it (it adds station and backfill): it fits the protocol's model
+    CsrEvent.model_validate({**event, "station": STATION, "backfill": False})
     # asked already: not again within a day; after that, again with the same key
     assert renewal.request_renewal(station.files, STATION, station.journal, now=now + 60) is None
     assert renewal.request_renewal(station.files, STATION, station.journal, now=now + 90000)

@@ -15,10 +15,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.protocol.topics import loads, parse_station_topic
 from fleet.rollout import MemoryStore, Policy, RolloutStore
 from fleet.rollout_mqtt import RolloutDriver
 from fleet.simulate import SimConfig, Simulator
-from fleet.topics import loads, parse_station_topic
 
 DESIRED = {
     "catalog": {"target": "catalog.toml", "version": 5, "sha256": "cd" * 32, "length": 1234},

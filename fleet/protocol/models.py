@@ -1,0 +1,227 @@
+"""Typed payloads of every fleet message, with their limits.
+
+One model per message kind (DESIGN.md's table): what a station sends (``state``, ``birth``,
+``health``, ``evt/{type}``, ``reported``, ``cmd/{id}/result``) and what it receives
+(``desired``, ``cmd/{id}``, the console's own ``state``). Fields, types, ranges and sizes are
+stated once, here. Models reject fields they do not know (``extra="forbid"``): a field renamed on
+one side and not the other is an error in the tests, not a silent gap on the console.
+
+:func:`station_message` reads a station's message by its topic: the way a test (and, with the
+console's edge checks, the console) tells a well-formed message from a broken one.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from flows.models import DeviceState
+
+MAX_SESSION = 2**63 - 1  # SQLite's INTEGER: a session counter above it cannot be stored
+Name = Annotated[str, Field(min_length=1, max_length=64)]
+Text = Annotated[str, Field(max_length=500)]
+Count = Annotated[int, Field(ge=0, le=MAX_SESSION)]
+
+STATION_DEVICES = ("id_reader", "a4_printer", "thermal_printer", "speech")
+"""The devices every station reports by these names (the drivers' default names)."""
+
+Capability = Literal["id_card", "a4", "thermal", "voice"]
+CAPABILITIES: tuple[Capability, ...] = ("id_card", "a4", "thermal", "voice")
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def dump(self) -> dict[str, Any]:
+        """The JSON object to send (``fleet.protocol.topics.dumps`` encodes it)."""
+        return self.model_dump(mode="json")
+
+
+class Timestamped(Message):
+    ts: float
+
+    @field_validator("ts")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("ts must be a finite time in seconds since the epoch")
+        return value
+
+
+# --- a station's presence -------------------------------------------------------------------------
+
+
+StateReason = Literal["connect", "lost", "shutdown"]
+
+
+class State(Timestamped):
+    """``state``: retained, and the Will. ``session`` tells a late Will from a current one."""
+
+    online: bool
+    session: Count
+    reason: StateReason
+
+
+class Birth(Timestamped):
+    """``birth``: retained; what the station is and runs."""
+
+    station: Name
+    site: Name
+    app_version: Name
+    catalog_version: int | None
+    hardware: dict[Name, str | bool] = Field(max_length=16)
+    capabilities: list[Capability] = Field(max_length=8)
+    cert_expiry: Name | None  # ISO 8601
+    session: Count
+
+
+class DeviceReport(Message):
+    state: DeviceState
+    reasons: list[Name] = Field(max_length=16)
+
+
+class Health(Timestamped):
+    """``health``: every ``interval_s`` and on change."""
+
+    seq: Count
+    uptime: float = Field(ge=0)
+    ui_alive: bool
+    devices: dict[Name, DeviceReport] = Field(max_length=32)
+    disk_free_mib: Count
+    last_txn_ts: float | None
+    outbox: Count
+    interval_s: float = Field(gt=0, le=3600)
+
+
+# --- events (evt/{type}): from the outbox, each with its id for de-duplication ----------------
+
+
+class Event(Timestamped):
+    event_id: Name
+    station: Name
+    backfill: bool
+
+
+class TransactionEvent(Event):
+    txn_id: Name
+    service: Annotated[str, Field(max_length=64)]  # "" while no service was picked
+    outcome: Literal["completed", "abandoned", "failed"]
+    outputs: list[Name] = Field(max_length=8)
+    abandoned_state: Name | None
+    reason: Name | None
+    lang: Literal["zh", "en"]
+    elder: bool
+    duration_s: float = Field(ge=0)
+
+
+class RatingEvent(Event):
+    txn_id: Name
+    service: Annotated[str, Field(max_length=64)]
+    rating: int = Field(ge=1, le=5)
+    tags: list[Name] = Field(max_length=16)
+
+
+class HelpEvent(Event):
+    screen: Name
+    txn_id: Name | None
+
+
+class AlertEvent(Event):
+    kind: Name
+    detail: dict[Name, Any] = Field(max_length=16)
+
+
+class CsrEvent(Event):
+    csr: Annotated[str, Field(max_length=8192)]
+    current_serial: Name
+    current_not_after: Name
+
+
+EVENTS: dict[str, type[Event]] = {
+    "transaction": TransactionEvent,
+    "rating": RatingEvent,
+    "help": HelpEvent,
+    "alert": AlertEvent,
+    "csr": CsrEvent,
+}
+
+
+# --- catalogs ---------------------------------------------------------------------------------
+
+
+class DesiredCatalog(Message):
+    target: Name
+    version: int = Field(ge=1)
+    sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    length: int = Field(ge=0)
+
+
+class Desired(Message):
+    """``desired``: retained, from the console; the station ignores a rev it has handled."""
+
+    rev: int = Field(ge=1)
+    catalog: DesiredCatalog | None = None
+    metadata_url: Annotated[str, Field(max_length=500)] | None = None
+    targets_url: Annotated[str, Field(max_length=500)] | None = None
+
+
+class Reported(Timestamped):
+    """``reported``: retained; how the station's catalog update went."""
+
+    rev: int = Field(ge=0)
+    rev_applied: int = Field(ge=0)
+    catalog_version: int | None
+    phase: Literal["downloading", "verified", "applied", "failed"]
+    error: Name | None
+    detail: Text | None
+
+
+# --- commands ---------------------------------------------------------------------------------
+
+
+class Command(Message):
+    """``cmd/{id}``: from the console, with a message expiry."""
+
+    name: Name
+    args: dict[Name, Any] = Field(max_length=16)
+    timeout_s: float = Field(ge=1, le=3600)
+
+
+class CommandResult(Timestamped):
+    """``cmd/{id}/result``: ``accepted`` at once, then one final status."""
+
+    id: Name
+    name: Name
+    station: Name
+    status: Literal["accepted", "succeeded", "failed", "timed_out"]
+    repeat: bool
+    detail: dict[Name, Any] = Field(max_length=32)
+
+
+class ConsoleState(Timestamped):
+    """``kiosk/v1/console/state``: the console's own presence (and its Will)."""
+
+    online: bool
+
+
+def station_message(rest: str, payload: dict[str, Any]) -> Message:
+    """The model of a station's message by the topic below its root (``health``,
+    ``evt/rating``, ``cmd/ID/result``); ``ValueError`` (pydantic's ValidationError is one)
+    when the payload does not fit or the topic is not one a station sends on."""
+    parts = rest.split("/")
+    fixed: dict[str, type[Message]] = {
+        "state": State,
+        "birth": Birth,
+        "health": Health,
+        "reported": Reported,
+    }
+    model: type[Message] | None = fixed.get(rest)
+    if model is None and len(parts) == 2 and parts[0] == "evt":
+        model = EVENTS.get(parts[1])
+    if model is None and len(parts) == 3 and parts[0] == "cmd" and parts[2] == "result":
+        model = CommandResult
+    if model is None:
+        raise ValueError(f"no station message is sent on {rest!r}")
+    return model.model_validate(payload)
