@@ -22,7 +22,8 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.broker import MosquittoBroker
+from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import StationTopics, dumps
 from statedir.journal import Journal
 

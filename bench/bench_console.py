@@ -9,7 +9,7 @@ persistent session (MQTT v5, session expiry) with a QoS 1 shared subscription on
 ``$share/…/kiosk/v1/…``; while both are offline every terminal publishes the same burst of events
 (5 each: 50,000 messages for 10,000 terminals), which the broker queues for each session; then
 each connects and is timed from connect to the last message of the burst. The ingest is the
-console's own (:class:`fleet.web_ingest.Ingest` on :mod:`fleet.mqtt_stream`) in a process tuned
+console's own (:class:`fleet.web_ingest.Ingest` on :mod:`fleet.mqtt.stream`) in a process tuned
 as ``fleet console`` tunes itself (:func:`fleet.web_ingest.tune_gc`). It has run before: its
 database knows the 10,000 stations from their retained ``state`` and ``birth``, which a kept
 session does not replay. It de-duplicates and stores every event in its SQLite database, raises
@@ -40,7 +40,8 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.broker import MosquittoBroker
+from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import ROOT
 from fleet.rollout import MemoryStore, Policy
 from fleet.rollout_mqtt import RolloutDriver

@@ -46,7 +46,8 @@ from drivers.cups.sandbox import CupsSandbox, SandboxError
 from drivers.escpos.simulator import EscposSimulator, SimReceipt
 from drivers.pcsc.daemon import Pcscd
 from drivers.sam.simulator import SamSimulator
-from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.broker import MosquittoBroker
+from fleet.mqtt.client import CONSOLE_USER
 from flows.synthetic import DEMO_RESIDENT
 
 REPO = Path(__file__).resolve().parents[1]

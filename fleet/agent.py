@@ -35,15 +35,15 @@ from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from fleet import renewal
-from fleet.backoff import Backoff
 from fleet.catalog_update import MAX_CATALOG_BYTES, CatalogUpdater
 from fleet.commands import Dispatcher
+from fleet.mqtt.backoff import Backoff
+from fleet.mqtt.client import TlsFiles, client_context, load_client_certificate, new_client
 from fleet.protocol.models import CAPABILITIES, Birth, DeviceReport, Health, State, StateReason
 from fleet.protocol.topics import CONSOLE_STATE, StationTopics, dumps, loads
 from flows.models import DeviceState
@@ -79,7 +79,7 @@ class AgentConfig:
     renew_before_s: float = renewal.DEFAULT_WINDOW_S  # ask for a new certificate this early
     renewal_check_s: float = 3600.0
     tls_reload_grace_s: float = 1.0  # lets a command's result leave before the reconnect
-    reconnect_min_s: float = 1.0  # backoff with jitter (fleet.backoff) between attempts
+    reconnect_min_s: float = 1.0  # backoff with jitter (fleet.mqtt.backoff) between attempts
     reconnect_max_s: float = 60.0
 
 
@@ -109,25 +109,21 @@ class Agent:
         self._connected_at = 0.0
         self._last_devices = ""
         self.published = 0
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=config.station,
-            protocol=mqtt.MQTTv5,
-        )
-        if config.username:
-            self.client.username_pw_set(config.username, config.password)
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        self._backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
-        self.client.on_connect_fail = self._on_connect_fail
-        self.tls_files = renewal.TlsFiles.from_optional(
-            config.ca_file, config.cert_file, config.key_file
-        )
+        self.tls_files = TlsFiles.from_optional(config.ca_file, config.cert_file, config.key_file)
         self._ssl: ssl.SSLContext | None = None
         self._tls_reconnect = threading.Event()
         if self.tls_files is not None:
             renewal.complete_interrupted_install(self.tls_files)
-            self._ssl = renewal.client_context(self.tls_files)
-            self.client.tls_set_context(self._ssl)
+            self._ssl = client_context(self.tls_files)  # kept: a renewed pair is loaded into it
+        self.client = new_client(
+            config.station,
+            tls=self._ssl,
+            username=config.username or None,
+            password=config.password,
+            reconnect_s=(1, 30),
+        )
+        self._backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
+        self.client.on_connect_fail = self._on_connect_fail
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
@@ -389,7 +385,7 @@ class Agent:
         if self._stop.wait(self.config.tls_reload_grace_s) or self._ssl is None:
             return
         assert self.tls_files is not None
-        renewal.load_client_certificate(self._ssl, self.tls_files)
+        load_client_certificate(self._ssl, self.tls_files)
         if self.client.is_connected():  # else the next attempt presents the new pair anyway
             log.info("certificate renewed; reconnecting with it")
             self._tls_reconnect.set()

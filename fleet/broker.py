@@ -30,15 +30,13 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from assets import ASSETS_DIR
 from fleet.errors import FleetError
+from fleet.mqtt.client import CONSOLE_USER, TlsFiles
 from fleet.pki import CONSOLE_CN, CertificateAuthority, write_cert, write_key
-
-CONSOLE_USER = "console"
 
 ACL = """\
 # stations: anonymous clients identified by their client id (%c), TLS identities later
@@ -63,15 +61,6 @@ SHIPPED_ACL = ASSETS_DIR / "mosquitto" / "fleet.acl"
 
 class BrokerError(FleetError):
     translation_key = "error.broker"
-
-
-@dataclass(frozen=True)
-class ClientCredentials:
-    """What a TLS client needs: the CA to check the broker with, its certificate and its key."""
-
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
 
 
 def derive_tls_config(shipped: str, *, host: str, port: int, root: Path, user_root: bool) -> str:
@@ -148,19 +137,19 @@ class MosquittoBroker:
 
     def issue_client(
         self, cn: str, folder: Path, *, valid_for: timedelta = timedelta(days=30)
-    ) -> ClientCredentials:
+    ) -> TlsFiles:
         """Key and certificate for ``cn`` (a station id or ``console``) written into ``folder``."""
         if cn == CONSOLE_CN:
             key, cert = self.ca.issue_console(valid_for=valid_for)
         else:
             key, cert = self.ca.issue_station(cn, valid_for=valid_for)
         folder = Path(folder)
-        creds = ClientCredentials(self.ca_file, folder / f"{cn}.crt", folder / f"{cn}.key")
+        creds = TlsFiles(self.ca_file, folder / f"{cn}.crt", folder / f"{cn}.key")
         write_cert(creds.cert_file, cert)
         write_key(creds.key_file, key)
         return creds
 
-    def console_credentials(self) -> ClientCredentials:
+    def console_credentials(self) -> TlsFiles:
         return self.issue_client(CONSOLE_CN, self.root / "clients")
 
     def write_tls_config(self) -> Path:

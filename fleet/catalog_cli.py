@@ -188,18 +188,13 @@ def _change(args: argparse.Namespace, repo: CatalogRepository) -> int:
 
 
 def _publish(args: argparse.Namespace, release: Release) -> int:
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
-
-    from fleet.broker import CONSOLE_USER
+    from fleet.mqtt.client import CONSOLE_USER, new_client
     from fleet.protocol.topics import StationTopics, dumps
 
     base = args.base_url.rstrip("/")
     payload = desired_payload(args.rev, release, f"{base}/metadata/", f"{base}/targets/")
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2, client_id=f"fleet-cli-{time.time_ns()}", protocol=mqtt.MQTTv5
-    )
-    client.username_pw_set(CONSOLE_USER, args.password_file.read_text().strip())
+    password = args.password_file.read_text().strip()
+    client = new_client(f"fleet-cli-{time.time_ns()}", username=CONSOLE_USER, password=password)
     client.connect(*args.broker)
     client.loop_start()
     try:

@@ -169,8 +169,8 @@ def _console_options(console: argparse.ArgumentParser) -> None:
 
 
 def run_console(args: argparse.Namespace) -> int:
-    from fleet.broker import ClientCredentials
     from fleet.console import Console, Settings, WebSettings
+    from fleet.mqtt.client import TlsFiles
     from fleet.pki import CertificateAuthority
 
     password = args.password_file.read_text().strip() if args.password_file else ""
@@ -181,7 +181,7 @@ def run_console(args: argparse.Namespace) -> int:
         port,
         password=password,
         db_url=args.db or default_db_url(),
-        tls=ClientCredentials(*args.tls) if args.tls else None,
+        tls=TlsFiles(*args.tls) if args.tls else None,
         ca=CertificateAuthority.load(*args.fleet_ca) if args.fleet_ca else None,
         settings=Settings(
             offline_alert_after_s=args.offline_alert_after,

@@ -30,7 +30,7 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import func, select
 
 from fleet import web_auth as auth
-from fleet.broker import ClientCredentials
+from fleet.mqtt.client import TlsFiles
 from fleet.pki import CertificateAuthority
 from fleet.web_app import WebApp, WebSettings
 from fleet.web_ingest import Ingest, Settings, tune_gc
@@ -51,7 +51,7 @@ class Console:
         *,
         password: str = "",
         db_url: str = "sqlite://",
-        tls: ClientCredentials | None = None,
+        tls: TlsFiles | None = None,
         ca: CertificateAuthority | None = None,
         settings: Settings | None = None,
         web: WebSettings | None = None,

@@ -1,6 +1,6 @@
 """The console's bulk writes: a batch of station messages in a few statements, in one transaction.
 
-:class:`fleet.web_ingest.Ingest` receives messages in batches (:mod:`fleet.mqtt_stream`) and
+:class:`fleet.web_ingest.Ingest` receives messages in batches (:mod:`fleet.mqtt.stream`) and
 acknowledges them only after this commit. Heartbeats and events are most of the stream: a batch's
 events are de-duplicated by (station, event id) against the batch itself and the database, then
 inserted with ``ON CONFLICT DO NOTHING`` (another console may hold a redelivered copy); its

@@ -24,15 +24,13 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import ssl
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from cryptography import x509
 
 from fleet.commands import Command, CommandFailed, Handler
+from fleet.mqtt.client import TlsFiles
 from fleet.pki import (
     CLOCK_SKEW,
     DEFAULT_CLIENT_DAYS,
@@ -71,53 +69,6 @@ class RenewalError(PkiError):
     def __init__(self, reason: str, message: str = "") -> None:
         super().__init__(message or reason)
         self.reason = reason
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """Where a station keeps the fleet CA, its certificate and its key."""
-
-    ca_file: Path
-    cert_file: Path
-    key_file: Path
-
-    @classmethod
-    def from_optional(
-        cls, ca_file: Path | None, cert_file: Path | None, key_file: Path | None
-    ) -> TlsFiles | None:
-        """All three, or None for a plain connection; some but not all is a mistake."""
-        given = [p for p in (ca_file, cert_file, key_file) if p is not None]
-        if not given:
-            return None
-        if ca_file is None or cert_file is None or key_file is None:
-            raise ValueError("TLS needs ca_file, cert_file and key_file together")
-        return cls(Path(ca_file), Path(cert_file), Path(key_file))
-
-    @property
-    def pending_key_file(self) -> Path:
-        return self.key_file.with_name(self.key_file.name + ".pending")
-
-    @property
-    def staged_cert_file(self) -> Path:
-        return self.cert_file.with_name(self.cert_file.name + ".new")
-
-
-# --- the agent's TLS context ---------------------------------------------------------------------
-
-
-def client_context(files: TlsFiles) -> ssl.SSLContext:
-    """What paho's ``tls_set`` would build (TLS 1.2+, the broker's certificate and host name
-    checked against the fleet CA), kept by the agent so a renewed pair can be loaded into it."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_verify_locations(cafile=str(files.ca_file))
-    load_client_certificate(context, files)
-    return context
-
-
-def load_client_certificate(context: ssl.SSLContext, files: TlsFiles) -> None:
-    """(Re)load the station's pair; connections made from now on present it."""
-    context.load_cert_chain(str(files.cert_file), str(files.key_file))
 
 
 def certificate_expiry(files: TlsFiles) -> dt.datetime | None:

@@ -16,12 +16,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from fleet.broker import CONSOLE_USER
+from fleet.mqtt.client import CONSOLE_USER, new_client
 from fleet.protocol.topics import ROOT, StationTopics, dumps, loads, parse_station_topic
 from fleet.rollout import (
     FINAL_STATES,
@@ -68,13 +67,12 @@ class RolloutDriver:
         self._stop = threading.Event()
         self._synced = threading.Event()
         self._probe = f"{ROOT}/console/rollout-probe/{uuid.uuid4().hex}"
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"rollout-{uuid.uuid4().hex[:12]}",
-            protocol=mqtt.MQTTv5,
+        self.client = new_client(
+            f"rollout-{uuid.uuid4().hex[:12]}",
+            username=username,
+            password=password,
+            max_inflight=1000,
         )
-        self.client.username_pw_set(username, password)
-        self.client.max_inflight_messages_set(1000)
         self.client.on_connect = self._on_connect
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message

@@ -35,7 +35,7 @@ from sqlalchemy import Integer, case, literal, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from fleet.broker import ClientCredentials
+from fleet.mqtt.client import TlsFiles
 from fleet.rollout import (
     FINAL_STATES,
     Policy,
@@ -145,7 +145,7 @@ class RolloutService:
         port: int,
         *,
         password: str = "",
-        tls: ClientCredentials | None = None,
+        tls: TlsFiles | None = None,
         tick_s: float = 0.5,
         lease_s: float = LEASE_S,
         poll_s: float = 1.0,

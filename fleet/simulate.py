@@ -48,11 +48,12 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from fleet.mqtt.client import new_client
 from fleet.protocol.models import (
     CAPABILITIES,
     STATION_DEVICES,
@@ -174,10 +175,10 @@ class Simulator:
         cfg = self.config
         site = f"{cfg.prefix}-site-{i % max(cfg.sites, 1):02d}"
         station = f"{cfg.prefix}-{i:05d}"
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=station, protocol=mqtt.MQTTv5)
+        # no in-flight limit of paho's own: the broker's applies
+        client = new_client(station, max_inflight=0)
         term = SimTerminal(site, station, client, StationTopics(site, station))
         client.user_data_set(term)
-        client.max_inflight_messages_set(0)  # no limit of paho's own: the broker's applies
         client.on_socket_open = self._on_socket_open
         client.on_socket_close = self._on_socket_close
         client.on_socket_register_write = self._on_register_write

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
@@ -50,9 +49,9 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, load_only
 
 from fleet import enroll
-from fleet.broker import CONSOLE_USER, ClientCredentials
 from fleet.ingest_batch import BatchWriter, EventRows, parse
-from fleet.mqtt_stream import RETAIN_IF_NEW, Message, StreamSubscriber, TlsFiles
+from fleet.mqtt.client import CONSOLE_USER, TlsFiles, new_client
+from fleet.mqtt.stream import RETAIN_IF_NEW, Message, StreamSubscriber
 from fleet.pki import CertificateAuthority, PkiError
 from fleet.protocol.topics import CONSOLE_STATE, ROOT, StationTopics, dumps
 from fleet.renewal import CSR_EVENT, answer_csr
@@ -224,7 +223,7 @@ class Ingest:
         port: int,
         *,
         password: str = "",
-        tls: ClientCredentials | None = None,
+        tls: TlsFiles | None = None,
         ca: CertificateAuthority | None = None,
         settings: Settings | None = None,
         registry: CollectorRegistry | None = None,
@@ -250,22 +249,17 @@ class Ingest:
             prepare=self._prepare,
             username=None if tls else CONSOLE_USER,
             password=None if tls else password,
-            tls=TlsFiles(str(tls.ca_file), str(tls.cert_file), str(tls.key_file)) if tls else None,
+            tls=tls,
             session_expiry_s=self.settings.session_expiry_s,
         )
         self.connected = self.stream.connected
         # commands and the console's own state go out through paho (its Will marks us offline)
-        self.client = mqtt.Client(
-            CallbackAPIVersion.VERSION2,
-            client_id=f"{client_id[:48]}-out-{uuid.uuid4().hex[:6]}",
-            protocol=mqtt.MQTTv5,
+        self.client = new_client(
+            f"{client_id[:48]}-out-{uuid.uuid4().hex[:6]}",
+            tls=tls,
+            username=None if tls else CONSOLE_USER,
+            password=None if tls else password,
         )
-        if tls is not None:
-            self.client.tls_set(
-                ca_certs=str(tls.ca_file), certfile=str(tls.cert_file), keyfile=str(tls.key_file)
-            )
-        else:
-            self.client.username_pw_set(CONSOLE_USER, password)
         self.client.will_set(CONSOLE_STATE, dumps({"online": False}), qos=1, retain=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect

@@ -428,7 +428,7 @@ def _check_thermal_device(config: Config) -> Check:
 
 
 def _tls_files(config: Config) -> Any:
-    from fleet.renewal import TlsFiles
+    from fleet.mqtt.client import TlsFiles
 
     f = config.fleet
     paths = (f.ca_file, f.cert_file, f.key_file)
@@ -491,10 +491,8 @@ def check_certificate(config: Config, opts: Options) -> Check:
 
 def _mqtt_connect(config: Config, files: Any, host: str, port: int) -> str:
     """Connect as this station over TLS with a client id of the doctor's own; "" if accepted."""
-    import paho.mqtt.client as mqtt
-    from paho.mqtt.enums import CallbackAPIVersion
 
-    from fleet.renewal import client_context
+    from fleet.mqtt.client import new_client
 
     answered = threading.Event()
     reason: list[str] = []
@@ -505,12 +503,7 @@ def _mqtt_connect(config: Config, files: Any, host: str, port: int) -> str:
         answered.set()
 
     # never the station id itself: the broker would push the running agent's session off
-    client = mqtt.Client(
-        CallbackAPIVersion.VERSION2,
-        client_id=f"{config.station.id}-doctor",
-        protocol=mqtt.MQTTv5,
-    )
-    client.tls_set_context(client_context(files))
+    client = new_client(f"{config.station.id}-doctor", tls=files)
     client.on_connect = on_connect
     try:
         client.connect(host, port, keepalive=10)
@@ -529,7 +522,7 @@ def _mqtt_connect(config: Config, files: Any, host: str, port: int) -> str:
 def _peer_expiry(host: str, port: int, files: Any) -> str:
     from cryptography import x509
 
-    from fleet.renewal import client_context
+    from fleet.mqtt.client import client_context
 
     context = client_context(files)
     with (

@@ -200,10 +200,12 @@ class CommandResult(Timestamped):
     detail: dict[Name, Any] = Field(max_length=32)
 
 
-class ConsoleState(Timestamped):
-    """``kiosk/v1/console/state``: the console's own presence (and its Will)."""
+class ConsoleState(Message):
+    """``kiosk/v1/console/state``: the console's own presence (and its Will, which is set
+    before the connection and so carries no time)."""
 
     online: bool
+    ts: float | None = None
 
 
 def station_message(rest: str, payload: dict[str, Any]) -> Message:

@@ -22,7 +22,8 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.broker import MosquittoBroker
+from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import parse_station_topic
 from fleet.web_pg import PostgresCluster
 from flows.synthetic import SYNTHETIC_CARDS, SYNTHETIC_RESIDENTS

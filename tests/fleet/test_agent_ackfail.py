@@ -35,7 +35,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleet.agent import MAX_IN_FLIGHT, Agent, AgentConfig
-from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.broker import MosquittoBroker
+from fleet.mqtt.client import CONSOLE_USER
 from flows.synthetic import SYNTHETIC_RESIDENTS
 from statedir.journal import Journal, identity_hash
 

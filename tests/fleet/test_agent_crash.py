@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from fleet.agent import MAX_IN_FLIGHT
-from fleet.broker import ClientCredentials, MosquittoBroker
+from fleet.broker import MosquittoBroker
+from fleet.mqtt.client import TlsFiles
 from flows.synthetic import SYNTHETIC_RESIDENTS
 from statedir.journal import Journal, identity_hash
 
@@ -43,7 +44,7 @@ class DedupSubscriber:
     delivering (the broker and the agent had lost nothing: ``mosquitto_sub`` got every event).
     """
 
-    def __init__(self, broker: MosquittoBroker, creds: ClientCredentials, out: Path) -> None:
+    def __init__(self, broker: MosquittoBroker, creds: TlsFiles, out: Path) -> None:
         self.out = out
         self._file = out.open("w")
         self.proc = subprocess.Popen(

@@ -26,7 +26,7 @@ from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata, Root, Targets
 
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.broker import MosquittoBroker
 from fleet.catalog_repo import (
     CatalogRepository,
     Release,
@@ -38,6 +38,7 @@ from fleet.catalog_repo import (
     serve_repository,
 )
 from fleet.catalog_update import CatalogUpdater
+from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import StationTopics
 from flows.catalog import CatalogError, load_catalog
 from flows.session import Session

@@ -1,4 +1,4 @@
-"""The console's inbound stream (fleet.mqtt_stream): frames, and acknowledgement after the commit.
+"""The console's inbound stream (fleet.mqtt.stream): frames, and acknowledgement after the commit.
 
 The crash test runs the real ``fleet console`` as a child process against a real mosquitto: killed
 with SIGKILL in the middle of a 50,000-event stream, restarted with the same client id, it must
@@ -22,8 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from fleet.broker import CONSOLE_USER, MosquittoBroker, free_port
-from fleet.mqtt_stream import (
+from fleet.broker import MosquittoBroker, free_port
+from fleet.mqtt.client import CONSOLE_USER
+from fleet.mqtt.stream import (
     PUBACK,
     PUBLISH,
     Message,

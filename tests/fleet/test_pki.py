@@ -23,7 +23,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from fleet import renewal
 from fleet.agent import Agent, AgentConfig
-from fleet.backoff import Backoff
+from fleet.mqtt.backoff import Backoff
+from fleet.mqtt.client import TlsFiles
 from fleet.pki import (
     CertificateAuthority,
     PkiError,
@@ -135,13 +136,13 @@ class Station:
         write_cert(tls / "ca.crt", ca.cert)
         write_cert(tls / "station.crt", cert)
         write_key(tls / "station.key", key)
-        self.tls_files: renewal.TlsFiles | None = renewal.TlsFiles(
+        self.tls_files: TlsFiles | None = TlsFiles(
             tls / "ca.crt", tls / "station.crt", tls / "station.key"
         )
         self.reloads = 0
 
     @property
-    def files(self) -> renewal.TlsFiles:
+    def files(self) -> TlsFiles:
         assert self.tls_files is not None
         return self.tls_files
 

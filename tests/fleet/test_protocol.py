@@ -25,7 +25,8 @@ from drivers.escpos.printer import EscposPrinter
 from drivers.sam.reader import SamReader
 from drivers.speech.voice import Pyttsx3Speech
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.broker import MosquittoBroker
+from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.commands import COMMANDS
 from fleet.protocol.models import STATION_DEVICES, Health, station_message
 from fleet.protocol.topics import StationTopics, dumps, parse_station_topic

@@ -14,7 +14,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fleet.broker import CONSOLE_USER, MosquittoBroker
+from fleet.broker import MosquittoBroker
+from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import loads, parse_station_topic
 from fleet.rollout import MemoryStore, Policy, RolloutStore
 from fleet.rollout_mqtt import RolloutDriver

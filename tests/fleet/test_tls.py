@@ -34,8 +34,8 @@ from fleet.broker import (
     SHIPPED_ACL,
     SHIPPED_CONF,
     BrokerError,
-    ClientCredentials,
     MosquittoBroker,
+    TlsFiles,
     derive_tls_config,
 )
 from fleet.pki import (
@@ -60,7 +60,7 @@ def until(cond: Callable[[], Any], timeout: float = 10.0, what: str = "condition
         time.sleep(0.05)
 
 
-def tls_client(client_id: str, creds: ClientCredentials) -> mqtt.Client:
+def tls_client(client_id: str, creds: TlsFiles) -> mqtt.Client:
     client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv5)
     client.tls_set(
         ca_certs=str(creds.ca_file), certfile=str(creds.cert_file), keyfile=str(creds.key_file)

@@ -32,15 +32,14 @@ import contextlib
 import functools
 import logging
 import queue
-import ssl
 import struct
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import NamedTuple, TypeVar
 
-from fleet.backoff import Backoff
+from fleet.mqtt.backoff import Backoff
+from fleet.mqtt.client import TlsFiles, client_context
 
 log = logging.getLogger("fleet.console.stream")
 _T = TypeVar("_T")
@@ -64,13 +63,6 @@ class Message(NamedTuple):  # a tuple: made for every message, so it must be che
     qos: int
     retain: bool
     dup: bool
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    ca_file: str
-    cert_file: str
-    key_file: str
 
 
 def _varint(n: int) -> bytes:
@@ -368,8 +360,7 @@ class StreamSubscriber:
         loop = asyncio.get_running_loop()
         context = None
         if self.tls is not None:
-            context = ssl.create_default_context(cafile=self.tls.ca_file)
-            context.load_cert_chain(self.tls.cert_file, self.tls.key_file)
+            context = client_context(self.tls)
         self._generation += 1
         generation = self._generation
         _transport, protocol = await asyncio.wait_for(
