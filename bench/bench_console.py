@@ -9,8 +9,8 @@ persistent session (MQTT v5, session expiry) with a QoS 1 shared subscription on
 ``$share/…/kiosk/v1/…``; while both are offline every terminal publishes the same burst of events
 (5 each: 50,000 messages for 10,000 terminals), which the broker queues for each session; then
 each connects and is timed from connect to the last message of the burst. The ingest is the
-console's own (:class:`fleet.web_ingest.Ingest` on :mod:`fleet.mqtt.stream`) in a process tuned
-as ``fleet console`` tunes itself (:func:`fleet.web_ingest.tune_gc`). It has run before: its
+console's own (:class:`fleet.console.ingest.Ingest` on :mod:`fleet.mqtt.stream`) in a process tuned
+as ``fleet console`` tunes itself (:func:`fleet.console.ingest.tune_gc`). It has run before: its
 database knows the 10,000 stations from their retained ``state`` and ``birth``, which a kept
 session does not replay. It de-duplicates and stores every event in its SQLite database, raises
 the alerts of help requests and acknowledges each batch after its commit; it is timed until the
@@ -18,7 +18,8 @@ database holds all 50,000 events. ``mosquitto_sub -C N`` (output to /dev/null) i
 Three bursts, each drained by both; the figure is the median of the three ratios. Goal ≥ 0.8.
 
 ``console.rollout_10000_s``: a catalog rollout to every terminal through the engine and its MQTT
-driver (:mod:`fleet.rollout_mqtt`: canary 10 stations → 50 % → all, advance at 90 % success),
+driver (:mod:`fleet.console.rollout_mqtt`: canary 10 stations → 50 % → all, advance at 90 %
+success),
 from start to ``completed``; each simulated terminal reports ``downloading`` then, after 0.05–0.5 s,
 ``applied``. Seconds. Goal < 60.
 
@@ -41,13 +42,13 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from fleet.broker import MosquittoBroker
+from fleet.console.ingest import Ingest, Settings, tune_gc
+from fleet.console.rollout import MemoryStore, Policy
+from fleet.console.rollout_mqtt import RolloutDriver
+from fleet.console.store import Station, StationEvent, Store
 from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import ROOT
-from fleet.rollout import MemoryStore, Policy
-from fleet.rollout_mqtt import RolloutDriver
 from fleet.simulate import SimConfig, SimulatorProcess, raise_nofile, rss_mib
-from fleet.web_ingest import Ingest, Settings, tune_gc
-from fleet.web_store import Station, StationEvent, Store
 
 INGEST_ID = "bench-console-ingest"
 ROUNDS = 3  # bursts; the two rates vary by a third between runs on shared cores
@@ -60,7 +61,7 @@ DESIRED = {
 
 
 class ConsoleIngest:
-    """The console's own ingest (:class:`fleet.web_ingest.Ingest`) on a SQLite database."""
+    """The console's own ingest (:class:`fleet.console.ingest.Ingest`) on a SQLite database."""
 
     def __init__(self, broker: MosquittoBroker, expected: int, db_path: Path) -> None:
         self.broker = broker

@@ -36,7 +36,7 @@ from pathlib import Path
 from assets import ASSETS_DIR
 from fleet.errors import FleetError
 from fleet.mqtt.client import CONSOLE_USER, TlsFiles
-from fleet.pki import CONSOLE_CN, CertificateAuthority, write_cert, write_key
+from fleet.trust.pki import CONSOLE_CN, CertificateAuthority, write_cert, write_key
 
 ACL = """\
 # stations: anonymous clients identified by their client id (%c), TLS identities later

@@ -440,7 +440,7 @@ def _tls_files(config: Config) -> Any:
 
 
 def check_certificate(config: Config, opts: Options) -> Check:
-    from fleet.pki import PkiError, common_name, load_cert
+    from fleet.trust.pki import PkiError, common_name, load_cert
 
     try:
         files = _tls_files(config)

@@ -1,6 +1,6 @@
 """The kiosk's side of remote commands: what the agent asks of the UI through the journal.
 
-The agent (``fleet.commands``) writes UI-side commands to the journal's ``commands`` table as
+The agent (``fleet.agent.commands``) writes UI-side commands to the journal's ``commands`` table as
 ``pending``; :meth:`KioskRemote.poll`, called from :meth:`kiosk.runtime.Runtime.pump` on the UI
 thread, picks them up when it may, carries them out and writes the result, which the agent
 publishes. A command still pending at its deadline is ``timed_out`` (the agent decides).

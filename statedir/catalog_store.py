@@ -1,6 +1,7 @@
 """The catalog store in a terminal's state directory, shared by the agent and the UI.
 
-The agent (:mod:`fleet.catalog_update`) is its only writer; the UI (:mod:`kiosk.catalog_watch`,
+The agent (:mod:`fleet.agent.catalog_update`) is its only writer; the UI
+(:mod:`kiosk.catalog_watch`,
 :func:`kiosk.station.active_catalog`) only reads it. Stdlib only, so the UI does not import TUF::
 
     {state_dir}/catalogs/

@@ -2,13 +2,16 @@
 
 The console offers exactly these to technicians (and sends ``timeout_s`` from here unless told
 otherwise); the agent carries out the ``agent`` ones itself and hands the ``ui`` ones to the
-kiosk through the journal (:mod:`fleet.commands`, :mod:`kiosk.remote`).
+kiosk through the journal (:mod:`fleet.agent.commands`, :mod:`kiosk.remote`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Literal
+
+INSTALL_CERTIFICATE = "install_certificate"
+"""The console's answer to a station's ``evt/csr`` (certificate renewal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +32,7 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("reload_catalog", "ui", 120.0),
         CommandSpec("rebirth", "agent", 30.0),
         CommandSpec("collect_logs", "agent", 60.0),
-        CommandSpec("install_certificate", "agent", 60.0, by_hand=False),  # renewal's answer
+        CommandSpec(INSTALL_CERTIFICATE, "agent", 60.0, by_hand=False),  # renewal's answer
     )
 }
 """Every command a station understands, by name."""

@@ -139,12 +139,14 @@ class CsrEvent(Event):
     current_not_after: Name
 
 
+CSR_EVENT = "csr"  # a station asks for a new certificate (fleet.agent.renewal)
+
 EVENTS: dict[str, type[Event]] = {
     "transaction": TransactionEvent,
     "rating": RatingEvent,
     "help": HelpEvent,
     "alert": AlertEvent,
-    "csr": CsrEvent,
+    CSR_EVENT: CsrEvent,
 }
 
 

@@ -26,8 +26,11 @@ from securesystemslib.signer import CryptoSigner
 from tuf.api.metadata import Metadata, Root, Targets
 
 from fleet.agent import Agent, AgentConfig
+from fleet.agent.catalog_update import CatalogUpdater
 from fleet.broker import MosquittoBroker
-from fleet.catalog_repo import (
+from fleet.mqtt.client import CONSOLE_USER
+from fleet.protocol.topics import StationTopics
+from fleet.trust.catalog_repo import (
     CatalogRepository,
     Release,
     RepositoryError,
@@ -37,9 +40,6 @@ from fleet.catalog_repo import (
     locked,
     serve_repository,
 )
-from fleet.catalog_update import CatalogUpdater
-from fleet.mqtt.client import CONSOLE_USER
-from fleet.protocol.topics import StationTopics
 from flows.catalog import CatalogError, load_catalog
 from flows.session import Session
 from kiosk.catalog_watch import CatalogWatch

@@ -29,8 +29,8 @@ from drivers.providers.demo import DemoProvider, generate_dataset
 from drivers.sam.reader import SamReader
 from drivers.sam.simulator import SamSimulator
 from fleet.agent import Agent, AgentConfig
+from fleet.agent.commands import MAX_PAYLOAD, CommandFailed, Handler, redact
 from fleet.broker import MosquittoBroker
-from fleet.commands import MAX_PAYLOAD, CommandFailed, Handler, redact
 from fleet.mqtt.client import CONSOLE_USER
 from flows.catalog import load_catalog
 from flows.synthetic import DEMO_RESIDENT

@@ -25,8 +25,8 @@ from starlette.testclient import TestClient
 from fleet.agent import Agent, AgentConfig
 from fleet.broker import MosquittoBroker
 from fleet.console import Console, Settings, WebSettings
-from fleet.pki import CertificateAuthority, build_csr, common_name, csr_pem, generate_key
-from fleet.web_store import AuditEntry, Base, User
+from fleet.console.store import AuditEntry, Base, User
+from fleet.trust.pki import CertificateAuthority, build_csr, common_name, csr_pem, generate_key
 from flows.tokens import Signer, TokenClaims, public_pem
 from statedir.journal import Journal
 
@@ -449,7 +449,7 @@ def test_csr_is_answered_for_the_station_of_the_topic(
         [(topic, command)] = commands  # the CSR for another station got no certificate
         assert topic.startswith(f"kiosk/v1/{SITE}/st-7/cmd/")
         assert command["name"] == "install_certificate" and command["timeout_s"] == 60.0
-        from fleet.pki import parse_cert
+        from fleet.trust.pki import parse_cert
 
         cert = parse_cert(command["args"]["certificate"].encode())
         assert common_name(cert.subject) == "st-7"

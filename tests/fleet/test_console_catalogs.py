@@ -3,7 +3,7 @@
 Real peers only: the console's Starlette app with its database (every test runs on SQLite and on
 a private PostgreSQL, ``db_url``), a real TUF repository made by :class:`CatalogRepository` in
 ``tmp_path`` (its root keys in a folder apart), and a terminal's own TUF updater
-(:class:`fleet.catalog_update.CatalogUpdater`) fetching over HTTP what the console signed.
+(:class:`fleet.agent.catalog_update.CatalogUpdater`) fetching over HTTP what the console signed.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from starlette.testclient import TestClient
 
-from fleet.catalog_repo import CatalogRepository, Release, desired_payload, serve_repository
-from fleet.catalog_review import check_catalog, diff_catalogs
-from fleet.catalog_update import CatalogUpdater
+from fleet.agent.catalog_update import CatalogUpdater
 from fleet.console import Console, WebSettings
-from fleet.web_catalog_store import CatalogDraft
+from fleet.console.catalog_drafts import CatalogDraft
+from fleet.trust.catalog_repo import CatalogRepository, Release, desired_payload, serve_repository
+from fleet.trust.catalog_review import check_catalog, diff_catalogs
 from statedir.catalog_store import CatalogStore, install_anchor
 from tests.fleet.test_console import audit_actions, login, make_console
 

@@ -30,8 +30,8 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
 from fleet.broker import MosquittoBroker
-from fleet.catalog_repo import CatalogRepository
-from fleet.pki import (
+from fleet.trust.catalog_repo import CatalogRepository
+from fleet.trust.pki import (
     CertificateAuthority,
     common_name,
     issued_by,

@@ -18,8 +18,8 @@ from starlette.testclient import TestClient
 from fleet.agent import Agent, AgentConfig
 from fleet.broker import MosquittoBroker
 from fleet.console import Console, Settings
+from fleet.console.store import Station
 from fleet.simulate import SimConfig, SimulatorProcess
-from fleet.web_store import Station
 from tests.fleet.test_console import PASSWORD, audit_actions, client, login, make_console, until
 
 SHA = "ab" * 32

@@ -32,8 +32,9 @@ from fleet.agent import Agent, AgentConfig
 from fleet.broker import SHIPPED_CONF, MosquittoBroker, derive_tls_config
 from fleet.cli import main as fleet
 from fleet.console import Console, Settings, WebSettings
-from fleet.enroll import ALERT_KIND, Enrolment, IssuedCertificate
-from fleet.pki import (
+from fleet.console.enroll import ALERT_KIND, Enrolment, IssuedCertificate
+from fleet.console.store import Alert, AuditEntry, CommandRow, Station
+from fleet.trust.pki import (
     CertificateAuthority,
     build_csr,
     common_name,
@@ -46,7 +47,6 @@ from fleet.pki import (
     parse_key,
     same_public_key,
 )
-from fleet.web_store import Alert, AuditEntry, CommandRow, Station
 from flows.tokens import Signer, TokenClaims, public_pem
 from tests.fleet.test_console import PASSWORD, until
 from tests.fleet.test_console import login as console_login
@@ -215,7 +215,7 @@ def test_fleet_enroll_issues_the_terminals_files_and_records_it(
         signer.key_id,
     )
 
-    from fleet.web_store import Store
+    from fleet.console.store import Store
 
     store = Store(db_url)
     try:
@@ -624,7 +624,7 @@ def test_the_enrolment_page_issues_a_one_time_download_and_revokes(
 
 def test_expiry_is_reported_in_utc(tmp_path: Path) -> None:
     """The page's and the CLI's dates are the certificate's own (UTC), not the console's zone."""
-    from fleet.enroll import view
+    from fleet.console.enroll import view
 
     row = Enrolment(
         site=SITE,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from fleet.broker import BrokerError
-from fleet.catalog_repo import RepositoryError
+from fleet.console.rollout import RolloutError
 from fleet.errors import FleetError
-from fleet.pki import PkiError
-from fleet.rollout import RolloutError
+from fleet.trust.catalog_repo import RepositoryError
+from fleet.trust.pki import PkiError
 from fleet.web_pg import PostgresError
 from flows.errors import KioskError
 

@@ -1,4 +1,5 @@
-"""The console's batch ingest (fleet.ingest_batch through Ingest.handle_batch) on SQLite and on
+"""The console's batch ingest (fleet.console.ingest_batch through Ingest.handle_batch) on SQLite
+and on
 PostgreSQL: a batch is de-duplicated against itself and the database, and only events stored for
 the first time are acted on, so a redelivered help request raises nothing twice."""
 
@@ -10,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import func, select
 
-from fleet.web_ingest import Ingest
-from fleet.web_store import Alert, StationEvent, Store
+from fleet.console.ingest import Ingest
+from fleet.console.store import Alert, StationEvent, Store
 
 TOPIC = "kiosk/v1/zibo-gx/{station}/evt/{kind}"
 

@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 
 from fleet.broker import MosquittoBroker, free_port
+from fleet.console.ingest import Ingest, Settings
+from fleet.console.store import Store
 from fleet.mqtt.client import CONSOLE_USER
 from fleet.mqtt.stream import (
     PUBACK,
@@ -34,8 +36,6 @@ from fleet.mqtt.stream import (
     decode_publish,
     puback_packets,
 )
-from fleet.web_ingest import Ingest, Settings
-from fleet.web_store import Store
 
 
 def publish_frame(topic: str, payload: bytes, packet_id: int) -> bytes:

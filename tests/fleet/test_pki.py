@@ -21,11 +21,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from fleet import renewal
-from fleet.agent import Agent, AgentConfig
+from fleet.agent import Agent, AgentConfig, renewal
 from fleet.mqtt.backoff import Backoff
 from fleet.mqtt.client import TlsFiles
-from fleet.pki import (
+from fleet.protocol.models import CsrEvent
+from fleet.protocol.topics import StationTopics
+from fleet.trust.pki import (
     CertificateAuthority,
     PkiError,
     build_csr,
@@ -40,8 +41,7 @@ from fleet.pki import (
     write_cert,
     write_key,
 )
-from fleet.protocol.models import CsrEvent
-from fleet.protocol.topics import StationTopics
+from fleet.trust.renewal import answer_csr
 from statedir.journal import Journal
 
 STATION = "st-0001"
@@ -189,7 +189,7 @@ def test_request_renewal_queues_one_csr_made_with_a_key_that_stays(
 
 def _signed(ca: CertificateAuthority, station: Station) -> str:
     renewal.request_renewal(station.files, STATION, station.journal)
-    command = renewal.answer_csr(ca, station.csr_events()[-1], STATION)
+    command = answer_csr(ca, station.csr_events()[-1], STATION)
     assert command["name"] == "install_certificate"
     return str(command["args"]["certificate"])
 
@@ -301,9 +301,9 @@ def test_the_centre_signs_only_for_the_station_of_the_topic(
 ) -> None:
     renewal.request_renewal(station.files, STATION, station.journal)
     with pytest.raises(PkiError):
-        renewal.answer_csr(ca, station.csr_events()[-1], "st-0002")
+        answer_csr(ca, station.csr_events()[-1], "st-0002")
     with pytest.raises(PkiError):
-        renewal.answer_csr(ca, {"csr": 5}, STATION)
+        answer_csr(ca, {"csr": 5}, STATION)
 
 
 # --- reconnect pacing ----------------------------------------------------------------------------

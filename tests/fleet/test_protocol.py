@@ -232,8 +232,8 @@ def test_a_message_that_does_not_fit_is_refused_with_its_field() -> None:
 
 
 def test_the_console_offers_exactly_the_commands_a_station_knows() -> None:
-    from fleet.commands import UI_HANDLERS
-    from fleet.web_app import COMMANDS as CONSOLE_COMMANDS
+    from fleet.agent.commands import UI_HANDLERS
+    from fleet.console.app import COMMANDS as CONSOLE_COMMANDS
 
     assert set(CONSOLE_COMMANDS) == {n for n, s in COMMANDS.items() if s.by_hand}
     assert all(CONSOLE_COMMANDS[n] == COMMANDS[n].timeout_s for n in CONSOLE_COMMANDS)

@@ -1,4 +1,5 @@
-"""The rollout engine (fleet.rollout): waves, advance, automatic abort, pause/resume, deadlines,
+"""The rollout engine (fleet.console.rollout): waves, advance, automatic abort, pause/resume,
+deadlines,
 and its persistence. Pure logic: no broker, the clock is the ``now`` each call is given."""
 
 from __future__ import annotations
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet.rollout import (
+from fleet.console.rollout import (
     APPLIED,
     PENDING,
     TIMED_OUT,

@@ -25,9 +25,9 @@ from sqlalchemy import select as sql_select
 
 from fleet.broker import MosquittoBroker, free_port
 from fleet.console import Console, Settings
-from fleet.rollout_lease import current_holder
-from fleet.web_auth import create_user
-from fleet.web_store import AuditEntry, RolloutRequest, Station, Store
+from fleet.console.auth import create_user
+from fleet.console.rollout_lease import current_holder
+from fleet.console.store import AuditEntry, RolloutRequest, Station, Store
 from flows.tokens import key_id, public_pem
 from tests.fleet.test_console import PASSWORD, login, until
 from tests.fleet.test_console_rollouts import CATALOG, simulated_fleet

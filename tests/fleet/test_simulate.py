@@ -1,4 +1,5 @@
-"""Simulated terminals (fleet.simulate) and rollouts (fleet.rollout_mqtt) on a real mosquitto.
+"""Simulated terminals (fleet.simulate) and rollouts (fleet.console.rollout_mqtt) on a real
+mosquitto.
 
 Every simulated terminal has its own MQTT connection (client id = station id) through the
 broker's ACL; the rollout driver has the console's rights. Nothing is mocked."""
@@ -15,10 +16,10 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.broker import MosquittoBroker
+from fleet.console.rollout import MemoryStore, Policy, RolloutStore
+from fleet.console.rollout_mqtt import RolloutDriver
 from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import loads, parse_station_topic
-from fleet.rollout import MemoryStore, Policy, RolloutStore
-from fleet.rollout_mqtt import RolloutDriver
 from fleet.simulate import SimConfig, Simulator
 
 DESIRED = {
@@ -240,7 +241,7 @@ def test_silent_stations_time_out_and_abort_the_rollout(broker: MosquittoBroker)
 
 
 def test_pause_resume_and_abort_by_hand_over_mqtt(broker: MosquittoBroker, tmp_path: Path) -> None:
-    from fleet.rollout import JsonFileStore
+    from fleet.console.rollout import JsonFileStore
 
     sim = simulator(broker, 20)
     store = JsonFileStore(tmp_path / "rollouts")

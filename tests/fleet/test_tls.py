@@ -28,8 +28,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fleet import renewal
-from fleet.agent import Agent, AgentConfig
+from fleet.agent import Agent, AgentConfig, renewal
 from fleet.broker import (
     SHIPPED_ACL,
     SHIPPED_CONF,
@@ -38,7 +37,7 @@ from fleet.broker import (
     TlsFiles,
     derive_tls_config,
 )
-from fleet.pki import (
+from fleet.trust.pki import (
     CertificateAuthority,
     load_cert,
     load_key,
@@ -46,6 +45,7 @@ from fleet.pki import (
     write_cert,
     write_key,
 )
+from fleet.trust.renewal import answer_csr
 from statedir.journal import Journal
 
 SITE = "zibo-gx"
@@ -329,7 +329,7 @@ def answer(broker: MosquittoBroker, console: Console, station: str) -> dict[str,
     """Play the centre: sign the station's latest CSR (station taken from the topic)."""
     until(lambda: console.on(f"{station}/evt/csr"), what="the CSR event")
     event = console.on(f"{station}/evt/csr")[-1]
-    return renewal.answer_csr(broker.ca, event, station)
+    return answer_csr(broker.ca, event, station)
 
 
 def result(console: Console, station: str, command_id: str) -> dict[str, Any] | None:

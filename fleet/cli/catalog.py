@@ -1,0 +1,208 @@
+"""``fleet catalog ...``: the operators' commands for the signed catalog repository.
+
+Usage::
+
+    fleet catalog init --repo DIR --root-keys OFFLINE_DIR [--root-key-count 3 --threshold 2]
+    fleet catalog anchor --repo DIR > root.json          (install as {state}/catalogs/root.json)
+    fleet catalog validate CATALOG.toml [--repo DIR] [--name catalog.toml] [--json]
+    fleet catalog sign --repo DIR CATALOG.toml [--name catalog.toml]
+    fleet catalog publish --repo DIR --broker HOST:PORT --password-file F --site S --station ST
+                          --rev N --base-url http://repo.example/ [--name catalog.toml]
+    fleet catalog rotate-key --repo DIR --root-keys OFFLINE_DIR targets|snapshot|timestamp
+    fleet catalog rotate-root --repo DIR --root-keys OFFLINE_DIR --new-root-keys NEW_DIR
+    fleet catalog refresh --repo DIR                     (a fresh timestamp, e.g. from cron)
+    fleet catalog serve --repo DIR [--http 127.0.0.1:8081]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from fleet.trust.catalog_repo import (
+    CatalogRepository,
+    Release,
+    desired_payload,
+    locked,
+    serve_repository,
+)
+from fleet.trust.catalog_review import InvalidCatalog, check_catalog, diff_catalogs
+
+Hostport = tuple[str, int]
+
+
+def _hostport(value: str) -> Hostport:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
+    return host, int(port)
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``catalog`` and its subcommands to ``fleet``'s subparsers."""
+    catalog = sub.add_parser("catalog", help="the signed catalog repository (TUF)")
+    commands = catalog.add_subparsers(dest="catalog_command", required=True)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(name, help=text)
+        parser.add_argument("--repo", type=Path, required=True, help="the repository folder")
+        return parser
+
+    init = command("init", "create a repository and its keys")
+    init.add_argument("--root-keys", type=Path, required=True, help="folder to keep offline")
+    init.add_argument("--root-key-count", type=int, default=3)
+    init.add_argument("--threshold", type=int, default=2)
+    command("anchor", "print the current root, the trust anchor of new terminals")
+    check = commands.add_parser(
+        "validate", help="check a catalog as a terminal would, and what it changes against the live"
+    )
+    check.add_argument("catalog", type=Path)
+    check.add_argument("--repo", type=Path, help="compare with the catalog live in this repository")
+    check.add_argument("--name", default="catalog.toml", help="its target name")
+    check.add_argument("--json", action="store_true", help="one JSON object")
+    sign = command("sign", "validate a catalog and sign it into the repository")
+    sign.add_argument("catalog", type=Path)
+    sign.add_argument("--name", default="catalog.toml", help="its target name")
+    publish = command("publish", "send a station the desired catalog (retained, QoS 1)")
+    publish.add_argument("--name", default="catalog.toml")
+    publish.add_argument("--broker", type=_hostport, required=True)
+    publish.add_argument("--password-file", type=Path, required=True)
+    publish.add_argument("--site", required=True)
+    publish.add_argument("--station", required=True)
+    publish.add_argument("--rev", type=int, required=True, help="must rise at every publish")
+    publish.add_argument("--base-url", required=True, help="where the repository is served")
+    rotate = command("rotate-key", "replace an online key through a new root")
+    rotate.add_argument("role", choices=["targets", "snapshot", "timestamp"])
+    rotate.add_argument("--root-keys", type=Path, required=True)
+    root = command("rotate-root", "replace the root keys (signed by the old and the new)")
+    root.add_argument("--root-keys", type=Path, required=True)
+    root.add_argument("--new-root-keys", type=Path, required=True)
+    root.add_argument("--key-count", type=int, default=3)
+    root.add_argument("--threshold", type=int, default=2)
+    command("refresh", "sign a fresh timestamp (it expires daily)")
+    serve = command("serve", "serve the repository over HTTP")
+    serve.add_argument("--http", type=_hostport, default=("127.0.0.1", 8081))
+
+
+def _release(repo: CatalogRepository, name: str) -> Release:
+    target = repo.targets.signed.targets.get(name)
+    if target is None:
+        raise SystemExit(f"{name}: not in the repository; sign it first")
+    return Release(name, repo.latest_catalog_version(name), target.hashes["sha256"], target.length)
+
+
+def run(args: argparse.Namespace) -> int:
+    cmd = args.catalog_command
+    if cmd == "init":
+        CatalogRepository.create(
+            args.repo,
+            args.root_keys,
+            root_key_count=args.root_key_count,
+            root_threshold=args.threshold,
+        )
+        print(f"repository created in {args.repo}; keep {args.root_keys} offline")
+        return 0
+    if cmd == "validate":
+        return _validate(args)
+    if cmd in ("sign", "rotate-key", "rotate-root", "refresh"):
+        with locked(args.repo):  # the console may be signing too
+            return _change(args, CatalogRepository(args.repo))
+    repo = CatalogRepository(args.repo)
+    if cmd == "anchor":
+        sys.stdout.buffer.write(repo.trusted_root())
+    elif cmd == "publish":
+        return _publish(args, _release(repo, args.name))
+    elif cmd == "serve":
+        server = serve_repository(args.repo, *args.http)
+        print(f"serving {args.repo} at {server.url}")
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            server.close()
+    return 0
+
+
+def _validate(args: argparse.Namespace) -> int:
+    """Exit 0 if a terminal would take the catalog (what it changes is printed), 1 if not (each
+    problem with its line)."""
+    data = args.catalog.read_bytes()
+    try:
+        parsed = check_catalog(data, source=str(args.catalog))
+    except InvalidCatalog as err:
+        if args.json:
+            print(json.dumps({"valid": False, "problems": [p.to_dict() for p in err.problems]}))
+        else:
+            print(f"{args.catalog}: a terminal would refuse it", file=sys.stderr)
+            for problem in err.problems:
+                print(f"  {problem.text}", file=sys.stderr)
+        return 1
+    live = CatalogRepository(args.repo).live_catalog(args.name) if args.repo else None
+    labels = (f"{args.name} version {live[0].version}" if live else "nothing", str(args.catalog))
+    diff = diff_catalogs(live[1] if live else None, data, labels) if args.repo else None
+    if args.json:
+        result: dict[str, Any] = {"valid": True, "version": parsed.version}
+        result["services"] = len(parsed.services)
+        result["diff"] = diff.to_dict() if diff else None
+        print(json.dumps(result, ensure_ascii=False))
+        return 0
+    print(f"{args.catalog}: valid, version {parsed.version}, {len(parsed.services)} services")
+    if diff is None:
+        return 0
+    print(f"against {labels[0]}:" if live else "nothing is live yet: all of it is new")
+    if diff.same:
+        print("  no change")
+    for field in diff.station:
+        print(f"  station {field.field}: {field.before or '-'} → {field.after or '-'}")
+    for item in diff.items:
+        mark = {"added": "+", "removed": "-"}.get(item.state, "~")
+        print(f"  {mark} {item.kind} {item.code} ({item.name})")
+        for field in item.fields:
+            print(f"      {field.field}: {field.before or '-'} → {field.after or '-'}")
+    for note in diff.notes:
+        print(f"  {note}")
+    return 0
+
+
+def _change(args: argparse.Namespace, repo: CatalogRepository) -> int:
+    """The commands that write the repository (under its lock)."""
+    cmd = args.catalog_command
+    if cmd == "sign":
+        release = repo.publish_catalog(args.catalog, name=args.name)
+        print(json.dumps(release.desired_catalog()))
+    elif cmd == "rotate-key":
+        key = repo.rotate_key(args.role, args.root_keys)
+        print(f"{args.role}: new key {key.keyid}; root version {repo.root.signed.version}")
+    elif cmd == "rotate-root":
+        keys = repo.rotate_root(
+            args.root_keys, args.new_root_keys, key_count=args.key_count, threshold=args.threshold
+        )
+        print(f"root version {repo.root.signed.version}: {len(keys)} new keys")
+    elif cmd == "refresh":
+        repo.commit(["timestamp"])
+    return 0
+
+
+def _publish(args: argparse.Namespace, release: Release) -> int:
+    from fleet.mqtt.client import CONSOLE_USER, new_client
+    from fleet.protocol.topics import StationTopics, dumps
+
+    base = args.base_url.rstrip("/")
+    payload = desired_payload(args.rev, release, f"{base}/metadata/", f"{base}/targets/")
+    password = args.password_file.read_text().strip()
+    client = new_client(f"fleet-cli-{time.time_ns()}", username=CONSOLE_USER, password=password)
+    client.connect(*args.broker)
+    client.loop_start()
+    try:
+        topic = StationTopics(args.site, args.station).desired
+        info = client.publish(topic, dumps(payload), qos=1, retain=True)
+        info.wait_for_publish(timeout=10)
+    finally:
+        client.disconnect()
+        client.loop_stop()
+    print(f"{topic}: {json.dumps(payload)}")
+    return 0

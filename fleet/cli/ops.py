@@ -1,0 +1,132 @@
+"""``fleet stations`` and ``fleet alerts``: the console's fleet view for scripts and terminals.
+
+They read (and, for acknowledgements, write) the console's own database, the same rows the web
+pages show, with the same status rules (the console's timers, never broker presence alone).
+Human-readable tables by default, ``--json`` for machines. Acknowledging needs a console user's
+name, and lands in the audit log like a click on the alerts page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from sqlalchemy import select
+
+from fleet.console.auth import PERMISSIONS
+from fleet.console.store import Alert, Store, Timers, User, audit
+from fleet.console.views import STATUSES, alerts, stations
+
+
+def add_parsers(sub: Any, default_db: str) -> None:
+    st = sub.add_parser("stations", help="every station with its state, devices and versions")
+    st.add_argument("--db", default=default_db, help="the console's database URL")
+    st.add_argument("--site", default="", help="only this site")
+    st.add_argument("--status", choices=STATUSES, help="only stations in this state")
+    st.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+    al = sub.add_parser("alerts", help="open alerts; --ack ID acknowledges one")
+    al.add_argument("--db", default=default_db, help="the console's database URL")
+    al.add_argument("--all", action="store_true", help="resolved alerts too")
+    al.add_argument("--ack", type=int, metavar="ID", help="acknowledge this alert")
+    al.add_argument("--as", dest="actor", help="console user who acknowledges (technician)")
+    al.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)
+
+
+def _ago(ts: float | None) -> str:
+    if not ts:
+        return "-"
+    seconds = max(0, int(time.time() - ts))
+    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
+        if seconds >= size:
+            return f"{seconds // size} {unit} ago"
+    return f"{seconds} s ago"
+
+
+def run_stations(args: argparse.Namespace) -> int:
+    store = Store(args.db)
+    try:
+        with store.session() as db:
+            views = stations(db, Timers(), site=args.site, status=args.status or "")
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(views, ensure_ascii=False, indent=1))
+        return 0
+    rows = []
+    for v in views:
+        faults = [n for n, d in v["devices"].items() if d.get("state") not in ("ok", None)]
+        rows.append(
+            [
+                v["site"],
+                v["station"],
+                v["status"],
+                "yes" if v["ui_alive"] else "NO" if v["ui_alive"] is False else "-",
+                ", ".join(faults) or "ok",
+                str(v["catalog_version"] or "-"),
+                str(v["app_version"] or "-"),
+                _ago(v["last_seen"]),
+            ]
+        )
+    header = ["site", "station", "status", "ui", "devices", "catalog", "app", "last seen"]
+    print(_table(rows, header) if rows else "no stations")
+    return 0
+
+
+def run_alerts(args: argparse.Namespace) -> int:
+    store = Store(args.db)
+    try:
+        if args.ack is not None:
+            return _acknowledge(store, args.ack, args.actor)
+        with store.session() as db:
+            views = alerts(db, active_only=not args.all)
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(views, ensure_ascii=False, indent=1))
+        return 0
+    rows = [
+        [
+            str(v["id"]),
+            v["kind"],
+            f"{v['site']}/{v['station']}",
+            str(v["count"]),
+            _ago(v["raised_at"]),
+            v["acknowledged_by"] or ("resolved" if not v["active"] else "-"),
+        ]
+        for v in views
+    ]
+    header = ["id", "kind", "station", "count", "raised", "acknowledged"]
+    print(_table(rows, header) if rows else "no open alerts")
+    return 0
+
+
+def _acknowledge(store: Store, alert_id: int, actor: str | None) -> int:
+    if not actor:
+        print("fleet alerts: --ack needs --as USER (a console user)", file=sys.stderr)
+        return 2
+    with store.session() as db:
+        user = db.scalar(select(User).where(User.name == actor))
+        alert = db.get(Alert, alert_id)
+        if user is None or user.disabled or user.role not in PERMISSIONS["acknowledge"]:
+            audit(db, actor, "acknowledge_alert", f"alert/{alert_id}", ok=False, via="cli")
+            print(f"fleet alerts: {actor} may not acknowledge alerts", file=sys.stderr)
+            return 1
+        if alert is None:
+            print(f"fleet alerts: no alert {alert_id}", file=sys.stderr)
+            return 1
+        if alert.acknowledged_at is None:
+            alert.acknowledged_at = time.time()
+            alert.acknowledged_by = actor
+        audit(db, actor, "acknowledge_alert", f"alert/{alert_id}", kind=alert.kind, via="cli")
+    print(f"alert {alert_id} acknowledged by {actor}")
+    return 0

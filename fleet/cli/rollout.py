@@ -1,0 +1,480 @@
+"""``fleet rollout start|status|list|pause|resume|abort``: catalog rollouts for scripts.
+
+The CLI never speaks MQTT. It checks a start as the console's page does
+(:func:`fleet.console.rollout_service.desired_from`, ``policy_from``, ``choose_stations``) and
+leaves it,
+or a pause, resume or abort, in the console's database as a request (``rollout_requests``);
+the console process holding the rollout lease applies it (:mod:`fleet.console.rollout_lease`), and
+the
+CLI waits for the outcome. Progress is read from the ``rollouts`` table (at most about a second
+behind the driver). ``--as USER`` names the console user: starting and steering need the
+``rollout`` permission (operators and admins); refusals here are audited with ``via="cli"``,
+the console audits what it applied or refused.
+
+Exit status: 0 done; 1 refused (and, after ``--wait``, aborted); 2 wrong usage; 3 no console
+took the request up in time (it is withdrawn), or ``--wait`` ran out of time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any, TextIO
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from fleet.console.auth import PERMISSIONS
+from fleet.console.rollout import FINAL_STATES
+from fleet.console.rollout_lease import current_holder, submit, wait_done
+from fleet.console.rollout_service import (
+    POLICY_FLOATS,
+    POLICY_INTS,
+    RequestError,
+    choose_stations,
+    desired_from,
+    new_rollout_id,
+    policy_from,
+    rollout_view,
+    start_detail,
+)
+from fleet.console.store import RolloutRequest, RolloutRow, Store, User, audit
+
+DONE, REFUSED, USAGE, NO_ANSWER = 0, 1, 2, 3
+BAR_WIDTH = 30
+
+
+def add_parser(sub: Any, default_db: str) -> None:
+    """Add ``rollout`` and its subcommands to ``fleet``'s subparsers."""
+    rollout = sub.add_parser("rollout", help="catalog rollouts: start, status, list, pause, ...")
+    rollout.set_defaults(run=run)
+    commands = rollout.add_subparsers(dest="rollout_command", required=True)
+
+    def command(name: str, text: str, *, steer: bool = False) -> argparse.ArgumentParser:
+        parser: argparse.ArgumentParser = commands.add_parser(name, help=text)
+        parser.add_argument("--db", default=default_db, help="the console's database URL")
+        parser.add_argument("--json", action="store_true", help="JSON instead of text")
+        if steer:
+            parser.add_argument("--as", dest="actor", required=True, help="console user")
+            parser.add_argument(
+                "--timeout",
+                type=float,
+                default=30.0,
+                metavar="S",
+                help="how long to wait for the console to take the request up (default 30)",
+            )
+        return parser
+
+    start = command("start", "roll a signed catalog out (canary → percent → all)", steer=True)
+    scope = start.add_mutually_exclusive_group(required=True)
+    scope.add_argument("--all", action="store_true", help="every station the console knows")
+    scope.add_argument("--site", help="every station of this site")
+    scope.add_argument("--stations", nargs="+", metavar="SITE/STATION", help="these stations")
+    catalog = start.add_argument_group("the catalog: from a repository, or given field by field")
+    catalog.add_argument("--repo", help="the catalog repository (fleet catalog init)")
+    catalog.add_argument("--name", default="catalog.toml", help="its target name in --repo")
+    catalog.add_argument("--base-url", help="where --repo is served, e.g. http://repo.example/")
+    catalog.add_argument("--target", help="the TUF target name")
+    catalog.add_argument("--version", help="the catalog version")
+    catalog.add_argument("--sha256")
+    catalog.add_argument("--length", help="bytes")
+    catalog.add_argument("--metadata-url")
+    catalog.add_argument("--targets-url")
+    policy = start.add_argument_group("policy (defaults: fleet.console.rollout.Policy)")
+    policy.add_argument("--canary", help="canary stations taken from the head of the list")
+    policy.add_argument("--canary-stations", nargs="+", metavar="SITE/STATION")
+    policy.add_argument("--percent", help="the middle wave: this share of all stations")
+    policy.add_argument("--advance-at", help="success rate (0-1) that starts the next wave")
+    policy.add_argument("--abort-above", help="failure rate (0-1) that aborts the rollout")
+    policy.add_argument("--min-results", help="results needed before the failure rate counts")
+    policy.add_argument("--wave-timeout", dest="wave_timeout_s", metavar="S")
+    _follow_options(start)
+    status = command("status", "a rollout's state, wave and counts")
+    status.add_argument("rollout_id", metavar="ID")
+    _follow_options(status)
+    listing = command("list", "recent rollouts, newest first")
+    listing.add_argument("--limit", type=int, default=20)
+    for name in ("pause", "resume", "abort"):
+        steer = command(name, f"{name} a rollout", steer=True)
+        steer.add_argument("rollout_id", metavar="ID")
+        if name == "abort":
+            steer.add_argument("--reason", default="", help="why (shown with the rollout)")
+
+
+def _follow_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--wait", action="store_true", help="follow the rollout until completed or aborted"
+    )
+    parser.add_argument(
+        "--wait-timeout", type=float, metavar="S", help="give up following after S seconds"
+    )
+    parser.add_argument("--interval", type=float, default=0.5, metavar="S", help=argparse.SUPPRESS)
+
+
+def run(args: argparse.Namespace) -> int:
+    store = Store(args.db)
+    try:
+        cmd = args.rollout_command
+        if cmd == "start":
+            return _start(store, args)
+        if cmd == "status":
+            return _status(store, args)
+        if cmd == "list":
+            return _list(store, args)
+        return _steer(store, args)
+    finally:
+        store.close()
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+def status_view(db: Session, rollout_id: str) -> dict[str, Any] | None:
+    """A rollout as ``status`` shows it: :func:`fleet.console.rollout_service.rollout_view` with
+    totals,
+    or a start not applied yet (``requested``) or refused (``refused``); None if unknown."""
+    row = db.get(RolloutRow, rollout_id)
+    if row is not None:
+        view = rollout_view(row)
+    else:
+        query = select(RolloutRequest).where(
+            RolloutRequest.rollout_id == rollout_id, RolloutRequest.action == "start"
+        )
+        request = db.scalars(query.order_by(RolloutRequest.id.desc()).limit(1)).first()
+        if request is None:
+            return None
+        refused = request.ok is False
+        detail = request.detail
+        view = {
+            "id": rollout_id,
+            "state": "refused" if refused else "requested",
+            "rev": None,
+            "wave": None,
+            "reason": request.error or None,
+            "waves": [],
+            "catalog": detail.get("desired", {}).get("catalog", {}),
+            "policy": detail.get("policy", {}),
+            "stations": len(detail.get("stations", [])),
+            "failures": [],
+            "created": request.created,
+            "updated": request.done_at or request.created,
+            "started_by": request.actor,
+            "finished": refused,
+        }
+    waves = view["waves"]
+    total = int(view["stations"])
+    applied = sum(int(w["applied"]) for w in waves)
+    view |= {
+        "stage": view["wave"],
+        "applied": applied,
+        "failed": sum(int(w["failed"]) for w in waves),
+        "pending": sum(int(w["pending"]) for w in waves),
+        "waiting": total - sum(int(w["targeted"]) for w in waves),
+        "percent": 100 * applied // total if total else 0,
+    }
+    holder = current_holder(db)
+    view["driver"] = holder[0] if holder else None
+    return view
+
+
+def _summary(view: dict[str, Any]) -> str:
+    stage = f" wave {view['stage']}" if view["stage"] else ""
+    line = (
+        f"{view['state']}{stage}: applied {view['applied']}/{view['stations']} "
+        f"({view['percent']}%), failed {view['failed']}, pending {view['pending']}"
+    )
+    return line + (f"; reason: {view['reason']}" if view.get("reason") else "")
+
+
+def _describe(view: dict[str, Any]) -> str:
+    catalog = view["catalog"]
+    lines = [
+        f"rollout {view['id']}: {view['state']}"
+        + (f", wave {view['stage']}" if view["stage"] else ""),
+        f"catalog {catalog.get('target', '?')} version {catalog.get('version', '?')}"
+        f" (sha256 {str(catalog.get('sha256', ''))[:12]}…), rev {view['rev'] or '-'},"
+        f" started by {view['started_by'] or '-'}",
+        f"stations {view['stations']}: applied {view['applied']}, failed {view['failed']},"
+        f" pending {view['pending']}, waiting {view['waiting']} ({view['percent']}% applied)",
+    ]
+    for wave in view["waves"]:
+        counts = (
+            f"applied {wave['applied']}, failed {wave['failed']}, pending {wave['pending']}"
+            if wave["targeted"]
+            else "not started"
+        )
+        lines.append(f"  {wave['name']:<8} {wave['size']:>5} stations  {counts}")
+    if view["reason"]:
+        lines.append(f"reason: {view['reason']}")
+    for failure in view["failures"][:10]:
+        lines.append(f"  failed: {failure['station']} ({failure['phase']}, {failure['error']})")
+    lines.append(f"driven by {view['driver']}" if view["driver"] else "no console drives rollouts")
+    return "\n".join(lines)
+
+
+def draw_bar(view: dict[str, Any], width: int = BAR_WIDTH) -> str:
+    """One line: ``#`` applied, ``x`` failed, ``.`` the rest; redrawn in place on a TTY."""
+    total = max(int(view["stations"]), 1)
+    done = width * int(view["applied"]) // total
+    failed = min(width - done, -(-width * int(view["failed"]) // total))
+    bar = "#" * done + "x" * failed + "." * (width - done - failed)
+    stage = view["stage"] or "-"
+    return (
+        f"{view['state']:<9} {stage:<7} [{bar}] {view['percent']:>3}% "
+        f"applied {view['applied']}/{view['stations']} failed {view['failed']} "
+        f"pending {view['pending']}"
+    )
+
+
+def follow(
+    store: Store,
+    rollout_id: str,
+    *,
+    out: TextIO | None,
+    interval_s: float = 0.5,
+    timeout_s: float | None = None,
+) -> dict[str, Any] | None:
+    """Poll until the rollout is finished (or ``timeout_s``); show progress on ``out``: a bar
+    redrawn in place on a TTY, else a line whenever something changed. The last view."""
+    tty = out is not None and out.isatty()
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    last = ""
+    view: dict[str, Any] | None = None
+    try:
+        while True:
+            with store.session() as db:
+                view = status_view(db, rollout_id)
+            if view is None:
+                return None
+            if out is not None and tty:
+                out.write("\r" + draw_bar(view) + "\x1b[K")
+                out.flush()
+            elif out is not None and (line := _summary(view)) != last:
+                print(line, file=out, flush=True)
+                last = line
+            if view["finished"] or (deadline is not None and time.monotonic() >= deadline):
+                return view
+            time.sleep(interval_s)
+    finally:
+        if out is not None and tty:
+            out.write("\n")
+
+
+def _show(view: dict[str, Any], as_json: bool) -> None:
+    print(json.dumps(view, ensure_ascii=False, indent=1) if as_json else _describe(view))
+
+
+def _status(store: Store, args: argparse.Namespace) -> int:
+    if args.wait:
+        out = None if args.json else sys.stdout
+        view = follow(
+            store, args.rollout_id, out=out, interval_s=args.interval, timeout_s=args.wait_timeout
+        )
+    else:
+        with store.session() as db:
+            view = status_view(db, args.rollout_id)
+    if view is None:
+        print(f"fleet rollout: no rollout {args.rollout_id}", file=sys.stderr)
+        return REFUSED
+    _show(view, args.json)
+    return _final_status(view) if args.wait else DONE
+
+
+def _final_status(view: dict[str, Any]) -> int:
+    if view["state"] == "completed":
+        return DONE
+    return REFUSED if view["finished"] else NO_ANSWER
+
+
+def _list(store: Store, args: argparse.Namespace) -> int:
+    limit = max(1, args.limit)
+    with store.session() as db:
+        ids = list(
+            db.scalars(select(RolloutRow.id).order_by(RolloutRow.created.desc()).limit(limit))
+        )
+        waiting = select(RolloutRequest.rollout_id).where(
+            RolloutRequest.action == "start", RolloutRequest.ok.is_(None)
+        )
+        ids = [i for i in db.scalars(waiting) if db.get(RolloutRow, i) is None] + ids
+        views = [v for i in ids[:limit] if (v := status_view(db, i)) is not None]
+        holder = current_holder(db)
+    if args.json:
+        print(json.dumps(views, ensure_ascii=False, indent=1))
+        return DONE
+    rows = [
+        [
+            v["id"],
+            v["state"],
+            v["stage"] or "-",
+            str(v["catalog"].get("version", "-")),
+            f"{v['applied']}/{v['stations']}",
+            str(v["failed"]),
+            f"{v['percent']}%",
+            v["started_by"] or "-",
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(v["created"])),
+        ]
+        for v in views
+    ]
+    header = ["id", "state", "wave", "version", "applied", "failed", "%", "by", "created"]
+    print(_table(rows, header) if rows else "no rollouts")
+    print(f"driven by {holder[0]}" if holder else "no console drives rollouts now")
+    return DONE
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]
+    )
+
+
+# --- writing -------------------------------------------------------------------------------------
+
+
+def _refused(db: Session, actor: str, action: str, target: str) -> str | None:
+    """Why ``actor`` may not start or steer rollouts (audited), or None if they may."""
+    user = db.scalar(select(User).where(User.name == actor))
+    if user is None:
+        why = f"no console user {actor!r}"
+    elif user.disabled:
+        why = f"user {actor} is disabled"
+    elif user.role not in PERMISSIONS["rollout"]:
+        why = f"{actor} is a {user.role}; rollouts need an operator or an admin"
+    else:
+        return None
+    audit(db, actor, action, target, ok=False, reason=why, via="cli")
+    return why
+
+
+def _catalog_fields(args: argparse.Namespace) -> dict[str, Any]:
+    given = [args.target, args.version, args.sha256, args.length, args.metadata_url]
+    if args.repo is None:
+        return {
+            "target": args.target,
+            "version": args.version,
+            "sha256": args.sha256,
+            "length": args.length,
+            "metadata_url": args.metadata_url,
+            "targets_url": args.targets_url,
+        }
+    if any(v is not None for v in given):
+        raise RequestError("give the catalog either with --repo or field by field, not both")
+    if not args.base_url:
+        raise RequestError("--repo needs --base-url, where the repository is served")
+    from fleet.trust.catalog_repo import CatalogRepository, RepositoryError
+
+    try:
+        repo = CatalogRepository(args.repo)
+    except RepositoryError as err:
+        raise RequestError(str(err)) from err
+    target = repo.targets.signed.targets.get(args.name)
+    if target is None:
+        raise RequestError(f"{args.name}: not in the repository; sign it first")
+    base = args.base_url.rstrip("/")
+    return {
+        "target": args.name,
+        "version": repo.latest_catalog_version(args.name),
+        "sha256": target.hashes["sha256"],
+        "length": target.length,
+        "metadata_url": f"{base}/metadata/",
+        "targets_url": args.targets_url or f"{base}/targets/",
+    }
+
+
+def _start(store: Store, args: argparse.Namespace) -> int:
+    rollout_id = new_rollout_id()
+    scope = "all" if args.all else "site" if args.site else "list"
+    with store.session() as db:
+        why = _refused(db, args.actor, "rollout", "")
+        if why is None:
+            try:
+                desired = desired_from(_catalog_fields(args))
+                fields = {k: getattr(args, k) for k in (*POLICY_INTS, *POLICY_FLOATS)}
+                policy = policy_from(fields | {"canary_stations": args.canary_stations})
+                keys = choose_stations(db, scope, args.site or "", list(args.stations or []))
+            except RequestError as err:
+                why = str(err)
+                audit(db, args.actor, "rollout", "", ok=False, reason=why, via="cli")
+        if why is None:
+            detail = start_detail(desired, keys, policy, scope)
+            request_id = submit(db, "start", rollout_id, args.actor, "cli", detail)
+            driven = current_holder(db) is not None
+    if why is not None:
+        print(f"fleet rollout: {why}", file=sys.stderr)
+        return REFUSED
+    if not driven:
+        print(f"no console drives rollouts now; waiting {args.timeout:g} s", file=sys.stderr)
+    code = _outcome(store, request_id, args.timeout, "start")
+    if code is not None:
+        return code
+    if args.wait:
+        out = None if args.json else sys.stdout
+        view = follow(
+            store, rollout_id, out=out, interval_s=args.interval, timeout_s=args.wait_timeout
+        )
+        if view is None:
+            return REFUSED
+        _show(view, args.json)
+        return _final_status(view)
+    with store.session() as db:
+        view = status_view(db, rollout_id)
+    if view is None:
+        return REFUSED
+    if args.json:
+        _show(view, True)
+    else:
+        print(f"rollout {rollout_id} started")
+        print(_describe(view))
+    return DONE
+
+
+def _steer(store: Store, args: argparse.Namespace) -> int:
+    action, rollout_id = args.rollout_command, args.rollout_id
+    target = f"rollout/{rollout_id}"
+    with store.session() as db:
+        why = _refused(db, args.actor, action, target)
+        row = db.get(RolloutRow, rollout_id) if why is None else None
+        if why is None and row is None:
+            why = f"no rollout {rollout_id}"
+        elif why is None and row is not None and row.state in FINAL_STATES:
+            why = f"cannot {action} a rollout that is {row.state}"
+            audit(db, args.actor, action, target, ok=False, reason=why, via="cli")
+        if why is None:
+            reason = ""
+            if action == "abort":
+                reason = f"{args.reason.strip()[:200] or 'aborted by hand'} (by {args.actor})"
+            detail = {"reason": reason} if reason else {}
+            request_id = submit(db, action, rollout_id, args.actor, "cli", detail)
+    if why is not None:
+        print(f"fleet rollout: {why}", file=sys.stderr)
+        return REFUSED
+    code = _outcome(store, request_id, args.timeout, action)
+    if code is not None:
+        return code
+    with store.session() as db:
+        view = status_view(db, rollout_id)
+    if view is None:
+        return REFUSED
+    if args.json:
+        _show(view, True)
+    else:
+        print(f"rollout {rollout_id}: {_summary(view)}")
+    return DONE
+
+
+def _outcome(store: Store, request_id: int, timeout_s: float, what: str) -> int | None:
+    """None if the console applied the request; else the exit status, having said why."""
+    done = wait_done(store, request_id, timeout_s)
+    if done is None:
+        print(
+            f"fleet rollout: no console took the {what} up within {timeout_s:g} s "
+            "(is `fleet console` running on this database?); withdrawn",
+            file=sys.stderr,
+        )
+        return NO_ANSWER
+    if not done.ok:
+        print(f"fleet rollout: refused: {done.error}", file=sys.stderr)
+        return REFUSED
+    return None

@@ -1,0 +1,475 @@
+"""The console's web side: Starlette routes, Jinja2 pages, live updates (SSE), the JSON API.
+
+Every route but ``/login`` and ``/static`` needs a session (pages redirect to the login, the API
+and ``/events`` answer 401); ``/metrics`` also takes a bearer token for Prometheus. Every
+state-changing request needs the session's CSRF token (:mod:`fleet.console.auth`). Pages are
+rendered on the server; ``static/console.js`` listens to ``/events`` and, when the server says
+something changed, fetches the page's live part again (``?fragment=1``) and swaps it in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import (
+    JSONResponse,
+    RedirectResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from fleet.console import auth as auth
+from fleet.console import views as views
+from fleet.console.admin import AdminRoutes
+from fleet.console.catalogs import CatalogRoutes
+from fleet.console.enrolment import EnrolRoutes
+from fleet.console.ingest import Ingest, momentary
+from fleet.console.rollout_pages import RolloutRoutes, RolloutService
+from fleet.console.stats import StatsRoutes
+from fleet.console.store import Alert, CommandRow, Store, audit
+from fleet.protocol.commands import COMMANDS as PROTOCOL_COMMANDS
+
+log = logging.getLogger("fleet.console.web")
+TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
+
+COMMANDS: dict[str, float] = {
+    name: spec.timeout_s for name, spec in PROTOCOL_COMMANDS.items() if spec.by_hand
+}
+"""Commands a technician may send, with their default timeouts (fleet.protocol.commands)."""
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    secure_cookies: bool = True  # False only for plain HTTP on loopback (development)
+    metrics_token: str | None = None
+    token_keys_dir: Path | None = None  # *.pub station document-signing keys
+    crl_file: Path | None = None  # the CRL a revocation rewrites (mosquitto's crlfile)
+    live_poll_s: float = 1.0
+    session_ttl_s: float = auth.SESSION_TTL_S
+    catalog_repo: Path | None = None  # the TUF catalog repository the console signs into
+    catalog_url: str | None = None  # where that repository is served (fills in rollouts)
+
+
+NO_STATION = "没有这个终端 · no such station (an enrolled terminal shows once it has connected)"
+
+
+class Refused(Exception):
+    def __init__(self, status: int, reason: str, who: auth.Principal | None = None) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+        self.who = who  # logged in but refused: the page keeps its navigation and Log out
+
+
+def is_api(request: Request) -> bool:
+    path = request.url.path
+    return path.startswith("/api/") or path in ("/events", "/metrics")
+
+
+class WebApp:
+    def __init__(
+        self,
+        store: Store,
+        ingest: Ingest,
+        settings: WebSettings,
+        registry: CollectorRegistry,
+        rollouts: RolloutService | None = None,
+    ) -> None:
+        self.store = store
+        self.ingest = ingest
+        self.settings = settings
+        self.registry = registry
+        self.timers = ingest.settings.timers
+        self.templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
+        self.templates.env.filters["when"] = views.when
+        self.templates.env.filters["ago"] = views.ago
+        self._failures: dict[str, list[float]] = {}
+        admin = AdminRoutes(self)
+        routes = [
+            Route("/login", self.login_form, methods=["GET"]),
+            Route("/login", self.login, methods=["POST"]),
+            Route("/logout", self.logout, methods=["POST"]),
+            Route("/", self.fleet_page),
+            Route("/events", self.events),
+            Route("/alerts", self.alerts_page),
+            Route("/alerts/{alert_id:int}/ack", self.acknowledge, methods=["POST"]),
+            Route("/stations/{site}/{station}", self.station_page),
+            Route("/stations/{site}/{station}/commands", self.command, methods=["POST"]),
+            Route("/stations/{site}/{station}/screenshots/{command_id}.png", self.screenshot),
+            Route("/api/stations", self.api_stations),
+            Route("/api/stations/{site}/{station}", self.api_station),
+            Route("/api/stations/{site}/{station}/commands", self.command, methods=["POST"]),
+            Route("/api/commands/{command_id}", self.api_command),
+            Route("/api/alerts", self.api_alerts),
+            Route("/api/alerts/{alert_id:int}/ack", self.acknowledge, methods=["POST"]),
+            Route("/metrics", self.metrics),
+            *admin.routes(),
+            *StatsRoutes(self).routes(),
+            *RolloutRoutes(self, rollouts).routes(),
+            *CatalogRoutes(self).routes(),
+            *EnrolRoutes(self).routes(),
+            Mount("/static", StaticFiles(directory=str(TEMPLATE_DIR / "static")), name="static"),
+        ]
+        self.app = Starlette(routes=routes, exception_handlers={Refused: self._refused})
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    def db(self, fn: Callable[..., Any], *args: Any) -> Awaitable[Any]:
+        """Run ``fn(db, *args)`` in one unit of work on a worker thread."""
+
+        def work() -> Any:
+            with self.store.session() as db:
+                return fn(db, *args)
+
+        return run_in_threadpool(work)
+
+    async def require(self, request: Request, permission: str = "view") -> auth.Principal:
+        token = request.cookies.get(auth.SESSION_COOKIE)
+        who: auth.Principal | None = await self.db(auth.principal, token)
+        if who is None:
+            raise Refused(401, "login")
+        if request.method not in ("GET", "HEAD"):
+            try:
+                await self._check_csrf(request, who.csrf)
+            except Refused as refused:
+                raise Refused(refused.status, refused.reason, who) from None
+        if not who.may(permission):
+            await self.db(
+                lambda db: audit(
+                    db, who.name, "denied", request.url.path, ok=False, needs=permission
+                )
+            )
+            raise Refused(403, f"无权操作 · your role ({who.role}) may not do this", who)
+        return who
+
+    async def _check_csrf(self, request: Request, expected: str) -> None:
+        origin = request.headers.get("origin")
+        if origin and urlsplit(origin).netloc != request.url.netloc:
+            raise Refused(403, "cross-origin request")
+        given = request.headers.get("x-csrf-token")
+        if given is None and "form" in request.headers.get("content-type", ""):
+            form = await request.form()
+            value = form.get("csrf_token")
+            given = value if isinstance(value, str) else None
+        if not auth.same_token(given, expected):
+            raise Refused(403, "missing or wrong CSRF token")
+
+    async def _refused(self, request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Refused)
+        if is_api(request):
+            headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+            return JSONResponse({"error": exc.reason}, exc.status, headers=headers)
+        if exc.status == 401:
+            target = quote(request.url.path, safe="/")
+            return RedirectResponse(f"/login?next={target}", 303)
+        context = {"who": exc.who, "path": request.url.path, "message": exc.reason}
+        return self.templates.TemplateResponse(
+            request, "error.html", context, status_code=exc.status
+        )
+
+    def page(
+        self, request: Request, name: str, who: auth.Principal | None, **context: Any
+    ) -> Response:
+        fragment = request.query_params.get("fragment") == "1" and context.pop("live", None)
+        template = fragment or name
+        return self.templates.TemplateResponse(
+            request, template, {"who": who, "path": request.url.path, **context}
+        )
+
+    # --- login ---------------------------------------------------------------------------------
+
+    async def login_form(self, request: Request, error: str = "", status: int = 200) -> Response:
+        token = auth.secret_token()
+        response = self.templates.TemplateResponse(
+            request,
+            "login.html",
+            {"who": None, "csrf": token, "error": error, "next": request.query_params.get("next")},
+            status_code=status,
+        )
+        response.set_cookie(
+            auth.LOGIN_CSRF_COOKIE,
+            token,
+            max_age=1800,
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.secure_cookies,
+        )
+        return response
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        name = str(form.get("name", ""))[:64]
+        password = str(form.get("password", ""))
+        if not auth.same_token(
+            str(form.get("csrf_token", "")), request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")
+        ):
+            return await self.login_form(request, "表单已过期 / form expired, try again", 403)
+        now = time.time()
+        recent = [t for t in self._failures.get(name, []) if now - t < 300]
+        if len(recent) >= 5:
+            await self.db(lambda db: audit(db, name, "login", ok=False, reason="locked"))
+            return await self.login_form(request, "尝试过多 / too many attempts, wait", 429)
+
+        def check(db: Any) -> str | None:
+            user = auth.check_password(db, name, password)
+            if user is None:
+                audit(db, name, "login", ok=False, reason="bad_credentials")
+                return None
+            audit(db, name, "login")
+            return auth.open_session(db, user, self.settings.session_ttl_s)
+
+        token = await self.db(check)
+        if token is None:
+            self._failures[name] = [*recent, now]
+            return await self.login_form(request, "用户名或密码错误 / wrong name or password", 401)
+        self._failures.pop(name, None)
+        target = str(form.get("next") or "/")
+        if not target.startswith("/") or target.startswith("//"):
+            target = "/"
+        response = RedirectResponse(target, 303)
+        response.set_cookie(
+            auth.SESSION_COOKIE,
+            token,
+            max_age=int(self.settings.session_ttl_s),
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.secure_cookies,
+        )
+        response.delete_cookie(auth.LOGIN_CSRF_COOKIE)
+        return response
+
+    async def logout(self, request: Request) -> Response:
+        who = await self.require(request)
+        token = request.cookies.get(auth.SESSION_COOKIE, "")
+
+        def close(db: Any) -> None:
+            auth.close_session(db, token)
+            audit(db, who.name, "logout")
+
+        await self.db(close)
+        response = RedirectResponse("/login", 303)
+        response.delete_cookie(auth.SESSION_COOKIE)
+        return response
+
+    # --- pages ---------------------------------------------------------------------------------
+
+    async def fleet_page(self, request: Request) -> Response:
+        who = await self.require(request)
+        q = request.query_params
+        filters = {k: q.get(k, "")[:64] for k in ("site", "status", "q")}
+
+        def load(db: Any) -> dict[str, Any]:
+            every = views.stations(db, self.timers)
+            shown = views.stations(db, self.timers, **filters)
+            return {
+                "stations": shown,
+                "sites": sorted({s["site"] for s in every}),
+                "counts": {st: sum(1 for s in every if s["status"] == st) for st in views.STATUSES},
+                "alerts": views.alerts(db),
+            }
+
+        data = await self.db(load)
+        return self.page(
+            request, "fleet.html", who, live="_fleet_live.html", filters=filters, **data
+        )
+
+    async def alerts_page(self, request: Request) -> Response:
+        who = await self.require(request)
+        data = await self.db(
+            lambda db: {
+                "alerts": views.alerts(db),
+                "recent": views.alerts(db, active_only=False, limit=50),
+            }
+        )
+        return self.page(request, "alerts.html", who, live="_alerts_live.html", **data)
+
+    async def station_page(self, request: Request) -> Response:
+        who = await self.require(request)
+        site, station = request.path_params["site"], request.path_params["station"]
+
+        def load(db: Any) -> dict[str, Any] | None:
+            row = views.find_station(db, site, station)
+            return None if row is None else views.station_page(db, row, self.timers)
+
+        data = await self.db(load)
+        if data is None:
+            missing = self.page(request, "error.html", who, message=NO_STATION)
+            missing.status_code = 404
+            return missing
+        return self.page(
+            request,
+            "station.html",
+            who,
+            live="_station_live.html",
+            command_names=sorted(COMMANDS),
+            **data,
+        )
+
+    async def screenshot(self, request: Request) -> Response:
+        await self.require(request)
+        p = request.path_params
+
+        def load(db: Any) -> bytes | None:
+            row = db.get(CommandRow, p["command_id"])
+            station = views.find_station(db, p["site"], p["station"])
+            if row is None or station is None or row.station_id != station.id:
+                return None
+            png = (row.detail or {}).get("png_base64")
+            return base64.b64decode(png) if isinstance(png, str) else None
+
+        data = await self.db(load)
+        if data is None:
+            return Response("not found", 404)
+        return Response(data, media_type="image/png")
+
+    # --- live updates --------------------------------------------------------------------------
+
+    async def events(self, request: Request) -> Response:
+        await self.require(request)
+
+        async def stream() -> AsyncIterator[str]:
+            last = ""
+            quiet = 0.0
+            yield "retry: 2000\n\n"
+            while not await request.is_disconnected():
+                current = await run_in_threadpool(views.digest, self.store, self.timers)
+                if current != last:
+                    if last:
+                        yield f"event: refresh\ndata: {current}\n\n"
+                    last, quiet = current, 0.0
+                elif quiet > 15:
+                    yield ": keep-alive\n\n"
+                    quiet = 0.0
+                await asyncio.sleep(self.settings.live_poll_s)
+                quiet += self.settings.live_poll_s
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        )
+
+    # --- actions -------------------------------------------------------------------------------
+
+    async def acknowledge(self, request: Request) -> Response:
+        who = await self.require(request, "acknowledge")
+        alert_id = int(request.path_params["alert_id"])
+
+        def ack(db: Any) -> bool:
+            alert = db.get(Alert, alert_id)
+            if alert is None:
+                return False
+            now = time.time()
+            if alert.acknowledged_at is None:
+                alert.acknowledged_at = now
+                alert.acknowledged_by = who.name
+            if momentary(alert.kind) and alert.resolved_at is None:
+                alert.resolved_at = now
+                alert.active_key = None
+            audit(db, who.name, "acknowledge_alert", f"alert/{alert_id}", kind=alert.kind)
+            return True
+
+        found = await self.db(ack)
+        if is_api(request):
+            return JSONResponse({"acknowledged": found}, 200 if found else 404)
+        return RedirectResponse(await self._back(request), 303)
+
+    async def _back(self, request: Request) -> str:
+        form = await request.form()
+        target = str(form.get("back") or "/")
+        return target if target.startswith("/") and not target.startswith("//") else "/"
+
+    async def command(self, request: Request) -> Response:
+        who = await self.require(request, "command")
+        site, station = request.path_params["site"], request.path_params["station"]
+        api = is_api(request)
+        if api:
+            body = await request.json()
+            name = str(body.get("name", ""))
+            args = body.get("args") or {}
+            timeout = body.get("timeout_s")
+        else:
+            form = await request.form()
+            name = str(form.get("name", ""))
+            printer = form.get("printer")
+            args = {"printer": printer} if name == "test_print" and printer else {}
+            timeout = None
+        if name not in COMMANDS or not isinstance(args, dict):
+            raise Refused(400, f"unknown command {name[:32]!r}")
+        timeout_s = float(timeout) if isinstance(timeout, int | float) else COMMANDS[name]
+        timeout_s = min(max(timeout_s, 5.0), 3600.0)
+
+        def send(db: Any) -> str | None:
+            row = views.find_station(db, site, station)
+            if row is None:
+                return None
+            command_id = self.ingest.send_command(row.id, name, args, timeout_s, who.name, db=db)
+            audit(db, who.name, "command", f"{site}/{station}", name=name, id=command_id)
+            return command_id
+
+        command_id = await self.db(send)
+        if command_id is None:
+            raise Refused(404, NO_STATION)
+        if api:
+            return JSONResponse({"id": command_id}, 202)
+        return RedirectResponse(f"/stations/{site}/{station}", 303)
+
+    # --- API -----------------------------------------------------------------------------------
+
+    async def api_stations(self, request: Request) -> Response:
+        await self.require(request)
+        return JSONResponse(await self.db(lambda db: views.stations(db, self.timers)))
+
+    async def api_station(self, request: Request) -> Response:
+        await self.require(request)
+        site, station = request.path_params["site"], request.path_params["station"]
+
+        def load(db: Any) -> dict[str, Any] | None:
+            row = views.find_station(db, site, station)
+            return None if row is None else views.station_page(db, row, self.timers)
+
+        data = await self.db(load)
+        if data is None:
+            return JSONResponse({"error": "no such station"}, 404)
+        return JSONResponse(data)
+
+    async def api_command(self, request: Request) -> Response:
+        await self.require(request)
+        command_id = request.path_params["command_id"]
+
+        def load(db: Any) -> dict[str, Any] | None:
+            row = db.get(CommandRow, command_id)
+            return None if row is None else views.command_view(row)
+
+        data = await self.db(load)
+        if data is None:
+            return JSONResponse({"error": "no such command"}, 404)
+        return JSONResponse(data)
+
+    async def api_alerts(self, request: Request) -> Response:
+        await self.require(request)
+        active = request.query_params.get("all") != "1"
+        return JSONResponse(await self.db(lambda db: views.alerts(db, active_only=active)))
+
+    async def metrics(self, request: Request) -> Response:
+        bearer = request.headers.get("authorization", "")
+        token = self.settings.metrics_token
+        if not (token and auth.same_token(bearer.removeprefix("Bearer "), token)):
+            await self.require(request)
+        data = await run_in_threadpool(generate_latest, self.registry)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)

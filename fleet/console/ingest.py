@@ -1,0 +1,694 @@
+"""The console's ingest: MQTT in, database rows out; alerts, commands, certificate renewal.
+
+Subscriptions (MQTT v5). ``health``, ``evt/#``, ``reported`` and ``cmd/+/result`` are taken
+through the shared subscription ``$share/{group}/kiosk/v1/...`` so that several console
+processes split the work: each message reaches one of them, and all of them write the same
+database. ``state`` and ``birth`` are retained, and a broker never hands retained messages to a
+shared subscription (MQTT v5, 4.8.2), so every console subscribes to those two directly; both are
+idempotent upserts (a ``state`` of an older ``session`` is a late Will and is ignored).
+
+Every write that two consoles could race on is made safe by the database: an event is unique by
+(station, event id), an alert by its ``active_key`` while it is not resolved; a unique violation
+is counted as a duplicate, never an error.
+
+Alerts: from health (``ui_frozen``, ``paper_out``, ``paper_low``, ``toner_low``, ``toner_out``,
+``reader_fault``; resolved when the health no longer says so), from events (``help_request``,
+and the station's own ``alert`` events as ``station:{kind}``; both resolved by acknowledging), and
+from the timers (``offline`` when a station has been offline longer than the threshold inside its
+duty hours; resolved when it is back). A new alert goes to the webhook, if one is configured.
+
+Certificate renewal: an ``evt/csr`` is answered with an ``install_certificate`` command made by
+:func:`fleet.trust.renewal.answer_csr` for the station named by the TOPIC (the broker's ACL ties the
+topic to the sender), never the payload.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import functools
+import gc
+import json
+import logging
+import queue
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+from prometheus_client import CollectorRegistry, Counter
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.orm import Session, load_only
+
+from fleet.console import enroll
+from fleet.console.ingest_batch import BatchWriter, EventRows, parse
+from fleet.console.store import (
+    Alert,
+    CommandRow,
+    Station,
+    Store,
+    Timers,
+    audit,
+    device_items,
+    in_duty_hours,
+    offline_since,
+)
+from fleet.mqtt.client import CONSOLE_USER, TlsFiles, new_client
+from fleet.mqtt.stream import RETAIN_IF_NEW, Message, StreamSubscriber
+from fleet.protocol.topics import CONSOLE_STATE, ROOT, StationTopics, dumps
+from fleet.trust.pki import CertificateAuthority, PkiError
+from fleet.trust.renewal import CSR_EVENT, answer_csr
+
+log = logging.getLogger("fleet.console.ingest")
+
+HEALTH_KINDS = ("ui_frozen", "paper_out", "paper_low", "toner_out", "toner_low", "reader_fault")
+FINAL = frozenset({"succeeded", "failed", "timed_out"})
+FOLLOWED_EVENTS = frozenset({"help", "alert", CSR_EVENT})  # events the console acts on
+COMMAND_GRACE_S = 30.0  # a result may take this long beyond the command's own timeout
+
+
+@dataclass(frozen=True)
+class Settings:
+    offline_alert_after_s: float = 300.0
+    timers: Timers = field(default_factory=Timers)
+    webhook_url: str | None = None
+    timezone: str | None = None  # duty hours are local time of this zone (None: the machine's)
+    sweep_s: float = 5.0
+    share_group: str | None = "console"  # None: plain subscriptions (a single console)
+    console_url: str = ""  # put in webhook messages so a person can click through
+    # The inbound stream's MQTT session. With an expiry, the broker keeps this console's share of
+    # the stream (and what it had not acknowledged) while it restarts: the id must then stay the
+    # same across restarts and differ between consoles (``fleet console`` uses the host name and
+    # HTTP port, and an hour). "" and 0: a fresh id, and a session that ends with the connection.
+    client_id: str = ""
+    session_expiry_s: int = 0
+
+
+def momentary(kind: str) -> bool:
+    """Alerts that stand for one occurrence: acknowledging them resolves them."""
+    return kind == "help_request" or kind.startswith("station:")
+
+
+def health_conditions(health: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The alert kinds a health payload stands for, each with its details."""
+    found: dict[str, dict[str, Any]] = {}
+    if health.get("ui_alive") is False:
+        found["ui_frozen"] = {}
+    for name, device in device_items(health):
+        reasons = {str(r) for r in device.get("reasons") or []}
+        for kind in ("paper_out", "paper_low", "toner_out", "toner_low"):
+            if kind in reasons:
+                found.setdefault(kind, {"devices": []})["devices"].append(name)
+        if "reader" in name and device.get("state") in ("fault", "offline"):
+            found["reader_fault"] = {"device": name, "state": device.get("state")}
+    if "paper_out" in found:  # out is worse than low; one alert per device problem
+        found.pop("paper_low", None)
+    if "toner_out" in found:
+        found.pop("toner_low", None)
+    return found
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.messages = Counter(
+            "console_messages", "MQTT messages ingested", ["kind"], registry=registry
+        )
+        self.duplicates = Counter(
+            "console_duplicate_events", "events already stored (redelivered)", registry=registry
+        )
+        self.alerts = Counter("console_alerts_raised", "new alerts", ["kind"], registry=registry)
+        self.commands = Counter("console_commands_sent", "commands published", registry=registry)
+        self.webhook_failures = Counter(
+            "console_webhook_failures", "alerts the webhook did not take", registry=registry
+        )
+
+
+class Webhook:
+    """POSTs new alerts as JSON to a URL, from a thread of its own, with a few retries."""
+
+    def __init__(self, store: Store, url: str | None, metrics: Metrics) -> None:
+        self.store = store
+        self.url = url
+        self.metrics = metrics
+        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._run, name="console-webhook", daemon=True)
+
+    def start(self) -> None:
+        if self.url:
+            self._thread.start()
+
+    def stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout=10)
+
+    def notify(self, message: dict[str, Any]) -> None:
+        if self.url:
+            self._queue.put(message)
+
+    def _run(self) -> None:
+        while (message := self._queue.get()) is not None:
+            outcome = "failed"
+            for attempt in range(3):
+                if self._post(message):
+                    outcome = "sent"
+                    break
+                time.sleep(0.5 * 2**attempt)
+            if outcome == "failed":
+                self.metrics.webhook_failures.inc()
+            with self.store.session() as db:
+                alert = db.get(Alert, message["id"])
+                if alert is not None:
+                    alert.notified = outcome
+
+    def _post(self, message: dict[str, Any]) -> bool:
+        assert self.url is not None
+        request = urllib.request.Request(  # noqa: S310 (the URL is the operator's own setting)
+            self.url,
+            data=json.dumps(message, ensure_ascii=False).encode(),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                return 200 <= int(response.status) < 300
+        except OSError as err:
+            log.warning("webhook: %s", err)
+            return False
+
+
+# The cyclic garbage collector's first threshold for a console process (CPython's is 700). The
+# ingest allocates a dict per message, 5,000 messages a batch, nearly all freed by reference
+# counting; at 700 the collector ran every few dozen messages and scanned what the batch still
+# held, a fifth of the ingest's time (docs/performance.md).
+GC_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Once a console process is set up: what it holds from its start (modules, the app, the
+    ORM's mappings) is never scanned again, and the collector runs less often."""
+    gc.freeze()
+    _, older, oldest = gc.get_threshold()
+    gc.set_threshold(GC_THRESHOLD, older, oldest)
+
+
+@dataclass
+class Routed:
+    """A parsed batch, by what the console does with it (:meth:`Ingest.prepare_batch`)."""
+
+    events: EventRows
+    heartbeats: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    records: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    results: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
+    kinds: collections.Counter[str] = field(default_factory=collections.Counter)
+
+
+def _nothing() -> None:
+    """The store step of a batch with nothing to store."""
+
+
+class Ingest:
+    def __init__(
+        self,
+        store: Store,
+        host: str,
+        port: int,
+        *,
+        password: str = "",
+        tls: TlsFiles | None = None,
+        ca: CertificateAuthority | None = None,
+        settings: Settings | None = None,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.store = store
+        self.host = host
+        self.port = port
+        self.ca = ca
+        self.settings = settings or Settings()
+        self.metrics = Metrics(registry or CollectorRegistry())
+        self.webhook = Webhook(store, self.settings.webhook_url, self.metrics)
+        self.ingested = 0  # messages this process took (tests of the shared subscription)
+        self.batches = BatchWriter(store)
+        self._stop = threading.Event()
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="console-sweep", daemon=True)
+        client_id = self.settings.client_id or f"console-{uuid.uuid4().hex[:12]}"
+        self.stream = StreamSubscriber(
+            host,
+            port,
+            client_id,
+            self._subscriptions,
+            None,
+            prepare=self._prepare,
+            username=None if tls else CONSOLE_USER,
+            password=None if tls else password,
+            tls=tls,
+            session_expiry_s=self.settings.session_expiry_s,
+        )
+        self.connected = self.stream.connected
+        # commands and the console's own state go out through paho (its Will marks us offline)
+        self.client = new_client(
+            f"{client_id[:48]}-out-{uuid.uuid4().hex[:6]}",
+            tls=tls,
+            username=None if tls else CONSOLE_USER,
+            password=None if tls else password,
+        )
+        self.client.will_set(CONSOLE_STATE, dumps({"online": False}), qos=1, retain=True)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self._out_connected = threading.Event()
+
+    # --- life cycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.webhook.start()
+        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.loop_start()
+        self.stream.start()
+        self._sweeper.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._sweeper.is_alive():
+            self._sweeper.join(timeout=10)
+        self.stream.stop()
+        if self._out_connected.is_set():
+            info = self.client.publish(CONSOLE_STATE, dumps({"online": False}), qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout=3)
+        self.client.disconnect()
+        self.client.loop_stop()
+        self.webhook.stop()
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        _userdata: Any,
+        _flags: Any,
+        reason: ReasonCode,
+        _props: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            log.error("broker refused the console: %s", reason)
+            return
+        client.publish(
+            CONSOLE_STATE, dumps({"online": True, "ts": time.time()}), qos=1, retain=True
+        )
+        self._out_connected.set()
+
+    def _on_disconnect(self, *_args: Any) -> None:
+        self._out_connected.clear()
+
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        """Asked at each connect. ``state`` and ``birth`` come retained at the first subscription
+        of this console's session; on a reconnect the session has kept them and queued every
+        change, so the broker is asked not to replay them (MQTT v5 Retain Handling 1) unless the
+        database knows no station (a new or emptied database wants the whole fleet again)."""
+        group = self.settings.share_group
+        shared = f"$share/{group}/" if group else ""
+        try:
+            with self.store.session() as db:
+                known = db.scalar(select(Station.id).limit(1)) is not None
+        except SQLAlchemyError:  # the database is away: ask for everything, to be safe
+            known = False
+        retained = 1 | RETAIN_IF_NEW if known else 1
+        return [(f"{ROOT}/+/+/{s}", retained) for s in ("state", "birth")] + [
+            (f"{shared}{ROOT}/+/+/{s}", 1) for s in ("health", "evt/#", "reported", "cmd/+/result")
+        ]
+
+    # --- ingest --------------------------------------------------------------------------------
+
+    def handle(self, topic: str, data: bytes) -> None:
+        self.handle_batch([(topic, data)])
+
+    def handle_batch(self, messages: list[tuple[str, bytes]]) -> None:
+        """Store a batch; raises (and stores nothing of the bulk part) if the database fails,
+        so the stream offers the same batch again and acknowledges nothing meanwhile."""
+        self.prepare_batch(messages)()
+
+    def _prepare(self, messages: list[Message]) -> Callable[[], None]:
+        return self.prepare_batch([(m.topic, m.payload) for m in messages])
+
+    def prepare_batch(self, messages: list[tuple[str, bytes]]) -> Callable[[], None]:
+        """Parse a batch and route it (the stream runs this while the previous batch is being
+        written); returns the step that stores it, which may be called again if it fails."""
+        events, items, _malformed = parse(messages)
+        if not events and not items:
+            return _nothing
+        keys = {(e.site, e.station) for e in events}
+        keys.update((i.site, i.station) for i in items)
+        ids = self.batches.station_ids(keys)  # registers new stations: a write, but rare
+        routed = Routed(self.batches.event_rows(events, FOLLOWED_EVENTS))
+        routed.kinds.update("evt/" + e.kind for e in events)
+        for item in items:
+            station_id = ids[(item.site, item.station)]
+            kind = item.kind
+            routed.kinds[kind.split("/")[0]] += 1
+            if kind == "health":
+                routed.heartbeats.append((station_id, item.payload))
+            elif kind in ("state", "birth", "reported"):
+                routed.records.append((station_id, kind, item.payload))
+            elif kind.startswith("cmd/") and kind.endswith("/result"):
+                routed.results.append((station_id, kind.split("/")[1], item.payload))
+        return functools.partial(self._store, routed)
+
+    def _store(self, routed: Routed) -> None:
+        now = time.time()
+        online = self.batches.records(routed.records, now)
+        newest = self.batches.heartbeats(routed.heartbeats, now)
+        new_events, duplicates = self.batches.events(routed.events)
+        for station_id, command_id, payload in routed.results:
+            self._result(station_id, command_id, payload)
+        self.ingested += routed.kinds.total()
+        for label, count in routed.kinds.items():
+            self.metrics.messages.labels(kind=label[:32]).inc(count)
+        if duplicates:
+            self.metrics.duplicates.inc(duplicates)
+        self._resolve_all(online, "offline")
+        self._health_alerts(newest)
+        self._after_events(new_events)
+
+    def station_id(self, site: str, station: str) -> int:
+        return self.batches.station_id(site, station)
+
+    def _resolve_all(self, station_ids: set[int], kind: str) -> None:
+        """Resolve ``kind`` for these stations, where it is raised (one query to find them)."""
+        if not station_ids:
+            return
+        with self.store.session() as db:
+            raised = set(
+                db.scalars(
+                    select(Alert.station_id).where(
+                        Alert.station_id.in_(list(station_ids)),
+                        Alert.kind == kind,
+                        Alert.active_key.is_not(None),
+                    )
+                )
+            )
+        for station_id in raised:
+            self.resolve(station_id, kind)
+
+    def _health_alerts(self, newest: dict[int, dict[str, Any]]) -> None:
+        """Raise what the newest heartbeats say, unless raised; resolve what they no longer say."""
+        if not newest:
+            return
+        with self.store.session() as db:
+            active: set[tuple[int, str]] = set(
+                (row[0], row[1])
+                for row in db.execute(
+                    select(Alert.station_id, Alert.kind).where(
+                        Alert.station_id.in_(list(newest)),
+                        Alert.active_key.is_not(None),
+                        Alert.kind.in_(HEALTH_KINDS),
+                    )
+                )
+            )
+        raise_: list[tuple[int, str, dict[str, Any], bool]] = []
+        for station_id, payload in newest.items():
+            conditions = health_conditions(payload)
+            for kind in HEALTH_KINDS:
+                if kind in conditions and (station_id, kind) not in active:
+                    raise_.append((station_id, kind, conditions[kind], False))
+                elif kind not in conditions and (station_id, kind) in active:
+                    self.resolve(station_id, kind)
+        self.raise_alerts(raise_)
+
+    def _after_events(self, events: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """Help requests and the stations' own alerts raise alerts; a CSR is answered."""
+        alerts: list[tuple[int, str, dict[str, Any], bool]] = []
+        for station_id, kind, payload in events:
+            if kind == "help":
+                alerts.append((station_id, "help_request", {"screen": payload.get("screen")}, True))
+            elif kind == "alert":
+                name = str(payload.get("kind") or "unknown")[:24]
+                event_id = str(payload.get("event_id") or "")[:64]
+                alerts.append((station_id, f"station:{name}", {"event_id": event_id}, True))
+            elif kind == CSR_EVENT:
+                site, station = self.batches.name_of(station_id)
+                self._answer_csr(station_id, site, station, payload)
+        self.raise_alerts(alerts)
+
+    def _result(self, station_id: int, command_id: str, payload: dict[str, Any]) -> None:
+        status = str(payload.get("status", ""))
+        with self.store.session() as db:
+            row = db.get(CommandRow, command_id)
+            if row is None or row.station_id != station_id:
+                log.warning("result for a command this station was not sent: %s", command_id)
+                return
+            if row.status in FINAL and status not in FINAL:
+                return  # a late "accepted" after the final result
+            row.status = status[:16] or row.status
+            detail = payload.get("detail")
+            row.detail = detail if isinstance(detail, dict) else {}
+            row.updated_at = time.time()
+
+    # --- alerts --------------------------------------------------------------------------------
+
+    def raise_alert(
+        self, station_id: int, kind: str, detail: dict[str, Any], *, repeat: bool = False
+    ) -> bool:
+        """Raise ``kind`` for the station unless it is raised already; True if it is new."""
+        key = f"{station_id}:{kind}"
+        now = time.time()
+        for _ in range(3):
+            try:
+                with self.store.session() as db:
+                    existing = db.scalar(select(Alert).where(Alert.active_key == key))
+                    if existing is not None:
+                        existing.last_at = now
+                        if repeat:
+                            existing.count += 1
+                        return False
+                    row = {
+                        "station_id": station_id,
+                        "kind": kind,
+                        "active_key": key,
+                        "raised_at": now,
+                        "last_at": now,
+                        "count": 1,
+                        "detail": detail,
+                        "notified": "" if self.settings.webhook_url else "off",
+                    }
+                    alert = Alert(**row)
+                    db.add(alert)
+                    db.flush()
+                    message = self._alert_message(db, alert.id, row)
+            except IntegrityError:  # raised by another console just now: de-duplicated
+                continue
+            self.metrics.alerts.labels(kind=kind.split(":")[0]).inc()
+            self.webhook.notify(message)
+            return True
+        return False
+
+    def raise_alerts(self, requests: list[tuple[int, str, dict[str, Any], bool]]) -> int:
+        """Many :meth:`raise_alert` (station id, kind, detail, repeat) in one transaction: the
+        same counts as one by one; the number of new alerts."""
+        merged: dict[str, tuple[int, str, dict[str, Any], int]] = {}
+        for station_id, kind, detail, repeat in requests:
+            key = f"{station_id}:{kind}"
+            seen = merged.get(key)
+            repeats = (seen[3] if seen else 0) + (1 if repeat else 0)
+            merged[key] = (station_id, kind, seen[2] if seen else detail, repeats)
+        if len(requests) <= 1:
+            return sum(self.raise_alert(s, k, d, repeat=r) for s, k, d, r in requests)
+        now = time.time()
+        notified = "" if self.settings.webhook_url else "off"
+        try:
+            with self.store.session() as db:
+                alerts = select(Alert).where(Alert.active_key.in_(list(merged)))
+                existing = {a.active_key: a for a in db.scalars(alerts)}
+                rows: list[dict[str, Any]] = []
+                for key, (station_id, kind, detail, repeats) in merged.items():
+                    alert = existing.get(key)
+                    if alert is not None:
+                        alert.last_at = now
+                        alert.count += repeats
+                        continue
+                    rows.append(
+                        {
+                            "station_id": station_id,
+                            "kind": kind,
+                            "active_key": key,
+                            "raised_at": now,
+                            "last_at": now,
+                            "count": max(1, repeats),
+                            "detail": detail,
+                            "notified": notified,
+                        }
+                    )
+                ids: dict[str | None, int] = {}
+                if rows:  # one statement, then their ids by key (unique while active)
+                    db.execute(insert(Alert), rows)
+                    keys = [row["active_key"] for row in rows]
+                    query = select(Alert.active_key, Alert.id).where(Alert.active_key.in_(keys))
+                    ids = {key: alert_id for key, alert_id in db.execute(query)}
+                messages = [self._alert_message(db, ids[row["active_key"]], row) for row in rows]
+        except IntegrityError:  # another console raised one of them just now: one by one
+            return sum(self.raise_alert(s, k, d, repeat=r) for s, k, d, r in requests)
+        for message in messages:
+            self.metrics.alerts.labels(kind=str(message["kind"]).split(":")[0]).inc()
+            self.webhook.notify(message)
+        return len(messages)
+
+    def _alert_message(self, db: Session, alert_id: int, alert: dict[str, Any]) -> dict[str, Any]:
+        """What the webhook is sent about a new alert (``alert``: its columns by name)."""
+        try:
+            site, station = self.batches.name_of(alert["station_id"])
+        except KeyError:  # a station this process has not heard from (the sweep's offline)
+            row = db.get_one(Station, alert["station_id"])
+            site, station = row.site, row.station
+        return {
+            "id": alert_id,
+            "kind": alert["kind"],
+            "site": site,
+            "station": station,
+            "raised_at": alert["raised_at"],
+            "detail": alert["detail"],
+            "url": f"{self.settings.console_url}/stations/{site}/{station}",
+        }
+
+    def resolve(self, station_id: int, kind: str) -> None:
+        with self.store.session() as db:
+            alert = db.scalar(select(Alert).where(Alert.active_key == f"{station_id}:{kind}"))
+            if alert is not None:
+                alert.active_key = None
+                alert.resolved_at = time.time()
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def send_command(
+        self,
+        station_id: int,
+        name: str,
+        args: dict[str, Any],
+        timeout_s: float,
+        actor: str,
+        *,
+        db: Session | None = None,
+    ) -> str:
+        """Record and publish ``{"name","args","timeout_s"}`` on the station's ``cmd/{id}``."""
+        command_id = uuid.uuid4().hex
+        now = time.time()
+        with contextlib.ExitStack() as stack:
+            if db is None:
+                db = stack.enter_context(self.store.session())
+            station = db.get_one(Station, station_id)
+            topic = StationTopics(station.site, station.station).command(command_id)
+            db.add(
+                CommandRow(
+                    id=command_id,
+                    station_id=station_id,
+                    name=name,
+                    args=args,
+                    timeout_s=timeout_s,
+                    status="sent",
+                    detail={},
+                    actor=actor,
+                    created_at=now,
+                    updated_at=now,
+                    note="",
+                )
+            )
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.MessageExpiryInterval = max(1, int(timeout_s))
+        body = {"name": name, "args": args, "timeout_s": timeout_s}
+        self.client.publish(topic, dumps(body), qos=1, properties=props)
+        self.metrics.commands.inc()
+        return command_id
+
+    def _answer_csr(
+        self, station_id: int, site: str, station: str, payload: dict[str, Any]
+    ) -> None:
+        target = f"{site}/{station}"
+        with self.store.session() as db:
+            if enroll.renewal_refused(db, station):  # revoked at enrolment: no new certificate
+                audit(db, "system", "certificate_request", target, ok=False, reason="revoked")
+                return
+        if self.ca is None:
+            with self.store.session() as db:
+                audit(db, "system", "certificate_request", target, ok=False, reason="no_ca")
+            return
+        try:
+            command = answer_csr(self.ca, payload, station)  # the station of the TOPIC
+        except PkiError as err:
+            with self.store.session() as db:
+                audit(db, "system", "certificate_request", target, ok=False, reason=str(err))
+            self.raise_alert(station_id, "station:csr_rejected", {}, repeat=True)
+            return
+        with self.store.session() as db:
+            command_id = self.send_command(
+                station_id, command["name"], command["args"], 60.0, "system", db=db
+            )
+            audit(
+                db,
+                "system",
+                "certificate_issued",
+                target,
+                serial=command["args"]["serial"],
+                not_after=command["args"]["not_after"],
+                command=command_id,
+            )
+            issued = command["args"]
+            enroll.record_renewal(db, station, issued["serial"], issued["not_after"])  # enrolment
+
+    # --- timers --------------------------------------------------------------------------------
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.settings.sweep_s):
+            try:
+                self.sweep()
+            except Exception:
+                log.exception("sweep failed")
+
+    def sweep(self, now: float | None = None) -> None:
+        """Offline alerts inside duty hours, and commands that never got a final result."""
+        now = time.time() if now is None else now
+        offline: list[tuple[int, float]] = []
+        back: list[int] = []
+        with self.store.session() as db:
+            # only the columns the timers read: the health and birth documents of 10,000
+            # stations would be decoded every few seconds for nothing
+            timer_columns = load_only(
+                Station.online,
+                Station.offline_since,
+                Station.state_ts,
+                Station.last_seen,
+                Station.interval_s,
+                Station.duty_hours,
+            )
+            for row in db.scalars(select(Station).options(timer_columns)):
+                since = offline_since(row, now, self.settings.timers)
+                if since is None:
+                    back.append(row.id)
+                elif now - since >= self.settings.offline_alert_after_s and in_duty_hours(
+                    row.duty_hours, now, self.settings.timezone
+                ):
+                    offline.append((row.id, since))
+            for command in db.scalars(
+                select(CommandRow).where(CommandRow.status.in_(("sent", "accepted")))
+            ):
+                if now > command.created_at + command.timeout_s + COMMAND_GRACE_S:
+                    command.status = "timed_out"
+                    command.note = "no result reached the console"
+                    command.updated_at = now
+            alerted = set(
+                db.scalars(
+                    select(Alert.station_id).where(
+                        Alert.kind == "offline", Alert.active_key.is_not(None)
+                    )
+                )
+            )
+        for station_id, since in offline:
+            if station_id not in alerted:
+                self.raise_alert(station_id, "offline", {"since": since})
+        for station_id in back:
+            if station_id in alerted:
+                self.resolve(station_id, "offline")
+        enroll.expiry_alerts(self, now)  # cert_expiring, 30 days ahead
