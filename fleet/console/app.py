@@ -40,6 +40,7 @@ from fleet.console.catalogs import CatalogRoutes
 from fleet.console.enrolment import EnrolRoutes
 from fleet.console.ingest import Ingest, momentary
 from fleet.console.rollout_pages import RolloutRoutes, RolloutService
+from fleet.console.routing import Refused, is_api
 from fleet.console.stats import StatsRoutes
 from fleet.console.store import Alert, CommandRow, Store, audit
 from fleet.protocol.commands import COMMANDS as PROTOCOL_COMMANDS
@@ -66,19 +67,6 @@ class WebSettings:
 
 
 NO_STATION = "没有这个终端 · no such station (an enrolled terminal shows once it has connected)"
-
-
-class Refused(Exception):
-    def __init__(self, status: int, reason: str, who: auth.Principal | None = None) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
-        self.who = who  # logged in but refused: the page keeps its navigation and Log out
-
-
-def is_api(request: Request) -> bool:
-    path = request.url.path
-    return path.startswith("/api/") or path in ("/events", "/metrics")
 
 
 class WebApp:

@@ -41,6 +41,7 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from fleet.console.catalog_drafts import CatalogDraft, draft_view, recent_drafts, signatures
+from fleet.console.routing import Refused, is_api
 from fleet.console.store import audit
 from fleet.trust.catalog_repo import (
     CATALOG_VERSION_FIELD,
@@ -172,7 +173,6 @@ def rollout_link(release: dict[str, Any], catalog_url: str | None) -> str:
 
 async def bounded(request: Request, limit: int) -> Request:
     """``request`` with its body read, refused (413) beyond ``limit`` bytes."""
-    from fleet.console.app import Refused
 
     too_large = Refused(413, f"too large: a catalog may be at most {MAX_CATALOG_BYTES // 1024} KiB")
     declared = request.headers.get("content-length", "")
@@ -353,7 +353,6 @@ class CatalogRoutes:
     # --- upload --------------------------------------------------------------------------------
 
     async def upload(self, request: Request) -> Response:
-        from fleet.console.app import is_api
 
         api = is_api(request)
         request = await bounded(request, MAX_BODY)
@@ -482,7 +481,6 @@ class CatalogRoutes:
     # --- signing -------------------------------------------------------------------------------
 
     async def sign(self, request: Request) -> Response:
-        from fleet.console.app import Refused, is_api
 
         who = await self.web.require(request, "rollout")
         api = is_api(request)

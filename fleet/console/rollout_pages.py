@@ -42,6 +42,7 @@ from fleet.console.rollout_service import (
     split_keys,
     start_detail,
 )
+from fleet.console.routing import Refused, is_api
 from fleet.console.store import RolloutRow, Station, audit
 
 if TYPE_CHECKING:
@@ -81,7 +82,6 @@ class RolloutRoutes:
         ]
 
     def _service(self) -> RolloutService:
-        from fleet.console.app import Refused
 
         if self.service is None:
             raise Refused(503, "this console has no rollout service")
@@ -90,7 +90,6 @@ class RolloutRoutes:
     async def _execute(
         self, action: str, rollout_id: str, who: str, detail: dict[str, Any]
     ) -> Progress:
-        from fleet.console.app import Refused
 
         service = self._service()
         try:
@@ -149,7 +148,6 @@ class RolloutRoutes:
         return JSONResponse(view)
 
     async def start(self, request: Request) -> Response:
-        from fleet.console.app import Refused, is_api
 
         who = await self.web.require(request, "rollout")
         api = is_api(request)
@@ -206,7 +204,6 @@ class RolloutRoutes:
         return fields, policy, scope, fields.get("site", ""), split_keys(fields.get("stations", ""))
 
     async def steer(self, request: Request) -> Response:
-        from fleet.console.app import Refused, is_api
 
         who = await self.web.require(request, "rollout")
         rollout_id, action = request.path_params["rollout_id"], request.path_params["action"]
