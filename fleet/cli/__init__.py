@@ -207,7 +207,3 @@ def run_console(args: argparse.Namespace) -> int:
     if args.admin_password_file:
         console.ensure_admin(args.admin_password_file)
     return console.serve(http_host, http_port)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
