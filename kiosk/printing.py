@@ -123,3 +123,20 @@ def recover(
     for line in lines:
         log.warning("print recovery: %s", line)
     return lines
+
+
+def render_page(pdf: bytes, *, scale: float = 1.4) -> bytes:
+    """The first page of a PDF as PNG bytes: the preview shows exactly what prints."""
+    import io
+
+    import pypdfium2
+
+    doc = pypdfium2.PdfDocument(pdf)
+    try:
+        page = doc[0]
+        image = page.render(scale=scale).to_pil()
+        out = io.BytesIO()
+        image.save(out, format="PNG")
+        return out.getvalue()
+    finally:
+        doc.close()

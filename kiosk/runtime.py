@@ -13,7 +13,6 @@ import datetime as dt
 import functools
 import logging
 import queue
-import secrets
 import sqlite3
 import threading
 import time
@@ -23,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from flows import documents
-from flows.catalog import Catalog, IdentityKind, Output, Service, within
+from flows.availability import unavailable_services
+from flows.catalog import Catalog, Output, Service, within
 from flows.errors import KioskError
 from flows.models import (
     CardInserted,
@@ -31,7 +31,6 @@ from flows.models import (
     DeviceEvent,
     DeviceFault,
     DeviceHealth,
-    DeviceState,
     Identity,
     IdentityRead,
     JobState,
@@ -619,7 +618,7 @@ class Runtime:
 
             document = build(records)  # what prints
             shown = build([documents.masked_record(r, identity) for r in records])  # the screen
-            preview = Preview(png=render_page(shown.pdf), pages=document.pages)
+            preview = Preview(png=printing.render_page(shown.pdf), pages=document.pages)
             self.queue.put(PreviewDone(effect.txn_id, preview, document))
         except KioskError as err:
             log.warning("preview of %s failed: %s", selection.code, type(err).__name__)
@@ -720,73 +719,16 @@ class Runtime:
 
     def _apply_health(self, reports: tuple[DeviceHealth, ...]) -> list[Effect]:
         self._health = {h.device if h.kind == "provider" else h.kind: h for h in reports}
-        unavailable: dict[str, str] = {}
-        for service in self.catalog.enabled_services():
-            reason = self._unavailable_reason(service)
-            if reason:
-                unavailable[service.code] = reason
+        now = self.now()
+        unavailable = unavailable_services(
+            self.catalog.enabled_services(),
+            minute_of_day=now.hour * 60 + now.minute,
+            journal_ok=self._journal_ok,
+            health=self._health,
+            providers={key: p.name for key, p in self.devices.providers.items()},
+        )
         if unavailable == self.session.unavailable():
             return []
         effects = self.session.set_unavailable(unavailable)
         self._render()
         return effects
-
-    def _unavailable_reason(self, service: Service) -> str:
-        if not self._journal_ok:
-            return "unavailable.journal"
-        now = self.now()
-        if service.hours and not within(service.hours, now.hour * 60 + now.minute):
-            return "unavailable.hours"
-        provider = self.devices.providers.get(service.provider)
-        if service.provider != "none":
-            if provider is None:
-                return "unavailable.provider"
-            health = self._health.get(provider.name)
-            if health is not None and health.state in (DeviceState.FAULT, DeviceState.OFFLINE):
-                return "unavailable.provider"
-        needs: list[str] = []
-        if service.identity is IdentityKind.ID_CARD:
-            needs.append("id_reader")
-        if service.identity is IdentityKind.SMART_CARD:
-            needs.append("smartcard_reader")
-        if Output.A4 in service.outputs:
-            needs.append("a4_printer")
-        if Output.THERMAL in service.outputs:
-            needs.append("thermal_printer")
-        for kind in needs:
-            health = self._health.get(kind)
-            # a named problem makes a service unavailable; "unknown" (not yet answered) does not:
-            # the driver checks again before it prints and the resident is told if it fails
-            if health is not None and health.state in (DeviceState.FAULT, DeviceState.OFFLINE):
-                return f"unavailable.{kind}"
-        return ""
-
-
-def render_page(pdf: bytes, *, scale: float = 1.4) -> bytes:
-    """The first page of a PDF as PNG bytes: the preview shows exactly what prints."""
-    import io
-
-    import pypdfium2
-
-    doc = pypdfium2.PdfDocument(pdf)
-    try:
-        page = doc[0]
-        image = page.render(scale=scale).to_pil()
-        out = io.BytesIO()
-        image.save(out, format="PNG")
-        return out.getvalue()
-    finally:
-        doc.close()
-
-
-def load_secret(path: Path) -> bytes:
-    """The station's key for identity hashes, created on first start and kept private."""
-    if path.exists():
-        return path.read_bytes()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_bytes(32)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_bytes(key)
-    tmp.chmod(0o600)
-    tmp.replace(path)
-    return key

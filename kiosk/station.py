@@ -6,6 +6,7 @@ import ctypes
 import logging
 import logging.handlers
 import os
+import secrets
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from kiosk.diskguard import DiskGuard
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
 from kiosk.maintenance import Desk, PinGuard
-from kiosk.runtime import Runtime, load_secret
+from kiosk.runtime import Runtime
 from statedir.catalog_store import committed_catalog
 from statedir.journal import Journal
 
@@ -181,3 +182,16 @@ def create_station(config: Config, *, strict_translations: bool = False) -> Stat
     )
     runtime.catalog_watch = CatalogWatch(store_dir(state_dir), runtime.offer_catalog, catalog)
     return Station(config=config, runtime=runtime, simulate=simulate, font=font)
+
+
+def load_secret(path: Path) -> bytes:
+    """The station's key for identity hashes, created on first start and kept private."""
+    if path.exists():
+        return path.read_bytes()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_bytes(32)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_bytes(key)
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return key
