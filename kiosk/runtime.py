@@ -23,22 +23,16 @@ from typing import Any
 
 from flows import documents
 from flows.availability import unavailable_services
-from flows.catalog import Catalog, Output, Service, within
-from flows.errors import KioskError
+from flows.catalog import Catalog, within
 from flows.models import (
     CardInserted,
     CardRemoved,
     DeviceEvent,
     DeviceFault,
     DeviceHealth,
-    Identity,
     IdentityRead,
-    JobState,
-    PrintOutcome,
     ReaderConnected,
     ReaderDisconnected,
-    Receipt,
-    Record,
 )
 from flows.ports import A4Printer, DocumentProvider, IdentityReader, Speech, ThermalPrinter
 from flows.session import (
@@ -50,7 +44,6 @@ from flows.session import (
     JournalRate,
     JournalUpdate,
     PrintDocuments,
-    Selection,
     Session,
     Show,
     Speak,
@@ -63,6 +56,7 @@ from kiosk.catalog_watch import CatalogWatch
 from kiosk.diskguard import DiskGuard
 from kiosk.i18n import Translator
 from kiosk.maintenance import Desk, MaintenanceNote, MaintenanceReport
+from kiosk.paperwork import Paperwork, Preview, PreviewDone, PrintDone
 from kiosk.present import spoken_texts
 from kiosk.remote import KioskRemote
 from statedir.journal import Journal, identity_hash
@@ -83,13 +77,6 @@ class Intent:
 
 
 @dataclass(frozen=True, slots=True)
-class PrintDone:
-    txn_id: str
-    outcome: PrintOutcome
-    outputs: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
 class HealthUpdate:
     devices: tuple[DeviceHealth, ...]
 
@@ -100,27 +87,8 @@ class CatalogOffer:
 
 
 @dataclass(frozen=True, slots=True)
-class PreviewDone:
-    """The documents of a selection were built (``preview``) or could not be (``error_key``)."""
-
-    txn_id: str
-    preview: Preview | None = None
-    document: documents.Document | None = None
-    error_key: str = ""
-
-
-@dataclass(frozen=True, slots=True)
 class JournalReplay:
     """The journal can be written again: make the writes that waited."""
-
-
-@dataclass(frozen=True, slots=True)
-class Preview:
-    """What the preview screen shows: a rendered page (PNG) or the lines of a slip."""
-
-    png: bytes | None = None
-    lines: tuple[str, ...] = ()
-    pages: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +156,6 @@ class Runtime:
         self.journal = journal
         self.tr = translator
         self.font = font
-        self._signer = signer
         self.session = Session(
             catalog,
             clock=clock,
@@ -224,13 +191,22 @@ class Runtime:
         self._help_shown = False
         self._health: dict[str, DeviceHealth] = {}
         self._health_interval_s = health_interval_s
-        self._print_deadline_s = print_deadline_s
         self._stop = threading.Event()
         self._refresh_health = threading.Event()
         self._health_thread: threading.Thread | None = None
-        self._ticket_number = 0
-        self._provider_deadline_s = 15.0
         self.now: Callable[[], dt.datetime] = dt.datetime.now
+        self.paperwork = Paperwork(
+            catalog=lambda: self.catalog,
+            a4=devices.a4_printer,
+            thermal=devices.thermal_printer,
+            providers=devices.providers,
+            journal=journal,
+            font=font,
+            signer=signer,
+            now=lambda: self.now(),
+            post=self.queue.put,
+            print_deadline_s=print_deadline_s,
+        )
         self.catalog_watch: CatalogWatch | None = None  # offers catalogs the agent committed
         self.remote = KioskRemote(self)  # remote commands the agent passes on (kiosk.remote)
 
@@ -444,7 +420,7 @@ class Runtime:
             self._preview = None
             self._document = None
             threading.Thread(
-                target=self._preview_worker, args=(effect,), name="preview", daemon=True
+                target=self.paperwork.build_preview, args=(effect,), name="preview", daemon=True
             ).start()
         elif isinstance(effect, Speak):
             self._last_spoken = self._clock()
@@ -453,7 +429,7 @@ class Runtime:
         elif isinstance(effect, StopSpeech):
             self.devices.speech.stop()
         elif isinstance(effect, PrintDocuments):
-            self._start_printing(effect)
+            self.paperwork.start_printing(effect, self._document)
         elif isinstance(effect, JOURNAL_EFFECTS):
             self._journal_write(self._journal_op(effect), begins=isinstance(effect, JournalBegin))
 
@@ -553,6 +529,14 @@ class Runtime:
             return quiet_volume
         return volume
 
+    @property
+    def _print_deadline_s(self) -> float:
+        return self.paperwork.print_deadline_s
+
+    @_print_deadline_s.setter
+    def _print_deadline_s(self, value: float) -> None:  # tests and faults shorten it
+        self.paperwork.print_deadline_s = value
+
     def _desk_frame(self) -> dict[str, Any]:
         desk = self.desk
         if desk is None:
@@ -563,128 +547,6 @@ class Runtime:
             "report": desk.report,
             "exit_code": desk.exit_code,
         }
-
-    # --- documents and printing ----------------------------------------------------------------
-
-    def _slip(self, selection: Selection, identity: Identity | None, pages: int) -> Receipt:
-        now = self.now()
-        notice = selection.notice
-        if notice is not None:
-            return documents.materials_notice(catalog=self.catalog, service=notice, issued=now)
-        if Output.A4 in selection.outputs:
-            return documents.service_receipt(
-                catalog=self.catalog,
-                services=selection.services,
-                identity=identity,
-                doc_id=self._document.doc_id if self._document else "-",
-                issued=now,
-                pages=pages,
-            )
-        self._ticket_number += 1
-        return documents.queue_ticket(
-            catalog=self.catalog,
-            service=selection.services[0],
-            number=self._ticket_number,
-            issued=now,
-        )
-
-    def _preview_worker(self, effect: BuildPreview) -> None:
-        """Fetch the records and build the documents off the UI thread; post the result."""
-        selection, identity = effect.selection, effect.identity
-        try:
-            a4 = [s for s in selection.services if Output.A4 in s.outputs]
-            if not a4:
-                slip = self._slip(selection, identity, 0)
-                preview = Preview(lines=tuple(line.text for line in slip.lines))
-                self.queue.put(PreviewDone(effect.txn_id, preview))
-                return
-            if identity is None:
-                raise documents.DocumentError("certificates need an identity")
-            records = [
-                self._provider(s).fetch(s.code, identity, deadline_s=self._provider_deadline_s)
-                for s in a4
-            ]
-            issued = self.now()
-
-            def build(recs: list[Record]) -> documents.Document:
-                return documents.record_certificates(
-                    recs,
-                    catalog=self.catalog,
-                    txn_id=effect.txn_id,
-                    issued=issued,
-                    font=self.font,
-                    signer=self._signer,
-                )
-
-            document = build(records)  # what prints
-            shown = build([documents.masked_record(r, identity) for r in records])  # the screen
-            preview = Preview(png=printing.render_page(shown.pdf), pages=document.pages)
-            self.queue.put(PreviewDone(effect.txn_id, preview, document))
-        except KioskError as err:
-            log.warning("preview of %s failed: %s", selection.code, type(err).__name__)
-            self.queue.put(PreviewDone(effect.txn_id, error_key=err.translation_key))
-        except Exception:
-            log.exception("preview of %s failed", selection.code)
-            self.queue.put(PreviewDone(effect.txn_id, error_key="error.document"))
-
-    def _provider(self, service: Service) -> DocumentProvider:
-        provider = self.devices.providers.get(service.provider)
-        if provider is None:
-            raise documents.DocumentError(f"no provider {service.provider!r} is configured")
-        return provider
-
-    def _start_printing(self, effect: PrintDocuments) -> None:
-        document = self._document
-        pages = document.pages if document else 0
-        receipt = self._slip(effect.selection, effect.identity, pages)
-        worker = threading.Thread(
-            target=self._print_worker,
-            args=(effect.txn_id, effect.selection, document, receipt),
-            name="print",
-            daemon=True,
-        )
-        worker.start()
-
-    def _print_worker(
-        self,
-        txn_id: str,
-        selection: Selection,
-        document: documents.Document | None,
-        receipt: Receipt,
-    ) -> None:
-        outputs: list[str] = []
-        outcome = PrintOutcome(JobState.COMPLETED)
-        try:
-            if Output.A4 in selection.outputs and document is not None:
-                outcome = printing.print_a4_once(
-                    self.journal,
-                    self.devices.a4_printer,
-                    key=f"{document.doc_id}:a4",
-                    txn_id=txn_id,
-                    pdf=document.pdf,
-                    title=document.doc_id,
-                    deadline_s=self._print_deadline_s,
-                )
-                if outcome.ok:
-                    outputs.append("a4")
-            if outcome.ok and Output.THERMAL in selection.outputs:
-                outcome = printing.print_slip_once(
-                    self.journal,
-                    self.devices.thermal_printer,
-                    key=f"{txn_id}:thermal",
-                    txn_id=txn_id,
-                    receipt=receipt,
-                    deadline_s=20.0,
-                )
-                if outcome.ok:
-                    outputs.append("thermal")
-        except Exception as err:  # a driver must not take the session down with it
-            log.exception("printing failed")
-            outcome = PrintOutcome(
-                JobState.FAILED,
-                translation_key=getattr(err, "translation_key", "error.print_failed"),
-            )
-        self.queue.put(PrintDone(txn_id, outcome, tuple(outputs)))
 
     # --- health --------------------------------------------------------------------------------
 
