@@ -25,7 +25,8 @@ from start to ``completed``; each simulated terminal reports ``downloading`` the
 
 ``console.rss_10000_mib``: resident memory of the process hosting the ingest (with the state of
 10,000 stations) and the rollout driver (with its 10,000-station rollout), at the end. MiB. The
-simulator runs in a child process (:class:`fleet.simulate.SimulatorProcess`: paho's own network
+simulator runs in a child process (:class:`fleet.simulate.process.SimulatorProcess`: paho's own
+network
 loop uses ``select()``, which fails on descriptors above 1023, so the console-side clients cannot
 share a process with 10,000 sockets); its RSS is printed too.
 """
@@ -48,7 +49,8 @@ from fleet.console.rollout_mqtt import RolloutDriver
 from fleet.console.store import Station, StationEvent, Store
 from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import ROOT
-from fleet.simulate import SimConfig, SimulatorProcess, raise_nofile, rss_mib
+from fleet.simulate import SimConfig, raise_nofile, rss_mib
+from fleet.simulate.process import SimulatorProcess
 
 INGEST_ID = "bench-console-ingest"
 ROUNDS = 3  # bursts; the two rates vary by a third between runs on shared cores

@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command in ("rollout", "keys", "enroll"):
         return int(args.run(args))
     if args.command == "simulate":
-        from fleet.simulate import simulate_command
+        from fleet.simulate.process import simulate_command
 
         return simulate_command(args)
     if args.command == "console":

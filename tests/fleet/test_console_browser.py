@@ -3,7 +3,8 @@
 ``fleet console`` runs as its own process (as in production) against a real mosquitto and real
 fleet agents; a technician logs in, sees the stations, sees a help request arrive live (no page
 reload) and acknowledges it; an operator sees a simulated fleet (20 terminals with real MQTT
-connections, :class:`fleet.simulate.SimulatorProcess`), starts a catalog rollout from the page and
+connections, :class:`fleet.simulate.process.SimulatorProcess`), starts a catalog rollout from the
+page and
 watches it complete live. Screenshots go to ``test-artifacts/console/``. Runs on SQLite and on
 PostgreSQL.
 """
@@ -31,7 +32,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from fleet.agent import Agent, AgentConfig
 from fleet.broker import MosquittoBroker, free_port
-from fleet.simulate import SimConfig, SimulatorProcess
+from fleet.simulate import SimConfig
+from fleet.simulate.process import SimulatorProcess
 from statedir.journal import Journal
 
 REPO = Path(__file__).resolve().parents[2]

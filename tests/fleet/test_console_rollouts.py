@@ -1,7 +1,8 @@
 """Catalog rollouts through the console: its API and pages, its rollout driver, its database.
 
 Real peers only: a private mosquitto (plain TCP), simulated terminals with real MQTT
-connections in a child process (:class:`fleet.simulate.SimulatorProcess`), SQLite and a private
+connections in a child process (:class:`fleet.simulate.process.SimulatorProcess`), SQLite and a
+private
 PostgreSQL cluster (every test runs on both).
 """
 
@@ -19,7 +20,8 @@ from fleet.agent import Agent, AgentConfig
 from fleet.broker import MosquittoBroker
 from fleet.console import Console, Settings
 from fleet.console.store import Station
-from fleet.simulate import SimConfig, SimulatorProcess
+from fleet.simulate import SimConfig
+from fleet.simulate.process import SimulatorProcess
 from tests.fleet.test_console import PASSWORD, audit_actions, client, login, make_console, until
 
 SHA = "ab" * 32
