@@ -37,8 +37,9 @@ from fleet.console import auth as auth
 from fleet.console import views as views
 from fleet.console.admin import AdminRoutes
 from fleet.console.catalogs import CatalogRoutes
+from fleet.console.conditions import momentary
 from fleet.console.enrolment import EnrolRoutes
-from fleet.console.ingest import Ingest, momentary
+from fleet.console.ingest import Ingest
 from fleet.console.rollout_pages import RolloutRoutes, RolloutService
 from fleet.console.routing import Refused, is_api
 from fleet.console.stats import StatsRoutes

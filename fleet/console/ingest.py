@@ -28,12 +28,9 @@ import collections
 import contextlib
 import functools
 import gc
-import json
 import logging
-import queue
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,13 +40,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, load_only
 
 from fleet.console import enroll
+from fleet.console.conditions import health_conditions
 from fleet.console.ingest_batch import BatchWriter, EventRows, parse
+from fleet.console.outputs import Metrics, Webhook
 from fleet.console.store import (
     Alert,
     CommandRow,
@@ -57,7 +56,6 @@ from fleet.console.store import (
     Store,
     Timers,
     audit,
-    device_items,
     in_duty_hours,
     offline_since,
 )
@@ -90,99 +88,6 @@ class Settings:
     # HTTP port, and an hour). "" and 0: a fresh id, and a session that ends with the connection.
     client_id: str = ""
     session_expiry_s: int = 0
-
-
-def momentary(kind: str) -> bool:
-    """Alerts that stand for one occurrence: acknowledging them resolves them."""
-    return kind == "help_request" or kind.startswith("station:")
-
-
-def health_conditions(health: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """The alert kinds a health payload stands for, each with its details."""
-    found: dict[str, dict[str, Any]] = {}
-    if health.get("ui_alive") is False:
-        found["ui_frozen"] = {}
-    for name, device in device_items(health):
-        reasons = {str(r) for r in device.get("reasons") or []}
-        for kind in ("paper_out", "paper_low", "toner_out", "toner_low"):
-            if kind in reasons:
-                found.setdefault(kind, {"devices": []})["devices"].append(name)
-        if "reader" in name and device.get("state") in ("fault", "offline"):
-            found["reader_fault"] = {"device": name, "state": device.get("state")}
-    if "paper_out" in found:  # out is worse than low; one alert per device problem
-        found.pop("paper_low", None)
-    if "toner_out" in found:
-        found.pop("toner_low", None)
-    return found
-
-
-class Metrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.messages = Counter(
-            "console_messages", "MQTT messages ingested", ["kind"], registry=registry
-        )
-        self.duplicates = Counter(
-            "console_duplicate_events", "events already stored (redelivered)", registry=registry
-        )
-        self.alerts = Counter("console_alerts_raised", "new alerts", ["kind"], registry=registry)
-        self.commands = Counter("console_commands_sent", "commands published", registry=registry)
-        self.webhook_failures = Counter(
-            "console_webhook_failures", "alerts the webhook did not take", registry=registry
-        )
-
-
-class Webhook:
-    """POSTs new alerts as JSON to a URL, from a thread of its own, with a few retries."""
-
-    def __init__(self, store: Store, url: str | None, metrics: Metrics) -> None:
-        self.store = store
-        self.url = url
-        self.metrics = metrics
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._run, name="console-webhook", daemon=True)
-
-    def start(self) -> None:
-        if self.url:
-            self._thread.start()
-
-    def stop(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout=10)
-
-    def notify(self, message: dict[str, Any]) -> None:
-        if self.url:
-            self._queue.put(message)
-
-    def _run(self) -> None:
-        while (message := self._queue.get()) is not None:
-            outcome = "failed"
-            for attempt in range(3):
-                if self._post(message):
-                    outcome = "sent"
-                    break
-                time.sleep(0.5 * 2**attempt)
-            if outcome == "failed":
-                self.metrics.webhook_failures.inc()
-            with self.store.session() as db:
-                alert = db.get(Alert, message["id"])
-                if alert is not None:
-                    alert.notified = outcome
-
-    def _post(self, message: dict[str, Any]) -> bool:
-        assert self.url is not None
-        request = urllib.request.Request(  # noqa: S310 (the URL is the operator's own setting)
-            self.url,
-            data=json.dumps(message, ensure_ascii=False).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
-                return 200 <= int(response.status) < 300
-        except OSError as err:
-            log.warning("webhook: %s", err)
-            return False
 
 
 # The cyclic garbage collector's first threshold for a console process (CPython's is 700). The
