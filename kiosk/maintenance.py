@@ -332,19 +332,14 @@ class Desk:
     @staticmethod
     def _test_print(rt: Runtime, which: str) -> None:
         """On a worker: a test page or slip, built like the real ones; the result goes back."""
-        from kiosk.tools import sample_page, sample_receipt
+        from kiosk import printing
 
         now = rt.now()
         try:
             if which == "a4":
-                doc = sample_page("A4", now, rt.catalog, rt.font)
-                outcome = rt.devices.a4_printer.print_pdf(
-                    doc.pdf, title="test page", job_key=doc.doc_id, deadline_s=60.0
-                )
+                outcome = printing.print_test_page(rt.devices.a4_printer, now, rt.catalog, rt.font)
             else:
-                outcome = rt.devices.thermal_printer.print_receipt(
-                    sample_receipt(now), deadline_s=20.0
-                )
+                outcome = printing.print_test_slip(rt.devices.thermal_printer, now)
             text = f"{which}: {'printed' if outcome.ok else 'NOT printed'}"
             if outcome.reasons:
                 text += f" ({', '.join(outcome.reasons)})"

@@ -10,10 +10,14 @@ failure and unknown fate reaches the centre as an alert through the journal's ou
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
-from flows.models import JobState, PrintOutcome, Receipt
+from flows import documents
+from flows.catalog import Catalog
+from flows.models import Align, JobState, PrintOutcome, Receipt, ReceiptLine, Record
 from flows.ports import A4Printer, ThermalPrinter
 from statedir.journal import Journal
 
@@ -140,3 +144,61 @@ def render_page(pdf: bytes, *, scale: float = 1.4) -> bytes:
         return out.getvalue()
     finally:
         doc.close()
+
+
+# --- test prints: one path for the maintenance screen, the console's test_print and the CLI --
+
+
+def sample_page(label: str, now: dt.datetime, catalog: Catalog, font: Path) -> documents.Document:
+    """A one-page A4 test document in both languages, built like a real certificate."""
+    record = Record(
+        "test_page",
+        "打印测试页",
+        "Printer test page",
+        (
+            ("队列 Queue", label),
+            ("时间 Time", f"{now:%Y-%m-%d %H:%M:%S}"),
+            ("中文 Chinese", "政务服务 24 小时自助终端"),
+            ("English", "Self-service terminal"),
+        ),
+    )
+    return documents.record_certificates(
+        [record], catalog=catalog, txn_id=f"test-{now:%H%M%S}", issued=now, font=font
+    )
+
+
+def sample_receipt(now: dt.datetime) -> Receipt:
+    """A test slip with both scripts and a QR code."""
+    return Receipt(
+        lines=(
+            ReceiptLine("打印测试 Test receipt", Align.CENTER, double=True),
+            ReceiptLine(f"{now:%Y-%m-%d %H:%M:%S}", Align.CENTER),
+            ReceiptLine("中文：政务服务，便民利民。"),
+            ReceiptLine("English: self-service terminal."),
+        ),
+        qr=f"KIOSK-TEST:{now:%Y%m%d%H%M%S}",
+    )
+
+
+def print_test_page(
+    printer: A4Printer,
+    now: dt.datetime,
+    catalog: Catalog,
+    font: Path,
+    *,
+    job_key: str | None = None,
+    title: str = "test page",
+    deadline_s: float = 60.0,
+) -> PrintOutcome:
+    """Print the A4 test page (:func:`sample_page`) and follow it to its end."""
+    doc = sample_page("A4", now, catalog, font)
+    return printer.print_pdf(
+        doc.pdf, title=title, job_key=job_key or doc.doc_id, deadline_s=deadline_s
+    )
+
+
+def print_test_slip(
+    printer: ThermalPrinter, now: dt.datetime, *, deadline_s: float = 20.0
+) -> PrintOutcome:
+    """Print the test slip (:func:`sample_receipt`)."""
+    return printer.print_receipt(sample_receipt(now), deadline_s=deadline_s)

@@ -159,18 +159,22 @@ class KioskRemote:
     # --- the commands ----------------------------------------------------------------------------
 
     def _test_print(self, cmd: CommandRecord) -> tuple[str, dict[str, Any]]:
-        from kiosk.tools import sample_page, sample_receipt
+        from kiosk import printing
 
         rt = self.runtime
         printer = str(cmd.args.get("printer"))
         now = rt.now()
         if printer == "a4":
-            doc = sample_page("A4", now, rt.catalog, rt.font)
-            outcome = rt.devices.a4_printer.print_pdf(
-                doc.pdf, title="remote test page", job_key=f"remote:{cmd.id}", deadline_s=60.0
+            outcome = printing.print_test_page(
+                rt.devices.a4_printer,
+                now,
+                rt.catalog,
+                rt.font,
+                job_key=f"remote:{cmd.id}",
+                title="remote test page",
             )
         elif printer == "thermal":
-            outcome = rt.devices.thermal_printer.print_receipt(sample_receipt(now), deadline_s=20.0)
+            outcome = printing.print_test_slip(rt.devices.thermal_printer, now)
         else:
             return "failed", {"reason": "bad_args"}
         detail = {

@@ -12,20 +12,15 @@ from typing import Any
 from drivers.pcsc.profiles import SOCIAL_SECURITY, load_profile
 from drivers.pcsc.reader import PcscReader
 from drivers.sam.reader import SamReader
-from flows import documents
-from flows.catalog import Catalog
 from flows.errors import ConfigError, DeviceTimeout
 from flows.models import (
-    Align,
     DeviceEvent,
     DeviceFault,
     DeviceHealth,
     Identity,
     IdentityRead,
-    Receipt,
-    ReceiptLine,
-    Record,
 )
+from kiosk import printing
 
 
 def masked(identity: Identity, read_at: dt.datetime) -> dict[str, Any]:
@@ -92,37 +87,6 @@ def print_card(result: dict[str, Any], *, as_json: bool) -> None:
         print(f"{key:<11} {result[key]}")
 
 
-def sample_page(label: str, now: dt.datetime, catalog: Catalog, font: Path) -> documents.Document:
-    """A one-page A4 test document in both languages, built like a real certificate."""
-    record = Record(
-        "test_page",
-        "打印测试页",
-        "Printer test page",
-        (
-            ("队列 Queue", label),
-            ("时间 Time", f"{now:%Y-%m-%d %H:%M:%S}"),
-            ("中文 Chinese", "政务服务 24 小时自助终端"),
-            ("English", "Self-service terminal"),
-        ),
-    )
-    return documents.record_certificates(
-        [record], catalog=catalog, txn_id=f"test-{now:%H%M%S}", issued=now, font=font
-    )
-
-
-def sample_receipt(now: dt.datetime) -> Receipt:
-    """A test slip with both scripts and a QR code."""
-    return Receipt(
-        lines=(
-            ReceiptLine("打印测试 Test receipt", Align.CENTER, double=True),
-            ReceiptLine(f"{now:%Y-%m-%d %H:%M:%S}", Align.CENTER),
-            ReceiptLine("中文：政务服务，便民利民。"),
-            ReceiptLine("English: self-service terminal."),
-        ),
-        qr=f"KIOSK-TEST:{now:%Y%m%d%H%M%S}",
-    )
-
-
 def print_test(a4: str | None, thermal: str | None, *, timeout_s: float) -> int:
     """Print a test page and/or a test receipt, follow them, say how each ended (0: printed)."""
     from drivers.cups.printer import CupsPrinter
@@ -136,16 +100,15 @@ def print_test(a4: str | None, thermal: str | None, *, timeout_s: float) -> int:
     if a4:
         queue_name, _, server = a4.partition("@")
         printer = CupsPrinter(queue_name, server=server or None)
-        doc = sample_page(queue_name, now, load_catalog(DEMO_CATALOG), find_cjk_font())
-        outcome = printer.print_pdf(
-            doc.pdf, title="test page", job_key=doc.doc_id, deadline_s=timeout_s
+        outcome = printing.print_test_page(
+            printer, now, load_catalog(DEMO_CATALOG), find_cjk_font(), deadline_s=timeout_s
         )
         health = printer.health()
         print(_report(f"A4 {queue_name}", outcome.ok, outcome.reasons, health))
         failures += not outcome.ok
     if thermal:
         slip = EscposPrinter(thermal)
-        outcome = slip.print_receipt(sample_receipt(now), deadline_s=timeout_s)
+        outcome = printing.print_test_slip(slip, now, deadline_s=timeout_s)
         health = slip.health()
         print(_report(f"thermal {thermal}", outcome.ok, outcome.reasons, health))
         failures += not outcome.ok
