@@ -8,7 +8,7 @@ bootstrap:
 	@$(ROOT)/scripts/bootstrap
 
 run: bootstrap
-	$(ROOT)/.venv/bin/python -m kiosk.devstation
+	$(ROOT)/.venv/bin/python -m kiosk.tools.devstation
 
 test: bootstrap
 	$(ROOT)/scripts/test

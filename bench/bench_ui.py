@@ -26,7 +26,7 @@ from pathlib import Path
 
 from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.simulator import EscposSimulator
-from kiosk.devstation import start_xvfb
+from kiosk.tools.devstation import start_xvfb
 
 HERE = Path(__file__).resolve().parent
 FRAME_S = 1 / 60

@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kiosk.app import configure_kivy
 from kiosk.config import load_config
-from kiosk.runtime import Intent
+from kiosk.shell.runtime import Intent
 from kiosk.station import create_station
+from kiosk.ui.app import configure_kivy
 
 STEPS = [
     ("start", None),

@@ -600,7 +600,8 @@ class Rig:
         completed_a4 = Counter(
             k.removesuffix(":a4") for k, _, p, st in jobs if p == "a4" and st == "completed"
         )
-        # test pages (kiosk.printing.sample_page, transaction "test-…") are no resident's paper
+        # test pages (kiosk.shell.printing.sample_page, transaction "test-…") are no resident's
+        # paper
         printed = Counter(d for d in self.cups.printed_doc_ids() if "TEST" not in d)
         for doc, n in printed.items():
             if completed_a4[doc] != 1 or n != 1:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.config import load_config
-from kiosk.runtime import Intent, Runtime
+from kiosk.shell.runtime import Intent, Runtime
 from kiosk.station import create_station, setup_logging
 
 PUMP_S = 0.005

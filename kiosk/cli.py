@@ -21,8 +21,8 @@ def _config(args: argparse.Namespace) -> Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
-    from kiosk.app import configure_kivy
     from kiosk.station import create_station, preflight, setup_logging
+    from kiosk.ui.app import configure_kivy
 
     # said on the terminal (and the journal) before the window opens, never only in a log
     preflight(config)
@@ -68,13 +68,13 @@ def cmd_agent(args: argparse.Namespace) -> int:
         cert_file=Path(fleet.cert_file) if fleet.cert_file else None,
         key_file=Path(fleet.key_file) if fleet.key_file else None,
     )
-    from kiosk import sdnotify
+    from kiosk.shell import sdnotify
 
     return run_agent(agent_config, ready=sdnotify.ready, alive=sdnotify.watchdog)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from kiosk.doctor import Options, run_doctor
+    from kiosk.tools.doctor import Options, run_doctor
 
     fonts = tuple(args.font_path) if args.font_path else None
     return run_doctor(args.config or os.environ.get("KIOSK_CONFIG"), Options(font_paths=fonts))
@@ -136,7 +136,7 @@ def cmd_pin_hash(args: argparse.Namespace) -> int:
     """Ask for a maintenance PIN twice and print the line for ``[maintenance]``."""
     import getpass
 
-    from kiosk.maintenance import hash_pin
+    from kiosk.shell.maintenance import hash_pin
 
     if args.stdin:
         pin = sys.stdin.readline().strip()

@@ -7,7 +7,7 @@ from typing import Any
 from flows.catalog import Catalog, Output
 from flows.session import Selection, View
 from kiosk.i18n import Translator
-from kiosk.maintenance import MaintenanceReport
+from kiosk.shell.maintenance import MaintenanceReport
 
 
 def offer_rows(view: View, tr: Translator) -> list[dict[str, Any]]:

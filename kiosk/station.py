@@ -13,22 +13,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assets import ASSETS_DIR
-from flows.catalog import Catalog, CatalogError, load_catalog
+from flows.catalog import Catalog
 from flows.errors import ConfigError
 from flows.tokens import Signer
 from kiosk import __version__ as APP_VERSION
-from kiosk.catalog_watch import CatalogWatch, store_dir
 from kiosk.config import Config
-from kiosk.diskguard import DiskGuard
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
-from kiosk.maintenance import Desk, PinGuard
-from kiosk.runtime import Runtime
-from statedir.catalog_store import committed_catalog
+from kiosk.shell.catalog_watch import CatalogWatch, active_catalog, store_dir
+from kiosk.shell.diskguard import DiskGuard
+from kiosk.shell.maintenance import Desk, PinGuard
+from kiosk.shell.runtime import Runtime
 from statedir.journal import Journal
-
-DEMO_CATALOG = ASSETS_DIR / "catalog" / "demo.toml"
 
 
 def syslog_priority(levelno: int) -> int:
@@ -82,19 +78,6 @@ def setup_logging(state_dir: Path, *, level: int = logging.INFO, name: str = "ki
     return path
 
 
-def active_catalog(config: Config) -> Catalog:
-    """The catalog the agent committed to the store, else the configured one (or the demo)."""
-    configured = Path(config.station.catalog) if config.station.catalog else DEMO_CATALOG
-    store = store_dir(config.state_dir)
-    for path in (committed_catalog(store), store / "previous.toml"):
-        if path is not None and path.exists():
-            try:
-                return load_catalog(path)
-            except CatalogError:
-                logging.getLogger("kiosk.catalog").exception("%s does not load", path)
-    return load_catalog(configured)
-
-
 def preflight(config: Config) -> Catalog:
     """What ``kiosk run`` needs before it opens a window: a writable state directory and a
     catalog that loads. Raises ConfigError or CatalogError with the path and the reason."""
@@ -119,7 +102,7 @@ class Station:
     font: Path
 
     def build_app(self) -> Any:
-        from kiosk.app import build_app
+        from kiosk.ui.app import build_app
 
         return build_app(self.runtime, self.config, font=self.font, simulate=self.simulate)
 
@@ -146,8 +129,8 @@ def fix_malloc_threshold() -> bool:
 
 
 def create_station(config: Config, *, strict_translations: bool = False) -> Station:
-    """Everything but the window: call ``kiosk.app.configure_kivy`` before ``build_app``."""
-    from kiosk.devices import build_devices
+    """Everything but the window: call ``kiosk.ui.app.configure_kivy`` before ``build_app``."""
+    from kiosk.shell.devices import build_devices
 
     fix_malloc_threshold()
 

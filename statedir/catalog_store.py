@@ -1,8 +1,8 @@
 """The catalog store in a terminal's state directory, shared by the agent and the UI.
 
-The agent (:mod:`fleet.agent.catalog_update`) is its only writer; the UI
-(:mod:`kiosk.catalog_watch`,
-:func:`kiosk.station.active_catalog`) only reads it. Stdlib only, so the UI does not import TUF::
+The agent (:mod:`fleet.agent.catalog_update`) is its only writer; the kiosk
+(:mod:`kiosk.shell.catalog_watch`, its ``active_catalog``) only reads it. Stdlib only, so the
+kiosk does not import TUF::
 
     {state_dir}/catalogs/
         root.json        the trust anchor installed with the terminal (a root of the repository)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.devstation import start_xvfb
+from kiosk.tools.devstation import start_xvfb
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"

@@ -5,7 +5,7 @@ checking do not count (they do not run). Imports inside functions do: they hid t
 app ↔ route-module cycles until 2026-12-05.
 
 The kiosk's cycles (runtime, maintenance, remote, tools, station, app: eight modules in a
-circle) went when the test prints got one home (kiosk.printing) instead of three.
+circle) went when the test prints got one home (kiosk.shell.printing) instead of three.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ Handlers are registered by name (:meth:`Dispatcher.register`, :class:`Handler`).
   birth again), ``collect_logs`` (the tail of the kiosk's log files, redacted by :func:`redact`);
   other modules add theirs (e.g. certificate renewal's ``install_certificate``).
 - UI side (``target="ui"``): the agent only writes them to the journal as ``pending``; the kiosk
-  (``kiosk.remote``) picks them up when it may, carries them out and writes the result, which the
+  (``kiosk.shell.remote``) picks them up when it may, carries them out and writes the result, which
+  the
   agent then publishes: ``test_print``, ``restart_ui``, ``self_test``, ``screenshot``,
   ``reload_catalog``.
 
@@ -135,7 +136,8 @@ UI_HANDLERS: tuple[Handler, ...] = (
     _handler("screenshot"),
     _handler("reload_catalog"),
 )
-"""Carried out by the kiosk (``kiosk.remote``); most wait until no resident is in a session."""
+"""Carried out by the kiosk (``kiosk.shell.remote``); most wait until no resident is in a
+session."""
 
 
 # --- redaction ---------------------------------------------------------------------------------

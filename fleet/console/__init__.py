@@ -15,7 +15,7 @@ The parts:
   ``/metrics``;
   :mod:`fleet.console.auth`: passwords, sessions, roles, CSRF, security headers.
 
-:class:`Console` puts them together; tests and ``kiosk/devstation.py`` use it.
+:class:`Console` puts them together; tests and ``kiosk/tools/devstation.py`` use it.
 """
 
 from __future__ import annotations

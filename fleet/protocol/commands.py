@@ -2,7 +2,7 @@
 
 The console offers exactly these to technicians (and sends ``timeout_s`` from here unless told
 otherwise); the agent carries out the ``agent`` ones itself and hands the ``ui`` ones to the
-kiosk through the journal (:mod:`fleet.agent.commands`, :mod:`kiosk.remote`).
+kiosk through the journal (:mod:`fleet.agent.commands`, :mod:`kiosk.shell.remote`).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.remote import EXIT_RESTART_UI
+from kiosk.shell.remote import EXIT_RESTART_UI
 from statedir.journal import Journal
 
 REPO = Path(__file__).resolve().parents[2]
@@ -222,4 +222,5 @@ def test_the_nightly_restart_queues_one_restart_ui_per_night(tmp_path: Path) -> 
         pending = journal.commands(state="pending", target="ui")
     finally:
         journal.close()
-    assert [c.name for c in pending] == ["restart_ui"]  # what kiosk.remote carries out when idle
+    # what kiosk.shell.remote carries out when idle
+    assert [c.name for c in pending] == ["restart_ui"]

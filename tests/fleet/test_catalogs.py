@@ -42,9 +42,8 @@ from fleet.trust.catalog_repo import (
 )
 from flows.catalog import CatalogError, load_catalog
 from flows.session import Session
-from kiosk.catalog_watch import CatalogWatch
 from kiosk.config import Config, StateSection
-from kiosk.station import DEMO_CATALOG, active_catalog
+from kiosk.shell.catalog_watch import DEMO_CATALOG, CatalogWatch, active_catalog
 from statedir.catalog_store import CatalogStore, install_anchor
 
 SITE = "zibo-gx"

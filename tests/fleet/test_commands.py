@@ -34,12 +34,12 @@ from fleet.broker import MosquittoBroker
 from fleet.mqtt.client import CONSOLE_USER
 from flows.catalog import load_catalog
 from flows.synthetic import DEMO_RESIDENT
-from kiosk.devices import SpeechOff
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
-from kiosk.remote import EXIT_RESTART_UI, MAX_PNG_BYTES, KioskRemote, fit_png
-from kiosk.runtime import Devices, Frame, Intent, Runtime
-from kiosk.station import DEMO_CATALOG
+from kiosk.shell.catalog_watch import DEMO_CATALOG
+from kiosk.shell.devices import SpeechOff
+from kiosk.shell.remote import EXIT_RESTART_UI, MAX_PNG_BYTES, KioskRemote, fit_png
+from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
 from statedir.journal import Journal, identity_hash
 
 SITE = "zibo-gx"
@@ -169,10 +169,10 @@ def test_collect_logs_answers_accepted_then_succeeded_with_a_redacted_tail(
     logs.mkdir()
     (logs / "kiosk.log.1").write_text("old line 1\nold line 2\n")
     (logs / "kiosk.log").write_text(
-        "INFO kiosk.runtime: session started\n"
+        "INFO kiosk.shell.runtime: session started\n"
         f"ERROR drivers.sam: bad frame for {DEMO_RESIDENT.id_number} name={DEMO_RESIDENT.name}\n"
-        f"DEBUG kiosk.runtime: hash {person_hash} served\n"
-        "INFO kiosk.runtime: order 12345678901234567 and 1234567890123456789 are not IDs\n"
+        f"DEBUG kiosk.shell.runtime: hash {person_hash} served\n"
+        "INFO kiosk.shell.runtime: order 12345678901234567 and 1234567890123456789 are not IDs\n"
     )
     command_id = operator.send("collect_logs", {"lines": 5})
     result = operator.final(command_id)

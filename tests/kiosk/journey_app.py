@@ -16,9 +16,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kiosk.app import configure_kivy
 from kiosk.config import load_config
 from kiosk.station import create_station, setup_logging
+from kiosk.ui.app import configure_kivy
 
 
 class Journey:

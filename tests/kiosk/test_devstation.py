@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.supervise import RestartPolicy
+from kiosk.tools.supervise import RestartPolicy
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_MARK = "KIOSK_TEST_STATION"

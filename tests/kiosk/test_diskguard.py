@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.diskguard import MIB, DiskGuard, DiskPolicy
+from kiosk.shell.diskguard import MIB, DiskGuard, DiskPolicy
 from statedir.journal import Journal
 
 SIZE_MIB = 16
@@ -73,7 +73,7 @@ def wire() -> Iterator[logging.Logger]:
 def test_low_then_critical_then_back(small_disk: Path, wire: logging.Logger) -> None:
     journal = Journal(small_disk / "journal.sqlite3")
     guard = DiskGuard(small_disk, journal, POLICY)
-    essential = logging.getLogger("kiosk.runtime").getEffectiveLevel()
+    essential = logging.getLogger("kiosk.shell.runtime").getEffectiveLevel()
     try:
         status = guard.check()
         assert (status.level, status.changed) == ("ok", False)
@@ -84,7 +84,7 @@ def test_low_then_critical_then_back(small_disk: Path, wire: logging.Logger) -> 
         assert (status.level, status.changed) == ("low", True)
         assert 4 <= status.free_mib < 8
         assert not wire.isEnabledFor(logging.INFO) and wire.isEnabledFor(logging.WARNING)
-        assert logging.getLogger("kiosk.runtime").getEffectiveLevel() == essential  # kept
+        assert logging.getLogger("kiosk.shell.runtime").getEffectiveLevel() == essential  # kept
         assert alerts(journal) == [("disk_low", "low")]
         guard.check()
         assert alerts(journal) == [("disk_low", "low")]  # once per change, not per check

@@ -21,7 +21,7 @@ import pytest
 from drivers.cups.sandbox import CupsSandbox
 from fleet.broker import MosquittoBroker
 from kiosk.config import parse_config
-from kiosk.doctor import Options, check_a4
+from kiosk.tools.doctor import Options, check_a4
 
 WQY_DIR = Path("/usr/share/fonts/truetype/wqy")
 
@@ -321,8 +321,8 @@ def test_an_installed_catalog_must_still_be_the_one_the_agent_verified(tmp_path:
     import json
 
     from assets import ASSETS_DIR
-    from kiosk.catalog_watch import store_dir
-    from kiosk.doctor import check_catalog
+    from kiosk.shell.catalog_watch import store_dir
+    from kiosk.tools.doctor import check_catalog
     from statedir.catalog_store import CatalogStore
 
     config = parse_config({"state": {"dir": str(tmp_path / "state")}}, source="test")

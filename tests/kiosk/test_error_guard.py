@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kiosk.app import ErrorGuard
+from kiosk.ui.app import ErrorGuard
 
 
 def test_a_few_errors_are_survived_and_a_burst_is_not() -> None:

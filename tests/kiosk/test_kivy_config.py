@@ -17,7 +17,7 @@ from kiosk.config import parse_config
 PROBE = """
 import json, sys
 from pathlib import Path
-from kiosk.app import configure_kivy
+from kiosk.ui.app import configure_kivy
 from kiosk.config import parse_config
 config = parse_config(json.loads(sys.argv[1]), source="test")
 configure_kivy(config, Path(sys.argv[2]))

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from kiosk.maintenance import MAX_FAILURES, PinGuard, hash_pin
+from kiosk.shell.maintenance import MAX_FAILURES, PinGuard, hash_pin
 from statedir.journal import Journal
 
 PIN = "13579"

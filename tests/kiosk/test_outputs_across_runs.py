@@ -1,6 +1,6 @@
 """Two runs of the simulated station in a row keep both runs' receipts and printed PDFs.
 
-The devices are built as ``kiosk run`` builds them (:func:`kiosk.devices.build_devices` on one
+The devices are built as ``kiosk run`` builds them (:func:`kiosk.shell.devices.build_devices` on one
 state directory), each run prints one receipt and one A4 page through the real drivers (ESC/POS
 over TCP, CUPS through the private cupsd), and the run is closed as the app closes it.
 """
@@ -14,7 +14,7 @@ from reportlab.pdfgen import canvas
 
 from flows.models import Align, Receipt, ReceiptLine
 from kiosk.config import parse_config
-from kiosk.devices import build_devices
+from kiosk.shell.devices import build_devices
 
 
 def page(text: str) -> bytes:

@@ -17,7 +17,7 @@ from reportlab.pdfgen.canvas import Canvas
 
 from drivers.cups.printer import CupsPrinter
 from drivers.cups.sandbox import CupsSandbox
-from kiosk import printing
+from kiosk.shell import printing
 from statedir.journal import Journal
 
 _PRINTING_PROCESS = """
@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 from drivers.cups.printer import CupsPrinter
 from statedir.journal import Journal
-from kiosk import printing
+from kiosk.shell import printing
 journal = Journal(Path(sys.argv[1]))
 journal.begin_transaction("social_insurance_certificate", lang="zh", elder=False, txn_id="t1")
 printer = CupsPrinter(sys.argv[2], server=sys.argv[3])

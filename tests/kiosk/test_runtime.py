@@ -19,11 +19,11 @@ from drivers.sam.reader import SamReader
 from drivers.sam.simulator import SamSimulator
 from flows.catalog import load_catalog
 from flows.synthetic import DEMO_RESIDENT
-from kiosk.devices import SpeechOff
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
-from kiosk.runtime import Devices, Frame, Intent, Runtime
-from kiosk.station import DEMO_CATALOG
+from kiosk.shell.catalog_watch import DEMO_CATALOG
+from kiosk.shell.devices import SpeechOff
+from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
 from statedir.journal import Journal
 
 
@@ -164,7 +164,7 @@ def test_a_failed_print_is_told_recorded_and_reported(
 def test_maintenance_opens_only_with_the_gesture_and_the_pin(
     tmp_path: Path, rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]]
 ) -> None:
-    from kiosk.maintenance import MAX_FAILURES, Desk, PinGuard, hash_pin
+    from kiosk.shell.maintenance import MAX_FAILURES, Desk, PinGuard, hash_pin
 
     runtime, _, printer, _ = rig
     pin = "13579"

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import sdnotify
-from kiosk.sdnotify import Notifier
+from kiosk.shell import sdnotify
+from kiosk.shell.sdnotify import Notifier
 
 
 @pytest.fixture

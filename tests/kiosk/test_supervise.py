@@ -12,7 +12,7 @@ import sys
 import time
 from pathlib import Path
 
-from kiosk.supervise import (
+from kiosk.tools.supervise import (
     QUICK_FAILURES,
     RUN_MARK,
     Child,

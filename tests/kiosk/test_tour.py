@@ -21,8 +21,8 @@ import pytest
 from PIL import Image
 
 from flows.session import SessionChart
-from kiosk.devstation import start_xvfb
-from kiosk.maintenance import hash_pin
+from kiosk.shell.maintenance import hash_pin
+from kiosk.tools.devstation import start_xvfb
 
 HERE = Path(__file__).resolve().parent
 PIN = "246810"

@@ -13,7 +13,7 @@ from drivers.speech.voice import Pyttsx3Speech
 from flows.catalog import load_catalog
 from kiosk.i18n import Translator
 from kiosk.present import spoken_texts
-from kiosk.station import DEMO_CATALOG
+from kiosk.shell.catalog_watch import DEMO_CATALOG
 
 
 def measure(path: Path) -> tuple[float, float]:

@@ -4,7 +4,7 @@ Started by ``test_tour.py`` as a subprocess on Xvfb, once per orientation (the w
 fixed at start). For Chinese and English, standard and elder mode, it goes through home, the PIN
 pad, maintenance, identify, help, "are you still there?", choose, a materials notice, preview,
 printing, rate and out-of-order with touches, as a resident (or a technician) would; at each one
-it saves a screenshot and runs :func:`kiosk.audit.audit` on the live widget tree. The findings go
+it saves a screenshot and runs :func:`kiosk.ui.audit.audit` on the live widget tree. The findings go
 to ``--report`` as JSON; the test asserts on them.
 """
 
@@ -21,9 +21,9 @@ from typing import Any
 
 from journey_app import Journey
 
-from kiosk.app import configure_kivy
 from kiosk.config import load_config
 from kiosk.station import create_station, setup_logging
+from kiosk.ui.app import configure_kivy
 
 NOTICE = "food_licence_renewal_checklist"
 CERTIFICATE = "social_insurance_certificate"
@@ -64,7 +64,7 @@ class Tour(Journey):
             yield from self.wait(lambda: self.app.vm.elder == self.elder_now, 5, "elder mode")
 
     def visit(self, name: str, root: Any = None) -> None:
-        from kiosk.audit import audit
+        from kiosk.ui.audit import audit
 
         mode = "elder" if self.elder_now else "standard"
         label = f"{self.orientation}-{self.lang_now}-{mode}-{name}"
@@ -91,7 +91,7 @@ class Tour(Journey):
         )
 
     def bottom_bar(self) -> Any:
-        from kiosk.widgets import BottomBar
+        from kiosk.ui.widgets import BottomBar
 
         return next(w for w in self.screen().walk() if isinstance(w, BottomBar))
 

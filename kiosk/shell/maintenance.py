@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from flows.session import Effect
-    from kiosk.runtime import Runtime
+    from kiosk.shell.runtime import Runtime
 
-log = logging.getLogger("kiosk.maintenance")
+log = logging.getLogger("kiosk.shell.maintenance")
 
 EXIT_TO_DESKTOP = 3
 """The app's exit status when a technician leaves to the desktop (``RestartPreventExitStatus``)."""
@@ -332,7 +332,7 @@ class Desk:
     @staticmethod
     def _test_print(rt: Runtime, which: str) -> None:
         """On a worker: a test page or slip, built like the real ones; the result goes back."""
-        from kiosk import printing
+        from kiosk.shell import printing
 
         now = rt.now()
         try:

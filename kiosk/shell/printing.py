@@ -21,7 +21,7 @@ from flows.models import Align, JobState, PrintOutcome, Receipt, ReceiptLine, Re
 from flows.ports import A4Printer, ThermalPrinter
 from statedir.journal import Journal
 
-log = logging.getLogger("kiosk.printing")
+log = logging.getLogger("kiosk.shell.printing")
 
 
 def print_once(

@@ -25,9 +25,9 @@ from drivers.speech.voice import Pyttsx3Speech
 from flows.models import DeviceHealth, DeviceState
 from flows.ports import DocumentProvider
 from kiosk.config import Config
-from kiosk.runtime import Devices
+from kiosk.shell.runtime import Devices
 
-log = logging.getLogger("kiosk.devices")
+log = logging.getLogger("kiosk.shell.devices")
 
 
 class SpeechOff:

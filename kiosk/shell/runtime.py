@@ -51,17 +51,17 @@ from flows.session import (
     View,
 )
 from flows.tokens import Signer
-from kiosk import printing
-from kiosk.catalog_watch import CatalogWatch
-from kiosk.diskguard import DiskGuard
 from kiosk.i18n import Translator
-from kiosk.maintenance import Desk, MaintenanceNote, MaintenanceReport
-from kiosk.paperwork import Paperwork, Preview, PreviewDone, PrintDone
 from kiosk.present import spoken_texts
-from kiosk.remote import KioskRemote
+from kiosk.shell import printing
+from kiosk.shell.catalog_watch import CatalogWatch
+from kiosk.shell.diskguard import DiskGuard
+from kiosk.shell.maintenance import Desk, MaintenanceNote, MaintenanceReport
+from kiosk.shell.paperwork import Paperwork, Preview, PreviewDone, PrintDone
+from kiosk.shell.remote import KioskRemote
 from statedir.journal import Journal, identity_hash
 
-log = logging.getLogger("kiosk.runtime")
+log = logging.getLogger("kiosk.shell.runtime")
 
 HEARTBEAT_S = 5.0
 JOURNAL_EFFECTS = (JournalBegin, JournalUpdate, JournalFinish, JournalRate, JournalHelp)
@@ -208,7 +208,7 @@ class Runtime:
             print_deadline_s=print_deadline_s,
         )
         self.catalog_watch: CatalogWatch | None = None  # offers catalogs the agent committed
-        self.remote = KioskRemote(self)  # remote commands the agent passes on (kiosk.remote)
+        self.remote = KioskRemote(self)  # remote commands the agent passes on (kiosk.shell.remote)
 
     # --- life cycle ----------------------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """The kiosk's side of remote commands: what the agent asks of the UI through the journal.
 
 The agent (``fleet.agent.commands``) writes UI-side commands to the journal's ``commands`` table as
-``pending``; :meth:`KioskRemote.poll`, called from :meth:`kiosk.runtime.Runtime.pump` on the UI
+``pending``; :meth:`KioskRemote.poll`, called from :meth:`kiosk.shell.runtime.Runtime.pump` on the
+UI
 thread, picks them up when it may, carries them out and writes the result, which the agent
 publishes. A command still pending at its deadline is ``timed_out`` (the agent decides).
 
@@ -38,9 +39,9 @@ from flows.models import DeviceState
 from statedir.journal import CommandRecord
 
 if TYPE_CHECKING:
-    from kiosk.runtime import Runtime
+    from kiosk.shell.runtime import Runtime
 
-log = logging.getLogger("kiosk.remote")
+log = logging.getLogger("kiosk.shell.remote")
 
 EXIT_RESTART_UI = 4
 """The app's exit status for a remote ``restart_ui`` (systemd ``Restart=always`` restarts it)."""
@@ -159,7 +160,7 @@ class KioskRemote:
     # --- the commands ----------------------------------------------------------------------------
 
     def _test_print(self, cmd: CommandRecord) -> tuple[str, dict[str, Any]]:
-        from kiosk import printing
+        from kiosk.shell import printing
 
         rt = self.runtime
         printer = str(cmd.args.get("printer"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kiosk.theme import contrast, visual_angle_mm
+from kiosk.ui.theme import contrast, visual_angle_mm
 
 MIN_GAP_MM = 2.0
 MAX_CHOICES = 6
@@ -89,7 +89,7 @@ def _background(widget: Any, theme: Any) -> tuple[float, float, float]:
     from kivy.uix.button import Button
     from kivy.uix.modalview import ModalView
 
-    from kiosk.widgets import TopBar
+    from kiosk.ui.widgets import TopBar
 
     w: Any = widget
     while w is not None:

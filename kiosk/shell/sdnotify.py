@@ -24,7 +24,7 @@ import os
 import socket
 import threading
 
-log = logging.getLogger("kiosk.sdnotify")
+log = logging.getLogger("kiosk.shell.sdnotify")
 
 DEFAULT_PERIOD_S = 5.0
 """How often to ping when systemd set no watchdog (the pings then go nowhere)."""

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from flows.errors import KioskError
 from kiosk.config import Config
-from kiosk.doctor.base import (
+from kiosk.tools.doctor.base import (
     SYSTEM_CUPS,
     Check,
     Options,

@@ -20,7 +20,7 @@ from flows.models import (
     Identity,
     IdentityRead,
 )
-from kiosk import printing
+from kiosk.shell import printing
 
 
 def masked(identity: Identity, read_at: dt.datetime) -> dict[str, Any]:
@@ -93,7 +93,7 @@ def print_test(a4: str | None, thermal: str | None, *, timeout_s: float) -> int:
     from drivers.escpos.printer import EscposPrinter
     from flows.catalog import load_catalog
     from kiosk.fonts import find_cjk_font
-    from kiosk.station import DEMO_CATALOG
+    from kiosk.shell.catalog_watch import DEMO_CATALOG
 
     now = dt.datetime.now()
     failures = 0

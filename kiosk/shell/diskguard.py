@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-log = logging.getLogger("kiosk.diskguard")
+log = logging.getLogger("kiosk.shell.diskguard")
 
 Level = Literal["ok", "low", "critical"]
 MIB = 1024 * 1024
@@ -36,7 +36,7 @@ CHATTY_LOGGERS: tuple[str, ...] = (
     "kiosk.wire",  # byte-level device logs
     "kiosk.drivers",
     "kiosk.agent",
-    "kiosk.printing",
+    "kiosk.shell.printing",
     "kiosk.i18n",
     "kivy",
 )

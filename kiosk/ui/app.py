@@ -1,4 +1,4 @@
-"""The Kivy app: renders :class:`kiosk.runtime.Frame` values and turns touches into intents.
+"""The Kivy app: renders :class:`kiosk.shell.runtime.Frame` values and turns touches into intents.
 
 Kivy is configured before it is imported (``configure_kivy``): no command-line parsing, a private
 Kivy home, the window size, Escape that does not quit, one mouse provider without the multitouch
@@ -16,11 +16,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kiosk import present, sdnotify
+from kiosk import present
 from kiosk.config import Config
-from kiosk.runtime import Frame, Intent, Runtime
+from kiosk.shell import sdnotify
+from kiosk.shell.runtime import Frame, Intent, Runtime
 
-log = logging.getLogger("kiosk.app")
+log = logging.getLogger("kiosk.ui.app")
 
 KV_DIR = Path(__file__).resolve().parent
 
@@ -108,12 +109,12 @@ def build_app(
     from kivy.uix.modalview import ModalView
     from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-    from kiosk.theme import Theme
+    from kiosk.ui.theme import Theme
 
     LabelBase.register(DEFAULT_FONT, str(font))
     Builder.load_file(str(KV_DIR / "widgets.kv"))
-    import kiosk.widgets  # noqa: F401  (registers the widget classes with the Factory)
-    from kiosk.screens import SCREENS
+    import kiosk.ui.widgets  # noqa: F401  (registers the widget classes with the Factory)
+    from kiosk.ui.screens import SCREENS
 
     for state in SCREENS:
         kv_name = "home" if state == "idle" else state

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.config import Config
-from kiosk.doctor.base import (
+from kiosk.tools.doctor.base import (
     Check,
     Options,
     _tcp,

@@ -7,7 +7,8 @@ printer).
 Without a screen, the kiosk runs on a virtual screen (Xvfb) and says so.
 Everything lives in ``station-data/`` in the working directory.
 
-It behaves like a station, not a demo script (:mod:`kiosk.supervise`): the kiosk, the agent and
+It behaves like a station, not a demo script (:mod:`kiosk.tools.supervise`): the kiosk, the agent
+and
 the console are started again when they end, by the restart settings of their systemd units in
 ``deploy/systemd/``; the reason a process ended is said on the terminal; Ctrl-C (SIGINT to the
 whole foreground process group) stops everything this run started, its helpers included; on a
@@ -29,8 +30,8 @@ from typing import Any
 from drivers.simtools import free_port
 from drivers.speech.player import player_args, probe_output
 from fleet.broker import MosquittoBroker
-from kiosk.maintenance import hash_pin
-from kiosk.supervise import RUN_MARK, Child, RestartPolicy, Supervisor, describe, sweep
+from kiosk.shell.maintenance import hash_pin
+from kiosk.tools.supervise import RUN_MARK, Child, RestartPolicy, Supervisor, describe, sweep
 
 
 def start_xvfb(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
@@ -86,7 +87,7 @@ def station_data() -> Path:
     return Path("station-data").resolve()
 
 
-UNITS = Path(__file__).resolve().parents[1] / "deploy" / "systemd"
+UNITS = Path(__file__).resolve().parents[2] / "deploy" / "systemd"
 
 
 def policy(unit: str) -> RestartPolicy:

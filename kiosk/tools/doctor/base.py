@@ -23,7 +23,7 @@ SYSTEM_CUPS = (
     "/run/cups/cups.sock",
 )
 """How a queue on this machine's own cupsd (configured in ``Options.cups_dir``) is named."""
-LOW_DISK_MIB = 500  # kiosk.diskguard.DiskPolicy.low_mib: below it the station logs less
+LOW_DISK_MIB = 500  # kiosk.shell.diskguard.DiskPolicy.low_mib: below it the station logs less
 
 
 @dataclass(frozen=True)

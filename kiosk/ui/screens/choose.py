@@ -8,7 +8,7 @@ from kivy.app import App
 from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
 from kivy.uix.screenmanager import Screen
 
-from kiosk.widgets import BigButton
+from kiosk.ui.widgets import BigButton
 
 PER_PAGE = 6  # at most six choices per page (elder mode's rule, kept in both modes)
 ELDER_LANDSCAPE_PER_PAGE = 4  # elder sizes on a landscape screen: two rows fit, not three

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from flows.errors import KioskError
 from kiosk.config import Config
-from kiosk.doctor.base import (
+from kiosk.tools.doctor.base import (
     CJK_FAMILY,
     LOW_DISK_MIB,
     Check,
@@ -45,8 +45,7 @@ def check_state_dir(config: Config, _opts: Options) -> Check:
 def check_catalog(config: Config, _opts: Options) -> Check:
     """The catalog the kiosk would serve loads; one the agent installed is still the file it
     verified (its SHA-256 in ``applied.json``)."""
-    from kiosk.catalog_watch import store_dir
-    from kiosk.station import active_catalog
+    from kiosk.shell.catalog_watch import active_catalog, store_dir
     from statedir.catalog_store import CatalogStore, committed_catalog
 
     try:

@@ -19,10 +19,10 @@ from pathlib import Path
 
 from flows.errors import KioskError
 from kiosk.config import Config, load_config
-from kiosk.doctor.base import Check, Options
-from kiosk.doctor.devices import check_a4, check_id_reader, check_thermal
-from kiosk.doctor.files import check_catalog, check_font, check_state_dir, check_voice
-from kiosk.doctor.fleet import check_broker, check_certificate
+from kiosk.tools.doctor.base import Check, Options
+from kiosk.tools.doctor.devices import check_a4, check_id_reader, check_thermal
+from kiosk.tools.doctor.files import check_catalog, check_font, check_state_dir, check_voice
+from kiosk.tools.doctor.fleet import check_broker, check_certificate
 
 __all__ = [
     "CHECKS",

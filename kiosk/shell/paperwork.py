@@ -23,10 +23,10 @@ from flows.models import Identity, JobState, PrintOutcome, Receipt, Record
 from flows.ports import A4Printer, DocumentProvider, ThermalPrinter
 from flows.session import BuildPreview, PrintDocuments, Selection
 from flows.tokens import Signer
-from kiosk import printing
+from kiosk.shell import printing
 from statedir.journal import Journal
 
-log = logging.getLogger("kiosk.runtime")
+log = logging.getLogger("kiosk.shell.runtime")
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,16 +8,16 @@ from __future__ import annotations
 
 from kivy.uix.screenmanager import Screen
 
-from kiosk.screens.choose import ChooseScreen
-from kiosk.screens.home import HomeScreen
-from kiosk.screens.identify import IdentifyScreen
-from kiosk.screens.maintenance import MaintenanceScreen
-from kiosk.screens.notice import NoticeScreen
-from kiosk.screens.out_of_order import OutOfOrderScreen
-from kiosk.screens.preview import PreviewScreen
-from kiosk.screens.printing import PrintingScreen
-from kiosk.screens.rate import RateScreen
-from kiosk.screens.unlock import UnlockScreen
+from kiosk.ui.screens.choose import ChooseScreen
+from kiosk.ui.screens.home import HomeScreen
+from kiosk.ui.screens.identify import IdentifyScreen
+from kiosk.ui.screens.maintenance import MaintenanceScreen
+from kiosk.ui.screens.notice import NoticeScreen
+from kiosk.ui.screens.out_of_order import OutOfOrderScreen
+from kiosk.ui.screens.preview import PreviewScreen
+from kiosk.ui.screens.printing import PrintingScreen
+from kiosk.ui.screens.rate import RateScreen
+from kiosk.ui.screens.unlock import UnlockScreen
 
 SCREENS: dict[str, type[Screen]] = {
     "idle": HomeScreen,

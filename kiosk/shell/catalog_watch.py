@@ -14,8 +14,10 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from assets import ASSETS_DIR
 from flows.catalog import Catalog, CatalogError, load_catalog
-from statedir.catalog_store import CatalogStore
+from kiosk.config import Config
+from statedir.catalog_store import CatalogStore, committed_catalog
 
 log = logging.getLogger("kiosk.catalog")
 
@@ -90,3 +92,19 @@ class CatalogWatch:
                 self.poll_once()
             except Exception:
                 log.exception("watching the catalog store failed")
+
+
+DEMO_CATALOG = ASSETS_DIR / "catalog" / "demo.toml"
+
+
+def active_catalog(config: Config) -> Catalog:
+    """The catalog the agent committed to the store, else the configured one (or the demo)."""
+    configured = Path(config.station.catalog) if config.station.catalog else DEMO_CATALOG
+    store = store_dir(config.state_dir)
+    for path in (committed_catalog(store), store / "previous.toml"):
+        if path is not None and path.exists():
+            try:
+                return load_catalog(path)
+            except CatalogError:
+                logging.getLogger("kiosk.catalog").exception("%s does not load", path)
+    return load_catalog(configured)
