@@ -22,9 +22,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import MosquittoBroker
 from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import StationTopics, dumps
+from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
 
 SITE = "bench-site"

@@ -42,7 +42,6 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from fleet.broker import MosquittoBroker
 from fleet.console.ingest import Ingest, Settings, tune_gc
 from fleet.console.rollout import MemoryStore, Policy
 from fleet.console.rollout_mqtt import RolloutDriver
@@ -51,6 +50,7 @@ from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import ROOT
 from fleet.simulate import SimConfig, raise_nofile, rss_mib
 from fleet.simulate.process import SimulatorProcess
+from sandbox.mosquitto import MosquittoBroker
 
 INGEST_ID = "bench-console-ingest"
 ROUNDS = 3  # bursts; the two rates vary by a third between runs on shared cores

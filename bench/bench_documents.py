@@ -23,7 +23,6 @@ from pathlib import Path
 from reportlab.pdfgen.canvas import Canvas
 
 from drivers.cups.printer import CupsPrinter
-from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.printer import EscposPrinter, render_receipt
 from drivers.escpos.simulator import EscposSimulator
 from drivers.providers.demo import build_records, record_from_json
@@ -31,6 +30,7 @@ from flows.catalog import load_catalog
 from flows.documents import record_certificates, service_receipt
 from flows.synthetic import DEMO_RESIDENT
 from flows.tokens import Signer
+from sandbox.cups import CupsSandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")

@@ -46,10 +46,10 @@ def pcsc_read_ms(rounds: int) -> float | None:
     import tempfile
     from pathlib import Path
 
-    from drivers.pcsc.daemon import Pcscd, usable
     from drivers.pcsc.reader import PcscReader
     from drivers.pcsc.vicc import VirtualCard
     from flows.models import ReaderConnected
+    from sandbox.pcscd import Pcscd, usable
 
     if usable():
         print(f"identity.pcsc_read_ms skipped: {usable()}")

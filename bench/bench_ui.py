@@ -24,9 +24,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.simulator import EscposSimulator
 from kiosk.tools.devstation import start_xvfb
+from sandbox.cups import CupsSandbox
 
 HERE = Path(__file__).resolve().parent
 FRAME_S = 1 / 60

@@ -2,9 +2,10 @@
 
 A :class:`Rig` is one simulated terminal and its centre, all real:
 
-- a private mosquitto (:class:`fleet.broker.MosquittoBroker`) and a subscriber with the console's
+- a private mosquitto (:class:`sandbox.mosquitto.MosquittoBroker`) and a subscriber with the
+  console's
   rights that keeps every event by its event id (the console de-duplicates the same way);
-- a private cupsd (:class:`FaultCups`, a :class:`drivers.cups.sandbox.CupsSandbox` whose
+- a private cupsd (:class:`FaultCups`, a :class:`sandbox.cups.CupsSandbox` whose
   scheduler can be stopped and started on the same port, and whose queue can print through a
   backend that runs out of paper);
 - the ESC/POS simulator on TCP (:class:`FaultEscpos`: its cover can open in the middle of a job),
@@ -42,13 +43,13 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from drivers.cups.sandbox import CupsSandbox, SandboxError
 from drivers.escpos.simulator import EscposSimulator, SimReceipt
-from drivers.pcsc.daemon import Pcscd
 from drivers.sam.simulator import SamSimulator
-from fleet.broker import MosquittoBroker
 from fleet.mqtt.client import CONSOLE_USER
 from flows.synthetic import DEMO_RESIDENT
+from sandbox.cups import CupsSandbox, SandboxError
+from sandbox.mosquitto import MosquittoBroker
+from sandbox.pcscd import Pcscd
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = "faults-site"

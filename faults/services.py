@@ -18,11 +18,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from drivers.pcsc.daemon import usable
 from drivers.pcsc.vicc import VirtualCard
 from faults.report import Row
 from faults.rig import CERTIFICATE, Rig, Session, until
 from flows.synthetic import DEMO_RESIDENT
+from sandbox.pcscd import usable
 
 
 def broker_restart(work: Path, outage_s: float = 5.0) -> Row:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import grimp
 
-PACKAGES = ("flows", "statedir", "drivers", "fleet", "kiosk")
+PACKAGES = ("flows", "statedir", "drivers", "fleet", "kiosk", "sandbox")
 
 
 def cyclic_edges(graph: grimp.ImportGraph) -> set[tuple[str, str]]:

@@ -35,6 +35,7 @@ BUILD_IN = REPO / "requirements" / "build.in"
 PYPROJECT = REPO / "pyproject.toml"
 EXACT = ("ruff", "mypy", "import-linter", "uv")  # tools whose new releases change verdicts
 FIRST_PARTY = {
+    "sandbox",
     "kiosk",
     "drivers",
     "flows",
@@ -206,7 +207,7 @@ def imported_modules(folder: Path) -> set[str]:
 @pytest.mark.parametrize(
     ("folders", "groups"),
     [
-        (("flows", "statedir", "drivers", "fleet", "kiosk", "assets"), ("runtime",)),
+        (("flows", "statedir", "drivers", "fleet", "kiosk", "sandbox", "assets"), ("runtime",)),
         (("tests", "bench", "faults"), ("runtime", "dev")),
     ],
     ids=["product", "tests-bench-faults"],

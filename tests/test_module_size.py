@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("flows", "statedir", "drivers", "fleet", "kiosk")
+PACKAGES = ("flows", "statedir", "drivers", "fleet", "kiosk", "sandbox")
 LIMIT = 600
 
 

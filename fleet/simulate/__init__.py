@@ -2,7 +2,7 @@
 
 ``fleet simulate --kiosks N`` (and the rollout tests and ``bench/bench_console.py``) run a
 :class:`Simulator`: N paho clients (client id = station id, MQTT v5, plain TCP, anonymous: the
-private broker of :mod:`fleet.broker` lets a station in by its client id) driven by **one**
+private broker of :mod:`sandbox.mosquitto` lets a station in by its client id) driven by **one**
 network thread. paho's threaded loop costs a thread and a wake-up socket pair per client; here a
 single ``selectors`` loop (epoll) watches every client's socket and calls paho's
 ``loop_read``/``loop_write``/``loop_misc`` (paho's "external event loop" interface:

@@ -128,7 +128,7 @@ def simulate_command(args: Any) -> int:
     import tempfile
     from pathlib import Path
 
-    from fleet.broker import MosquittoBroker
+    from sandbox.mosquitto import MosquittoBroker
 
     raise_nofile(args.kiosks * 2 + 1024)  # before the broker starts: it inherits the limit
     with tempfile.TemporaryDirectory(prefix="fleet-simulate-") as tmp:

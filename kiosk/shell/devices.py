@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drivers.cups.printer import CupsPrinter
-from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.printer import EscposPrinter
 from drivers.escpos.simulator import EscposSimulator
 from drivers.pcsc.profiles import SOCIAL_SECURITY, load_profile
@@ -26,6 +25,7 @@ from flows.models import DeviceHealth, DeviceState
 from flows.ports import DocumentProvider
 from kiosk.config import Config
 from kiosk.shell.runtime import Devices
+from sandbox.cups import CupsSandbox
 
 log = logging.getLogger("kiosk.shell.devices")
 

@@ -29,9 +29,9 @@ from typing import Any
 
 from drivers.simtools import free_port
 from drivers.speech.player import player_args, probe_output
-from fleet.broker import MosquittoBroker
 from kiosk.shell.maintenance import hash_pin
 from kiosk.tools.supervise import RUN_MARK, Child, RestartPolicy, Supervisor, describe, sweep
+from sandbox.mosquitto import MosquittoBroker
 
 
 def start_xvfb(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:

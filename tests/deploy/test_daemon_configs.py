@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from drivers.cups.sandbox import CupsSandbox, SandboxError, cupsd_check
-from fleet.broker import BrokerError, MosquittoBroker
+from sandbox.cups import CupsSandbox, SandboxError, cupsd_check
+from sandbox.mosquitto import BrokerError, MosquittoBroker
 
 needs_cupsd = pytest.mark.skipif(shutil.which("cupsd") is None, reason="cupsd is not installed")
 needs_mosquitto = pytest.mark.skipif(

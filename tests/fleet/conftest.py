@@ -1,6 +1,7 @@
 """The fleet tests' shared rig: a recorder of every payload stations send through any broker.
 
-Every :class:`fleet.broker.MosquittoBroker` started during the fleet tests gets a subscriber with
+Every :class:`sandbox.mosquitto.MosquittoBroker` started during the fleet tests gets a subscriber
+with
 the console's rights on ``kiosk/v1/#`` the moment it accepts connections (it is attached by
 wrapping ``start``/``stop`` of the class; the broker itself runs unchanged). What stations send
 (``state``, ``birth``, ``health``, ``evt/…``, ``reported``, ``cmd/…/result``) is kept for the whole
@@ -22,11 +23,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fleet.broker import MosquittoBroker
 from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import parse_station_topic
-from fleet.web_pg import PostgresCluster
 from flows.synthetic import SYNTHETIC_CARDS, SYNTHETIC_RESIDENTS
+from sandbox.mosquitto import MosquittoBroker
+from sandbox.postgres import PostgresCluster
 
 STATION_SENDS = re.compile(r"^(state|birth|health|reported|evt/[^/]+|cmd/[^/]+/result)$")
 ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[0-9Xx](?![0-9A-Za-z])")

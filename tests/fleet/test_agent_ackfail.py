@@ -35,9 +35,9 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleet.agent import MAX_IN_FLIGHT, Agent, AgentConfig
-from fleet.broker import MosquittoBroker
 from fleet.mqtt.client import CONSOLE_USER
 from flows.synthetic import SYNTHETIC_RESIDENTS
+from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal, identity_hash
 
 SITE = "zibo-gx"

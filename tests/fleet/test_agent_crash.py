@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from fleet.agent import MAX_IN_FLIGHT
-from fleet.broker import MosquittoBroker
 from fleet.mqtt.client import TlsFiles
 from flows.synthetic import SYNTHETIC_RESIDENTS
+from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal, identity_hash
 
 SITE = "zibo-gx"

@@ -27,7 +27,6 @@ from tuf.api.metadata import Metadata, Root, Targets
 
 from fleet.agent import Agent, AgentConfig
 from fleet.agent.catalog_update import CatalogUpdater
-from fleet.broker import MosquittoBroker
 from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import StationTopics
 from fleet.trust.catalog_repo import (
@@ -44,6 +43,7 @@ from flows.catalog import CatalogError, load_catalog
 from flows.session import Session
 from kiosk.config import Config, StateSection
 from kiosk.shell.catalog_watch import DEMO_CATALOG, CatalogWatch, active_catalog
+from sandbox.mosquitto import MosquittoBroker
 from statedir.catalog_store import CatalogStore, install_anchor
 
 SITE = "zibo-gx"

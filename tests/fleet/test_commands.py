@@ -22,7 +22,6 @@ from paho.mqtt.properties import Properties
 from PIL import Image
 
 from drivers.cups.printer import CupsPrinter
-from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.printer import EscposPrinter
 from drivers.escpos.simulator import EscposSimulator
 from drivers.providers.demo import DemoProvider, generate_dataset
@@ -30,7 +29,6 @@ from drivers.sam.reader import SamReader
 from drivers.sam.simulator import SamSimulator
 from fleet.agent import Agent, AgentConfig
 from fleet.agent.commands import MAX_PAYLOAD, CommandFailed, Handler, redact
-from fleet.broker import MosquittoBroker
 from fleet.mqtt.client import CONSOLE_USER
 from flows.catalog import load_catalog
 from flows.synthetic import DEMO_RESIDENT
@@ -40,6 +38,8 @@ from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
 from kiosk.shell.remote import EXIT_RESTART_UI, MAX_PNG_BYTES, KioskRemote, fit_png
 from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
+from sandbox.cups import CupsSandbox
+from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal, identity_hash
 
 SITE = "zibo-gx"

@@ -23,11 +23,11 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import MosquittoBroker
 from fleet.console import Console, Settings, WebSettings
 from fleet.console.store import AuditEntry, Base, User
 from fleet.trust.pki import CertificateAuthority, build_csr, common_name, csr_pem, generate_key
 from flows.tokens import Signer, TokenClaims, public_pem
+from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
 
 SITE = "zibo-gx"

@@ -31,9 +31,9 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import MosquittoBroker, free_port
 from fleet.simulate import SimConfig
 from fleet.simulate.process import SimulatorProcess
+from sandbox.mosquitto import MosquittoBroker, free_port
 from statedir.journal import Journal
 
 REPO = Path(__file__).resolve().parents[2]

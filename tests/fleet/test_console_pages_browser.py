@@ -29,7 +29,6 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
-from fleet.broker import MosquittoBroker
 from fleet.trust.catalog_repo import CatalogRepository
 from fleet.trust.pki import (
     CertificateAuthority,
@@ -40,6 +39,7 @@ from fleet.trust.pki import (
     same_public_key,
 )
 from flows.tokens import Signer
+from sandbox.mosquitto import MosquittoBroker
 from tests.fleet.test_console_browser import chromium, console_process, log_in
 from tests.fleet.test_console_catalogs import catalog
 

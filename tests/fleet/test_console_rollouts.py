@@ -17,11 +17,11 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import MosquittoBroker
 from fleet.console import Console, Settings
 from fleet.console.store import Station
 from fleet.simulate import SimConfig
 from fleet.simulate.process import SimulatorProcess
+from sandbox.mosquitto import MosquittoBroker
 from tests.fleet.test_console import PASSWORD, audit_actions, client, login, make_console, until
 
 SHA = "ab" * 32

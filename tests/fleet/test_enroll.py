@@ -29,7 +29,6 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import SHIPPED_CONF, MosquittoBroker, derive_tls_config
 from fleet.cli import main as fleet
 from fleet.console import Console, Settings, WebSettings
 from fleet.console.enroll import ALERT_KIND, Enrolment, IssuedCertificate
@@ -48,6 +47,7 @@ from fleet.trust.pki import (
     same_public_key,
 )
 from flows.tokens import Signer, TokenClaims, public_pem
+from sandbox.mosquitto import SHIPPED_CONF, MosquittoBroker, derive_tls_config
 from tests.fleet.test_console import PASSWORD, until
 from tests.fleet.test_console import login as console_login
 

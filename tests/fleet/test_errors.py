@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from fleet.broker import BrokerError
 from fleet.console.rollout import RolloutError
 from fleet.errors import FleetError
 from fleet.trust.catalog_repo import RepositoryError
 from fleet.trust.pki import PkiError
-from fleet.web_pg import PostgresError
 from flows.errors import KioskError
+from sandbox.mosquitto import BrokerError
+from sandbox.postgres import PostgresError
 
 
 @pytest.mark.parametrize(

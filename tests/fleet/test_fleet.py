@@ -19,9 +19,9 @@ from paho.mqtt.enums import CallbackAPIVersion
 from starlette.testclient import TestClient
 
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import MosquittoBroker
 from fleet.console import Console
 from fleet.mqtt.client import CONSOLE_USER
+from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
 
 SITE = "zibo-gx"

@@ -20,7 +20,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import MosquittoBroker
+from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
 
 OUTAGE_S = float(os.environ.get("KIOSK_OUTAGE_S", "120"))

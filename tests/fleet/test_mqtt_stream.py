@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from fleet.broker import MosquittoBroker, free_port
 from fleet.console.ingest import Ingest, Settings
 from fleet.console.store import Store
 from fleet.mqtt.client import CONSOLE_USER
@@ -36,6 +35,7 @@ from fleet.mqtt.stream import (
     decode_publish,
     puback_packets,
 )
+from sandbox.mosquitto import MosquittoBroker, free_port
 
 
 def publish_frame(topic: str, payload: bytes, packet_id: int) -> bytes:

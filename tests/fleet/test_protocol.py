@@ -25,7 +25,6 @@ from drivers.escpos.printer import EscposPrinter
 from drivers.sam.reader import SamReader
 from drivers.speech.voice import Pyttsx3Speech
 from fleet.agent import Agent, AgentConfig
-from fleet.broker import MosquittoBroker
 from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.commands import COMMANDS
 from fleet.protocol.models import STATION_DEVICES, Health, station_message
@@ -33,6 +32,7 @@ from fleet.protocol.topics import StationTopics, dumps, parse_station_topic
 from flows.identity import identity_hash
 from flows.models import DeviceHealth, DeviceState
 from flows.synthetic import SYNTHETIC_RESIDENTS
+from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
 from tests.fleet.test_simulate import Watcher, simulator
 

@@ -15,12 +15,12 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fleet.broker import MosquittoBroker
 from fleet.console.rollout import MemoryStore, Policy, RolloutStore
 from fleet.console.rollout_mqtt import RolloutDriver
 from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import loads, parse_station_topic
 from fleet.simulate import SimConfig, Simulator
+from sandbox.mosquitto import MosquittoBroker
 
 DESIRED = {
     "catalog": {"target": "catalog.toml", "version": 5, "sha256": "cd" * 32, "length": 1234},

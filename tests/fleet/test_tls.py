@@ -29,14 +29,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from paho.mqtt.enums import CallbackAPIVersion
 
 from fleet.agent import Agent, AgentConfig, renewal
-from fleet.broker import (
-    SHIPPED_ACL,
-    SHIPPED_CONF,
-    BrokerError,
-    MosquittoBroker,
-    TlsFiles,
-    derive_tls_config,
-)
 from fleet.trust.pki import (
     CertificateAuthority,
     load_cert,
@@ -46,6 +38,14 @@ from fleet.trust.pki import (
     write_key,
 )
 from fleet.trust.renewal import answer_csr
+from sandbox.mosquitto import (
+    SHIPPED_ACL,
+    SHIPPED_CONF,
+    BrokerError,
+    MosquittoBroker,
+    TlsFiles,
+    derive_tls_config,
+)
 from statedir.journal import Journal
 
 SITE = "zibo-gx"

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import pytest
 
-from drivers.cups.sandbox import CupsSandbox
-from fleet.broker import MosquittoBroker
 from kiosk.config import parse_config
 from kiosk.tools.doctor import Options, check_a4
+from sandbox.cups import CupsSandbox
+from sandbox.mosquitto import MosquittoBroker
 
 WQY_DIR = Path("/usr/share/fonts/truetype/wqy")
 

@@ -21,11 +21,11 @@ import pytest
 import zxingcpp
 from PIL import Image
 
-from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.simulator import EscposSimulator
 from drivers.sam.simulator import SamSimulator
 from flows.synthetic import DEMO_RESIDENT
 from flows.tokens import Verdict, key_id, load_public, verify
+from sandbox.cups import CupsSandbox
 from statedir.journal import Journal
 
 HERE = Path(__file__).resolve().parent

@@ -16,8 +16,8 @@ import pytest
 from reportlab.pdfgen.canvas import Canvas
 
 from drivers.cups.printer import CupsPrinter
-from drivers.cups.sandbox import CupsSandbox
 from kiosk.shell import printing
+from sandbox.cups import CupsSandbox
 from statedir.journal import Journal
 
 _PRINTING_PROCESS = """

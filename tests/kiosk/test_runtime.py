@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from drivers.cups.printer import CupsPrinter
-from drivers.cups.sandbox import CupsSandbox
 from drivers.escpos.printer import EscposPrinter
 from drivers.escpos.simulator import EscposSimulator
 from drivers.providers.demo import DemoProvider, generate_dataset
@@ -24,6 +23,7 @@ from kiosk.i18n import Translator
 from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
 from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
+from sandbox.cups import CupsSandbox
 from statedir.journal import Journal
 
 

@@ -73,8 +73,8 @@ def print_test(*args: str) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.slow
 def test_print_test_on_both_printers_and_a_named_failure(tmp_path: Path) -> None:
-    from drivers.cups.sandbox import CupsSandbox
     from drivers.escpos.simulator import EscposSimulator
+    from sandbox.cups import CupsSandbox
 
     cups = CupsSandbox(tmp_path / "cups")
     cups.start()

@@ -91,7 +91,7 @@ def check_a4(config: Config, opts: Options) -> Check:
 def _check_private_cups() -> Check:
     """The simulated station's A4 peer, started for real: cupsd accepts its configuration
     (``cupsd -t``), the scheduler answers and the queue is enabled and accepting."""
-    from drivers.cups.sandbox import CupsSandbox
+    from sandbox.cups import CupsSandbox
 
     missing = [p for p in ("cupsd", "lpadmin", "lpstat") if not shutil.which(p)]
     if missing:
@@ -108,7 +108,7 @@ def _check_private_cups() -> Check:
                 "A4 printer",
                 False,
                 f"the private cupsd does not serve: {detail}"[:240],
-                "cupsd names the directive it refuses: correct it in drivers/cups/sandbox.py "
+                "cupsd names the directive it refuses: correct it in sandbox/cups.py "
                 "(cupsd -t -c cupsd.conf -s cups-files.conf checks a configuration)",
             )
         finally:
@@ -123,7 +123,7 @@ def _check_private_cups() -> Check:
 def _check_system_cups_config(spec: str, opts: Options) -> Check | None:
     """This machine's cupsd configuration, checked by cupsd (``cupsd -t``), when the queue is
     on this machine and the files can be read; None when there is nothing to check here."""
-    from drivers.cups.sandbox import cupsd_check
+    from sandbox.cups import cupsd_check
 
     server = spec.removeprefix("cups:").partition("@")[2]
     if server not in SYSTEM_CUPS:

@@ -17,8 +17,8 @@ from PIL import Image
 from reportlab.pdfgen.canvas import Canvas
 
 from drivers.cups.printer import CupsPrinter, classify
-from drivers.cups.sandbox import CupsSandbox
 from flows.models import DeviceState, JobState
+from sandbox.cups import CupsSandbox
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_a_missing_queue_is_a_typed_fault(sandbox: CupsSandbox) -> None:
 @pytest.mark.slow
 def test_sandbox_runs_as_a_module_until_sigterm(tmp_path: Path) -> None:
     with subprocess.Popen(
-        [sys.executable, "-m", "drivers.cups.sandbox", "--root", str(tmp_path / "box")],
+        [sys.executable, "-m", "sandbox.cups", "--root", str(tmp_path / "box")],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[3],

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from drivers.pcsc.daemon import Pcscd, usable
+from sandbox.pcscd import Pcscd, usable
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from drivers.pcsc import apdu as iso
-from drivers.pcsc.daemon import Pcscd
 from drivers.pcsc.profiles import load_profile
 from drivers.pcsc.reader import PcscReader
 from drivers.pcsc.vicc import VirtualCard
@@ -29,6 +28,7 @@ from flows.models import (
     ReaderDisconnected,
 )
 from flows.synthetic import DEMO_RESIDENT
+from sandbox.pcscd import Pcscd
 
 
 @pytest.fixture

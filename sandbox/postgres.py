@@ -1,4 +1,4 @@
-"""A private PostgreSQL cluster for tests and development (like :mod:`fleet.broker` for MQTT).
+"""A private PostgreSQL cluster for tests and development (like :mod:`sandbox.mosquitto` for MQTT).
 
 ``initdb`` into a fresh folder, ``pg_ctl start`` on a free loopback port with its socket in that
 folder; trust authentication, loopback only, fsync off (throw-away data). PostgreSQL refuses to
@@ -15,8 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from fleet.broker import free_port
 from fleet.errors import FleetError
+from sandbox.mosquitto import free_port
 
 SUPERUSER = "console"
 

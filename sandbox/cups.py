@@ -15,7 +15,7 @@ is raw (no PPD): the PDF reaches the simulated printer byte for byte.
 Job files are not preserved in the spool (``PreserveJobFiles No``), so no certificate with a
 resident's name stays behind in CUPS.
 
-Run on its own: ``python -m drivers.cups.sandbox --root DIR``.
+Run on its own: ``python -m sandbox.cups --root DIR``.
 """
 
 from __future__ import annotations
