@@ -35,6 +35,7 @@ from typing import BinaryIO
 
 from drivers.simtools import OutputNumbers, close_server, free_port, run_until_signal
 from flows.errors import DeviceError
+from sandbox.process import stop_process
 
 
 class SandboxError(DeviceError):
@@ -288,13 +289,7 @@ class CupsSandbox:
     def stop(self) -> None:
         self.printer.stop()
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         if self._stderr is not None:
             self._stderr.close()
             self._stderr = None

@@ -37,6 +37,7 @@ from assets import ASSETS_DIR
 from fleet.errors import FleetError
 from fleet.mqtt.client import CONSOLE_USER, TlsFiles
 from fleet.trust.pki import CONSOLE_CN, CertificateAuthority, write_cert, write_key
+from sandbox.process import free_port, stop_process
 
 ACL = """\
 # stations: anonymous clients identified by their client id (%c), TLS identities later
@@ -97,12 +98,6 @@ def derive_tls_config(shipped: str, *, host: str, port: int, root: Path, user_ro
             )
         out.append(line)
     return "\n".join(out) + "\n"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MosquittoBroker:
@@ -242,13 +237,7 @@ class MosquittoBroker:
 
     def stop(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         if proc is not None and proc.stderr is not None:
             proc.stderr.close()
 

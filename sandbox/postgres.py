@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 from fleet.errors import FleetError
-from sandbox.mosquitto import free_port
+from sandbox.process import free_port
 
 SUPERUSER = "console"
 

@@ -33,7 +33,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from fleet.agent import Agent, AgentConfig
 from fleet.simulate import SimConfig
 from fleet.simulate.process import SimulatorProcess
-from sandbox.mosquitto import MosquittoBroker, free_port
+from sandbox.mosquitto import MosquittoBroker
+from sandbox.process import free_port
 from statedir.journal import Journal
 
 REPO = Path(__file__).resolve().parents[2]

@@ -35,7 +35,8 @@ from fleet.mqtt.stream import (
     decode_publish,
     puback_packets,
 )
-from sandbox.mosquitto import MosquittoBroker, free_port
+from sandbox.mosquitto import MosquittoBroker
+from sandbox.process import free_port
 
 
 def publish_frame(topic: str, payload: bytes, packet_id: int) -> bytes:

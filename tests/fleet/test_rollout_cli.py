@@ -28,7 +28,8 @@ from fleet.console.auth import create_user
 from fleet.console.rollout_lease import current_holder
 from fleet.console.store import AuditEntry, RolloutRequest, Station, Store
 from flows.tokens import key_id, public_pem
-from sandbox.mosquitto import MosquittoBroker, free_port
+from sandbox.mosquitto import MosquittoBroker
+from sandbox.process import free_port
 from tests.fleet.test_console import PASSWORD, login, until
 from tests.fleet.test_console_rollouts import CATALOG, simulated_fleet
 from tests.fleet.test_console_rollouts import QUICK as QUICK_POLICY
