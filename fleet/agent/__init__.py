@@ -43,7 +43,13 @@ from fleet.agent import renewal
 from fleet.agent.catalog_update import MAX_CATALOG_BYTES, CatalogUpdater
 from fleet.agent.commands import Dispatcher
 from fleet.mqtt.backoff import Backoff
-from fleet.mqtt.client import TlsFiles, client_context, load_client_certificate, new_client
+from fleet.mqtt.client import (
+    TlsFiles,
+    client_context,
+    load_client_certificate,
+    new_client,
+    on_accepted,
+)
 from fleet.protocol.models import CAPABILITIES, Birth, DeviceReport, Health, State, StateReason
 from fleet.protocol.topics import CONSOLE_STATE, StationTopics, dumps, loads
 from flows.models import DeviceState
@@ -124,7 +130,7 @@ class Agent:
         )
         self._backoff = Backoff(config.reconnect_min_s, config.reconnect_max_s)
         self.client.on_connect_fail = self._on_connect_fail
-        self.client.on_connect = self._on_connect
+        self.client.on_connect = on_accepted(log, "this station", self._on_connect)
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
         self.client.on_message = self._on_message
@@ -228,17 +234,8 @@ class Agent:
         )
         return dumps(birth.dump())
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        _userdata: Any,
-        _flags: Any,
-        reason: ReasonCode,
-        _props: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            log.warning("broker refused the connection: %s", reason)
-            return
+    def _on_connect(self, client: mqtt.Client) -> None:
+        """The broker took the connection (:func:`fleet.mqtt.client.on_accepted`)."""
         self._connected_at = time.time()
         self._backoff.reset()
         client.publish(self.topics.state, self._state(True, "connect"), qos=1, retain=True)

@@ -39,7 +39,6 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from prometheus_client import CollectorRegistry
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -59,7 +58,7 @@ from fleet.console.store import (
     in_duty_hours,
     offline_since,
 )
-from fleet.mqtt.client import CONSOLE_USER, TlsFiles, new_client
+from fleet.mqtt.client import CONSOLE_USER, TlsFiles, new_client, on_accepted
 from fleet.mqtt.stream import RETAIN_IF_NEW, Message, StreamSubscriber
 from fleet.protocol.topics import CONSOLE_STATE, ROOT, StationTopics, dumps
 from fleet.trust.pki import CertificateAuthority, PkiError
@@ -166,7 +165,9 @@ class Ingest:
             password=None if tls else password,
         )
         self.client.will_set(CONSOLE_STATE, dumps({"online": False}), qos=1, retain=True)
-        self.client.on_connect = self._on_connect
+        self.client.on_connect = on_accepted(
+            log, "the console", self._on_connect, level=logging.ERROR
+        )
         self.client.on_disconnect = self._on_disconnect
         self._out_connected = threading.Event()
 
@@ -192,17 +193,8 @@ class Ingest:
         self.client.loop_stop()
         self.webhook.stop()
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        _userdata: Any,
-        _flags: Any,
-        reason: ReasonCode,
-        _props: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            log.error("broker refused the console: %s", reason)
-            return
+    def _on_connect(self, client: mqtt.Client) -> None:
+        """The broker took the connection (:func:`fleet.mqtt.client.on_accepted`)."""
         client.publish(
             CONSOLE_STATE, dumps({"online": True, "ts": time.time()}), qos=1, retain=True
         )

@@ -18,8 +18,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.properties import Properties
-from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from fleet.console.rollout import (
@@ -32,7 +30,7 @@ from fleet.console.rollout import (
     split_key,
     station_key,
 )
-from fleet.mqtt.client import CONSOLE_USER, new_client
+from fleet.mqtt.client import CONSOLE_USER, new_client, on_accepted
 from fleet.protocol.topics import ROOT, StationTopics, dumps, loads, parse_station_topic
 
 log = logging.getLogger("fleet.console.rollout")
@@ -75,7 +73,9 @@ class RolloutDriver:
             password=password,
             max_inflight=1000,
         )
-        self.client.on_connect = self._on_connect
+        self.client.on_connect = on_accepted(
+            log, "the rollout driver", self._on_connect, level=logging.ERROR
+        )
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self._ticker = threading.Thread(target=self._tick_loop, name="rollout-tick", daemon=True)
@@ -234,17 +234,8 @@ class RolloutDriver:
 
     # --- MQTT callbacks (paho's thread) --------------------------------------------------------
 
-    def _on_connect(
-        self,
-        client: mqtt.Client,
-        _userdata: Any,
-        _flags: Any,
-        reason: ReasonCode,
-        _props: Properties | None,
-    ) -> None:
-        if reason.is_failure:
-            log.error("the broker refused the rollout driver: %s", reason)
-            return
+    def _on_connect(self, client: mqtt.Client) -> None:
+        """The broker took the connection (:func:`fleet.mqtt.client.on_accepted`)."""
         own_excluded = SubscribeOptions(qos=1, noLocal=True)
         client.subscribe(
             [

@@ -7,12 +7,16 @@ or, on a plain development broker, logs in as :data:`CONSOLE_USER`.
 
 from __future__ import annotations
 
+import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 CONSOLE_USER = "console"
 """The console's user name on a broker without TLS (its ACL may read and write the tree)."""
@@ -86,3 +90,31 @@ def new_client(
     if max_inflight is not None:
         client.max_inflight_messages_set(max_inflight)
     return client
+
+
+OnConnect = Callable[[mqtt.Client, object, object, ReasonCode, "Properties | None"], None]
+
+
+def on_accepted(
+    log: logging.Logger,
+    who: str,
+    then: Callable[[mqtt.Client], None],
+    *,
+    level: int = logging.WARNING,
+) -> OnConnect:
+    """A paho ``on_connect`` (callback API 2): a refusal is logged (``the broker refused WHO:
+    REASON``) and nothing else happens; an accepted connection calls ``then(client)``."""
+
+    def on_connect(
+        client: mqtt.Client,
+        _userdata: object,
+        _flags: object,
+        reason: ReasonCode,
+        _props: Properties | None = None,
+    ) -> None:
+        if reason.is_failure:
+            log.log(level, "the broker refused %s: %s", who, reason)
+            return
+        then(client)
+
+    return on_connect
