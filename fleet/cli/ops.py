@@ -14,10 +14,8 @@ import sys
 import time
 from typing import Any
 
-from sqlalchemy import select
-
-from fleet.console.auth import PERMISSIONS
-from fleet.console.store import Alert, Store, Timers, User, audit
+from fleet.console.auth import acting_as
+from fleet.console.store import Alert, Store, Timers, audit
 from fleet.console.views import STATUSES, alerts, stations
 
 
@@ -115,9 +113,9 @@ def _acknowledge(store: Store, alert_id: int, actor: str | None) -> int:
         print("fleet alerts: --ack needs --as USER (a console user)", file=sys.stderr)
         return 2
     with store.session() as db:
-        user = db.scalar(select(User).where(User.name == actor))
+        who, _ = acting_as(db, actor)
         alert = db.get(Alert, alert_id)
-        if user is None or user.disabled or user.role not in PERMISSIONS["acknowledge"]:
+        if who is None or not who.may("acknowledge"):
             audit(db, actor, "acknowledge_alert", f"alert/{alert_id}", ok=False, via="cli")
             print(f"fleet alerts: {actor} may not acknowledge alerts", file=sys.stderr)
             return 1

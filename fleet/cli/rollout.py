@@ -26,7 +26,7 @@ from typing import Any, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from fleet.console.auth import PERMISSIONS
+from fleet.console.auth import acting_as
 from fleet.console.rollout import FINAL_STATES
 from fleet.console.rollout_lease import current_holder, submit, wait_done
 from fleet.console.rollout_service import (
@@ -40,7 +40,7 @@ from fleet.console.rollout_service import (
     rollout_view,
     start_detail,
 )
-from fleet.console.store import RolloutRequest, RolloutRow, Store, User, audit
+from fleet.console.store import RolloutRequest, RolloutRow, Store, audit
 
 DONE, REFUSED, USAGE, NO_ANSWER = 0, 1, 2, 3
 BAR_WIDTH = 30
@@ -335,14 +335,10 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 def _refused(db: Session, actor: str, action: str, target: str) -> str | None:
     """Why ``actor`` may not start or steer rollouts (audited), or None if they may."""
-    user = db.scalar(select(User).where(User.name == actor))
-    if user is None:
-        why = f"no console user {actor!r}"
-    elif user.disabled:
-        why = f"user {actor} is disabled"
-    elif user.role not in PERMISSIONS["rollout"]:
-        why = f"{actor} is a {user.role}; rollouts need an operator or an admin"
-    else:
+    who, why = acting_as(db, actor)
+    if who is not None and not who.may("rollout"):
+        why = f"{actor} is a {who.role}; rollouts need an operator or an admin"
+    elif who is not None:
         return None
     audit(db, actor, action, target, ok=False, reason=why, via="cli")
     return why

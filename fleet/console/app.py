@@ -287,15 +287,21 @@ class WebApp:
         )
         return self.page(request, "alerts.html", who, live="_alerts_live.html", **data)
 
-    async def station_page(self, request: Request) -> Response:
-        who = await self.require(request)
+    async def _station(self, request: Request) -> dict[str, Any] | None:
+        """The station named by the path (``/stations/{site}/{station}``) as its page shows it;
+        None if the console does not know it."""
         site, station = request.path_params["site"], request.path_params["station"]
 
         def load(db: Any) -> dict[str, Any] | None:
             row = views.find_station(db, site, station)
             return None if row is None else views.station_page(db, row, self.timers)
 
-        data = await self.db(load)
+        data: dict[str, Any] | None = await self.db(load)
+        return data
+
+    async def station_page(self, request: Request) -> Response:
+        who = await self.require(request)
+        data = await self._station(request)
         if data is None:
             missing = self.page(request, "error.html", who, message=NO_STATION)
             missing.status_code = 404
@@ -426,13 +432,7 @@ class WebApp:
 
     async def api_station(self, request: Request) -> Response:
         await self.require(request)
-        site, station = request.path_params["site"], request.path_params["station"]
-
-        def load(db: Any) -> dict[str, Any] | None:
-            row = views.find_station(db, site, station)
-            return None if row is None else views.station_page(db, row, self.timers)
-
-        data = await self.db(load)
+        data = await self._station(request)
         if data is None:
             return JSONResponse({"error": "no such station"}, 404)
         return JSONResponse(data)

@@ -62,6 +62,17 @@ class Principal:
         return self.role in PERMISSIONS[permission]
 
 
+def acting_as(db: Session, name: str) -> tuple[Principal | None, str]:
+    """The console user ``name`` as a command-line tool acts for them (``--as NAME``): their
+    principal, or None and why not (no such user, disabled)."""
+    user = db.scalar(select(User).where(User.name == name))
+    if user is None:
+        return None, f"no console user {name!r}"
+    if user.disabled:
+        return None, f"user {name} is disabled"
+    return Principal(user.id, user.name, user.role, csrf=""), ""
+
+
 def hash_password(password: str) -> str:
     if len(password) < 10:
         raise AuthError("a password needs at least 10 characters")
