@@ -26,6 +26,7 @@ from kiosk.config import load_config
 from kiosk.shell.runtime import Intent
 from kiosk.station import create_station
 from kiosk.ui.app import configure_kivy
+from kiosk.ui.scripted import ScriptedRun
 
 STEPS = [
     ("start", None),
@@ -48,17 +49,16 @@ def layout(widget: Any) -> None:
             w.do_layout()
 
 
-class Probe:
+class Probe(ScriptedRun):
     def __init__(
         self, station: Any, app: Any, sessions: int, early: int, timed: int, per_frame: int
     ) -> None:
-        self.station, self.app = station, app
+        super().__init__(app)
+        self.station = station
         self.sessions, self.early = sessions, early
         self.timed, self.per_frame = timed, per_frame
         self.times: list[float] = []
         self.rss: dict[str, float] = {}
-        self.error = ""
-        self._steps: Iterator[None] | None = None
 
     def script(self) -> Iterator[None]:
         runtime = self.station.runtime
@@ -80,25 +80,6 @@ class Probe:
                 self.rss["early"] = rss_mib()
         gc.collect()
         self.rss["late"] = rss_mib()
-
-    def step(self, _dt: float) -> bool:
-        assert self._steps is not None
-        try:
-            next(self._steps)
-        except StopIteration:
-            self.app.stop()
-            return False
-        except Exception as err:
-            self.error = f"{type(err).__name__}: {err}"
-            self.app.stop()
-            return False
-        return True
-
-    def begin(self, _dt: float) -> None:
-        from kivy.clock import Clock
-
-        self._steps = self.script()
-        Clock.schedule_interval(self.step, 0)
 
 
 def main() -> int:

@@ -19,17 +19,18 @@ from typing import Any
 from kiosk.config import load_config
 from kiosk.station import create_station, setup_logging
 from kiosk.ui.app import configure_kivy
+from kiosk.ui.scripted import ScriptedRun
 
 
-class Journey:
+class Journey(ScriptedRun):
+    interval_s = 0.1
+
     def __init__(self, app: Any, artifacts: Path, lang: str, scenario: str) -> None:
-        self.app = app
+        super().__init__(app)
         self.artifacts = artifacts
         self.lang = lang
         self.scenario = scenario
         self.ok = False
-        self.error = ""
-        self._steps: Iterator[None] | None = None
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -170,26 +171,6 @@ class Journey:
         yield from self.wait_screen("idle")
         self.shot(f"07-home-again{suffix}")
         self.ok = True
-
-    def step(self, _dt: float) -> bool:
-        assert self._steps is not None
-        try:
-            next(self._steps)
-        except StopIteration:
-            self.app.stop()
-            return False
-        except Exception as err:
-            self.error = f"{type(err).__name__}: {err}"
-            logging.getLogger("journey").exception("journey failed")
-            self.app.stop()
-            return False
-        return True
-
-    def begin(self, _dt: float) -> None:
-        from kivy.clock import Clock
-
-        self._steps = self.script()
-        Clock.schedule_interval(self.step, 0.1)
 
 
 def main() -> int:
