@@ -37,7 +37,7 @@ from sandbox.mosquitto import MosquittoBroker
 from sandbox.process import free_port
 from statedir.journal import Journal
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "test-artifacts" / "console"
 SITE = "zibo-gx"
 PASSWORD = "correct horse battery"

@@ -48,8 +48,8 @@ from fleet.trust.pki import (
 )
 from flows.tokens import Signer, TokenClaims, public_pem
 from sandbox.mosquitto import SHIPPED_CONF, MosquittoBroker, derive_tls_config
-from tests.fleet.test_console import PASSWORD, until
-from tests.fleet.test_console import login as console_login
+from tests.fleet.console.test_console import PASSWORD, until
+from tests.fleet.console.test_console import login as console_login
 
 SITE = "zibo-gx"
 DAY = 86400.0

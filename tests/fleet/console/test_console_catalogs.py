@@ -26,9 +26,9 @@ from fleet.console.catalog_drafts import CatalogDraft
 from fleet.trust.catalog_repo import CatalogRepository, Release, desired_payload, serve_repository
 from fleet.trust.catalog_review import check_catalog, diff_catalogs
 from statedir.catalog_store import CatalogStore, install_anchor
-from tests.fleet.test_console import audit_actions, login, make_console
+from tests.fleet.console.test_console import audit_actions, login, make_console
 
-DEMO = (Path(__file__).resolve().parents[2] / "assets" / "catalog" / "demo.toml").read_text("utf-8")
+DEMO = (Path(__file__).resolve().parents[3] / "assets" / "catalog" / "demo.toml").read_text("utf-8")
 REPO_URL = "http://repo.example/catalogs/"
 NEW_SERVICE = """
 [[services]]

@@ -40,10 +40,10 @@ from fleet.trust.pki import (
 )
 from flows.tokens import Signer
 from sandbox.mosquitto import MosquittoBroker
-from tests.fleet.test_console_browser import chromium, console_process, log_in
-from tests.fleet.test_console_catalogs import catalog
+from tests.fleet.console.test_console_browser import chromium, console_process, log_in
+from tests.fleet.console.test_console_catalogs import catalog
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "test-artifacts" / "console"
 REPO_URL = "http://repo.example/catalogs/"
 SITE = "zibo-gx"

@@ -572,7 +572,7 @@ def test_the_cli_signs_only_while_no_console_holds_the_repository(tmp_path: Path
     assert main(["catalog", "init", "--repo", str(repo), "--root-keys", str(keys)]) == 0
     source = tmp_path / "town.toml"
     source.write_bytes(catalog(2))
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[3])}
     with locked(repo):  # the console, in the middle of signing
         cli = subprocess.Popen(
             [sys.executable, "-m", "fleet.cli", "catalog", "sign", "--repo", str(repo)]

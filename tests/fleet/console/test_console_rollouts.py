@@ -22,7 +22,14 @@ from fleet.console.store import Station
 from fleet.simulate import SimConfig
 from fleet.simulate.process import SimulatorProcess
 from sandbox.mosquitto import MosquittoBroker
-from tests.fleet.test_console import PASSWORD, audit_actions, client, login, make_console, until
+from tests.fleet.console.test_console import (
+    PASSWORD,
+    audit_actions,
+    client,
+    login,
+    make_console,
+    until,
+)
 
 SHA = "ab" * 32
 CATALOG = {

@@ -26,7 +26,7 @@ from statedir.journal import Journal, identity_hash
 
 SITE = "zibo-gx"
 STATION = "st-0900"
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def until(cond: Callable[[], Any], timeout: float = 30.0, what: str = "condition") -> None:

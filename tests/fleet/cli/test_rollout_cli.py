@@ -30,11 +30,11 @@ from fleet.console.store import AuditEntry, RolloutRequest, Station, Store
 from flows.tokens import key_id, public_pem
 from sandbox.mosquitto import MosquittoBroker
 from sandbox.process import free_port
-from tests.fleet.test_console import PASSWORD, login, until
-from tests.fleet.test_console_rollouts import CATALOG, simulated_fleet
-from tests.fleet.test_console_rollouts import QUICK as QUICK_POLICY
+from tests.fleet.console.test_console import PASSWORD, login, until
+from tests.fleet.console.test_console_rollouts import CATALOG, simulated_fleet
+from tests.fleet.console.test_console_rollouts import QUICK as QUICK_POLICY
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CATALOG_ARGS = [
     "--target",
     CATALOG["target"],
