@@ -73,13 +73,7 @@ class ConsoleIngest:
 
     def _ingest(self) -> Ingest:
         settings = Settings(client_id=INGEST_ID, session_expiry_s=3600, share_group="console")
-        return Ingest(
-            self.store,
-            self.broker.host,
-            self.broker.port,
-            password=self.broker.console_password,
-            settings=settings,
-        )
+        return Ingest(self.store, self.broker.console_access(), settings=settings)
 
     def create_session(self, stations: int, timeout_s: float) -> float:
         """Run the console until it knows every station (their retained ``state`` and ``birth``,
@@ -157,9 +151,7 @@ def mosquitto_sub_seconds(broker: MosquittoBroker, n: int, timeout_s: float) -> 
 
 
 def rollout_seconds(broker: MosquittoBroker, sim: SimulatorProcess, timeout_s: float) -> float:
-    driver = RolloutDriver(
-        broker.host, broker.port, MemoryStore(), password=broker.console_password
-    )
+    driver = RolloutDriver(broker.console_access(), MemoryStore())
     driver.connect(timeout_s=120)
     try:
         t0 = time.perf_counter()

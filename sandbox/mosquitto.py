@@ -35,7 +35,7 @@ from pathlib import Path
 
 from assets import ASSETS_DIR
 from fleet.errors import FleetError
-from fleet.mqtt.client import CONSOLE_USER, TlsFiles
+from fleet.mqtt.client import CONSOLE_USER, BrokerAccess, TlsFiles
 from fleet.trust.pki import CONSOLE_CN, CertificateAuthority, write_cert, write_key
 from sandbox.process import free_port, stop_process
 
@@ -143,6 +143,12 @@ class MosquittoBroker:
         write_cert(creds.cert_file, cert)
         write_key(creds.key_file, key)
         return creds
+
+    def console_access(self) -> BrokerAccess:
+        """How the centre reaches this broker: the console's certificate (TLS) or password."""
+        if self.tls:
+            return BrokerAccess(self.host, self.port, tls=self.console_credentials())
+        return BrokerAccess(self.host, self.port, self.console_password)
 
     def console_credentials(self) -> TlsFiles:
         return self.issue_client(CONSOLE_CN, self.root / "clients")

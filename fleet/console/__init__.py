@@ -37,7 +37,7 @@ from fleet.console.ingest import Ingest, Settings, tune_gc
 from fleet.console.rollout_pages import RolloutService
 from fleet.console.store import Store, User, audit
 from fleet.console.views import FleetCollector, stations
-from fleet.mqtt.client import TlsFiles
+from fleet.mqtt.client import BrokerAccess, TlsFiles
 from fleet.trust.pki import CertificateAuthority
 
 log = logging.getLogger("fleet.console")
@@ -61,18 +61,16 @@ class Console:
         self.store = Store(db_url)
         self.store.migrate()
         self.registry = CollectorRegistry()
+        broker = BrokerAccess(host, port, password, tls)
         self.ingest = Ingest(
             self.store,
-            host,
-            port,
-            password=password,
-            tls=tls,
+            broker,
             ca=ca,
             settings=settings,
             registry=self.registry,
         )
         self.registry.register(FleetCollector(self.store, self.ingest.settings.timers))
-        self.rollouts = RolloutService(self.store, host, port, password=password, tls=tls)
+        self.rollouts = RolloutService(self.store, broker)
         self.web = WebApp(
             self.store, self.ingest, web or WebSettings(), self.registry, self.rollouts
         )

@@ -58,7 +58,7 @@ from fleet.console.store import (
     in_duty_hours,
     offline_since,
 )
-from fleet.mqtt.client import CONSOLE_USER, TlsFiles, new_client, on_accepted
+from fleet.mqtt.client import CONSOLE_USER, BrokerAccess, on_accepted
 from fleet.mqtt.stream import RETAIN_IF_NEW, Message, StreamSubscriber
 from fleet.protocol.topics import CONSOLE_STATE, ROOT, StationTopics, dumps
 from fleet.trust.pki import CertificateAuthority, PkiError
@@ -123,18 +123,14 @@ class Ingest:
     def __init__(
         self,
         store: Store,
-        host: str,
-        port: int,
+        broker: BrokerAccess,
         *,
-        password: str = "",
-        tls: TlsFiles | None = None,
         ca: CertificateAuthority | None = None,
         settings: Settings | None = None,
         registry: CollectorRegistry | None = None,
     ) -> None:
         self.store = store
-        self.host = host
-        self.port = port
+        self.broker = broker
         self.ca = ca
         self.settings = settings or Settings()
         self.metrics = Metrics(registry or CollectorRegistry())
@@ -145,25 +141,20 @@ class Ingest:
         self._sweeper = threading.Thread(target=self._sweep_loop, name="console-sweep", daemon=True)
         client_id = self.settings.client_id or f"console-{uuid.uuid4().hex[:12]}"
         self.stream = StreamSubscriber(
-            host,
-            port,
+            broker.host,
+            broker.port,
             client_id,
             self._subscriptions,
             None,
             prepare=self._prepare,
-            username=None if tls else CONSOLE_USER,
-            password=None if tls else password,
-            tls=tls,
+            username=None if broker.tls else CONSOLE_USER,
+            password=None if broker.tls else broker.password,
+            tls=broker.tls,
             session_expiry_s=self.settings.session_expiry_s,
         )
         self.connected = self.stream.connected
         # commands and the console's own state go out through paho (its Will marks us offline)
-        self.client = new_client(
-            f"{client_id[:48]}-out-{uuid.uuid4().hex[:6]}",
-            tls=tls,
-            username=None if tls else CONSOLE_USER,
-            password=None if tls else password,
-        )
+        self.client = broker.client(f"{client_id[:48]}-out-{uuid.uuid4().hex[:6]}")
         self.client.will_set(CONSOLE_STATE, dumps({"online": False}), qos=1, retain=True)
         self.client.on_connect = on_accepted(
             log, "the console", self._on_connect, level=logging.ERROR
@@ -175,7 +166,7 @@ class Ingest:
 
     def start(self) -> None:
         self.webhook.start()
-        self.client.connect_async(self.host, self.port, keepalive=30)
+        self.client.connect_async(self.broker.host, self.broker.port, keepalive=30)
         self.client.loop_start()
         self.stream.start()
         self._sweeper.start()

@@ -30,7 +30,7 @@ from fleet.console.rollout import (
     split_key,
     station_key,
 )
-from fleet.mqtt.client import CONSOLE_USER, new_client, on_accepted
+from fleet.mqtt.client import BrokerAccess, on_accepted
 from fleet.protocol.topics import ROOT, StationTopics, dumps, loads, parse_station_topic
 
 log = logging.getLogger("fleet.console.rollout")
@@ -47,16 +47,13 @@ class RolloutDriver:
 
     def __init__(
         self,
-        host: str,
-        port: int,
+        broker: BrokerAccess,
         store: RolloutStore,
         *,
-        username: str = CONSOLE_USER,
-        password: str = "",
         tick_s: float = 0.5,
         save_every_s: float = 1.0,
     ) -> None:
-        self.host, self.port, self.store = host, port, store
+        self.broker, self.store = broker, store
         self.tick_s, self.save_every_s = tick_s, save_every_s
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
@@ -67,12 +64,7 @@ class RolloutDriver:
         self._stop = threading.Event()
         self._synced = threading.Event()
         self._probe = f"{ROOT}/console/rollout-probe/{uuid.uuid4().hex}"
-        self.client = new_client(
-            f"rollout-{uuid.uuid4().hex[:12]}",
-            username=username,
-            password=password,
-            max_inflight=1000,
-        )
+        self.client = broker.client(f"rollout-{uuid.uuid4().hex[:12]}", max_inflight=1000)
         self.client.on_connect = on_accepted(
             log, "the rollout driver", self._on_connect, level=logging.ERROR
         )
@@ -88,7 +80,7 @@ class RolloutDriver:
                 record = self.store.load(rollout_id)
                 if record is not None:
                     self._adopt(Rollout(record))
-        self.client.connect(self.host, self.port, keepalive=30)
+        self.client.connect(self.broker.host, self.broker.port, keepalive=30)
         self.client.loop_start()
         if not self._synced.wait(timeout_s):
             raise RolloutError("the rollout driver did not receive the retained state in time")

@@ -57,7 +57,7 @@ from fleet.console.rollout_lease import (
 )
 from fleet.console.rollout_mqtt import RolloutDriver
 from fleet.console.store import RolloutRev, RolloutRow, Station, Store, audit
-from fleet.mqtt.client import TlsFiles
+from fleet.mqtt.client import BrokerAccess
 
 log = logging.getLogger("fleet.console.rollouts")
 
@@ -143,11 +143,8 @@ class RolloutService:
     def __init__(
         self,
         store: Store,
-        host: str,
-        port: int,
+        broker: BrokerAccess,
         *,
-        password: str = "",
-        tls: TlsFiles | None = None,
         tick_s: float = 0.5,
         lease_s: float = LEASE_S,
         poll_s: float = 1.0,
@@ -156,7 +153,7 @@ class RolloutService:
         self.db = store
         self.lease = RolloutLease(store, holder, lease_s)
         self.store = DbRolloutStore(store, fence=self.lease.check)
-        self.host, self.port, self.password, self.tls = host, port, password, tls
+        self.broker = broker
         self.tick_s, self.poll_s = tick_s, poll_s
         self.driver: RolloutDriver | None = None
         self.ready = threading.Event()
@@ -234,15 +231,7 @@ class RolloutService:
             self._wake.clear()
 
     def _connect(self) -> None:
-        driver = RolloutDriver(
-            self.host, self.port, self.store, password=self.password, tick_s=self.tick_s
-        )
-        if self.tls is not None:
-            driver.client.tls_set(
-                ca_certs=str(self.tls.ca_file),
-                certfile=str(self.tls.cert_file),
-                keyfile=str(self.tls.key_file),
-            )
+        driver = RolloutDriver(self.broker, self.store, tick_s=self.tick_s)
         try:
             driver.connect()
         except (OSError, RolloutError) as err:

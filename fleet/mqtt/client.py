@@ -12,6 +12,7 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -50,6 +51,23 @@ class TlsFiles:
     @property
     def staged_cert_file(self) -> Path:
         return self.cert_file.with_name(self.cert_file.name + ".new")
+
+
+@dataclass(frozen=True)
+class BrokerAccess:
+    """Where the centre reaches the broker and how it logs in: with its certificate (TLS), else
+    as :data:`CONSOLE_USER` with a password (a plain development broker)."""
+
+    host: str
+    port: int
+    password: str = ""
+    tls: TlsFiles | None = None
+
+    def client(self, client_id: str, **options: Any) -> mqtt.Client:
+        """A client logged in as the centre (:func:`new_client`'s other ``options``)."""
+        if self.tls is not None:
+            return new_client(client_id, tls=self.tls, **options)
+        return new_client(client_id, username=CONSOLE_USER, password=self.password, **options)
 
 
 def client_context(files: TlsFiles) -> ssl.SSLContext:

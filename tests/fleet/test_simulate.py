@@ -47,9 +47,7 @@ def simulator(broker: MosquittoBroker, n: int, **kwargs: Any) -> Simulator:
 
 
 def driver(broker: MosquittoBroker, store: RolloutStore | None = None) -> RolloutDriver:
-    d = RolloutDriver(
-        broker.host, broker.port, store or MemoryStore(), password=broker.console_password
-    )
+    d = RolloutDriver(broker.console_access(), store or MemoryStore())
     d.connect()
     return d
 

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 
 from fleet.console.ingest import Ingest
 from fleet.console.store import Alert, StationEvent, Store
+from fleet.mqtt.client import BrokerAccess
 
 TOPIC = "kiosk/v1/zibo-gx/{station}/evt/{kind}"
 
@@ -26,7 +27,7 @@ def event(station: str, kind: str, event_id: str, **body: object) -> tuple[str, 
 def ingest(db_url: str) -> Iterator[Ingest]:
     store = Store(db_url)
     store.migrate()
-    console = Ingest(store, "127.0.0.1", 1, password="unused")  # never started: no broker
+    console = Ingest(store, BrokerAccess("127.0.0.1", 1, "unused"))  # never started: no broker
     yield console
     store.close()
 

@@ -251,8 +251,7 @@ def test_a_console_back_on_its_session_is_not_sent_every_retained_state_again(
         store = Store(f"sqlite:///{db}")
         store.migrate()
         settings = Settings(client_id="console-retained", session_expiry_s=600)
-        password = broker.console_password
-        return Ingest(store, broker.host, broker.port, password=password, settings=settings)
+        return Ingest(store, broker.console_access(), settings=settings)
 
     def run_until(db: Path, stations: int) -> int:
         """Run a console on ``db`` until it knows ``stations`` and 1 s more: messages taken."""
