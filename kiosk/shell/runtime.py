@@ -13,7 +13,6 @@ import datetime as dt
 import functools
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -56,6 +55,7 @@ from kiosk.present import spoken_texts
 from kiosk.shell import printing
 from kiosk.shell.catalog_watch import CatalogWatch
 from kiosk.shell.diskguard import DiskGuard
+from kiosk.shell.journal_writer import JournalWriter
 from kiosk.shell.maintenance import Desk, MaintenanceNote, MaintenanceReport
 from kiosk.shell.paperwork import Paperwork, Preview, PreviewDone, PrintDone
 from kiosk.shell.remote import KioskRemote
@@ -153,7 +153,7 @@ class Runtime:
         attract_every_s: float = 300.0,
     ) -> None:
         self.devices = devices
-        self.journal = journal
+        self._journal = journal
         self.tr = translator
         self.font = font
         self.session = Session(
@@ -179,8 +179,7 @@ class Runtime:
         self._louder = False
         # a journal that cannot write (a full disk): nothing is served that would not be
         # recorded, and the writes that failed wait here, in order, until they can be made
-        self._journal_ok = True
-        self._journal_backlog: list[Callable[[], object]] = []
+        self.writer = JournalWriter(journal)
         self._catalog_noted = ""
         self._clock = clock
         self._attract_every_s = attract_every_s  # the idle station says its invitation again
@@ -209,6 +208,17 @@ class Runtime:
         )
         self.catalog_watch: CatalogWatch | None = None  # offers catalogs the agent committed
         self.remote = KioskRemote(self)  # remote commands the agent passes on (kiosk.shell.remote)
+
+    @property
+    def journal(self) -> Journal:
+        return self._journal
+
+    @journal.setter
+    def journal(self, journal: Journal) -> None:
+        """One journal for the session's writes, the print jobs and health (tests swap it)."""
+        self._journal = journal
+        self.writer.journal = journal
+        self.paperwork.journal = journal
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -314,7 +324,7 @@ class Runtime:
         if isinstance(item, Intent):
             return self._intent(item)
         if isinstance(item, JournalReplay):
-            self._replay_journal()
+            self.writer.replay()
             return []
         if isinstance(item, MaintenanceNote):
             if self.desk is not None:
@@ -431,62 +441,14 @@ class Runtime:
         elif isinstance(effect, PrintDocuments):
             self.paperwork.start_printing(effect, self._document)
         elif isinstance(effect, JOURNAL_EFFECTS):
-            self._journal_write(self._journal_op(effect), begins=isinstance(effect, JournalBegin))
-
-    # --- the journal: written in order; a write that fails waits in memory until it can -------
-
-    def _journal_op(self, effect: Effect) -> Callable[[], object]:
-        """The write an effect asks for, with the identity already reduced to its keyed hash
-        (so a write that must wait never keeps a name or ID number in memory)."""
-        j = self.journal
-        if isinstance(effect, JournalBegin):
-            txn, lang, elder = effect.txn_id, effect.lang, effect.elder
-            return lambda: j.begin_transaction("", lang=lang, elder=elder, txn_id=txn)
-        if isinstance(effect, JournalUpdate):
-            txn, service, ih = effect.txn_id, effect.service, effect.identity_hash
-            return lambda: j.update_transaction(txn, service=service, identity_hash=ih)
-        if isinstance(effect, JournalFinish):
-            e = effect
-            return lambda: j.finish_transaction(
-                e.txn_id,
-                outcome=e.outcome,
-                outputs=e.outputs,
-                abandoned_state=e.abandoned_state,
-                reason=e.reason,
-            )
-        if isinstance(effect, JournalRate):
-            r = effect
-            return lambda: j.rate(r.txn_id, r.rating, r.tags)
-        if isinstance(effect, JournalHelp):
-            h = effect
-            return lambda: j.help_request(screen=h.screen, txn_id=h.txn_id)
-        raise TypeError(type(effect).__name__)
+            self._journal_write(self.writer.op(effect), begins=isinstance(effect, JournalBegin))
 
     def _journal_write(self, op: Callable[[], object], *, begins: bool = False) -> None:
-        if self._journal_backlog:  # keep the order: behind what already waits
-            self._journal_backlog.append(op)
-            self._replay_journal()
+        if self.writer.write(op):
             return
-        try:
-            op()
-        except sqlite3.Error:
-            log.exception("the journal cannot be written; the write waits in memory")
-            self._journal_backlog.append(op)
-            self._journal_ok = False  # nothing more is served until it can be recorded
-            if begins and self.session.state == "identify":
-                self.queue.put(Intent("cancel"))  # this resident is told, not served
-            self._refresh_health.set()
-
-    def _replay_journal(self) -> None:
-        while self._journal_backlog:
-            try:
-                self._journal_backlog[0]()
-            except sqlite3.Error:
-                return  # still cannot: the next health round tries again
-            except Exception:
-                log.exception("a waiting journal write is impossible; dropped")
-            self._journal_backlog.pop(0)
-        log.warning("every waiting journal write is recorded")
+        if begins and self.session.state == "identify":
+            self.queue.put(Intent("cancel"))  # this resident is told, not served
+        self._refresh_health.set()
 
     def _render(self) -> None:
         self.on_frame(
@@ -558,14 +520,8 @@ class Runtime:
                     reports.append(device.health())
                 except Exception:
                     log.exception("health of %s failed", getattr(device, "name", "?"))
-            if not self._journal_ok:
-                try:
-                    self.journal.set_meta("write_probe", str(time.time()))
-                    self._journal_ok = True
-                    self.queue.put(JournalReplay())
-                    log.warning("the journal can be written again")
-                except Exception as err:
-                    log.error("the journal still cannot be written: %s", err)
+            if not self.writer.ok and self.writer.probe():
+                self.queue.put(JournalReplay())
             self.queue.put(HealthUpdate(tuple(reports)))
             if self.diskguard is not None:
                 try:
@@ -585,7 +541,7 @@ class Runtime:
         unavailable = unavailable_services(
             self.catalog.enabled_services(),
             minute_of_day=now.hour * 60 + now.minute,
-            journal_ok=self._journal_ok,
+            journal_ok=self.writer.ok,
             health=self._health,
             providers={key: p.name for key, p in self.devices.providers.items()},
         )
