@@ -27,7 +27,7 @@ import pytest
 
 from kiosk.tools.supervise import RestartPolicy
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 TEST_MARK = "KIOSK_TEST_STATION"
 
 
