@@ -114,7 +114,7 @@ def test_a_child_process_notifies_from_its_environment(
     code = (
         "import os\n"
         "os.environ['WATCHDOG_PID'] = str(os.getpid())\n"
-        "from kiosk import sdnotify\n"
+        "from kiosk.shell import sdnotify\n"
         "print(sdnotify.watchdog_period_s())\n"
         "sdnotify.ready()\n"
         "sdnotify.tick()\n"

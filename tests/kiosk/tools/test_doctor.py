@@ -146,7 +146,7 @@ def test_a_cups_configuration_cupsd_refuses_fails_with_the_fix(
 ) -> None:
     """Done-when (4): the private scheduler with the old bare Printcap line, and this machine's
     scheduler (``Options.cups_dir``) with the same line; cupsd's own words in both rows."""
-    from drivers.cups import sandbox
+    import sandbox.cups as sandbox
 
     old = sandbox._CUPS_FILES_CONF.replace("Printcap {root}/printcap", "Printcap")
     monkeypatch.setattr(sandbox, "_CUPS_FILES_CONF", old)
