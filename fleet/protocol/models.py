@@ -29,6 +29,7 @@ STATION_DEVICES = ("id_reader", "a4_printer", "thermal_printer", "speech")
 
 Capability = Literal["id_card", "a4", "thermal", "voice"]
 CAPABILITIES: tuple[Capability, ...] = ("id_card", "a4", "thermal", "voice")
+MAX_HEALTH_INTERVAL_S = 3600.0  # kiosk.config's bound (a bench's "quiet" 1e6 s is sent as this)
 
 
 class Message(BaseModel):
@@ -92,7 +93,7 @@ class Health(Timestamped):
     disk_free_mib: Count
     last_txn_ts: float | None
     outbox: Count
-    interval_s: float = Field(gt=0, le=3600)
+    interval_s: float = Field(gt=0, le=MAX_HEALTH_INTERVAL_S)
 
 
 # --- events (evt/{type}): from the outbox, each with its id for de-duplication ----------------

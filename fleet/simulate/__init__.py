@@ -56,6 +56,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from fleet.mqtt.client import new_client
 from fleet.protocol.models import (
     CAPABILITIES,
+    MAX_HEALTH_INTERVAL_S,
     STATION_DEVICES,
     Birth,
     DeviceReport,
@@ -497,7 +498,7 @@ class Simulator:
             disk_free_mib=20480,
             last_txn_ts=None,
             outbox=0,
-            interval_s=self.config.health_interval_s,
+            interval_s=min(self.config.health_interval_s, MAX_HEALTH_INTERVAL_S),
             ts=time.time(),
         )
         return dumps(health.dump())
