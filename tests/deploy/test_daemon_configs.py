@@ -109,5 +109,9 @@ def test_mosquitto_refusing_a_configuration_is_said_in_its_words(
 
     monkeypatch.setattr(MosquittoBroker, "write_config", with_a_bad_directive)
     broker = MosquittoBroker(tmp_path / "broker")
-    with pytest.raises(BrokerError, match='Unknown configuration variable "max_queued_message"'):
-        broker.start()
+    refused = 'Unknown configuration variable "max_queued_message"'
+    try:
+        with pytest.raises(BrokerError, match=refused):
+            broker.start()
+    finally:
+        broker.stop()  # a mosquitto that took the file anyway is not left running
