@@ -25,22 +25,28 @@ def check_id_reader(config: Config, _opts: Options) -> Check:
     if spec == "sim":
         return Check("id reader", True, "simulated GA 467 reader on a pseudo-terminal")
     port = spec.removeprefix("sam:")
-    if not os.path.exists(port):
+    problem = _device_node(
+        "id reader",
+        port,
+        plug="plug in the reader; check udev rules (deploy/udev/70-station-kiosk.rules makes "
+        "/dev/kiosk-id-reader; udevadm info -a -n /dev/ttyUSB0 shows its ids)",
+        group="dialout",
+    )
+    return problem or Check("id reader", True, port)
+
+
+def _device_node(name: str, path: str, *, plug: str, group: str) -> Check | None:
+    """A device node that must be there and ours to open; the failing row, or None."""
+    if not os.path.exists(path):
+        return Check(name, False, f"{path} does not exist", plug)
+    if not os.access(path, os.R_OK | os.W_OK):
         return Check(
-            "id reader",
+            name,
             False,
-            f"{port} does not exist",
-            "plug in the reader; check udev rules (deploy/udev/70-station-kiosk.rules makes "
-            "/dev/kiosk-id-reader; udevadm info -a -n /dev/ttyUSB0 shows its ids)",
+            f"no access to {path}",
+            f"add the kiosk user to group {group} (the udev rules give the device to it)",
         )
-    if not os.access(port, os.R_OK | os.W_OK):
-        return Check(
-            "id reader",
-            False,
-            f"no access to {port}",
-            "add the kiosk user to group dialout (the udev rules give the device to it)",
-        )
-    return Check("id reader", True, port)
+    return None
 
 
 def check_a4(config: Config, opts: Options) -> Check:
@@ -164,21 +170,15 @@ def _check_thermal_device(config: Config) -> Check:
 
     dev = config.devices
     path = dev.thermal_printer.partition(":")[2]
-    if not os.path.exists(path):
-        return Check(
-            "thermal printer",
-            False,
-            f"{path} does not exist",
-            "plug in and switch on the printer; check udev rules (deploy/udev/"
-            "70-station-kiosk.rules makes /dev/kiosk-thermal)",
-        )
-    if not os.access(path, os.R_OK | os.W_OK):
-        return Check(
-            "thermal printer",
-            False,
-            f"no access to {path}",
-            "add the kiosk user to group lp (the udev rules give the device to it)",
-        )
+    problem = _device_node(
+        "thermal printer",
+        path,
+        plug="plug in and switch on the printer; check udev rules (deploy/udev/"
+        "70-station-kiosk.rules makes /dev/kiosk-thermal)",
+        group="lp",
+    )
+    if problem is not None:
+        return problem
     health = EscposPrinter(
         dev.thermal_printer, baud=dev.thermal_printer_baud, flow=dev.thermal_printer_flow
     ).health()
