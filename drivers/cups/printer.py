@@ -51,6 +51,14 @@ _FAULTS = {
 _DEGRADED = {"media-low": "paper_low", "toner-low": "toner_low", "marker-supply-low": "toner_low"}
 _OFFLINE = {"offline": "offline", "connecting-to-device": "unreachable", "shutdown": "offline"}
 
+
+def _incomplete(attrs: dict[str, Any]) -> bool:
+    """A job CUPS created but whose document never came (held, ``job-incoming``)."""
+    reasons = attrs.get("job-state-reasons", ())
+    reasons = [reasons] if isinstance(reasons, str) else list(reasons)
+    return int(attrs.get("job-state", 0)) == HELD and "job-incoming" in reasons
+
+
 _KEYS = {
     "paper_out": "error.a4.paper_out",
     "paper_jam": "error.a4.paper_jam",
@@ -197,15 +205,32 @@ class CupsPrinter:
             )
             for job_id in sorted(jobs, reverse=True)[:100]:
                 attrs: dict[str, Any] = self._call(self._job_name_query(int(job_id)))
-                if attrs.get("job-name") == job_key:
-                    return self._follow(int(job_id), deadline)
+                if attrs.get("job-name") != job_key:
+                    continue
+                if _incomplete(attrs):
+                    # the submitter died between Create-Job and its document: CUPS would hold
+                    # the empty job forever, and nothing of it can print
+                    return self._cancel_incomplete(int(job_id))
+                return self._follow(int(job_id), deadline)
         except (DeviceOffline, DeviceTimeout):
             return PrintOutcome(JobState.FAILED, "", ("cups_unreachable",), "error.a4.offline")
         return None
 
     @staticmethod
     def _job_name_query(job_id: int) -> Callable[[Any], dict[str, Any]]:
-        return lambda c: dict(c.getJobAttributes(job_id, requested_attributes=["job-name"]))
+        return lambda c: dict(
+            c.getJobAttributes(
+                job_id, requested_attributes=["job-name", "job-state", "job-state-reasons"]
+            )
+        )
+
+    def _cancel_incomplete(self, job_id: int) -> PrintOutcome:
+        try:
+            self._call(lambda c: c.cancelJob(job_id), timeout_s=_FINAL_CALL_S)
+        except DeviceError:
+            return self._failed(str(job_id), ("submission_incomplete", "cancel_failed"))
+        log.warning("job %s never received its document; cancelled", job_id)
+        return self._failed(str(job_id), ("submission_incomplete", "job_cancelled"))
 
     # --- internals -----------------------------------------------------------------------------
 

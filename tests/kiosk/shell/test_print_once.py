@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import cups as pycups
 import pytest
 from reportlab.pdfgen.canvas import Canvas
 
@@ -53,11 +54,23 @@ def pdf_file(path: Path) -> Path:
     return path
 
 
-def queued_jobs(cups: CupsSandbox) -> int:
-    out = subprocess.run(
-        ["lpstat", "-h", cups.server, "-o", cups.queue], capture_output=True, text=True, check=False
-    ).stdout
-    return len([line for line in out.splitlines() if line.strip()])
+def connect(cups: CupsSandbox) -> pycups.Connection:
+    # pycups builds printer URIs from its global server, as the driver does
+    pycups.setServer("127.0.0.1")
+    pycups.setPort(cups.port)
+    return pycups.Connection(host="127.0.0.1", port=cups.port)
+
+
+def documented_jobs(cups: CupsSandbox) -> int:
+    """Jobs whose document CUPS holds (not ``job-incoming``: created, document still on its way)."""
+    conn = connect(cups)
+    jobs = conn.getJobs(which_jobs="all", requested_attributes=["job-id"])
+    count = 0
+    for job_id in jobs:
+        attrs = conn.getJobAttributes(job_id, requested_attributes=["job-state-reasons"])
+        reasons = attrs.get("job-state-reasons", [])
+        count += "job-incoming" not in ([reasons] if isinstance(reasons, str) else reasons)
+    return count
 
 
 @pytest.mark.slow
@@ -81,7 +94,7 @@ def test_kill_between_submit_and_completion_prints_once(tmp_path: Path, cups: Cu
     try:
         assert proc.stdout is not None and proc.stdout.readline().strip() == "submitting"
         deadline = time.monotonic() + 20
-        while queued_jobs(cups) == 0:
+        while documented_jobs(cups) == 0:
             assert time.monotonic() < deadline, "the job never reached CUPS"
             time.sleep(0.1)
     finally:
@@ -144,3 +157,28 @@ def test_a_job_cups_never_received_is_failed_and_reported(
     )
     alerts = [e.payload for e in journal.pending_events() if e.type == "alert"]
     assert [a["kind"] for a in alerts] == ["print_failed", "print_unknown"]
+
+
+def test_a_job_killed_before_its_document_arrived_is_cancelled_at_once(
+    tmp_path: Path, cups: CupsSandbox
+) -> None:
+    """The kiosk died between Create-Job and sending the PDF: CUPS holds an empty job forever.
+
+    Recovery cancels it without waiting out its deadline, and reports the paper as not printed.
+    """
+    journal = Journal(tmp_path / "j.sqlite3")
+    journal.begin_transaction("", lang="zh", elder=False, txn_id="t4")
+    assert journal.begin_print("DOC4:a4", txn_id="t4", printer="a4")
+    conn = connect(cups)
+    job_id = conn.createJob(cups.queue, "DOC4:a4", {})  # no document follows
+    assert documented_jobs(cups) == 0
+    printer = CupsPrinter(cups.queue, server=cups.server)
+    started = time.monotonic()
+    lines = printing.recover(journal, printer, deadline_s=600, open_txns=["t4"])
+    assert time.monotonic() - started < 60  # not the 600 s deadline
+    assert lines[0] == "DOC4:a4: failed after the restart"
+    [job] = journal.print_jobs()
+    assert job["state"] == "failed" and "submission_incomplete" in job["reason"]
+    state = conn.getJobAttributes(job_id, requested_attributes=["job-state"])["job-state"]
+    assert state == pycups.IPP_JOB_CANCELED
+    assert cups.printed_files() == []
