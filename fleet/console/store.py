@@ -145,6 +145,35 @@ class Alert(Base):
     notified: Mapped[str] = mapped_column(String(16), default="")  # "", sent, failed, off
 
 
+class DeadLetter(Base):
+    """A station message set aside at the edge: who, where, how big, why; never the payload
+    beyond a short excerpt. Bounded: the sweep keeps the newest :data:`DEAD_LETTERS_KEPT`."""
+
+    __tablename__ = "dead_letters"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    station_id: Mapped[int | None] = mapped_column(
+        ForeignKey("stations.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    site: Mapped[str] = mapped_column(String(64))
+    station: Mapped[str] = mapped_column(String(64))
+    topic: Mapped[str] = mapped_column(String(255))
+    kind: Mapped[str] = mapped_column(String(32))
+    size: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(255))
+    excerpt: Mapped[str] = mapped_column(String(255))
+    received_at: Mapped[float] = mapped_column(Float, index=True)
+
+
+class LoginThrottle(Base):
+    """Failed logins by key (a client address, a user name, a trusted device): growing delays."""
+
+    __tablename__ = "login_throttle"
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_failure_at: Mapped[float] = mapped_column(Float)
+    blocked_until: Mapped[float] = mapped_column(Float)
+
+
 class CommandRow(Base):
     __tablename__ = "commands"
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
