@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from faults import devices, environment, processes, services, soak
+from faults import devices, environment, hostile, processes, services, soak
 from faults.report import Row, guarded, table, write_doc
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +35,7 @@ def scenarios(sessions: int, every: int) -> dict[str, Callable[[Path], Row]]:
         "disk": environment.disk_nearly_full,
         "clock": environment.clock_jumps,
         "sqlite": processes.sqlite_kill_write,
+        "hostile": hostile.scenario,
         "soak": lambda work: soak.soak(work, sessions=sessions, every=every),
     }
 

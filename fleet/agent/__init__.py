@@ -50,7 +50,16 @@ from fleet.mqtt.client import (
     new_client,
     on_accepted,
 )
-from fleet.protocol.models import CAPABILITIES, Birth, DeviceReport, Health, State, StateReason
+from fleet.protocol.models import (
+    CAPABILITIES,
+    MAX_PACKET_BYTES,
+    MAX_PAYLOAD_BYTES,
+    Birth,
+    DeviceReport,
+    Health,
+    State,
+    StateReason,
+)
 from fleet.protocol.topics import CONSOLE_STATE, StationTopics, dumps, loads
 from flows.models import DeviceState
 from statedir.journal import Journal
@@ -153,11 +162,14 @@ class Agent:
 
     def start(self) -> None:
         self._prepare_session()
+        connect = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+        connect.MaximumPacketSize = MAX_PACKET_BYTES  # the broker sends nothing larger
         self.client.connect_async(
             self.config.host,
             self.config.port,
             keepalive=self.config.keepalive_s,
             clean_start=True,
+            properties=connect,
         )
         self.client.loop_start()
         self.commands.start()
@@ -409,10 +421,14 @@ class Agent:
                 or event.created < self._connected_at - 1
             )
             payload["station"] = self.config.station
+            data = dumps(payload)
+            if len(data) > MAX_PAYLOAD_BYTES:
+                self._refuse_event(event.id, event.type, len(data))
+                continue
             # never hold our lock while paho takes its own: its network thread holds that one
             # while it calls _on_publish, which takes ours (lock-order inversion, a deadlock)
             called = time.monotonic()
-            info = self.client.publish(self.topics.event(event.type), dumps(payload), qos=1)
+            info = self.client.publish(self.topics.event(event.type), data, qos=1)
             if info.rc != mqtt.MQTT_ERR_SUCCESS:
                 break
             with self._lock:
@@ -430,6 +446,16 @@ class Agent:
                 self._sent_ids.update(ids)
             self.journal.mark_attempt(ids)
         return sent
+
+    def _refuse_event(self, event_id: str, kind: str, size: int) -> None:
+        """An event over the protocol's limit would be refused by the broker (and the console)
+        at every attempt, and hold up the outbox behind it: it leaves the outbox, and the
+        centre is told that one was not sent (the alert is small; it goes)."""
+        log.error(
+            "event %s (%s) is %d bytes, over %d: not sent", event_id, kind, size, MAX_PAYLOAD_BYTES
+        )
+        self.journal.ack_events([event_id])
+        self.journal.alert("event_too_large", {"type": kind[:32], "bytes": size})
 
     def _drain_loop(self) -> None:
         while not self._stop.is_set():

@@ -46,6 +46,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleet.protocol.commands import COMMANDS
+from fleet.protocol.models import MAX_PAYLOAD_BYTES
 from fleet.protocol.topics import StationTopics, dumps, loads
 from statedir.journal import COMMAND_ID, CommandRecord, Journal
 
@@ -53,8 +54,9 @@ log = logging.getLogger("kiosk.agent.commands")
 
 RESULT_EXPIRY_S = 3600
 """Message expiry of results: a console that is away longer asks again (idempotent by id)."""
-MAX_PAYLOAD = 256 * 1024
-"""No result payload is larger than this (screenshots are downscaled by the kiosk to fit)."""
+MAX_PAYLOAD = MAX_PAYLOAD_BYTES
+"""No result payload is larger than the protocol's limit (screenshots are downscaled by the kiosk
+to fit)."""
 MAX_LOG_BYTES = 128 * 1024
 KEEP_RESULTS_S = 7 * 24 * 3600.0
 REPUBLISH_S = 10.0

@@ -29,6 +29,7 @@ import contextlib
 import functools
 import gc
 import logging
+import re
 import threading
 import time
 import uuid
@@ -40,13 +41,15 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry
-from sqlalchemy import insert, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, load_only
 
 from fleet.console import enroll
-from fleet.console.conditions import health_conditions
-from fleet.console.ingest_batch import BatchWriter, EventRows, parse
+from fleet.console.alerting import AlertDesk
+from fleet.console.edge import ALERT_KIND as MALFORMED_ALERT
+from fleet.console.edge import DeadLetters, EventIn, Item, Rejected, label, oversized, parse
+from fleet.console.ingest_batch import BatchWriter, EventRows
 from fleet.console.outputs import Metrics, Webhook
 from fleet.console.store import (
     Alert,
@@ -60,15 +63,18 @@ from fleet.console.store import (
 )
 from fleet.mqtt.client import CONSOLE_USER, BrokerAccess, on_accepted
 from fleet.mqtt.stream import RETAIN_IF_NEW, Message, StreamSubscriber
+from fleet.protocol.models import STATION_ALERT_KINDS, STATION_PATTERN
 from fleet.protocol.topics import CONSOLE_STATE, ROOT, StationTopics, dumps
+from fleet.protocol.topics import parse_station_topic as parse_topic
 from fleet.trust.pki import CertificateAuthority, PkiError
 from fleet.trust.renewal import CSR_EVENT, answer_csr
 
 log = logging.getLogger("fleet.console.ingest")
 
-HEALTH_KINDS = ("ui_frozen", "paper_out", "paper_low", "toner_out", "toner_low", "reader_fault")
 FINAL = frozenset({"succeeded", "failed", "timed_out"})
 FOLLOWED_EVENTS = frozenset({"help", "alert", CSR_EVENT})  # events the console acts on
+STATION_NAME = re.compile(STATION_PATTERN)
+SITE_ALERT = "site_mismatch"  # a station publishing under a site it is not bound to
 COMMAND_GRACE_S = 30.0  # a result may take this long beyond the command's own timeout
 
 
@@ -109,6 +115,7 @@ class Routed:
     """A parsed batch, by what the console does with it (:meth:`Ingest.prepare_batch`)."""
 
     events: EventRows
+    rejected: list[tuple[int | None, Rejected]] = field(default_factory=list)
     heartbeats: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
     records: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
     results: list[tuple[int, str, dict[str, Any]]] = field(default_factory=list)
@@ -137,6 +144,10 @@ class Ingest:
         self.webhook = Webhook(store, self.settings.webhook_url, self.metrics)
         self.ingested = 0  # messages this process took (tests of the shared subscription)
         self.batches = BatchWriter(store)
+        self.alerts = AlertDesk(
+            store, self.metrics, self.webhook, self.batches.name_of, self.settings.console_url
+        )
+        self.dead_letters = DeadLetters(store)
         self._stop = threading.Event()
         self._sweeper = threading.Thread(target=self._sweep_loop, name="console-sweep", daemon=True)
         client_id = self.settings.client_id or f"console-{uuid.uuid4().hex[:12]}"
@@ -222,91 +233,141 @@ class Ingest:
         self.prepare_batch(messages)()
 
     def _prepare(self, messages: list[Message]) -> Callable[[], None]:
-        return self.prepare_batch([(m.topic, m.payload) for m in messages])
+        over = [(m.topic, m.oversize) for m in messages if m.oversize]
+        if not over:
+            return self.prepare_batch([(m.topic, m.payload) for m in messages])
+        whole = [(m.topic, m.payload) for m in messages if not m.oversize]
+        return self.prepare_batch(whole, oversize=over)
 
-    def prepare_batch(self, messages: list[tuple[str, bytes]]) -> Callable[[], None]:
-        """Parse a batch and route it (the stream runs this while the previous batch is being
-        written); returns the step that stores it, which may be called again if it fails."""
-        events, items, _malformed = parse(messages)
-        if not events and not items:
+    def prepare_batch(
+        self, messages: list[tuple[str, bytes]], *, oversize: list[tuple[str, int]] | None = None
+    ) -> Callable[[], None]:
+        """Check a batch at the edge and route it (the stream runs this while the previous batch
+        is being written); returns the step that stores it, which may be called again if it
+        fails. Messages that fail a check are routed to the dead letters, never dropped."""
+        events, items, rejected = parse(messages, FOLLOWED_EVENTS)
+        for topic, size in oversize or ():
+            rejected += filter(None, [oversized(topic, size)])
+        if not events and not items and not rejected:
             return _nothing
         keys = {(e.site, e.station) for e in events}
         keys.update((i.site, i.station) for i in items)
+        keys.update((r.site, r.station) for r in rejected if r.reason != "bad_name")
         ids = self.batches.station_ids(keys)  # registers new stations: a write, but rare
-        routed = Routed(self.batches.event_rows(events, FOLLOWED_EVENTS))
+        refused = {k for k in keys if k not in ids}
+        routed = Routed(EventRows(0, {}, 0, [], []))
+        for r in rejected:
+            station_id = ids.get((r.site, r.station))
+            if station_id is None and STATION_NAME.match(r.station):
+                station_id = self.batches.owner(r.station)  # under a bad or foreign site
+            routed.rejected.append((station_id, r))
+        if refused:  # a station under a site it is not bound to: set aside, alerted
+            events, items = self._refuse(refused, events, items, routed)
+        routed.events = self.batches.event_rows(events, FOLLOWED_EVENTS)
         routed.kinds.update("evt/" + e.kind for e in events)
         for item in items:
             station_id = ids[(item.site, item.station)]
             kind = item.kind
-            routed.kinds[kind.split("/")[0]] += 1
+            routed.kinds[label(kind)] += 1
             if kind == "health":
                 routed.heartbeats.append((station_id, item.payload))
             elif kind in ("state", "birth", "reported"):
                 routed.records.append((station_id, kind, item.payload))
-            elif kind.startswith("cmd/") and kind.endswith("/result"):
+            else:  # cmd/{id}/result, the only other kind the edge lets through
                 routed.results.append((station_id, kind.split("/")[1], item.payload))
-        return functools.partial(self._store, routed)
+        return functools.partial(self._store_isolated, routed, messages)
+
+    def _refuse(
+        self,
+        refused: set[tuple[str, str]],
+        events: list[EventIn],
+        items: list[Item],
+        routed: Routed,
+    ) -> tuple[list[EventIn], list[Item]]:
+        """Move the messages of refused (site, station) keys to the dead letters."""
+        kept_events: list[EventIn] = [e for e in events if (e.site, e.station) not in refused]
+        kept_items: list[Item] = [i for i in items if (i.site, i.station) not in refused]
+        gone: list[tuple[str, str, str]] = [
+            (e.site, e.station, f"evt/{e.kind}") for e in events if (e.site, e.station) in refused
+        ]
+        gone += [(i.site, i.station, i.kind) for i in items if (i.site, i.station) in refused]
+        owners = {station: self.batches.owner(station) for _, station, _ in gone}
+        for site, station, rest in gone:
+            owner = owners[station]
+            topic = f"{ROOT}/{site}/{station}/{rest}"
+            detail = f"station {station} is bound to another site, not {site}"
+            rejected = Rejected(site, station, topic, label(rest), 0, "site_mismatch", detail, "")
+            routed.rejected.append((owner, rejected))
+        return kept_events, kept_items
+
+    def _store_isolated(self, routed: Routed, messages: list[tuple[str, bytes]]) -> None:
+        """Store a batch; if it fails while the database answers, one message is to blame:
+        store the batch again one message at a time and set aside the ones that fail. If the
+        database does not answer, raise: the stream offers the whole batch again later."""
+        try:
+            self._store(routed)
+        except Exception as err:
+            if not self.store.reachable() or len(messages) <= 1:
+                raise
+            log.warning("a batch of %d failed (%s); storing one by one", len(messages), err)
+            for topic, data in messages:
+                try:
+                    self.prepare_batch([(topic, data)])()
+                except Exception as one:
+                    if not self.store.reachable():
+                        raise
+                    self._set_aside_failed(topic, data, one)
+
+    def _set_aside_failed(self, topic: str, data: bytes, err: Exception) -> None:
+        parsed = parse_topic(topic)
+        if parsed is None:
+            return
+        site, station, rest = parsed
+        detail = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        rejected = Rejected(
+            site, station, topic[:255], label(rest), len(data), "store_failed", detail[:255], ""
+        )
+        station_id = self.batches.station_ids([(site, station)]).get((site, station))
+        self._set_aside([(station_id, rejected)])
+
+    def _set_aside(self, rows: list[tuple[int | None, Rejected]]) -> None:
+        """Dead letters, their count by reason, and one alert per station that sent them."""
+        if not rows:
+            return
+        self.dead_letters.add(rows)
+        reasons = collections.Counter(r.reason for _, r in rows)
+        for reason, count in reasons.items():
+            self.metrics.dead_letters.labels(reason=reason).inc(count)
+        self.metrics.messages.labels(kind="rejected").inc(len(rows))
+        alerts: list[tuple[int, str, dict[str, Any], bool]] = []
+        for station_id, r in rows:
+            if station_id is None:
+                continue
+            kind = SITE_ALERT if r.reason == "site_mismatch" else MALFORMED_ALERT
+            detail = {"reason": r.reason, "kind": r.kind, "site": r.site}
+            alerts.append((station_id, kind, detail, True))
+        self.raise_alerts(alerts)
 
     def _store(self, routed: Routed) -> None:
         now = time.time()
         online = self.batches.records(routed.records, now)
         newest = self.batches.heartbeats(routed.heartbeats, now)
         new_events, duplicates = self.batches.events(routed.events)
+        # at once: a redelivered batch finds these events stored and would not act on them again
+        self._after_events(new_events)
         for station_id, command_id, payload in routed.results:
             self._result(station_id, command_id, payload)
-        self.ingested += routed.kinds.total()
-        for label, count in routed.kinds.items():
-            self.metrics.messages.labels(kind=label[:32]).inc(count)
+        self._set_aside(routed.rejected)
+        self.ingested += routed.kinds.total() + len(routed.rejected)
+        for name, count in routed.kinds.items():
+            self.metrics.messages.labels(kind=name).inc(count)
         if duplicates:
             self.metrics.duplicates.inc(duplicates)
-        self._resolve_all(online, "offline")
-        self._health_alerts(newest)
-        self._after_events(new_events)
+        self.alerts.resolve_all(online, "offline")
+        self.alerts.health_alerts(newest)
 
     def station_id(self, site: str, station: str) -> int:
         return self.batches.station_id(site, station)
-
-    def _resolve_all(self, station_ids: set[int], kind: str) -> None:
-        """Resolve ``kind`` for these stations, where it is raised (one query to find them)."""
-        if not station_ids:
-            return
-        with self.store.session() as db:
-            raised = set(
-                db.scalars(
-                    select(Alert.station_id).where(
-                        Alert.station_id.in_(list(station_ids)),
-                        Alert.kind == kind,
-                        Alert.active_key.is_not(None),
-                    )
-                )
-            )
-        for station_id in raised:
-            self.resolve(station_id, kind)
-
-    def _health_alerts(self, newest: dict[int, dict[str, Any]]) -> None:
-        """Raise what the newest heartbeats say, unless raised; resolve what they no longer say."""
-        if not newest:
-            return
-        with self.store.session() as db:
-            active: set[tuple[int, str]] = set(
-                (row[0], row[1])
-                for row in db.execute(
-                    select(Alert.station_id, Alert.kind).where(
-                        Alert.station_id.in_(list(newest)),
-                        Alert.active_key.is_not(None),
-                        Alert.kind.in_(HEALTH_KINDS),
-                    )
-                )
-            )
-        raise_: list[tuple[int, str, dict[str, Any], bool]] = []
-        for station_id, payload in newest.items():
-            conditions = health_conditions(payload)
-            for kind in HEALTH_KINDS:
-                if kind in conditions and (station_id, kind) not in active:
-                    raise_.append((station_id, kind, conditions[kind], False))
-                elif kind not in conditions and (station_id, kind) in active:
-                    self.resolve(station_id, kind)
-        self.raise_alerts(raise_)
 
     def _after_events(self, events: list[tuple[int, str, dict[str, Any]]]) -> None:
         """Help requests and the stations' own alerts raise alerts; a CSR is answered."""
@@ -315,7 +376,9 @@ class Ingest:
             if kind == "help":
                 alerts.append((station_id, "help_request", {"screen": payload.get("screen")}, True))
             elif kind == "alert":
-                name = str(payload.get("kind") or "unknown")[:24]
+                name = str(payload.get("kind"))
+                if name not in STATION_ALERT_KINDS:  # bounded: one "other" alert per station
+                    name = "other"
                 event_id = str(payload.get("event_id") or "")[:64]
                 alerts.append((station_id, f"station:{name}", {"event_id": event_id}, True))
             elif kind == CSR_EVENT:
@@ -337,117 +400,18 @@ class Ingest:
             row.detail = detail if isinstance(detail, dict) else {}
             row.updated_at = time.time()
 
-    # --- alerts --------------------------------------------------------------------------------
+    # --- alerts (fleet.console.alerting) ------------------------------------------------------
 
     def raise_alert(
         self, station_id: int, kind: str, detail: dict[str, Any], *, repeat: bool = False
     ) -> bool:
-        """Raise ``kind`` for the station unless it is raised already; True if it is new."""
-        key = f"{station_id}:{kind}"
-        now = time.time()
-        for _ in range(3):
-            try:
-                with self.store.session() as db:
-                    existing = db.scalar(select(Alert).where(Alert.active_key == key))
-                    if existing is not None:
-                        existing.last_at = now
-                        if repeat:
-                            existing.count += 1
-                        return False
-                    row = {
-                        "station_id": station_id,
-                        "kind": kind,
-                        "active_key": key,
-                        "raised_at": now,
-                        "last_at": now,
-                        "count": 1,
-                        "detail": detail,
-                        "notified": "" if self.settings.webhook_url else "off",
-                    }
-                    alert = Alert(**row)
-                    db.add(alert)
-                    db.flush()
-                    message = self._alert_message(db, alert.id, row)
-            except IntegrityError:  # raised by another console just now: de-duplicated
-                continue
-            self.metrics.alerts.labels(kind=kind.split(":")[0]).inc()
-            self.webhook.notify(message)
-            return True
-        return False
+        return self.alerts.raise_alert(station_id, kind, detail, repeat=repeat)
 
     def raise_alerts(self, requests: list[tuple[int, str, dict[str, Any], bool]]) -> int:
-        """Many :meth:`raise_alert` (station id, kind, detail, repeat) in one transaction: the
-        same counts as one by one; the number of new alerts."""
-        merged: dict[str, tuple[int, str, dict[str, Any], int]] = {}
-        for station_id, kind, detail, repeat in requests:
-            key = f"{station_id}:{kind}"
-            seen = merged.get(key)
-            repeats = (seen[3] if seen else 0) + (1 if repeat else 0)
-            merged[key] = (station_id, kind, seen[2] if seen else detail, repeats)
-        if len(requests) <= 1:
-            return sum(self.raise_alert(s, k, d, repeat=r) for s, k, d, r in requests)
-        now = time.time()
-        notified = "" if self.settings.webhook_url else "off"
-        try:
-            with self.store.session() as db:
-                alerts = select(Alert).where(Alert.active_key.in_(list(merged)))
-                existing = {a.active_key: a for a in db.scalars(alerts)}
-                rows: list[dict[str, Any]] = []
-                for key, (station_id, kind, detail, repeats) in merged.items():
-                    alert = existing.get(key)
-                    if alert is not None:
-                        alert.last_at = now
-                        alert.count += repeats
-                        continue
-                    rows.append(
-                        {
-                            "station_id": station_id,
-                            "kind": kind,
-                            "active_key": key,
-                            "raised_at": now,
-                            "last_at": now,
-                            "count": max(1, repeats),
-                            "detail": detail,
-                            "notified": notified,
-                        }
-                    )
-                ids: dict[str | None, int] = {}
-                if rows:  # one statement, then their ids by key (unique while active)
-                    db.execute(insert(Alert), rows)
-                    keys = [row["active_key"] for row in rows]
-                    query = select(Alert.active_key, Alert.id).where(Alert.active_key.in_(keys))
-                    ids = {key: alert_id for key, alert_id in db.execute(query)}
-                messages = [self._alert_message(db, ids[row["active_key"]], row) for row in rows]
-        except IntegrityError:  # another console raised one of them just now: one by one
-            return sum(self.raise_alert(s, k, d, repeat=r) for s, k, d, r in requests)
-        for message in messages:
-            self.metrics.alerts.labels(kind=str(message["kind"]).split(":")[0]).inc()
-            self.webhook.notify(message)
-        return len(messages)
-
-    def _alert_message(self, db: Session, alert_id: int, alert: dict[str, Any]) -> dict[str, Any]:
-        """What the webhook is sent about a new alert (``alert``: its columns by name)."""
-        try:
-            site, station = self.batches.name_of(alert["station_id"])
-        except KeyError:  # a station this process has not heard from (the sweep's offline)
-            row = db.get_one(Station, alert["station_id"])
-            site, station = row.site, row.station
-        return {
-            "id": alert_id,
-            "kind": alert["kind"],
-            "site": site,
-            "station": station,
-            "raised_at": alert["raised_at"],
-            "detail": alert["detail"],
-            "url": f"{self.settings.console_url}/stations/{site}/{station}",
-        }
+        return self.alerts.raise_alerts(requests)
 
     def resolve(self, station_id: int, kind: str) -> None:
-        with self.store.session() as db:
-            alert = db.scalar(select(Alert).where(Alert.active_key == f"{station_id}:{kind}"))
-            if alert is not None:
-                alert.active_key = None
-                alert.resolved_at = time.time()
+        self.alerts.resolve(station_id, kind)
 
     # --- commands ------------------------------------------------------------------------------
 
@@ -580,3 +544,4 @@ class Ingest:
             if station_id in alerted:
                 self.resolve(station_id, "offline")
         enroll.expiry_alerts(self, now)  # cert_expiring, 30 days ahead
+        self.dead_letters.prune()  # the newest DEAD_LETTERS_KEPT stay

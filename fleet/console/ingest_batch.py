@@ -16,67 +16,17 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, NamedTuple, cast
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import Table, insert, select, tuple_, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from fleet.console.edge import EventIn
+from fleet.console.enroll import Enrolment
 from fleet.console.store import HealthSample, Station, StationEvent, Store
-from fleet.protocol.topics import ROOT, loads
 
 log = logging.getLogger("fleet.console.ingest")
-
-
-class Item(NamedTuple):
-    """One station message, parsed: ``kind`` is the topic after the station (``health``…)."""
-
-    site: str
-    station: str
-    kind: str
-    payload: dict[str, Any]
-
-
-class EventIn(NamedTuple):
-    """One event as it came: ``kind`` is the topic after ``evt/``; ``text`` its JSON."""
-
-    site: str
-    station: str
-    kind: str
-    payload: dict[str, Any]
-    text: str
-
-
-class Parsed(NamedTuple):
-    events: list[EventIn]  # most of the stream, kept apart: the fewer steps, the faster
-    others: list[Item]
-    malformed: int
-
-
-def parse(messages: Iterable[tuple[str, bytes]]) -> Parsed:
-    """The messages that are a station's, with a JSON object; and how many were malformed."""
-    events: list[EventIn] = []
-    others: list[Item] = []
-    malformed = 0
-    prefix = ROOT + "/"
-    for topic, data in messages:
-        if not topic.startswith(prefix):
-            continue
-        parts = topic.split("/", 5)
-        if len(parts) < 5 or parts[2] == "console":
-            continue
-        try:
-            text = data.decode()
-            payload = loads(text)
-        except ValueError:  # UnicodeDecodeError is one too
-            malformed += 1
-            log.warning("malformed payload on %s", topic)
-            continue
-        if parts[4] == "evt" and len(parts) == 6:
-            events.append(EventIn(parts[2], parts[3], parts[5], payload, text))
-        else:
-            others.append(Item(parts[2], parts[3], "/".join(parts[4:]), payload))
-    return Parsed(events, others, malformed)
 
 
 ROWS_PER_INSERT = 1000  # 6,000 parameters: within SQLite's 32,766 and PostgreSQL's 65,535
@@ -169,6 +119,9 @@ def apply_state(row: Station | StateFields, payload: dict[str, Any], now: float)
     return True
 
 
+REFUSAL_TTL_S = 60.0  # a refused (site, station) is looked up again after this (a re-enrolment)
+
+
 class BatchWriter:
     """Station ids by (site, station), kept in memory; bulk writes of heartbeats and events."""
 
@@ -176,6 +129,8 @@ class BatchWriter:
         self.store = store
         self._ids: dict[tuple[str, str], int] = {}
         self._names: dict[int, tuple[str, str]] = {}
+        # (site, station) keys refused (the station is bound to another site), until when
+        self._refused: dict[tuple[str, str], float] = {}
         self._loaded = False
 
     def _load_all(self) -> None:
@@ -190,10 +145,12 @@ class BatchWriter:
         self._names.update((sid, key) for key, sid in known.items())
 
     def station_ids(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], int]:
-        """The ids of these stations, registering the new ones."""
+        """The ids of these stations, registering the new ones a station may use (see
+        :meth:`refused`): a key refused is absent from the answer."""
         if not self._loaded:
             self._load_all()
-        missing = {k for k in keys if k not in self._ids}
+        now = time.monotonic()
+        missing = {k for k in keys if k not in self._ids and self._refused.get(k, 0.0) < now}
         for _ in range(3):
             if not missing:
                 return self._ids
@@ -201,20 +158,55 @@ class BatchWriter:
                 with self.store.session() as db:
                     known = self._known(db, missing)
                     new = missing - set(known)
-                    if new:
-                        now = time.time()
+                    bound = self._bound(db, {station for _, station in new})
+                    allowed = {
+                        (site, station) for site, station in new if bound.get(station, site) == site
+                    }
+                    if allowed:
                         db.execute(
                             insert(cast(Table, Station.__table__)),
-                            [{"site": s, "station": t, "first_seen": now} for s, t in new],
+                            [
+                                {"site": s, "station": t, "first_seen": time.time()}
+                                for s, t in allowed
+                            ],
                         )
-                        known.update(self._known(db, new))
+                        known.update(self._known(db, allowed))
+                    refused = new - allowed
                 self._remember(known)
-                missing -= set(known)
+                self._refused.update((key, now + REFUSAL_TTL_S) for key in refused)
+                missing -= set(known) | refused
             except IntegrityError:  # another console registered one a moment ago
                 continue
         if missing:
             raise RuntimeError(f"stations {sorted(missing)[:3]} could not be stored")
         return self._ids
+
+    def owner(self, station: str) -> int | None:
+        """The id of the row of ``station`` under the site it is bound to (None: not enrolled
+        and never seen under a valid site). Asked only for messages set aside: not cached."""
+        with self.store.session() as db:
+            site = self._bound(db, {station}).get(station)
+            if site is None:
+                return None
+            return self._known(db, {(site, station)}).get((site, station))
+
+    @staticmethod
+    def _bound(db: Session, stations: set[str]) -> dict[str, str]:
+        """The site each of these stations is bound to: its enrolment's, else the site it was
+        first seen under; absent for a station never seen and not enrolled."""
+        if not stations:
+            return {}
+        first = (
+            select(Station.station, Station.site)
+            .where(Station.station.in_(list(stations)))
+            .order_by(Station.id.desc())  # the oldest row last: it wins below
+        )
+        bound = {station: site for station, site in db.execute(first)}
+        enrolled = select(Enrolment.station, Enrolment.site).where(
+            Enrolment.station.in_(list(stations))
+        )
+        bound.update({station: site for station, site in db.execute(enrolled)})
+        return bound
 
     @staticmethod
     def _known(db: Session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], int]:
@@ -322,27 +314,15 @@ class BatchWriter:
         followed_rows: list[EventRow] = []
         watched: dict[tuple[int, str], tuple[int, str, dict[str, Any]]] = {}
         duplicates = 0
-        for site, station, kind, payload, text in items:
+        for site, station, kind, event_id, ts, backfill, text, payload in items:
             station_id = ids[(site, station)]
-            event_id = payload.get("event_id")
-            if not event_id:
-                log.warning("an event without an id from station %s ignored", station_id)
-                continue
-            key = (station_id, str(event_id)[:64])
+            key = (station_id, event_id)
             if key in keys:
                 duplicates += 1
                 continue
             keys.add(key)
-            ts = payload.get("ts")
-            row = (
-                station_id,
-                key[1],
-                kind[:32],
-                ts if type(ts) is float and ts else _number(ts, now),
-                bool(payload.get("backfill")),
-                text,
-            )
-            if kind in followed:
+            row = (station_id, event_id, kind, ts or now, backfill, text)
+            if payload is not None and kind in followed:
                 followed_rows.append(row)
                 watched[key] = (station_id, kind, payload)
             else:
@@ -383,10 +363,3 @@ class EventRows:
     duplicates: int
     chunks: list[tuple[int, tuple[Any, ...]]]
     followed: list[tuple[int, tuple[Any, ...]]]
-
-
-def _number(value: Any, default: float) -> float:
-    try:
-        return float(value) if value else default
-    except (TypeError, ValueError):
-        return default

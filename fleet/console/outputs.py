@@ -28,6 +28,12 @@ class Metrics:
         self.duplicates = Counter(
             "console_duplicate_events", "events already stored (redelivered)", registry=registry
         )
+        self.dead_letters = Counter(
+            "console_dead_letters",
+            "station messages set aside at the edge, by reason (fleet.console.edge.REASONS)",
+            ["reason"],
+            registry=registry,
+        )
         self.alerts = Counter("console_alerts_raised", "new alerts", ["kind"], registry=registry)
         self.commands = Counter("console_commands_sent", "commands published", registry=registry)
         self.webhook_failures = Counter(

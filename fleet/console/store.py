@@ -35,6 +35,7 @@ from sqlalchemy import (
     UniqueConstraint,
     create_engine,
     event,
+    text,
 )
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
@@ -297,6 +298,15 @@ class Store:
         """A unit of work: committed at the end, rolled back on an exception."""
         with self._sessions() as db, db.begin():
             yield db
+
+    def reachable(self) -> bool:
+        """Does the database answer now? (Tells one bad message from an outage.)"""
+        try:
+            with self.session() as db:
+                db.execute(text("SELECT 1"))
+        except Exception:  # any failure to answer is "not reachable"
+            return False
+        return True
 
     def close(self) -> None:
         self.engine.dispose()

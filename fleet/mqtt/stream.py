@@ -40,13 +40,15 @@ from typing import NamedTuple, TypeVar
 
 from fleet.mqtt.backoff import Backoff
 from fleet.mqtt.client import TlsFiles, client_context
+from fleet.protocol.models import MAX_PACKET_BYTES
 
 log = logging.getLogger("fleet.console.stream")
 _T = TypeVar("_T")
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK = 1, 2, 3, 4, 8, 9
 PINGREQ, PINGRESP, DISCONNECT = 12, 13, 14
-MAX_PACKET = 1 << 20  # the console never takes a larger message (the agent's are ~1 KiB)
+MAX_PACKET = MAX_PACKET_BYTES  # announced at CONNECT: a broker must not send the console more
+_HEAD = 2 + 65535 + 2 + 16  # topic length, topic, packet id, the start of the properties
 # Subscription option (MQTT v5, 3.8.3.1), or'ed with the QoS: Retain Handling 1, "send retained
 # messages only if the subscription does not currently exist". A persistent session keeps its
 # subscriptions, so a reconnect does not replay every retained message.
@@ -63,6 +65,7 @@ class Message(NamedTuple):  # a tuple: made for every message, so it must be che
     qos: int
     retain: bool
     dup: bool
+    oversize: int = 0  # > 0: a packet of this many bytes, over MAX_PACKET, its payload unread
 
 
 def _varint(n: int) -> bytes:
@@ -92,11 +95,13 @@ def connect_packet(
     session_expiry_s: int,
     receive_maximum: int,
     clean_start: bool,
+    max_packet: int = MAX_PACKET,
 ) -> bytes:
     flags = (0x02 if clean_start else 0) | (0x80 if username else 0) | (0x40 if password else 0)
     props = (
         b"\x11" + struct.pack("!I", session_expiry_s) + b"\x21" + struct.pack("!H", receive_maximum)
     )
+    props += b"\x27" + struct.pack("!I", max_packet)  # Maximum Packet Size (MQTT v5, 3.1.2.11.4)
     body = _string("MQTT") + bytes([5, flags]) + struct.pack("!H", keepalive_s)
     body += _varint(len(props)) + props + _string(client_id)
     if username:
@@ -118,14 +123,30 @@ def puback_packets(packet_ids: Sequence[int]) -> bytes:
     return b"".join(struct.pack("!BBH", PUBACK << 4, 2, pid) for pid in packet_ids)
 
 
-class Parser:
-    """Splits the byte stream into packets: ``feed`` returns (type, flags, body) tuples."""
+OVERSIZE = 16  # a pseudo packet type: the head of a PUBLISH over MAX_PACKET (its rest skipped)
 
-    def __init__(self) -> None:
+
+class Parser:
+    """Splits the byte stream into packets: ``feed`` returns (type, flags, body) tuples.
+
+    A PUBLISH over ``max_packet`` (a broker that ignored the Maximum Packet Size announced at
+    CONNECT) is not a reason to drop the connection, which would only bring it back: its head
+    (topic, packet id) comes out as an :data:`OVERSIZE` packet, so that it is acknowledged and
+    set aside, and the rest of it is read and thrown away (:attr:`oversize` holds its sizes).
+    """
+
+    def __init__(self, max_packet: int = MAX_PACKET) -> None:
         self._buf = bytearray()
+        self._discard = 0  # bytes of an oversize packet still to throw away
+        self.max_packet = max_packet
+        self.oversize: list[int] = []
 
     def feed(self, data: bytes) -> list[tuple[int, int, memoryview]]:
         # the bodies are views of one immutable copy, so they stay valid after this returns
+        if self._discard:
+            skipped = min(self._discard, len(data))
+            self._discard -= skipped
+            data = data[skipped:]
         if self._buf:
             self._buf += data
             data = bytes(self._buf)
@@ -150,8 +171,18 @@ class Parser:
                         raise StreamError("malformed remaining length")
                 if not complete:
                     break
-            if length > MAX_PACKET:
-                raise StreamError(f"a packet of {length} bytes is larger than allowed")
+            if length > self.max_packet:
+                if data[pos] >> 4 != PUBLISH:
+                    raise StreamError(f"a packet of {length} bytes is larger than allowed")
+                head = min(length, _HEAD)
+                if end - i < head:
+                    break
+                out.append((OVERSIZE, data[pos] & 0x0F, view[i : i + head]))
+                self.oversize.append(length)
+                taken = min(length, end - i)
+                self._discard = length - taken
+                pos = i + taken
+                continue
             if end - i < length:
                 break
             header = data[pos]
@@ -220,6 +251,18 @@ class _Protocol(asyncio.Protocol):
             if kind == PUBLISH:
                 message, packet_id = decode_publish(flags, body)
                 messages.append((generation, message, packet_id))
+            elif kind == OVERSIZE:
+                try:
+                    message, packet_id = decode_publish(flags, body)
+                except (IndexError, UnicodeDecodeError):
+                    log.error("broker stream: an oversize packet without a readable head")
+                    self._abort()
+                    return
+                size = self.parser.oversize.pop(0)
+                log.error("broker sent a message of %d bytes on %s; set aside", size, message.topic)
+                messages.append(
+                    (generation, message._replace(payload=b"", oversize=size), packet_id)
+                )
             elif kind == CONNACK:
                 self._connack(body)
             elif kind == SUBACK and not self.suback.done():

@@ -20,7 +20,19 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from flows.models import DeviceState
 
 MAX_SESSION = 2**63 - 1  # SQLite's INTEGER: a session counter above it cannot be stored
+MAX_PAYLOAD_BYTES = 256 * 1024
+"""The largest message payload either side takes: a command result with a screenshot (the kiosk
+downscales it to fit) or a log tail (128 KiB); events are ~1 KiB, a health ~2 KiB. The console
+sets a larger one aside unread; the agent does not send one."""
+MAX_PACKET_BYTES = MAX_PAYLOAD_BYTES + 1024
+"""MQTT v5 Maximum Packet Size announced at CONNECT by the console and the agent: the payload
+with room for the topic and properties. The shipped broker configuration says the same
+(``max_packet_size`` in ``assets/mosquitto/mosquitto.conf``; a test holds them equal)."""
+SITE_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"  # kiosk.config's [station] site
+STATION_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"  # a certificate's CN (fleet.trust.pki)
 Name = Annotated[str, Field(min_length=1, max_length=64)]
+SiteName = Annotated[str, Field(pattern=SITE_PATTERN)]
+StationName = Annotated[str, Field(pattern=STATION_PATTERN)]
 Text = Annotated[str, Field(max_length=500)]
 Count = Annotated[int, Field(ge=0, le=MAX_SESSION)]
 
@@ -68,8 +80,8 @@ class State(Timestamped):
 class Birth(Timestamped):
     """``birth``: retained; what the station is and runs."""
 
-    station: Name
-    site: Name
+    station: StationName
+    site: SiteName
     app_version: Name
     catalog_version: int | None
     hardware: dict[Name, str | bool] = Field(max_length=16)
@@ -101,7 +113,7 @@ class Health(Timestamped):
 
 class Event(Timestamped):
     event_id: Name
-    station: Name
+    station: StationName
     backfill: bool
 
 
@@ -141,6 +153,21 @@ class CsrEvent(Event):
 
 
 CSR_EVENT = "csr"  # a station asks for a new certificate (fleet.agent.renewal)
+
+STATION_ALERT_KINDS = frozenset(
+    {
+        "maintenance",  # kiosk.shell.maintenance
+        "print_failed",  # statedir.print_jobs
+        "print_unknown",
+        "disk_low",  # kiosk.shell.diskguard
+        "disk_ok",
+        "certificate_renewal_failed",  # fleet.agent.renewal
+        "event_too_large",  # fleet.agent: an event over MAX_PAYLOAD_BYTES, not sent
+    }
+)
+"""The kinds of a station's own ``alert`` events the console names; any other kind is raised as
+``station:other`` (with the kind in its detail), so one station cannot open a thousand alerts or
+metric series by inventing kinds."""
 
 EVENTS: dict[str, type[Event]] = {
     "transaction": TransactionEvent,
@@ -203,6 +230,14 @@ class CommandResult(Timestamped):
     detail: dict[Name, Any] = Field(max_length=32)
 
 
+_FIXED: dict[str, type[Message]] = {
+    "state": State,
+    "birth": Birth,
+    "health": Health,
+    "reported": Reported,
+}
+
+
 class ConsoleState(Message):
     """``kiosk/v1/console/state``: the console's own presence (and its Will, which is set
     before the connection and so carries no time)."""
@@ -211,22 +246,24 @@ class ConsoleState(Message):
     ts: float | None = None
 
 
+def station_model(rest: str) -> type[Message] | None:
+    """The model of what a station sends on the topic below its root; None for a topic that is
+    not one of the protocol's."""
+    parts = rest.split("/")
+    if len(parts) == 1:
+        return _FIXED.get(rest)
+    if len(parts) == 2 and parts[0] == "evt":
+        return EVENTS.get(parts[1])
+    if len(parts) == 3 and parts[0] == "cmd" and parts[2] == "result" and 0 < len(parts[1]) <= 64:
+        return CommandResult
+    return None
+
+
 def station_message(rest: str, payload: dict[str, Any]) -> Message:
     """The model of a station's message by the topic below its root (``health``,
     ``evt/rating``, ``cmd/ID/result``); ``ValueError`` (pydantic's ValidationError is one)
     when the payload does not fit or the topic is not one a station sends on."""
-    parts = rest.split("/")
-    fixed: dict[str, type[Message]] = {
-        "state": State,
-        "birth": Birth,
-        "health": Health,
-        "reported": Reported,
-    }
-    model: type[Message] | None = fixed.get(rest)
-    if model is None and len(parts) == 2 and parts[0] == "evt":
-        model = EVENTS.get(parts[1])
-    if model is None and len(parts) == 3 and parts[0] == "cmd" and parts[2] == "result":
-        model = CommandResult
+    model = station_model(rest)
     if model is None:
         raise ValueError(f"no station message is sent on {rest!r}")
     return model.model_validate(payload)

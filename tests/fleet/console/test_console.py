@@ -29,6 +29,7 @@ from fleet.trust.pki import CertificateAuthority, build_csr, common_name, csr_pe
 from flows.tokens import Signer, TokenClaims, public_pem
 from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
+from tests.fleet import messages
 
 SITE = "zibo-gx"
 PASSWORD = "correct horse battery"
@@ -442,8 +443,8 @@ def test_csr_is_answered_for_the_station_of_the_topic(
         key = generate_key()
         for event_id, cn in (("e-own", "st-7"), ("e-lie", "st-8")):
             csr = csr_pem(build_csr(key, cn)).decode()
-            payload = {"event_id": event_id, "csr": csr, "ts": time.time(), "station": "st-7"}
-            station.publish(f"kiosk/v1/{SITE}/st-7/evt/csr", json.dumps(payload), qos=1)
+            payload = messages.event("csr", "st-7", event_id, csr=csr)
+            station.publish(f"kiosk/v1/{SITE}/st-7/evt/csr", payload, qos=1)
         until(lambda: commands, what="install_certificate")
         time.sleep(0.5)
         [(topic, command)] = commands  # the CSR for another station got no certificate

@@ -48,6 +48,7 @@ from fleet.trust.pki import (
 )
 from flows.tokens import Signer, TokenClaims, public_pem
 from sandbox.mosquitto import SHIPPED_CONF, MosquittoBroker, derive_tls_config
+from tests.fleet import messages
 from tests.fleet.console.test_console import PASSWORD, until
 from tests.fleet.console.test_console import login as console_login
 
@@ -397,7 +398,7 @@ def active_alerts(console: Console, kind: str) -> list[Alert]:
 
 def csr_event(station: str, event_id: str) -> bytes:
     pem = csr_pem(build_csr(generate_key(), station)).decode()
-    return json.dumps({"event_id": event_id, "csr": pem, "ts": time.time()}).encode()
+    return messages.event("csr", station, event_id, csr=pem)
 
 
 def test_expiry_alerts_30_days_ahead_renewals_recorded_and_refused_once_revoked(
@@ -415,8 +416,8 @@ def test_expiry_alerts_30_days_ahead_renewals_recorded_and_refused_once_revoked(
     ingest = console.ingest
     topic = f"kiosk/v1/{SITE}/st-a"
     try:
-        birth = {"app_version": "0.1.0", "cert_expiry": first.not_valid_after_utc.isoformat()}
-        ingest.handle(f"{topic}/birth", json.dumps(birth).encode())
+        expiry = first.not_valid_after_utc.isoformat()
+        ingest.handle(f"{topic}/birth", messages.birth(SITE, "st-a", cert_expiry=expiry))
         now = time.time()
         ingest.sweep(now=now)
         assert active_alerts(console, ALERT_KIND) == []  # 40 days left
@@ -440,8 +441,8 @@ def test_expiry_alerts_30_days_ahead_renewals_recorded_and_refused_once_revoked(
         # until the terminal presents it (its birth says so), the alert stays
         ingest.sweep(now=later)
         assert active_alerts(console, ALERT_KIND)[0].active_key is not None
-        birth["cert_expiry"] = renewed.not_valid_after_utc.isoformat()
-        ingest.handle(f"{topic}/birth", json.dumps(birth).encode())
+        expiry = renewed.not_valid_after_utc.isoformat()
+        ingest.handle(f"{topic}/birth", messages.birth(SITE, "st-a", cert_expiry=expiry))
         ingest.sweep(now=later)
         [resolved] = active_alerts(console, ALERT_KIND)
         assert resolved.active_key is None and resolved.resolved_at is not None

@@ -5,7 +5,6 @@ the first time are acted on, so a redelivered help request raises nothing twice.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
@@ -14,13 +13,13 @@ from sqlalchemy import func, select
 from fleet.console.ingest import Ingest
 from fleet.console.store import Alert, StationEvent, Store
 from fleet.mqtt.client import BrokerAccess
+from tests.fleet import messages
 
 TOPIC = "kiosk/v1/zibo-gx/{station}/evt/{kind}"
 
 
 def event(station: str, kind: str, event_id: str, **body: object) -> tuple[str, bytes]:
-    payload = {"event_id": event_id, "ts": 1_795_000_000.5, "backfill": False, **body}
-    return TOPIC.format(station=station, kind=kind), json.dumps(payload).encode()
+    return TOPIC.format(station=station, kind=kind), messages.event(kind, station, event_id, **body)
 
 
 @pytest.fixture
