@@ -22,6 +22,7 @@ __all__ = ["Metrics", "Webhook"]
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
         self.messages = Counter(
             "console_messages", "MQTT messages ingested", ["kind"], registry=registry
         )

@@ -29,16 +29,16 @@ _EVENT_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def event(kind: str, station: str, event_id: str, **fields: Any) -> bytes:
+def event(type_: str, station: str, event_id: str, /, **fields: Any) -> bytes:
     payload = {
         "event_id": event_id,
         "station": station,
         "ts": time.time(),
         "backfill": False,
-        **_EVENT_DEFAULTS[kind],
+        **_EVENT_DEFAULTS[type_],
         **fields,
     }
-    return dumps(models.EVENTS[kind].model_validate_json(dumps(payload), strict=True).dump())
+    return dumps(models.EVENTS[type_].model_validate_json(dumps(payload), strict=True).dump())
 
 
 def birth(site: str, station: str, **fields: Any) -> bytes:
