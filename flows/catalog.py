@@ -91,10 +91,11 @@ class _Model(BaseModel):
 
 
 # Lengths in characters (code points). Chinese first; English translations run 2-3 times longer,
-# so every English limit is three times the Chinese one. Measured against the screens in elder
-# mode (kiosk/ui/theme.py: 22 mm buttons, the largest type): a service button in elder landscape
-# shows two lines of about 16 Chinese characters, so 32 still fits the longest real matter names
-# (城乡居民基本养老保险待遇领取资格认证 is 18, 老年人、残疾人、孕妇绿色通道优先取号 is 20).
+# so every English limit is three times the Chinese one. A name is one button or heading: the
+# longest real matter names run 18-25 characters (城乡居民基本养老保险待遇领取资格认证 is 18,
+# 老年人、残疾人、孕妇绿色通道优先取号 is 18), so 32 leaves room. The choose screen's buttons wrap
+# their text (kiosk/ui/screens/choose.kv); that 32 characters fit one in elder mode is not yet
+# checked with a screenshot (a GUI test under tests/kiosk/ui/ should show a name at the limit).
 NAME_ZH, NAME_EN = 32, 96  # station, category, service, bundle and material names: one button
 LINE_ZH, LINE_EN = 100, 300  # a notice's legal basis, time limit, fees, place; a material's note
 PARAGRAPH_ZH, PARAGRAPH_EN = 150, 450  # a description or a spoken text: one screen, ~30 s of voice

@@ -30,7 +30,7 @@ from flows.catalog import (
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "assets" / "catalog" / "demo.toml"
 
-# realistic long matter names (20-25 characters) and their English, 2-3 times longer
+# realistic long matter names and their English, 2-3 times longer
 LONG_NAMES = [
     (
         "城乡居民基本养老保险待遇领取资格认证",
