@@ -3,6 +3,12 @@
 Operators write catalogs (TOML or JSON); the console validates them with this same schema before
 signing, and the terminal validates again before use. A validation error names the path of the
 offending value and the rule it broke (:class:`CatalogError`).
+
+The limits live here too, because the signer and the terminal must refuse the same catalogs: a
+catalog the signer accepts and every terminal then refuses is a rollout that fails everywhere at
+once. They bound what an unattended terminal spends on one catalog (bytes to download and parse,
+nesting depth, services whose spoken texts it synthesises ahead of need) and what a resident in
+elder mode has to read (the length of every human text, :class:`Text` and its kinds).
 """
 
 from __future__ import annotations
@@ -10,12 +16,44 @@ from __future__ import annotations
 import enum
 import json
 import tomllib
+from collections import Counter
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from flows.errors import KioskError
+
+MAX_CATALOG_BYTES = 256 * 1024
+"""The largest catalog file the signer signs and a terminal downloads. The demo's 12 services take
+11 KiB; a town's 100 services with their materials notices stay under 150 KiB. A limit the
+signer and the terminals share (one object, imported by both): see the module's docstring."""
+
+MAX_DEPTH = 12
+"""Tables and lists inside one another. A valid catalog needs 7 (the file › services › a service
+› its notice › materials › a material › its name); a file nested deeper is refused as such
+("nested too deeply"), also when the TOML or JSON parser runs out of stack on it
+(``RecursionError`` at about 1,000 levels), so that no parser's crash reaches the operator or
+the terminal's report."""
+
+# How many entries a catalog may list. The kiosk synthesises every service's and bundle's spoken
+# text in both languages ahead of need (kiosk.present.spoken_texts: a WAV each, kept on the state
+# disk), its attract screen names the services one after another every 4 s, and its choose screen
+# shows six to a page (four in elder landscape). 200 services are 400 WAVs (about 80 MB) and 34
+# pages; 10,000 would fill the state disk and keep espeak busy for hours at every start.
+MAX_SERVICES = 200
+MAX_BUNDLES = 50
+MAX_CATEGORIES = 30
+MAX_BUNDLE_SERVICES = 10  # services in one bundle: one identification, one confirmation
+MAX_MATERIALS = 20  # on one materials notice, printed on the thermal slip
 
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
 Hours = Annotated[str, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")]
@@ -52,14 +90,54 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# Lengths in characters (code points). Chinese first; English translations run 2-3 times longer,
+# so every English limit is three times the Chinese one. A name is one button or heading: the
+# longest real matter names run 18-25 characters (城乡居民基本养老保险待遇领取资格认证 is 18,
+# 老年人、残疾人、孕妇绿色通道优先取号 is 18), so 32 leaves room. The choose screen's buttons wrap
+# their text (kiosk/ui/screens/choose.kv); that 32 characters fit one in elder mode is not yet
+# checked with a screenshot (a GUI test under tests/kiosk/ui/ should show a name at the limit).
+NAME_ZH, NAME_EN = 32, 96  # station, category, service, bundle and material names: one button
+LINE_ZH, LINE_EN = 100, 300  # a notice's legal basis, time limit, fees, place; a material's note
+PARAGRAPH_ZH, PARAGRAPH_EN = 150, 450  # a description or a spoken text: one screen, ~30 s of voice
+
+
 class Text(_Model):
-    """A text in both languages of the station; Chinese first."""
+    """A text in both languages of the station; Chinese first. Bounded as a paragraph; the kinds
+    below bound names and notice lines tighter."""
 
     zh: str = Field(min_length=1)
     en: str = Field(min_length=1)
 
+    limits: ClassVar[tuple[int, int]] = (PARAGRAPH_ZH, PARAGRAPH_EN)
+    kind: ClassVar[str] = "a description or spoken text"
+
+    @field_validator("zh", "en")
+    @classmethod
+    def _fits(cls, value: str, info: ValidationInfo) -> str:
+        limit = cls.limits[0] if info.field_name == "zh" else cls.limits[1]
+        if len(value) > limit:
+            raise ValueError(
+                f"is {len(value)} characters long; {cls.kind} may have at most {limit} "
+                f"in {info.field_name} to fit the screen in elder mode"
+            )
+        return value
+
     def get(self, lang: str) -> str:
         return self.zh if lang == "zh" else self.en
+
+
+class Name(Text):
+    """What a button or a heading says: a station, category, service, bundle or material."""
+
+    limits: ClassVar[tuple[int, int]] = (NAME_ZH, NAME_EN)
+    kind: ClassVar[str] = "a name"
+
+
+class Line(Text):
+    """One line of a materials notice (legal basis, time limit, fees, place, a material's note)."""
+
+    limits: ClassVar[tuple[int, int]] = (LINE_ZH, LINE_EN)
+    kind: ClassVar[str] = "a line of a notice"
 
 
 class IdentityKind(enum.StrEnum):
@@ -74,37 +152,37 @@ class Output(enum.StrEnum):
 
 
 class Material(_Model):
-    name: Text
+    name: Name
     copies: int = Field(default=1, ge=1, le=10)
     original: bool = True  # 原件; False: a copy (复印件) will do
-    note: Text | None = None
+    note: Line | None = None
 
 
 class Notice(_Model):
     """一次性告知: everything a staffed window will need, so that one visit is enough."""
 
-    materials: list[Material] = Field(min_length=1)
-    legal_basis: Text
-    time_limit: Text  # 办理时限
-    fees: Text  # 收费标准
-    place: Text  # 办理地点
+    materials: list[Material] = Field(min_length=1, max_length=MAX_MATERIALS)
+    legal_basis: Line
+    time_limit: Line  # 办理时限
+    fees: Line  # 收费标准
+    place: Line  # 办理地点
 
 
 class Station(_Model):
-    name: Text
+    name: Name
     help_phone: str = Field(pattern=r"^[0-9+\- ]{3,20}$")
     duty_hours: Hours = "00:00-24:00"
 
 
 class Category(_Model):
     code: Code
-    name: Text
+    name: Name
 
 
 class Service(_Model):
     code: Code
     category: Code
-    name: Text
+    name: Name
     description: Text
     icon: str = "document"
     identity: IdentityKind = IdentityKind.ID_CARD
@@ -132,10 +210,10 @@ class Bundle(_Model):
 
     code: Code
     category: Code
-    name: Text
+    name: Name
     description: Text
     spoken: Text
-    services: list[Code] = Field(min_length=2)
+    services: list[Code] = Field(min_length=2, max_length=MAX_BUNDLE_SERVICES)
     icon: str = "bundle"
     enabled: bool = True
 
@@ -143,14 +221,14 @@ class Bundle(_Model):
 class Catalog(_Model):
     version: int = Field(ge=1)
     station: Station
-    categories: list[Category] = Field(min_length=1)
-    services: list[Service] = Field(min_length=1)
-    bundles: list[Bundle] = Field(default_factory=list)
+    categories: list[Category] = Field(min_length=1, max_length=MAX_CATEGORIES)
+    services: list[Service] = Field(min_length=1, max_length=MAX_SERVICES)
+    bundles: list[Bundle] = Field(default_factory=list, max_length=MAX_BUNDLES)
 
     @model_validator(mode="after")
     def _references(self) -> Catalog:
-        codes = [s.code for s in self.services] + [b.code for b in self.bundles]
-        dupes = sorted({c for c in codes if codes.count(c) > 1})
+        codes = Counter([s.code for s in self.services] + [b.code for b in self.bundles])
+        dupes = sorted(c for c, n in codes.items() if n > 1)
         if dupes:
             raise ValueError(f"service codes must be unique; repeated: {', '.join(dupes)}")
         categories = {c.code for c in self.categories}
@@ -198,18 +276,53 @@ def parse_catalog(data: dict[str, Any], *, source: str = "<catalog>") -> Catalog
         raise CatalogError(source, problems) from err
 
 
+def size_problem(length: int, limit: int = MAX_CATALOG_BYTES) -> str | None:
+    """What is wrong with a catalog file of ``length`` bytes, in the words the signer uses."""
+    if length <= limit:
+        return None
+    return f"is {length / 1024:.0f} KiB; a catalog may be at most {limit // 1024} KiB"
+
+
+def too_deep(data: Any, limit: int = MAX_DEPTH) -> bool:
+    """Does ``data`` (parsed TOML or JSON) nest tables and lists more than ``limit`` deep?
+    Walked without recursion, so that any depth can be asked about."""
+    stack: list[tuple[Any, int]] = [(data, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth >= limit:
+                return True
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+    return False
+
+
+def catalog_table(raw: bytes, *, source: str, fmt: str = "toml") -> dict[str, Any]:
+    """The table a catalog file holds (``fmt`` is ``toml`` or ``json``), before the schema: UTF-8,
+    the format's syntax, a table at the top, at most :data:`MAX_DEPTH` deep. The signer and the
+    terminal both read catalogs through here, so they refuse the same files in the same words."""
+    nested = CatalogError(
+        source, [("(file)", f"is nested too deeply (at most {MAX_DEPTH} levels)")]
+    )
+    try:
+        text = raw.decode()
+        data = json.loads(text) if fmt == "json" else tomllib.loads(text)
+    except RecursionError:  # tables or lists inside one another thousands of times
+        raise nested from None
+    except (ValueError, UnicodeDecodeError) as err:  # TOMLDecodeError is a ValueError
+        raise CatalogError(source, [("(file)", f"is not valid {fmt}: {err}")]) from err
+    if not isinstance(data, dict):
+        raise CatalogError(source, [("(root)", "must be a table/object")])
+    if too_deep(data):
+        raise nested
+    return data
+
+
 def load_catalog(path: Path) -> Catalog:
     """Load a catalog from a ``.toml`` or ``.json`` file, validating it."""
     try:
         raw = path.read_bytes()
     except OSError as err:
         raise CatalogError(str(path), [("(file)", f"cannot be read: {err.strerror}")]) from err
-    try:
-        data = json.loads(raw) if path.suffix == ".json" else tomllib.loads(raw.decode())
-    except (ValueError, UnicodeDecodeError) as err:
-        raise CatalogError(
-            str(path), [("(file)", f"is not valid {path.suffix[1:]}: {err}")]
-        ) from err
-    if not isinstance(data, dict):
-        raise CatalogError(str(path), [("(root)", "must be a table/object")])
-    return parse_catalog(data, source=str(path))
+    fmt = "json" if path.suffix == ".json" else "toml"
+    return parse_catalog(catalog_table(raw, source=str(path), fmt=fmt), source=str(path))

@@ -21,6 +21,12 @@ of its own (never on paho's network thread):
 Any failure leaves (or puts back) the previous ``active.toml`` byte for byte, and ``reported``
 says ``phase: failed`` with ``error`` (a short reason, :class:`Reason`) and ``detail``.
 
+Every download (each metadata file, the catalog) ends ``timeout_s`` after its start at the
+latest, and all of one update's downloads ``update_timeout_s`` after the first
+(:mod:`fleet.agent.deadline_fetch`): a mirror that drips bytes cannot hold the worker, and the
+next revision is taken up. Such a failure is ``timeout``, retried like ``download``. The size
+limit is :data:`flows.catalog.MAX_CATALOG_BYTES`, the one the signer applies.
+
 The files live in the catalog store, :mod:`statedir.catalog_store`.
 """
 
@@ -39,14 +45,14 @@ from typing import Any
 
 from tuf.api import exceptions as tuf_errors
 from tuf.ngclient import Updater, UpdaterConfig
-from tuf.ngclient.urllib3_fetcher import Urllib3Fetcher
 
+from fleet.agent.deadline_fetch import DeadlineFetcher, DownloadDeadline
+from flows.catalog import MAX_CATALOG_BYTES as MAX_CATALOG_BYTES  # the signer's limit too
 from flows.catalog import Catalog, CatalogError, load_catalog
 from statedir.catalog_store import CatalogStore, read_json, write_json
 
 log = logging.getLogger("kiosk.agent.catalog")
 
-MAX_CATALOG_BYTES = 1024 * 1024
 CATALOG_VERSION_FIELD = "catalog_version"  # the signed custom field (fleet.trust.catalog_repo)
 
 
@@ -64,11 +70,12 @@ class Reason(enum.StrEnum):
     UNTRUSTED = "untrusted"  # no trust anchor installed, or it cannot be read
     METADATA = "metadata"  # metadata the client cannot use (missing, unparsable)
     DOWNLOAD = "download"  # the repository could not be reached (transient: retried)
+    TIMEOUT = "timeout"  # a download or the whole update outlasted its deadline (retried)
     INVALID_DESIRED = "invalid_desired"  # the desired message lacks or mistypes a field
     STORAGE = "storage"  # the catalog store could not be written
 
 
-TRANSIENT = {Reason.DOWNLOAD, Reason.STORAGE}
+TRANSIENT = {Reason.DOWNLOAD, Reason.TIMEOUT, Reason.STORAGE}
 
 
 class ApplyError(Exception):
@@ -154,6 +161,8 @@ def _classify(err: Exception) -> ApplyError:
         return ApplyError(Reason.HASH_MISMATCH, detail)
     if isinstance(err, tuf_errors.RepositoryError):
         return ApplyError(Reason.METADATA, detail)
+    if isinstance(err, DownloadDeadline):
+        return ApplyError(Reason.TIMEOUT, str(err))
     if isinstance(err, tuf_errors.DownloadError):
         cause = err.__cause__
         return ApplyError(Reason.DOWNLOAD, f"{detail}" + (f" ({cause})" if cause else ""))
@@ -176,7 +185,8 @@ class CatalogUpdater:
         publish: Callable[[dict[str, Any]], None],
         *,
         max_bytes: int = MAX_CATALOG_BYTES,
-        timeout_s: int = 30,
+        timeout_s: float = 30.0,
+        update_timeout_s: float = 120.0,
         retry_s: float = 60.0,
     ) -> None:
         self.store = CatalogStore(store_dir)
@@ -184,7 +194,8 @@ class CatalogUpdater:
         self.store.recover()
         self.publish = publish
         self.max_bytes = max_bytes
-        self.timeout_s = timeout_s
+        self.timeout_s = timeout_s  # each download, from its start (a drip cannot outlast it)
+        self.update_timeout_s = update_timeout_s  # all the downloads of one update together
         self.retry_s = retry_s  # after a transient failure (repository unreachable), try again
         self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
         self._thread: threading.Thread | None = None
@@ -205,7 +216,7 @@ class CatalogUpdater:
     def stop(self) -> None:
         self._queue.put(None)
         if self._thread is not None:
-            self._thread.join(timeout=self.timeout_s + 5)
+            self._thread.join(timeout=self.timeout_s + 5)  # a download in progress ends by then
 
     def _run(self) -> None:
         retry: dict[str, Any] | None = None  # a desired that failed for a transient reason
@@ -358,7 +369,12 @@ class CatalogUpdater:
             metadata_base_url=desired.metadata_url,
             target_dir=str(store.staging),
             target_base_url=desired.targets_url,
-            fetcher=Urllib3Fetcher(socket_timeout=self.timeout_s, app_user_agent="station-kiosk"),
+            fetcher=DeadlineFetcher(
+                self.timeout_s,
+                socket_timeout=max(1, int(self.timeout_s)),
+                user_agent="station-kiosk",
+                until=time.monotonic() + self.update_timeout_s,
+            ),
             config=UpdaterConfig(targets_max_length=4 * self.max_bytes),
             bootstrap=anchor,
         )

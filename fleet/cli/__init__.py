@@ -105,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return catalog_cli.run(args)
-        except (RepositoryError, CatalogError) as err:  # said plainly, not as a traceback
+        except CatalogError as err:  # said plainly, one line per problem, not as a traceback
+            for path, rule in err.problems:
+                where = f"{err.source}: {path}"
+                print(f"fleet catalog {args.catalog_command}: {where}: {rule}", file=sys.stderr)
+            return 2
+        except RepositoryError as err:
             print(f"fleet catalog {args.catalog_command}: {err}", file=sys.stderr)
             return 2
     if args.command == "verify":

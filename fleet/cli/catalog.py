@@ -12,6 +12,11 @@ Usage::
     fleet catalog rotate-root --repo DIR --root-keys OFFLINE_DIR --new-root-keys NEW_DIR
     fleet catalog refresh --repo DIR                     (a fresh timestamp, e.g. from cron)
     fleet catalog serve --repo DIR [--http 127.0.0.1:8081]
+
+``validate`` and ``sign`` apply the terminals' own checks (:func:`fleet.trust.catalog_review.
+check_catalog`: size, nesting, schema, text lengths) and refuse what a terminal would refuse with
+one line per problem on stderr and a non-zero status (1 from validate, 2 from sign), never a
+traceback.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from fleet.trust.catalog_repo import (
     serve_repository,
 )
 from fleet.trust.catalog_review import InvalidCatalog, check_catalog, diff_catalogs
+from flows.catalog import CatalogError
 
 Hostport = tuple[str, int]
 
@@ -130,16 +136,14 @@ def run(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     """Exit 0 if a terminal would take the catalog (what it changes is printed), 1 if not (each
     problem with its line)."""
-    data = args.catalog.read_bytes()
+    data = _read(args.catalog)
     try:
         parsed = check_catalog(data, source=str(args.catalog))
     except InvalidCatalog as err:
         if args.json:
             print(json.dumps({"valid": False, "problems": [p.to_dict() for p in err.problems]}))
         else:
-            print(f"{args.catalog}: a terminal would refuse it", file=sys.stderr)
-            for problem in err.problems:
-                print(f"  {problem.text}", file=sys.stderr)
+            _refused(args, err)
         return 1
     live = CatalogRepository(args.repo).live_catalog(args.name) if args.repo else None
     labels = (f"{args.name} version {live[0].version}" if live else "nothing", str(args.catalog))
@@ -168,10 +172,30 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        raise CatalogError(str(path), [("(file)", f"cannot be read: {err.strerror}")]) from err
+
+
+def _refused(args: argparse.Namespace, err: InvalidCatalog) -> None:
+    """Why a terminal would refuse the catalog: one line per problem, on stderr."""
+    for problem in err.problems:
+        print(
+            f"fleet catalog {args.catalog_command}: {args.catalog}: {problem.text}", file=sys.stderr
+        )
+
+
 def _change(args: argparse.Namespace, repo: CatalogRepository) -> int:
     """The commands that write the repository (under its lock)."""
     cmd = args.catalog_command
     if cmd == "sign":
+        try:  # the terminals' checks in the review's plain words, before the repository's
+            check_catalog(_read(args.catalog), source=str(args.catalog))
+        except InvalidCatalog as err:
+            _refused(args, err)
+            return 2
         release = repo.publish_catalog(args.catalog, name=args.name)
         print(json.dumps(release.desired_catalog()))
     elif cmd == "rotate-key":

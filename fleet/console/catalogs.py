@@ -3,10 +3,10 @@
 - ``GET /catalogs``: what is live, the catalog versions in the repository (when and by whom each
   was signed), the recent drafts, and (operators and admins) the upload form.
 - ``POST /catalogs/drafts`` (a form with the file) and ``POST /api/catalogs/drafts`` (the TOML as
-  the body, ``?target=`` and ``?filename=`` optional): at most 256 KiB; checked with the
+  the body, ``?target=`` and ``?filename=`` optional): at most
+  :data:`flows.catalog.MAX_CATALOG_BYTES` (256 KiB, the terminals' own limit); checked with the
   terminals' own validation (:mod:`fleet.trust.catalog_review`), each problem on its own line in
-  plain
-  words; nothing is kept unless it is valid and its version rises above the live one. A valid
+  plain words; nothing is kept unless it is valid and its version rises above the live one. A valid
   upload is kept as a draft (:mod:`fleet.console.catalog_drafts`).
 - ``GET /catalogs/drafts/{id}`` and ``GET /api/catalogs/drafts/{id}``: a draft and what it changes
   against the live catalog (services, bundles and categories by code, field by field; a unified
@@ -53,14 +53,13 @@ from fleet.trust.catalog_repo import (
     locked,
 )
 from fleet.trust.catalog_review import (
-    MAX_CATALOG_BYTES,
     InvalidCatalog,
     Problem,
     check_catalog,
     diff_catalogs,
     locate,
 )
-from flows.catalog import CatalogError
+from flows.catalog import MAX_CATALOG_BYTES, CatalogError
 
 if TYPE_CHECKING:
     from fleet.console.app import WebApp

@@ -68,7 +68,8 @@ APPLIED = "applied"
 FAILED = "failed"
 TIMED_OUT = "timed_out"  # no result by the wave's deadline: counts as failed
 PHASES = (WAITING, PENDING, APPLIED, FAILED, TIMED_OUT)
-RETRIED_ERRORS = frozenset({"download", "storage"})  # fleet.agent.catalog_update.TRANSIENT
+# the failures a terminal retries by itself (fleet.agent.catalog_update.TRANSIENT): still pending
+RETRIED_ERRORS = frozenset({"download", "timeout", "storage"})
 
 DRAFT, RUNNING, PAUSED, COMPLETED, ABORTED = "draft", "running", "paused", "completed", "aborted"
 FINAL_STATES = frozenset({COMPLETED, ABORTED})

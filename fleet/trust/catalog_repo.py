@@ -22,7 +22,8 @@ Layout of the repository folder (everything under ``metadata/`` and ``targets/``
     targets/{sha256}.{name}
     keys/{keyid}.pem                         the online keys: targets, snapshot, timestamp
 
-A catalog is validated with :mod:`flows.catalog`'s schema *before* it is signed.
+A catalog is validated with :mod:`flows.catalog` (its size limit, nesting and schema: the
+terminals' own checks) *before* it is signed.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ import http.server
 import os
 import secrets
 import threading
-import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -54,7 +54,7 @@ from tuf.api.metadata import (
 from tuf.api.serialization.json import JSONSerializer
 
 from fleet.errors import FleetError
-from flows.catalog import CatalogError, parse_catalog
+from flows.catalog import CatalogError, catalog_table, parse_catalog, size_problem
 
 ONLINE_ROLES = ("targets", "snapshot", "timestamp")
 DEFAULT_EXPIRY = {
@@ -251,18 +251,18 @@ class CatalogRepository:
     # --- publishing ----------------------------------------------------------------------------
 
     def publish_catalog(self, source: Path | bytes, *, name: str = "catalog.toml") -> Release:
-        """Validate a catalog (TOML) with the terminal's own schema, then sign it.
+        """Validate a catalog (TOML) with the terminal's own checks (size, nesting, schema), then
+        sign it.
 
         Refuses a catalog whose version does not rise above the one published under ``name``:
         to go back to older content, publish it again with a higher version.
         """
         data = source if isinstance(source, bytes) else Path(source).read_bytes()
         label = name if isinstance(source, bytes) else str(source)
-        try:
-            parsed = tomllib.loads(data.decode())
-        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
-            raise CatalogError(label, [("(file)", f"is not valid TOML: {err}")]) from err
-        catalog = parse_catalog(parsed, source=label)
+        too_large = size_problem(len(data))  # the terminals' limit: they would not download it
+        if too_large:
+            raise CatalogError(label, [("(file)", too_large)])
+        catalog = parse_catalog(catalog_table(data, source=label), source=label)
         latest = self.latest_catalog_version(name)
         if catalog.version <= latest:
             raise RepositoryError(

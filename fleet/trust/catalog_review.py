@@ -1,8 +1,9 @@
 """Reviewing a catalog before it is signed: the terminals' own validation, said plainly, and what
 it changes against the catalog that is live.
 
-- :func:`check_catalog` validates an uploaded catalog exactly as a terminal does
-  (:func:`flows.catalog.load_catalog`: UTF-8, TOML, then :func:`flows.catalog.parse_catalog`)
+- :func:`check_catalog` validates an uploaded catalog exactly as a terminal does (the size limit
+  :data:`flows.catalog.MAX_CATALOG_BYTES`, then :func:`flows.catalog.catalog_table`: UTF-8, TOML,
+  nesting; then :func:`flows.catalog.parse_catalog`)
   and turns each problem into a :class:`Problem`: the line of the file where possible, where in
   the catalog ("service #3 (residence_certificate) › name › en") and what is wrong, in plain words.
 - :func:`diff_catalogs` compares two catalogs by meaning: services, bundles and categories by
@@ -17,14 +18,16 @@ from __future__ import annotations
 import difflib
 import json
 import re
-import tomllib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from flows.catalog import Catalog, CatalogError, parse_catalog
-
-MAX_CATALOG_BYTES = 256 * 1024
-"""The largest catalog the console accepts (terminals accept up to 1 MiB)."""
+from flows.catalog import (
+    Catalog,
+    CatalogError,
+    catalog_table,
+    parse_catalog,
+    size_problem,
+)
 
 UNIFIED_LINES = 400  # the text diff is cut after this many lines
 KINDS = ("categories", "services", "bundles")  # lists of items with a unique ``code``
@@ -81,11 +84,9 @@ class Problem:
 
 def check_catalog(data: bytes, *, source: str = "upload") -> Catalog:
     """The catalog in ``data`` if a terminal would accept it, else :class:`InvalidCatalog`."""
-    if len(data) > MAX_CATALOG_BYTES:
-        size = f"{len(data) / 1024:.0f} KiB"
-        raise InvalidCatalog(
-            [Problem(None, "the file", f"is {size}; a catalog may be at most 256 KiB")]
-        )
+    too_large = size_problem(len(data))
+    if too_large:
+        raise InvalidCatalog([Problem(None, "the file", too_large)])
     if not data.strip():
         raise InvalidCatalog([Problem(None, "the file", "is empty")])
     try:
@@ -96,20 +97,9 @@ def check_catalog(data: bytes, *, source: str = "upload") -> Catalog:
             [Problem(line, "the file", "is not UTF-8 text: save it with the UTF-8 encoding")]
         ) from err
     try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        message = str(err)
-        found = _TOML_LINE.search(message)
-        reason = _TOML_LINE.sub("", message).strip()
-        raise InvalidCatalog(
-            [
-                Problem(
-                    int(found.group(1)) if found else None,
-                    "the file",
-                    f"is not valid TOML here: {reason}",
-                )
-            ]
-        ) from err
+        raw = catalog_table(data, source=source)
+    except CatalogError as err:  # not TOML, nested too deeply, not a table
+        raise InvalidCatalog([_file_problem(rule) for _, rule in err.problems]) from err
     try:
         return parse_catalog(raw, source=source)
     except CatalogError as err:
@@ -117,6 +107,18 @@ def check_catalog(data: bytes, *, source: str = "upload") -> Catalog:
         raise InvalidCatalog(
             [explain(path, rule, raw, lines) for path, rule in err.problems]
         ) from err
+
+
+def _file_problem(rule: str) -> Problem:
+    """A problem with the file as a whole; a TOML syntax error with its line."""
+    syntax = rule.removeprefix("is not valid toml: ")
+    if syntax == rule:
+        return Problem(None, "the file", rule)
+    found = _TOML_LINE.search(syntax)
+    reason = _TOML_LINE.sub("", syntax).strip()
+    return Problem(
+        int(found.group(1)) if found else None, "the file", f"is not valid TOML here: {reason}"
+    )
 
 
 def explain(path: str, rule: str, raw: dict[str, Any], lines: list[str]) -> Problem:
@@ -148,6 +150,9 @@ def _plain(rule: str, name: str) -> str:
     pattern = re.fullmatch(r"String should match pattern '(.*)'", rule)
     if pattern:
         return _PATTERNS.get(pattern.group(1), f"does not have the expected form ({rule})")
+    most = re.match(r"List should have at most (\d+) items?(?: after validation)?, not (\d+)", rule)
+    if most:
+        return f"has {most[2]} entries; a catalog may list at most {most[1]}"
     if rule.startswith("List should have at least"):
         least = re.search(r"at least (\d+) item", rule)
         return f"needs at least {least.group(1) if least else 1} entries"
@@ -243,8 +248,8 @@ def catalog_data(data: bytes | None) -> dict[str, Any] | None:
     if data is None:
         return None
     try:
-        raw = tomllib.loads(data.decode())
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        raw = catalog_table(data, source="diff")
+    except CatalogError:  # not TOML, or nested too deeply to be walked
         return None
     try:
         return parse_catalog(raw).model_dump(mode="json")
