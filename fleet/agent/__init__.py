@@ -87,6 +87,9 @@ class AgentConfig:
     # the catalog store (fleet.agent.catalog_update); None: "catalogs" beside the journal
     catalog_dir: Path | None = None
     catalog_max_bytes: int = MAX_CATALOG_BYTES
+    # overall deadlines, from the start: each catalog download, and all those of one update
+    catalog_timeout_s: float = 30.0
+    catalog_update_timeout_s: float = 120.0
     # TLS (all three or none): the fleet CA, this station's certificate (CN = station) and key
     ca_file: Path | None = None
     cert_file: Path | None = None
@@ -148,6 +151,8 @@ class Agent:
             config.catalog_dir or config.journal_path.parent / "catalogs",
             self._publish_reported,
             max_bytes=config.catalog_max_bytes,
+            timeout_s=config.catalog_timeout_s,
+            update_timeout_s=config.catalog_update_timeout_s,
         )
         self.commands = Dispatcher(  # cmd/{id}: handlers by name, see fleet.agent.commands
             journal=self.journal,

@@ -21,6 +21,7 @@ from starlette.testclient import TestClient
 from fleet.agent import Agent, AgentConfig
 from fleet.console import Console
 from fleet.mqtt.client import CONSOLE_USER
+from fleet.protocol.models import MAX_PAYLOAD_BYTES
 from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
 
@@ -122,6 +123,29 @@ def test_birth_state_health_and_events_arrive_once(
         agent.stop()
     # the broker confirmed it before stop() returned; the watcher hears it a moment later
     until(lambda: watcher.on("/state")[-1]["reason"] == "shutdown", what="shutdown state")
+
+
+def test_an_event_over_the_protocols_limit_is_not_sent_and_the_centre_is_told(
+    tmp_path: Path, broker: MosquittoBroker, watcher: Watcher
+) -> None:
+    """Sent, it would be refused at every attempt and hold up the outbox behind it."""
+    cfg = config(tmp_path, broker)
+    cfg.state_dir.mkdir(parents=True)
+    journal = Journal(cfg.journal_path)
+    journal.queue_event("alert", {"kind": "maintenance", "detail": {"pad": "x" * 300_000}})
+    txns = complete_transactions(journal, 1)
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        until(lambda: watcher.on("/evt/rating"), what="the event behind the big one")
+        until(lambda: watcher.on("/evt/alert"), what="the alert about it")
+        [alert] = watcher.on("/evt/alert")
+        assert alert["kind"] == "event_too_large" and alert["detail"]["type"] == "alert"
+        assert alert["detail"]["bytes"] > MAX_PAYLOAD_BYTES
+        assert [e["txn_id"] for e in watcher.on("/evt/rating")] == txns
+        until(lambda: journal.outbox_size() == 0, what="outbox drained")
+    finally:
+        agent.stop()
 
 
 @pytest.mark.slow
