@@ -10,10 +10,13 @@ from fleet.console.store import device_items
 
 __all__ = ["health_conditions", "momentary"]
 
+# help requests, and messages a station sent that the edge set aside (fleet.console.edge)
+MOMENTARY = frozenset({"help_request", "malformed_messages", "site_mismatch"})
+
 
 def momentary(kind: str) -> bool:
     """Alerts that stand for one occurrence: acknowledging them resolves them."""
-    return kind == "help_request" or kind.startswith("station:")
+    return kind in MOMENTARY or kind.startswith("station:")
 
 
 def health_conditions(health: dict[str, Any]) -> dict[str, dict[str, Any]]:

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from fleet.console.store import (
     Alert,
     CommandRow,
+    DeadLetter,
     HealthSample,
     RolloutRow,
     Station,
@@ -171,6 +172,21 @@ def station_page(db: Session, row: Station, timers: Timers) -> dict[str, Any]:
         "commands": command_views,
         "screenshot": shots[0] if shots else None,
         "alerts": alerts(db, active_only=False, station_id=row.id, limit=30),
+        "dead_letters": [
+            {
+                "received_at": d.received_at,
+                "kind": d.kind,
+                "reason": d.reason,
+                "size": d.size,
+                "excerpt": d.excerpt,
+            }
+            for d in db.scalars(
+                select(DeadLetter)
+                .where(DeadLetter.station_id == row.id)
+                .order_by(DeadLetter.id.desc())
+                .limit(20)
+            )
+        ],
     }
 
 

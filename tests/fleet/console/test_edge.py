@@ -282,3 +282,20 @@ def test_an_oversize_message_through_a_broker_without_limits_is_skipped_and_ackn
         ingest.stop()
         store.close()
         broker.stop()
+
+
+def test_the_station_page_lists_what_was_set_aside_and_acknowledging_resolves(
+    ingest: Ingest,
+) -> None:
+    from fleet.console import views
+    from fleet.console.conditions import momentary
+    from fleet.console.store import Timers
+
+    ingest.handle(topic("st-1", "health"), b'{"seq":"x"}')
+    with ingest.store.session() as db:
+        row = db.scalars(select(Station).where(Station.station == "st-1")).one()
+        page = views.station_page(db, row, Timers())
+    [letter] = page["dead_letters"]
+    assert letter["kind"] == "health" and letter["reason"].startswith("invalid: ")
+    assert letter["excerpt"] == '{"seq":"x"}' and letter["size"] == 11
+    assert momentary(ALERT_KIND) and momentary(SITE_ALERT)
