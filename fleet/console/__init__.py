@@ -14,6 +14,7 @@ The parts:
 - :mod:`fleet.console.app` and :mod:`fleet.console.admin`: the pages, the API, live updates,
   ``/metrics``;
   :mod:`fleet.console.auth`: passwords, sessions, roles, CSRF, security headers.
+  :mod:`fleet.console.throttle`: growing delays after failed logins, trusted devices.
 
 :class:`Console` puts them together; tests and ``kiosk/tools/devstation.py`` use it.
 """

@@ -2,9 +2,10 @@
 
 Every route but ``/login`` and ``/static`` needs a session (pages redirect to the login, the API
 and ``/events`` answer 401); ``/metrics`` also takes a bearer token for Prometheus. Every
-state-changing request needs the session's CSRF token (:mod:`fleet.console.auth`). Pages are
-rendered on the server; ``static/console.js`` listens to ``/events`` and, when the server says
-something changed, fetches the page's live part again (``?fragment=1``) and swaps it in.
+state-changing request needs the session's CSRF token (:mod:`fleet.console.auth`); failed logins
+slow further ones down (:mod:`fleet.console.throttle`). Pages are rendered on the server;
+``static/console.js`` listens to ``/events`` and, when the server says something changed, fetches
+the page's live part again (``?fragment=1``) and swaps it in.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from fleet.console import auth as auth
+from fleet.console import throttle as throttle
 from fleet.console import views as views
 from fleet.console.admin import AdminRoutes
 from fleet.console.catalogs import CatalogRoutes
@@ -87,7 +90,7 @@ class WebApp:
         self.templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
         self.templates.env.filters["when"] = views.when
         self.templates.env.filters["ago"] = views.ago
-        self._failures: dict[str, list[float]] = {}
+        self.throttle = throttle.Throttle()
         admin = AdminRoutes(self)
         routes = [
             Route("/login", self.login_form, methods=["GET"]),
@@ -201,6 +204,8 @@ class WebApp:
         return response
 
     async def login(self, request: Request) -> Response:
+        """Log in, throttled (:mod:`fleet.console.throttle`): a login whose keys are blocked is
+        refused before its password is looked at; a success leaves a trusted-device cookie."""
         form = await request.form()
         name = str(form.get("name", ""))[:64]
         password = str(form.get("password", ""))
@@ -208,25 +213,46 @@ class WebApp:
             str(form.get("csrf_token", "")), request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")
         ):
             return await self.login_form(request, "表单已过期 / form expired, try again", 403)
-        now = time.time()
-        recent = [t for t in self._failures.get(name, []) if now - t < 300]
-        if len(recent) >= 5:
-            await self.db(lambda db: audit(db, name, "login", ok=False, reason="locked"))
-            return await self.login_form(request, "尝试过多 / too many attempts, wait", 429)
+        address = request.client.host if request.client else "unknown"
+        shown = request.cookies.get(throttle.DEVICE_COOKIE, "")
 
-        def check(db: Any) -> str | None:
+        def gate(db: Any) -> tuple[throttle.Attempt, float]:
+            attempt = self.throttle.attempt(db, name, address, shown)
+            wait = self.throttle.wait(db, attempt.counted)
+            if wait > 0:
+                audit(
+                    db,
+                    name,
+                    "login",
+                    ok=False,
+                    reason="throttled",
+                    wait_s=math.ceil(wait),
+                    client=address,
+                    device=attempt.device is not None,
+                )
+            return attempt, wait
+
+        attempt, wait = await self.db(gate)
+        if wait > 0:
+            refused = await self.login_form(request, throttle.wait_message(wait), 429)
+            refused.headers["Retry-After"] = str(math.ceil(wait))
+            return refused
+
+        def check(db: Any) -> tuple[str, str] | None:
             user = auth.check_password(db, name, password)
             if user is None:
                 audit(db, name, "login", ok=False, reason="bad_credentials")
+                self.throttle.failed(db, attempt.counted)
                 return None
             audit(db, name, "login")
-            return auth.open_session(db, user, self.settings.session_ttl_s)
+            self.throttle.clear(db, attempt.cleared)
+            session = auth.open_session(db, user, self.settings.session_ttl_s)
+            return session, throttle.device_cookie(user, self.throttle.clock())
 
-        token = await self.db(check)
-        if token is None:
-            self._failures[name] = [*recent, now]
+        opened = await self.db(check)
+        if opened is None:
             return await self.login_form(request, "用户名或密码错误 / wrong name or password", 401)
-        self._failures.pop(name, None)
+        token, device = opened
         target = str(form.get("next") or "/")
         if not target.startswith("/") or target.startswith("//"):
             target = "/"
@@ -235,6 +261,15 @@ class WebApp:
             auth.SESSION_COOKIE,
             token,
             max_age=int(self.settings.session_ttl_s),
+            httponly=True,
+            samesite="strict",
+            secure=self.settings.secure_cookies,
+        )
+        response.set_cookie(
+            throttle.DEVICE_COOKIE,
+            device,
+            max_age=int(throttle.DEVICE_TTL_S),
+            path="/login",
             httponly=True,
             samesite="strict",
             secure=self.settings.secure_cookies,
