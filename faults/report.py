@@ -95,7 +95,11 @@ every transaction and rating the harness drove must reach a subscriber at the ce
 nothing else may have come out. *Time to recover* is from the end of the fault to the first
 successful operation named in the notes. How each fault is made, and what each row means, is in
 the docstring of its module (`faults/processes.py`, `services.py`, `devices.py`,
-`environment.py`, `soak.py`).
+`environment.py`, `soak.py`, `hostile.py`). The *hostile station* row is the centre's side: one
+enrolled station floods every topic it may write with 10,000 broken messages through the shipped
+TLS broker configuration while a healthy station asks for help; its books are every help request
+stored and alerted within 5 s, every broken message set aside under one alert, before and after
+a console restart.
 """
 
 
