@@ -8,19 +8,40 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import TextIO
 
 from fleet.errors import FleetError
 from flows.errors import ConfigError, KioskError
 from kiosk.config import Config, load_config
 
+EXIT_CONFIG = 2
+"""The exit status when the configuration (or the command line) is wrong: every mistake is on
+stderr, one a line. argparse uses the same status for a wrong command line."""
 
-def _config(args: argparse.Namespace) -> Config:
+EXIT_STATUSES = """exit statuses: 0 done; 1 a check or a device failed; 2 the configuration or the
+command line is wrong (every mistake on stderr, one a line, naming the file and the key);
+kiosk run also: 3 a technician left to the desktop, 4 a restart was asked for, 70 errors kept
+reaching the UI loop"""
+
+
+def _config(args: argparse.Namespace, *, state_dir: bool = False, broker: bool = False) -> Config:
+    """The configuration, with every mistake in it reported at once (``load_config``)."""
     path = args.config or os.environ.get("KIOSK_CONFIG")
-    return load_config(Path(path) if path else None)
+    return load_config(Path(path) if path else None, state_dir=state_dir, broker=broker)
+
+
+def say_config_error(err: ConfigError, stderr: TextIO) -> None:
+    """One line for one mistake; a heading and one indented line each for several."""
+    lines = str(err).splitlines() or ["(no detail)"]
+    if len(lines) == 1:
+        print(f"kiosk: configuration error: {lines[0]}", file=stderr, flush=True)
+        return
+    said = "\n".join(f"  {line}" for line in lines)
+    print(f"kiosk: {len(lines)} configuration errors:\n{said}", file=stderr, flush=True)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = _config(args, state_dir=True)
     from kiosk.station import create_station, preflight, setup_logging
     from kiosk.ui.app import configure_kivy
 
@@ -44,18 +65,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    config = _config(args)
-    if not config.fleet.broker:
-        raise ConfigError("[fleet] broker is empty: the agent needs HOST:PORT of the MQTT broker")
+    config = _config(args, state_dir=True, broker=True)  # TLS files: all three or none, too
     from fleet.agent import AgentConfig, run_agent
     from kiosk.station import setup_logging
 
     setup_logging(config.state_dir, name="agent")
     host, _, port = config.fleet.broker.rpartition(":")
     fleet = config.fleet
-    tls = (fleet.ca_file, fleet.cert_file, fleet.key_file)
-    if any(tls) and not all(tls):
-        raise ConfigError("[fleet] ca_file, cert_file and key_file: set all three or none")
     agent_config = AgentConfig(
         site=config.station.site,
         station=config.station.id,
@@ -95,7 +111,7 @@ def cmd_say(args: argparse.Namespace) -> int:
 
     from drivers.speech.voice import Pyttsx3Speech
 
-    config = _config(args)
+    config = _config(args, state_dir=True)
     cache = config.state_dir / "voice-cache"
     speech = Pyttsx3Speech(
         cache,
@@ -156,7 +172,8 @@ def cmd_doc_key(args: argparse.Namespace) -> int:
     --doc-key-pub`` records so that the console can verify this station's QR tokens."""
     from flows.tokens import Signer, public_pem
 
-    key = _config(args).state_dir / "document-signing.key"
+    # only --create writes: reading a key makes no folder (as root it would belong to root)
+    key = _config(args, state_dir=args.create).state_dir / "document-signing.key"
     if not key.exists() and not args.create:
         raise ConfigError(
             f"{key} does not exist yet: the kiosk makes it when it first starts; "
@@ -174,7 +191,12 @@ def cmd_doc_key(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="kiosk", description="Station kiosk terminal")
+    parser = argparse.ArgumentParser(
+        prog="kiosk",
+        description="Station kiosk terminal",
+        epilog=EXIT_STATUSES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--config", help="TOML configuration (default: the simulated station)")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the kiosk app")
@@ -227,8 +249,8 @@ def main(argv: list[str] | None = None) -> int:
         result: int = args.func(args)
         return result
     except ConfigError as err:
-        print(f"kiosk: configuration error: {err}", file=stderr, flush=True)
-        return 2
+        say_config_error(err, stderr)
+        return EXIT_CONFIG
     except (KioskError, FleetError) as err:
         print(f"kiosk: {err}", file=stderr, flush=True)
         return 1

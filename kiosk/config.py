@@ -1,30 +1,55 @@
 """The terminal's configuration: one TOML file, typed and validated at start-up.
 
-A wrong key or value stops start-up with a message that names the file, the key and what is
-allowed (:class:`flows.errors.ConfigError`). Every value has a default, and the defaults give the
-simulated station that ``make run`` starts. The documented example is
-``assets/config/kiosk.example.toml``.
+Every value has a default, and the defaults give the simulated station that ``make run`` starts.
+The documented example is ``assets/config/kiosk.example.toml``.
+
+A technician edits this file on a terminal, often over a slow remote shell, so a wrong file stops
+start-up with every mistake at once (:class:`ConfigProblems`), one line each, in words that name
+the file, the key, what is allowed and what was found, never a regular expression or a
+traceback: bytes that are not UTF-8, nesting too deep for the parser, unknown keys, wrong types
+(strictly: TOML has real types, so ``"9600"`` is not a number), values out of range, and a state
+directory the kiosk cannot use (:func:`state_dir_problem`). The words for a value's form sit on the
+field itself (``Field(description=...)``), next to the rule they explain.
 """
 
 from __future__ import annotations
 
+import difflib
 import tomllib
+import typing
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
 
 from flows.errors import ConfigError
 
 
+class ConfigProblems(ConfigError):
+    """Every mistake found in one configuration, one line each, naming the file and the key."""
+
+    def __init__(self, problems: Sequence[str]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(self.problems))
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+ID_FORM = "lower-case letters, digits and `-`, 2 to 63 characters, not starting with `-`"
 
 
 class StationSection(_Section):
-    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")] = "demo-0001"
-    site: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$")] = "demo-site"
+    id: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description=ID_FORM)] = (
+        "demo-0001"
+    )
+    site: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", description=ID_FORM)] = (
+        "demo-site"
+    )
     lang: Literal["zh", "en"] = "zh"
     elder_default: bool = False
     catalog: str = ""  # empty: the demo catalog shipped in assets/
@@ -35,17 +60,32 @@ class StateSection(_Section):
 
 
 HOURS_PATTERN = r"^$|^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
+HOURS_FORM = "empty or `HH:MM-HH:MM`, e.g. `21:00-08:00`"
 
 
 class DevicesSection(_Section):
-    id_reader: Annotated[str, Field(pattern=r"^(sim|sam:.+)$")] = "sim"
+    id_reader: Annotated[
+        str, Field(pattern=r"^(sim|sam:.+)$", description="`sim` or `sam:/dev/…` (a serial port)")
+    ] = "sim"
     id_reader_baud: Literal[9600, 19200, 38400, 57600, 115200] = 115200
-    smartcard_reader: Annotated[str, Field(pattern=r"^(|pcsc|pcsc:.+)$")] = ""
+    smartcard_reader: Annotated[
+        str, Field(pattern=r"^(|pcsc|pcsc:.+)$", description="empty, `pcsc` or `pcsc:NAME PREFIX`")
+    ] = ""
     smartcard_profile: str = ""  # a TOML card profile; empty: the social security card
-    a4_printer: Annotated[str, Field(pattern=r"^(sim|cups:[A-Za-z0-9_-]+(@[\w.-]+:\d+)?)$")] = "sim"
-    thermal_printer: Annotated[str, Field(pattern=r"^(sim|tcp:[\w.-]+:\d+|(serial|usb):/\S+)$")] = (
-        "sim"
-    )
+    a4_printer: Annotated[
+        str,
+        Field(
+            pattern=r"^(sim|cups:[A-Za-z0-9_-]+(@[\w.-]+:\d+)?)$",
+            description="`sim`, `cups:QUEUE` or `cups:QUEUE@HOST:PORT`",
+        ),
+    ] = "sim"
+    thermal_printer: Annotated[
+        str,
+        Field(
+            pattern=r"^(sim|tcp:[\w.-]+:\d+|(serial|usb):/\S+)$",
+            description="`sim`, `tcp:HOST:PORT`, `serial:/dev/…` or `usb:/dev/…`",
+        ),
+    ] = "sim"
     # a serial thermal printer: as its self-test page says (Linux has no DTR/DSR flow control)
     thermal_printer_baud: Literal[9600, 19200, 38400, 57600, 115200] = 9600
     thermal_printer_flow: Literal["none", "rtscts", "xonxoff"] = "none"
@@ -54,7 +94,9 @@ class DevicesSection(_Section):
     speech_rate_en: Annotated[int, Field(ge=60, le=400)] = 165
     speech_elder_factor: Annotated[float, Field(ge=0.4, le=1.0)] = 0.8  # elder mode: slower
     speech_volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.8  # the station's default
-    speech_quiet_hours: Annotated[str, Field(pattern=HOURS_PATTERN)] = "21:00-08:00"
+    speech_quiet_hours: Annotated[str, Field(pattern=HOURS_PATTERN, description=HOURS_FORM)] = (
+        "21:00-08:00"
+    )
     speech_quiet_volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5  # in the quiet hours
     audio_player: str = "aplay"
     audio_player_args: list[str] = Field(default_factory=list)
@@ -70,18 +112,26 @@ class UiSection(_Section):
     attract_every_s: Annotated[float, Field(ge=0, le=86400)] = 300.0  # 0: say it only once
     # where touches come from: "mouse" (X turns the touchscreen into pointer events) or one
     # device provider such as "mtdev:/dev/input/event5"; never both, or a touch counts twice
-    touch_input: Annotated[str, Field(pattern=r"^(mouse|(mtdev|hidinput):/dev/input/\S+)$")] = (
-        "mouse"
-    )
+    touch_input: Annotated[
+        str,
+        Field(
+            pattern=r"^(mouse|(mtdev|hidinput):/dev/input/\S+)$",
+            description="`mouse`, `mtdev:/dev/input/…` or `hidinput:/dev/input/…`",
+        ),
+    ] = "mouse"
 
 
 class ProvidersSection(_Section):
-    http_url: Annotated[str, Field(pattern=r"^$|^https?://.+")] = ""
+    http_url: Annotated[
+        str, Field(pattern=r"^$|^https?://.+", description="empty or an `http(s)://` address")
+    ] = ""
     http_auth_header: str = ""  # e.g. "Authorization: Bearer TOKEN"
 
 
 class FleetSection(_Section):
-    broker: Annotated[str, Field(pattern=r"^$|^[\w.-]+:\d+$")] = ""
+    broker: Annotated[
+        str, Field(pattern=r"^$|^[\w.-]+:\d+$", description="empty or `HOST:PORT`")
+    ] = ""
     health_interval_s: Annotated[float, Field(gt=0, le=3600)] = 60.0
     # TLS with this station's certificate (CN = station id), all three or none: the broker's
     # production configuration (assets/mosquitto) refuses clients without one
@@ -89,13 +139,22 @@ class FleetSection(_Section):
     cert_file: str = ""
     key_file: str = ""
 
+    @model_validator(mode="after")
+    def _tls_all_or_none(self) -> FleetSection:
+        tls = (self.ca_file, self.cert_file, self.key_file)
+        if any(tls) and not all(tls):
+            raise ValueError("ca_file, cert_file and key_file: set all three or none")
+        return self
+
 
 PIN_HASH_PATTERN = r"^$|^scrypt\$\d+\$\d+\$\d+\$[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+$"
 
 
 class MaintenanceSection(_Section):
     # scrypt hash of the technicians' PIN, made by `kiosk pin-hash`; empty: no maintenance mode
-    pin_hash: Annotated[str, Field(pattern=PIN_HASH_PATTERN)] = ""
+    pin_hash: Annotated[
+        str, Field(pattern=PIN_HASH_PATTERN, description="empty or what `kiosk pin-hash` prints")
+    ] = ""
 
 
 class Config(_Section):
@@ -115,39 +174,211 @@ class Config(_Section):
         return Path(platformdirs.user_state_dir("station-kiosk"))
 
 
-def _describe(err: Any) -> str:
-    kind = err["type"]
+# --- mistakes, in words ---------------------------------------------------------------------------
+
+SECTIONS: dict[str, type[_Section]] = {
+    name: field.annotation
+    for name, field in Config.model_fields.items()
+    if isinstance(field.annotation, type) and issubclass(field.annotation, _Section)
+}
+
+TYPES = {
+    "string_type": "must be text in quotes",
+    "int_type": "must be a whole number",
+    "float_type": "must be a number",
+    "bool_type": "must be `true` or `false`",
+    "list_type": 'must be a list of texts, e.g. `["-D", "null"]`',
+    "model_type": "must be a section (a table)",
+    "dict_type": "must be a section (a table)",
+}
+RANGES = {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+
+
+def _shown(value: Any) -> str:
+    """A value as the mistake's line quotes it: short, one line, never a nested structure."""
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, bool):
+        return "`true`" if value else "`false`"
+    if value == "":
+        return "an empty text"
+    text = str(value)
+    cut = "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text[:60])
+    return f"`{cut}…`" if len(text) > 60 else f"`{cut}`"
+
+
+def _field(loc: tuple[int | str, ...]) -> FieldInfo | None:
+    if len(loc) == 1 and loc[0] in Config.model_fields:
+        return Config.model_fields[str(loc[0])]
+    section = SECTIONS.get(str(loc[0])) if loc else None
+    if section is not None and len(loc) >= 2:
+        return section.model_fields.get(str(loc[1]))
+    return None
+
+
+def _where(loc: tuple[int | str, ...]) -> str:
+    """``[devices] thermal_printer`` for a key, ``[devices]`` for a section, ``version``."""
+    if not loc:
+        return "the file"
+    head = str(loc[0])
+    if head not in SECTIONS and len(loc) == 1:
+        return f"`{head}`"
+    key = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc[1:]).lstrip(".")
+    return f"[{head}] {key}" if key else f"[{head}]"
+
+
+def _choices(values: Sequence[object]) -> str:
+    quoted = [f"`{str(v).lower() if isinstance(v, bool) else v}`" for v in values]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+def _range(field: FieldInfo) -> str:
+    """``from 640 to 7680``, ``more than 7 and less than 100``, from the field's own bounds."""
+    low = high = ""
+    for rule in field.metadata:
+        if getattr(rule, "ge", None) is not None:
+            low = f"at least {rule.ge:g}"
+        elif getattr(rule, "gt", None) is not None:
+            low = f"more than {rule.gt:g}"
+        elif getattr(rule, "le", None) is not None:
+            high = f"at most {rule.le:g}"
+        elif getattr(rule, "lt", None) is not None:
+            high = f"less than {rule.lt:g}"
+    if low.startswith("at least") and high.startswith("at most"):
+        return f"from {low.removeprefix('at least ')} to {high.removeprefix('at most ')}"
+    return " and ".join(part for part in (low, high) if part)
+
+
+def _unknown(loc: tuple[int | str, ...], value: Any) -> str:
+    if len(loc) == 1:
+        known = [*SECTIONS, "version"]
+        what = f"[{loc[0]}] is not a known section" if isinstance(value, dict) else None
+        what = what or f"`{loc[0]}` is not a known key at the top of the file"
+    else:
+        section = SECTIONS.get(str(loc[0]))
+        known = list(section.model_fields) if section is not None else []
+        what = f"{_where(loc)} is not a known key"
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1)
+    return what + (f" (did you mean `{close[0]}`?)" if close else "")
+
+
+def describe(err: Mapping[str, Any]) -> str:
+    """One validation error in words: where, what is allowed and what was found."""
+    loc, kind, value = tuple(err["loc"]), err["type"], err.get("input")
     if kind == "extra_forbidden":
-        return "is not a known key"
-    if kind == "literal_error":
-        allowed = err.get("ctx", {}).get("expected", "")
-        return f"must be one of {allowed}"
-    if kind == "string_pattern_mismatch":
-        return f"must match {err.get('ctx', {}).get('pattern', '')}"
-    return str(err["msg"]).lower()
+        return _unknown(loc, value)
+    if kind == "value_error":  # a rule across keys (a model validator): its own words
+        return f"{_where(loc)} {err.get('ctx', {}).get('error', err['msg'])}"
+    field = _field(loc) if len(loc) <= 2 else None
+    quoted = False  # a number or a truth value written in quotes: say so, show the quotes
+    if kind == "string_pattern_mismatch" and field is not None and field.description:
+        rule = f"must be {field.description}"
+    elif kind == "literal_error" and field is not None:
+        choices = typing.get_args(field.annotation)
+        rule = f"must be {_choices(choices)}"
+        quoted = isinstance(value, str) and not any(isinstance(c, str) for c in choices)
+    elif kind in RANGES and field is not None and _range(field):
+        rule = f"must be {_range(field)}"
+    elif kind in TYPES:
+        rule = TYPES[kind]
+        quoted = isinstance(value, str) and kind != "string_type"
+    else:
+        rule = str(err["msg"]).lower()
+    if quoted:
+        return f'{_where(loc)} {rule}, without quotes; got `"{_shown(value)[1:-1]}"`'
+    return f"{_where(loc)} {rule}; got {_shown(value)}"
 
 
 def parse_config(data: dict[str, Any], *, source: str) -> Config:
+    """Validate ``data``; raises :class:`ConfigProblems` with every mistake, each naming
+    ``source`` and the key."""
     try:
         return Config.model_validate(data)
     except ValidationError as err:
-        first = err.errors()[0]
-        loc = [str(p) for p in first["loc"]]
-        key = f"[{loc[0]}] {'.'.join(loc[1:])}" if len(loc) > 1 else loc[0] if loc else "(file)"
-        value = f" (got {first['input']!r})" if first["type"] != "extra_forbidden" else ""
-        raise ConfigError(f"{source}: {key}: {_describe(first)}{value}") from err
+        problems = [f"{source}: {describe(e)}" for e in err.errors(include_url=False)]
+        raise ConfigProblems(problems) from None
 
 
-def load_config(path: Path | None) -> Config:
-    """Read and validate ``path``; ``None`` gives the defaults (the simulated station)."""
-    if path is None:
-        return Config()
+# --- reading the file -----------------------------------------------------------------------------
+
+
+def _read(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError as err:
-        raise ConfigError(f"{path}: cannot be read: {err.strerror}") from err
+        raise ConfigProblems([f"{path}: cannot be read: {err.strerror or err}"]) from None
     try:
-        data = tomllib.loads(text)
+        text = raw.decode("utf-8-sig")  # a byte-order mark (Windows editors) is no mistake
+    except UnicodeDecodeError as err:
+        line = raw.count(b"\n", 0, err.start) + 1
+        column = err.start - (raw.rfind(b"\n", 0, err.start) + 1) + 1
+        raise ConfigProblems(
+            [
+                f"{path}: is not UTF-8 text: byte 0x{raw[err.start]:02x} at line {line}, "
+                f"column {column} (save the file as UTF-8)"
+            ]
+        ) from None
+    try:
+        return tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
-        raise ConfigError(f"{path}: is not valid TOML: {err}") from err
-    return parse_config(data, source=str(path))
+        raise ConfigProblems([f"{path}: is not valid TOML: {err}"]) from None
+    except RecursionError:
+        raise ConfigProblems(
+            [f"{path}: is not valid TOML for the kiosk: arrays or tables nest too deeply"]
+        ) from None
+
+
+def state_dir_problem(path: Path) -> str | None:
+    """Why the kiosk cannot keep its journal, logs and keys in ``path`` (made if missing), or
+    None when it can."""
+    try:
+        if path.exists() and not path.is_dir():
+            return f"`{path}` is a file, not a folder"
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        if blocker is not None:
+            return f"`{path}` cannot be made: `{blocker}` is a file, not a folder"
+        return f"`{path}` cannot be made or written: {err.strerror or err}"
+    return None
+
+
+def load_config(path: Path | None, *, state_dir: bool = False, broker: bool = False) -> Config:
+    """Read and validate ``path``; ``None`` gives the defaults (the simulated station).
+
+    ``state_dir``: also make sure the state directory is usable (commands that write there);
+    ``broker``: ``[fleet] broker`` must be set (the agent). Raises :class:`ConfigProblems` with
+    every mistake found, section by section."""
+    source = str(path) if path is not None else "the default configuration"
+    data = _read(path) if path is not None else {}
+    problems: list[str] = []
+    config: Config | None = None
+    try:
+        config = parse_config(data, source=source)
+    except ConfigProblems as err:
+        problems += err.problems
+    # the other checks read their own section even when mistakes elsewhere stopped the whole
+    state = config.state if config is not None else _state_section(data)
+    if state_dir and state is not None:
+        why = state_dir_problem(Config(state=state).state_dir)
+        if why:
+            problems.append(f"{source}: [state] dir {why}; the kiosk keeps its journal there")
+    fleet = data.get("fleet", {})
+    if broker and isinstance(fleet, dict) and fleet.get("broker", "") == "":
+        problems.append(f"{source}: [fleet] broker is empty: the agent needs `HOST:PORT`")
+    if problems or config is None:
+        raise ConfigProblems(problems)
+    return config
+
+
+def _state_section(data: dict[str, Any]) -> StateSection | None:
+    """``[state]`` on its own, or None when it has mistakes of its own (already reported)."""
+    try:
+        return StateSection.model_validate(data.get("state", {}))
+    except ValidationError:
+        return None

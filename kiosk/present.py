@@ -1,4 +1,11 @@
-"""From session view to screen text: plain functions, no Kivy, so they are tested headless."""
+"""From session view to screen text: plain functions, no Kivy, so they are tested headless.
+
+Some texts are Kivy markup (``[b]`` headings on the notice and the maintenance screen). What goes
+into them from the catalog, the station's configuration, a device or a log is data, never markup:
+a service name holding ``[size=400]`` must show those characters, not restyle the screen (and
+``[size=abc]`` must not stop the label from rendering). Every such value passes through
+:func:`literal`; the markup the code writes itself does not.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,15 @@ from flows.catalog import Catalog, Output
 from flows.session import Selection, View
 from kiosk.i18n import Translator
 from kiosk.shell.maintenance import MaintenanceReport
+
+
+def literal(data: str) -> str:
+    """``data`` escaped for a Kivy label with ``markup: True``, so it shows as written.
+
+    The same three replacements as ``kivy.utils.escape_markup`` (``&``, ``[``, ``]``), spelled
+    out here because this module stays free of Kivy; tests/kiosk/ui/markup_app.py checks that the
+    two agree."""
+    return data.replace("&", "&amp;").replace("[", "&bl;").replace("]", "&br;")
 
 
 def offer_rows(view: View, tr: Translator) -> list[dict[str, Any]]:
@@ -39,14 +55,14 @@ def notice_text(selection: Selection | None, lang: str, tr: Translator) -> str:
     for number, item in enumerate(notice.materials, start=1):
         kind = tr("notice.original" if item.original else "notice.copy", lang)
         copies = f", {tr('notice.copies', lang, n=str(item.copies))}" if item.copies > 1 else ""
-        lines.append(f"{number}. {item.name.get(lang)} ({kind}{copies})")
+        lines.append(f"{number}. {literal(item.name.get(lang))} ({kind}{copies})")
     for key, text in (
         ("notice.place", notice.place),
         ("notice.time_limit", notice.time_limit),
         ("notice.fees", notice.fees),
         ("notice.legal_basis", notice.legal_basis),
     ):
-        lines += ["", f"[b]{tr(key, lang)}[/b]", text.get(lang)]
+        lines += ["", f"[b]{tr(key, lang)}[/b]", literal(text.get(lang))]
     return "\n".join(lines)
 
 
@@ -103,24 +119,28 @@ def pin_message(message: tuple[str, str], lang: str, tr: Translator) -> str:
 def maintenance_texts(
     report: MaintenanceReport | None, lang: str, tr: Translator
 ) -> dict[str, str]:
-    """The maintenance screen's four blocks: devices, versions and network, last action, log."""
+    """The maintenance screen's four blocks: devices, versions and network, last action, log.
+
+    Markup: every value from a device, the catalog, the network, the agent or the log is
+    :func:`literal`."""
     if report is None:
         return {"devices": "", "info": "", "last": "", "log": ""}
     devices = [f"[b]{tr('maint.devices', lang)}[/b]"]
     for kind, state, reasons in report.devices:
         mark = "✓" if state == "ok" else "✗"
-        devices.append(f"{mark} {kind}: {state}" + (f" ({reasons})" if reasons else ""))
+        said = f"{kind}: {state}" + (f" ({reasons})" if reasons else "")
+        devices.append(f"{mark} {literal(said)}")
     info = [
-        f"{tr('maint.catalog', lang)}: {report.catalog_version}",
-        f"{tr('maint.app', lang)}: {report.app_version}",
-        f"{tr('maint.broker', lang)}: {report.broker}",
+        f"{tr('maint.catalog', lang)}: {literal(str(report.catalog_version))}",
+        f"{tr('maint.app', lang)}: {literal(report.app_version)}",
+        f"{tr('maint.broker', lang)}: {literal(report.broker)}",
         f"[b]{tr('maint.network', lang)}[/b]",
-        *report.network,
+        *(literal(line) for line in report.network),
     ]
-    last = f"{tr('maint.last_action', lang)}: {report.last_action}" if report.last_action else ""
+    last = report.last_action
     return {
         "devices": "\n".join(devices),
         "info": "\n".join(info),
-        "last": last,
-        "log": "\n".join(report.log_tail) or tr("maint.no_log", lang),
+        "last": f"{tr('maint.last_action', lang)}: {literal(last)}" if last else "",
+        "log": "\n".join(literal(line) for line in report.log_tail) or tr("maint.no_log", lang),
     }

@@ -17,7 +17,7 @@ from flows.catalog import Catalog
 from flows.errors import ConfigError
 from flows.tokens import Signer
 from kiosk import __version__ as APP_VERSION
-from kiosk.config import Config
+from kiosk.config import Config, state_dir_problem
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
 from kiosk.shell.catalog_watch import CatalogWatch, active_catalog, store_dir
@@ -62,11 +62,16 @@ def setup_logging(state_dir: Path, *, level: int = logging.INFO, name: str = "ki
     lose lines. Under systemd (``JOURNAL_STREAM`` set) the journal gets every line too, with its
     priority."""
     log_dir = state_dir / "logs"
-    log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / f"{name}.log"
-    handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=5_000_000, backupCount=5, encoding="utf-8"
-    )
+    try:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        handler = logging.handlers.RotatingFileHandler(
+            path, maxBytes=5_000_000, backupCount=5, encoding="utf-8"
+        )
+    except OSError as err:  # said on the terminal in words, never as a traceback
+        raise ConfigError(
+            f"[state] dir {state_dir}: {path} cannot be written: {err.strerror or err}"
+        ) from err
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
     root.addHandler(handler)
@@ -81,16 +86,9 @@ def setup_logging(state_dir: Path, *, level: int = logging.INFO, name: str = "ki
 def preflight(config: Config) -> Catalog:
     """What ``kiosk run`` needs before it opens a window: a writable state directory and a
     catalog that loads. Raises ConfigError or CatalogError with the path and the reason."""
-    state = config.state_dir
-    try:
-        state.mkdir(parents=True, exist_ok=True)
-        probe = state / ".write-test"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as err:
-        raise ConfigError(
-            f"[state] dir {state}: {err.strerror or err}: the kiosk keeps its journal there"
-        ) from err
+    why = state_dir_problem(config.state_dir)
+    if why:
+        raise ConfigError(f"[state] dir {why}; the kiosk keeps its journal there")
     return active_catalog(config)
 
 

@@ -27,12 +27,16 @@ def test_documented_example_is_valid_and_equals_the_defaults() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("[devices]\nprinter = 'x'\n", "[devices] printer: is not a known key"),
-        ("[devices]\nspeech = 'loud'\n", "[devices] speech: must be one of 'espeak' or 'off'"),
-        ("[devices]\nthermal_printer = 'lpt1'\n", "[devices] thermal_printer: must match"),
-        ("[ui]\nwidth = 10\n", "[ui] width: input should be greater than or equal to 640"),
-        ("[stations]\nid = 'a'\n", "stations: is not a known key"),
-        ("version = 2\n", "version: must be one of 1"),
+        ("[devices]\nprinter = 'x'\n", "[devices] printer is not a known key"),
+        ("[devices]\nspeech = 'loud'\n", "[devices] speech must be `espeak` or `off`; got `loud`"),
+        (
+            "[devices]\nthermal_printer = 'lpt1'\n",
+            "[devices] thermal_printer must be `sim`, `tcp:HOST:PORT`, `serial:/dev/…` or "
+            "`usb:/dev/…`; got `lpt1`",
+        ),
+        ("[ui]\nwidth = 10\n", "[ui] width must be from 640 to 7680; got `10`"),
+        ("[stations]\nid = 'a'\n", "[stations] is not a known section (did you mean `station`?)"),
+        ("version = 2\n", "`version` must be `1`; got `2`"),
         ("[station\n", "is not valid TOML"),
     ],
 )
@@ -48,9 +52,13 @@ def test_mistakes_name_file_key_and_rule(tmp_path: Path, text: str, message: str
 @pytest.mark.parametrize(
     ("body", "status", "said"),
     [
-        ("[devices]\nid_reader = 'usb'\n", 2, "{tmp}/kiosk.toml: [devices] id_reader: must match"),
+        (
+            "[devices]\nid_reader = 'usb'\n",
+            2,
+            "{tmp}/kiosk.toml: [devices] id_reader must be `sim` or `sam:/dev/…`",
+        ),
         ('[station]\ncatalog = "{tmp}/nope.toml"\n', 1, "{tmp}/nope.toml: 1 problem(s)"),
-        ('[state]\ndir = "/proc/no-such-dir"\n', 2, "[state] dir /proc/no-such-dir: No such"),
+        ('[state]\ndir = "/proc/no-such-dir"\n', 2, "dir `/proc/no-such-dir` cannot be made"),
     ],
     ids=["bad-key", "missing-catalog", "state-dir-not-writable"],
 )

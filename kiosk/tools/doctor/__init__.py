@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from flows.errors import KioskError
 from kiosk.config import Config, load_config
 from kiosk.tools.doctor.base import Check, Options
 from kiosk.tools.doctor.devices import check_a4, check_id_reader, check_thermal
@@ -68,24 +67,10 @@ def render(rows: Sequence[Check]) -> str:
 
 def run_doctor(config_path: str | None, options: Options | None = None) -> int:
     opts = options or Options()
-    try:
-        config = load_config(Path(config_path) if config_path else None)
-        rows = [Check("config", True, config_path or "defaults (simulated station)")]
-    except KioskError as err:
-        print(
-            render(
-                [
-                    Check(
-                        "config",
-                        False,
-                        str(err),
-                        "correct the key it names (assets/config/kiosk.example.toml documents "
-                        "every key)",
-                    )
-                ]
-            )
-        )
-        return 1
+    # a wrong configuration is no table row: kiosk's main says every mistake on stderr and
+    # exits with the configuration's status, as every other command does
+    config = load_config(Path(config_path) if config_path else None)
+    rows = [Check("config", True, config_path or "defaults (simulated station)")]
     for check in CHECKS:
         try:
             rows.append(check(config, opts))

@@ -1,0 +1,61 @@
+"""Screen texts: what the catalog, a device or the log says reaches markup labels escaped."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+from flows.catalog import parse_catalog
+from flows.session import selections
+from kiosk import present
+from kiosk.i18n import Translator
+from kiosk.shell.maintenance import MaintenanceReport
+
+DEMO = Path(__file__).resolve().parents[2] / "assets" / "catalog" / "demo.toml"
+DATA = "[size=400][color=ff0000]大[/color][/size] [b]x[/b] [ref=x]y[/ref] &bl;"
+
+
+def tags(markup: str) -> list[str]:
+    """The markup tags Kivy would read in ``markup`` (escaped brackets are not tags)."""
+    return re.findall(r"\[[^\[\]]*\]", markup)
+
+
+def unescaped(markup: str) -> str:
+    """What Kivy draws of escaped text (kivy.core.text.markup's own three replacements)."""
+    return markup.replace("&bl;", "[").replace("&br;", "]").replace("&amp;", "&")
+
+
+def test_literal_escapes_only_what_kivy_reads_as_markup() -> None:
+    assert present.literal(DATA) == (
+        "&bl;size=400&br;&bl;color=ff0000&br;大&bl;/color&br;&bl;/size&br; "
+        "&bl;b&br;x&bl;/b&br; &bl;ref=x&br;y&bl;/ref&br; &amp;bl;"
+    )
+    assert unescaped(present.literal(DATA)) == DATA
+    assert present.literal("社会保险参保证明 (A4)") == "社会保险参保证明 (A4)"
+
+
+def test_the_notice_shows_catalog_text_as_written_under_its_own_headings() -> None:
+    text = DEMO.read_text(encoding="utf-8")
+    text = text.replace("近期二寸免冠白底彩色照片", DATA).replace("街道便民服务中心 3 号窗口", DATA)
+    catalog = parse_catalog(tomllib.loads(text))
+    [selection] = [s for s in selections(catalog) if s.code == "disability_certificate_checklist"]
+    notice = present.notice_text(selection, "zh", Translator())
+    assert set(tags(notice)) == {"[b]", "[/b]"}  # the headings, nothing from the catalog
+    assert unescaped(notice).count(DATA) == 2
+
+
+def test_the_maintenance_screen_shows_devices_versions_network_and_log_as_written() -> None:
+    report = MaintenanceReport(
+        devices=(("thermal_printer", "fault", DATA),),
+        catalog_version=7,
+        app_version=DATA,
+        network=(DATA,),
+        broker=DATA,
+        log_tail=(DATA, "plain line"),
+        last_action=DATA,
+    )
+    texts = present.maintenance_texts(report, "en", Translator())
+    for key, markup in texts.items():
+        assert set(tags(markup)) <= {"[b]", "[/b]"}, key
+        assert DATA in unescaped(markup), key
