@@ -37,6 +37,7 @@ from fleet.mqtt.stream import (
 )
 from sandbox.mosquitto import MosquittoBroker
 from sandbox.process import free_port
+from tests.fleet import messages
 
 
 def publish_frame(topic: str, payload: bytes, packet_id: int) -> bytes:
@@ -200,10 +201,12 @@ def test_a_console_killed_mid_stream_loses_nothing(broker: MosquittoBroker, tmp_
         deadline = time.monotonic() + 60
         while stored_events(db) < 1:  # until the console has subscribed: the same event again
             assert time.monotonic() < deadline, "the console never stored an event"
-            publish(broker, [json.dumps({"event_id": "first", "ts": 1.0})])
+            publish(broker, [messages.event("transaction", "st-1", "first").decode()])
             time.sleep(0.5)
         total = 50_000
-        payloads = [json.dumps({"event_id": uuid.uuid4().hex, "ts": 2.0}) for _ in range(total)]
+        payloads = [
+            messages.event("transaction", "st-2", uuid.uuid4().hex).decode() for _ in range(total)
+        ]
         threading.Thread(target=publish, args=(broker, payloads, "st-2"), daemon=True).start()
         wait_for(lambda: stored_events(db) > 2_000, 120, "the stream under way")
         os.killpg(console.pid, signal.SIGKILL)
@@ -227,13 +230,13 @@ def known_stations(db: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM stations").fetchone()[0])
 
 
-def retain(broker: MosquittoBroker, station: str, kind: str, payload: dict[str, object]) -> None:
+def retain(broker: MosquittoBroker, station: str, kind: str, payload: bytes) -> None:
     subprocess.run(
         [
             "mosquitto_pub",
             *("-h", broker.host, "-p", str(broker.port), "-q", "1", "-r"),
             *("-u", CONSOLE_USER, "-P", broker.console_password),
-            *("-t", f"kiosk/v1/site-1/{station}/{kind}", "-m", json.dumps(payload)),
+            *("-t", f"kiosk/v1/site-1/{station}/{kind}", "-m", payload.decode()),
         ],
         check=True,
         timeout=30,
@@ -267,11 +270,11 @@ def test_a_console_back_on_its_session_is_not_sent_every_retained_state_again(
             console.store.close()
 
     for station in ("st-1", "st-2", "st-3"):
-        retain(broker, station, "birth", {"versions": {"kiosk": "1"}})
-        retain(broker, station, "state", {"online": True, "session": 1, "ts": 1.0})
+        retain(broker, station, "birth", messages.birth("site-1", station))
+        retain(broker, station, "state", messages.state(True, 1, ts=1.0))
     db = tmp_path / "console.sqlite3"
     assert run_until(db, 3) == 6  # every station's state and birth, retained
-    retain(broker, "st-2", "state", {"online": False, "session": 1, "ts": 2.0})  # while away
+    retain(broker, "st-2", "state", messages.state(False, 1, ts=2.0))  # while away
     assert run_until(db, 3) == 1  # only the change, queued in the session
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT online FROM stations WHERE station = 'st-2'").fetchone() == (0,)
