@@ -256,10 +256,13 @@ class Ingest:
         ids = self.batches.station_ids(keys)  # registers new stations: a write, but rare
         refused = {k for k in keys if k not in ids}
         routed = Routed(EventRows(0, {}, 0, [], []))
+        owners: dict[str, int | None] = {}  # asked once a batch per station
         for r in rejected:
             station_id = ids.get((r.site, r.station))
-            if station_id is None and STATION_NAME.match(r.station):
-                station_id = self.batches.owner(r.station)  # under a bad or foreign site
+            if station_id is None and STATION_NAME.match(r.station):  # a bad or foreign site
+                if r.station not in owners:
+                    owners[r.station] = self.batches.owner(r.station)
+                station_id = owners[r.station]
             routed.rejected.append((station_id, r))
         if refused:  # a station under a site it is not bound to: set aside, alerted
             events, items = self._refuse(refused, events, items, routed)
@@ -275,7 +278,7 @@ class Ingest:
                 routed.records.append((station_id, kind, item.payload))
             else:  # cmd/{id}/result, the only other kind the edge lets through
                 routed.results.append((station_id, kind.split("/")[1], item.payload))
-        return functools.partial(self._store_isolated, routed, messages)
+        return functools.partial(self._store_isolated, routed, messages, oversize or [])
 
     def _refuse(
         self,
@@ -300,7 +303,9 @@ class Ingest:
             routed.rejected.append((owner, rejected))
         return kept_events, kept_items
 
-    def _store_isolated(self, routed: Routed, messages: list[tuple[str, bytes]]) -> None:
+    def _store_isolated(
+        self, routed: Routed, messages: list[tuple[str, bytes]], oversize: list[tuple[str, int]]
+    ) -> None:
         """Store a batch; if it fails while the database answers, one message is to blame:
         store the batch again one message at a time and set aside the ones that fail. If the
         database does not answer, raise: the stream offers the whole batch again later."""
@@ -310,6 +315,8 @@ class Ingest:
             if not self.store.reachable() or len(messages) <= 1:
                 raise
             log.warning("a batch of %d failed (%s); storing one by one", len(messages), err)
+            if oversize:
+                self.prepare_batch([], oversize=oversize)()
             for topic, data in messages:
                 try:
                     self.prepare_batch([(topic, data)])()
