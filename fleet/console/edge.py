@@ -112,7 +112,8 @@ def label(rest: str) -> str:
     return "cmd_result" if head == "cmd" else "other"
 
 
-def _excerpt(data: bytes) -> str:
+def excerpt(data: bytes) -> str:
+    """The start of a payload as text, at most :data:`EXCERPT_CHARS` characters."""
     return data[: EXCERPT_CHARS * 2].decode("utf-8", "replace")[:EXCERPT_CHARS]
 
 
@@ -174,7 +175,7 @@ def _rejected(topic: str, parts: list[str], data: bytes, why: tuple[str, str]) -
         len(data),
         reason,
         detail[:255],
-        _excerpt(data),
+        excerpt(data),
     )
 
 

@@ -48,7 +48,16 @@ from sqlalchemy.orm import Session, load_only
 from fleet.console import enroll
 from fleet.console.alerting import AlertDesk
 from fleet.console.edge import ALERT_KIND as MALFORMED_ALERT
-from fleet.console.edge import DeadLetters, EventIn, Item, Rejected, label, oversized, parse
+from fleet.console.edge import (
+    DeadLetters,
+    EventIn,
+    Item,
+    Rejected,
+    excerpt,
+    label,
+    oversized,
+    parse,
+)
 from fleet.console.ingest_batch import BatchWriter, EventRows
 from fleet.console.outputs import Metrics, Webhook
 from fleet.console.store import (
@@ -290,17 +299,24 @@ class Ingest:
         """Move the messages of refused (site, station) keys to the dead letters."""
         kept_events: list[EventIn] = [e for e in events if (e.site, e.station) not in refused]
         kept_items: list[Item] = [i for i in items if (i.site, i.station) not in refused]
-        gone: list[tuple[str, str, str]] = [
-            (e.site, e.station, f"evt/{e.kind}") for e in events if (e.site, e.station) in refused
+        gone: list[tuple[str, str, str, bytes]] = [
+            (e.site, e.station, f"evt/{e.kind}", e.text.encode())
+            for e in events
+            if (e.site, e.station) in refused
         ]
-        gone += [(i.site, i.station, i.kind) for i in items if (i.site, i.station) in refused]
-        owners = {station: self.batches.owner(station) for _, station, _ in gone}
-        for site, station, rest in gone:
-            owner = owners[station]
+        gone += [
+            (i.site, i.station, i.kind, dumps(i.payload))
+            for i in items
+            if (i.site, i.station) in refused
+        ]
+        owners = {station: self.batches.owner(station) for _, station, _, _ in gone}
+        for site, station, rest, data in gone:
             topic = f"{ROOT}/{site}/{station}/{rest}"
             detail = f"station {station} is bound to another site, not {site}"
-            rejected = Rejected(site, station, topic, label(rest), 0, "site_mismatch", detail, "")
-            routed.rejected.append((owner, rejected))
+            rejected = Rejected(
+                site, station, topic, label(rest), len(data), "site_mismatch", detail, excerpt(data)
+            )
+            routed.rejected.append((owners[station], rejected))
         return kept_events, kept_items
 
     def _store_isolated(
