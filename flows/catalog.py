@@ -94,8 +94,9 @@ class _Model(BaseModel):
 # so every English limit is three times the Chinese one. A name is one button or heading: the
 # longest real matter names run 18-25 characters (城乡居民基本养老保险待遇领取资格认证 is 18,
 # 老年人、残疾人、孕妇绿色通道优先取号 is 18), so 32 leaves room. The choose screen's buttons wrap
-# their text (kiosk/ui/screens/choose.kv); that 32 characters fit one in elder mode is not yet
-# checked with a screenshot (a GUI test under tests/kiosk/ui/ should show a name at the limit).
+# their text and set a long one smaller, down to the theme's small size (kiosk/ui/screens/
+# choose.py); tests/kiosk/ui/test_long_names.py walks names at both limits in elder mode on a
+# 1600x900 screen and checks every one fits its button.
 NAME_ZH, NAME_EN = 32, 96  # station, category, service, bundle and material names: one button
 LINE_ZH, LINE_EN = 100, 300  # a notice's legal basis, time limit, fees, place; a material's note
 PARAGRAPH_ZH, PARAGRAPH_EN = 150, 450  # a description or a spoken text: one screen, ~30 s of voice

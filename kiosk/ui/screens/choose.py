@@ -12,12 +12,51 @@ from kiosk.ui.widgets import BigButton
 
 PER_PAGE = 6  # at most six choices per page (elder mode's rule, kept in both modes)
 ELDER_LANDSCAPE_PER_PAGE = 4  # elder sizes on a landscape screen: two rows fit, not three
+ROW_HEIGHT = 1.6  # a service button's height in button heights (choose.kv's grid rows)
 
 
 class ServiceButton(BigButton):
-    """One service or bundle of the catalog; its looks are in choose.kv."""
+    """One service or bundle of the catalog; its looks are in choose.kv.
+
+    A name too long for the button at the large size (the catalog allows 32 Chinese and 96
+    English characters, ``flows.catalog``) is set smaller until it fits, never below the theme's
+    small size, which stays above the elder mode's legible minimum (``kiosk.ui.theme``). A test
+    walks the longest names in elder mode on the smallest screen (``test_long_names.py``).
+    """
 
     service_code = StringProperty("")
+    _fitting = False
+    _fitted: tuple[Any, ...] = ()
+
+    def on_size(self, *_args: Any) -> None:
+        self.fit()
+
+    def on_text(self, *_args: Any) -> None:
+        self.fit()
+
+    def fit(self) -> None:
+        app = App.get_running_app()
+        if app is None or self._fitting or getattr(self, "_label", None) is None:
+            return  # still being made, or this is the fitting's own change
+        theme = app.theme
+        key = (self.text, round(self.width), theme.title, theme.body, theme.button_h, theme.gap)
+        if key == self._fitted:
+            return
+        size, floor = theme.title * 0.8, theme.small
+        room = theme.button_h * ROW_HEIGHT - theme.gap * 0.5
+        self._fitting = True
+        try:
+            self.font_size = size
+            self.texture_update()
+            while self.texture_size[1] > room and size > floor:
+                size = max(floor, size * 0.9)
+                self.font_size = size
+                self.texture_update()
+        finally:
+            self._fitting = False
+        self._fitted = key
+        if self.parent is not None:  # BigButton's rule follows the text's height: the row wins
+            self.parent._trigger_layout()
 
 
 class ChooseScreen(Screen):
