@@ -79,7 +79,7 @@ class AgentConfig:
     state_dir: Path
     journal_path: Path
     health_interval_s: float = 60.0
-    will_delay_s: int = 10
+    will_delay_s: int = 5  # a reconnect within this cancels the Will: offline in seconds otherwise
     app_version: str = "0.1.0"
     username: str | None = None
     password: str | None = None

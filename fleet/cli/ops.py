@@ -16,7 +16,7 @@ from typing import Any
 
 from fleet.console.auth import acting_as
 from fleet.console.store import Alert, Store, Timers, audit
-from fleet.console.views import STATUSES, alerts, stations
+from fleet.console.views import STATUSES, alert_total, alerts, stations
 
 
 def add_parsers(sub: Any, default_db: str) -> None:
@@ -87,10 +87,14 @@ def run_alerts(args: argparse.Namespace) -> int:
             return _acknowledge(store, args.ack, args.actor)
         with store.session() as db:
             views = alerts(db, active_only=not args.all)
+            total = alert_total(db, active_only=not args.all)
     finally:
         store.close()
+    what = "alerts" if args.all else "open alerts"
+    shown = f"{len(views)} of {total} {what} (help requests and faults first)"
     if args.json:
         print(json.dumps(views, ensure_ascii=False, indent=1))
+        print(shown, file=sys.stderr)
         return 0
     rows = [
         [
@@ -104,7 +108,9 @@ def run_alerts(args: argparse.Namespace) -> int:
         for v in views
     ]
     header = ["id", "kind", "station", "count", "raised", "acknowledged"]
-    print(_table(rows, header) if rows else "no open alerts")
+    print(_table(rows, header) if rows else f"no {what}")
+    if rows:
+        print(shown)
     return 0
 
 

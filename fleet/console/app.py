@@ -305,6 +305,7 @@ class WebApp:
                 "sites": sorted({s["site"] for s in every}),
                 "counts": {st: sum(1 for s in every if s["status"] == st) for st in views.STATUSES},
                 "alerts": views.alerts(db),
+                "alerts_total": views.alert_total(db),
             }
 
         data = await self.db(load)
@@ -317,7 +318,9 @@ class WebApp:
         data = await self.db(
             lambda db: {
                 "alerts": views.alerts(db),
+                "alerts_total": views.alert_total(db),
                 "recent": views.alerts(db, active_only=False, limit=50),
+                "recent_total": views.alert_total(db, active_only=False),
             }
         )
         return self.page(request, "alerts.html", who, live="_alerts_live.html", **data)
@@ -488,7 +491,15 @@ class WebApp:
     async def api_alerts(self, request: Request) -> Response:
         await self.require(request)
         active = request.query_params.get("all") != "1"
-        return JSONResponse(await self.db(lambda db: views.alerts(db, active_only=active)))
+        shown, total = await self.db(
+            lambda db: (
+                views.alerts(db, active_only=active),
+                views.alert_total(db, active_only=active),
+            )
+        )
+        # the list stays a list; how much of it this is goes in headers (the first by priority)
+        headers = {"X-Total-Count": str(total), "X-Shown-Count": str(len(shown))}
+        return JSONResponse(shown, headers=headers)
 
     async def metrics(self, request: Request) -> Response:
         bearer = request.headers.get("authorization", "")

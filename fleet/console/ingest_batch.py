@@ -101,15 +101,29 @@ class StateFields:
 
 
 def apply_state(row: Station | StateFields, payload: dict[str, Any], now: float) -> bool:
-    """Take a ``state`` message unless it is a late Will of an older session, or an older
-    message of this one; True if taken."""
+    """Take a ``state`` message unless it is a late Will of an older session, or stale within
+    its own; True if taken.
+
+    Ordered by the session counter, not by time: a station's Will is made (and stamped) before
+    it connects, so it carries an older ``ts`` than the ``connect`` state it follows. Within one
+    session a station is online once (``connect``) and then offline for good (its Will, or a
+    clean ``shutdown``): an offline state ends the session whatever its ``ts``, and a ``connect``
+    coming after the end is a late copy. Two states of the same kind go by ``ts``.
+    """
     session = int(payload.get("session", 0))
     ts = float(payload.get("ts", 0.0))
-    if session < row.session or (session == row.session and ts < row.state_ts):
+    online = bool(payload.get("online"))
+    if session < row.session:
         return False
+    same = session == row.session
+    if same and session:
+        if online and not row.online:
+            return False  # the session has ended; a connect of it is a late copy
+        if online == row.online and ts < row.state_ts:
+            return False
     row.session = session
-    row.state_ts = ts
-    row.online = bool(payload.get("online"))
+    row.state_ts = max(ts, row.state_ts) if same else ts
+    row.online = online
     row.reason = str(payload.get("reason", ""))[:64]
     if row.online:
         row.last_seen = now

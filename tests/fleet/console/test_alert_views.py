@@ -1,0 +1,89 @@
+"""Alerts that cannot hide (issue 18): with a thousand stations offline and five residents asking
+for help, every alert view — the web pages, the API and the CLI — shows the five help requests
+first and says how many it shows of how many."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import pytest
+from sqlalchemy import insert
+
+from fleet.cli import main as fleet
+from fleet.console import Console
+from fleet.console.store import Alert, Station
+from tests.fleet.console.test_console import login, make_console
+
+OFFLINE, HELP = 1000, 5
+
+
+def crowd(console: Console) -> None:
+    """1,000 offline alerts (the newest of all) and 5 help requests raised before them."""
+    now = time.time()
+    with console.store.session() as db:
+        db.execute(
+            insert(Station),
+            [{"site": "zibo-gx", "station": f"st-{i:04d}"} for i in range(OFFLINE)],
+        )
+        rows = [
+            {
+                "station_id": i + 1,
+                "kind": "help_request",
+                "active_key": f"{i + 1}:help_request",
+                "raised_at": now - 600 + i,
+                "last_at": now - 600 + i,
+                "count": 1,
+                "detail": {"screen": "choose"},
+            }
+            for i in range(HELP)
+        ]
+        rows += [
+            {
+                "station_id": i + 1,
+                "kind": "offline",
+                "active_key": f"{i + 1}:offline",
+                "raised_at": now - 300 + i * 0.1,
+                "last_at": now - 300 + i * 0.1,
+                "count": 1,
+                "detail": {},
+            }
+            for i in range(OFFLINE)
+        ]
+        db.execute(insert(Alert), rows)
+
+
+def test_every_alert_view_shows_the_help_requests_and_how_many_of_how_many(
+    db_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    console = make_console(None, db_url)
+    try:
+        crowd(console)
+        total = OFFLINE + HELP
+        tech, _ = login(console, "tech")
+
+        api = tech.get("/api/alerts")
+        kinds = [a["kind"] for a in api.json()]
+        assert kinds[:HELP] == ["help_request"] * HELP and "help_request" not in kinds[HELP:]
+        assert api.headers["X-Total-Count"] == str(total)
+        assert api.headers["X-Shown-Count"] == str(len(kinds)) == "200"
+
+        for page in ("/alerts", "/"):
+            html = tech.get(page).text
+            assert f"200 / {total}" in html, page
+            assert f"showing the first 200 of {total}" in html
+            assert len(re.findall("求助 help request", html)) >= HELP, page
+
+        assert fleet(["alerts", "--db", db_url]) == 0
+        out = capsys.readouterr().out
+        lines = out.splitlines()
+        assert lines[0].split()[:2] == ["id", "kind"]
+        assert [line.split()[1] for line in lines[1 : 1 + HELP]] == ["help_request"] * HELP
+        assert f"200 of {total} open alerts" in lines[-1]
+        assert fleet(["alerts", "--db", db_url, "--json"]) == 0
+        captured = capsys.readouterr()
+        assert [a["kind"] for a in json.loads(captured.out)][:HELP] == ["help_request"] * HELP
+        assert f"200 of {total}" in captured.err
+    finally:
+        console.stop()
