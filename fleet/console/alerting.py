@@ -22,7 +22,16 @@ from fleet.console.conditions import health_conditions
 from fleet.console.outputs import Metrics, Webhook
 from fleet.console.store import Alert, Station, Store
 
-HEALTH_KINDS = ("ui_frozen", "paper_out", "paper_low", "toner_out", "toner_low", "reader_fault")
+HEALTH_KINDS = (
+    "ui_frozen",
+    "paper_out",
+    "paper_low",
+    "toner_out",
+    "toner_low",
+    "reader_fault",
+    "printer_fault",
+    "speech_fault",
+)
 
 
 class AlertDesk:

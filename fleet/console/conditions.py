@@ -1,6 +1,6 @@
 """Which messages of a station stand for an alert: the conditions a health report names
-(a frozen UI, paper or toner out or low, a reader in fault) and the alerts that stand for one
-occurrence (a help request), which acknowledging resolves."""
+(a frozen UI, paper or toner out or low, a reader, a printer or the voice in fault or offline)
+and the alerts that stand for one occurrence (a help request), which acknowledging resolves."""
 
 from __future__ import annotations
 
@@ -29,8 +29,15 @@ def health_conditions(health: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for kind in ("paper_out", "paper_low", "toner_out", "toner_low"):
             if kind in reasons:
                 found.setdefault(kind, {"devices": []})["devices"].append(name)
-        if "reader" in name and device.get("state") in ("fault", "offline"):
-            found["reader_fault"] = {"device": name, "state": device.get("state")}
+        state = device.get("state")
+        if "reader" in name and state in ("fault", "offline"):
+            found["reader_fault"] = {"device": name, "state": state}
+        # a printer or the voice that stops a service; paper and toner have alerts of their own
+        if state in ("fault", "offline") and not reasons & {"paper_out", "toner_out"}:
+            if "printer" in name:
+                found.setdefault("printer_fault", {"devices": []})["devices"].append(name)
+            elif "speech" in name:
+                found["speech_fault"] = {"device": name, "state": state}
     if "paper_out" in found:  # out is worse than low; one alert per device problem
         found.pop("paper_low", None)
     if "toner_out" in found:

@@ -87,3 +87,47 @@ def test_every_alert_view_shows_the_help_requests_and_how_many_of_how_many(
         assert f"200 of {total}" in captured.err
     finally:
         console.stop()
+
+
+def test_a_device_fault_that_stops_a_service_raises_an_alert_and_its_end_resolves_it(
+    db_url: str,
+) -> None:
+    from fleet.console.conditions import health_conditions
+    from fleet.console.ingest import Ingest
+    from fleet.console.store import Store
+    from fleet.mqtt.client import BrokerAccess
+    from tests.fleet import messages
+
+    def devices(**states: tuple[str, list[str]]) -> dict[str, object]:
+        return {"devices": {n: {"state": s, "reasons": r} for n, (s, r) in states.items()}}
+
+    found = health_conditions(
+        devices(
+            a4_printer=("offline", ["unreachable"]),
+            thermal_printer=("fault", ["paper_out"]),
+            speech=("fault", ["no_audio_device"]),
+        )
+    )
+    assert found["printer_fault"] == {"devices": ["a4_printer"]}  # the thermal's is paper_out
+    assert "paper_out" in found and found["speech_fault"]["device"] == "speech"
+
+    store = Store(db_url)
+    store.migrate()
+    ingest = Ingest(store, BrokerAccess("127.0.0.1", 1, "unused"))
+    try:
+        topic = "kiosk/v1/zibo-gx/st-1/health"
+        broken = {"a4_printer": {"state": "offline", "reasons": ["unreachable"]}}
+        ingest.handle(topic, messages.health(devices=broken))
+        with store.session() as db:
+            assert [(a.kind, a.active_key is not None) for a in db.query(Alert)] == [
+                ("printer_fault", True)
+            ]
+        ingest.handle(
+            topic, messages.health(devices={"a4_printer": {"state": "ok", "reasons": []}})
+        )
+        with store.session() as db:
+            assert [(a.kind, a.active_key is not None) for a in db.query(Alert)] == [
+                ("printer_fault", False)
+            ]
+    finally:
+        store.close()
