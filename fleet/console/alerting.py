@@ -95,10 +95,18 @@ class AlertDesk:
         self.raise_alerts(raise_)
 
     def raise_alert(
-        self, station_id: int, kind: str, detail: dict[str, Any], *, repeat: bool = False
+        self,
+        station_id: int,
+        kind: str,
+        detail: dict[str, Any],
+        *,
+        repeat: bool = False,
+        key: str | None = None,
     ) -> bool:
-        """Raise ``kind`` for the station unless it is raised already; True if it is new."""
-        key = f"{station_id}:{kind}"
+        """Raise ``kind`` for the station unless it is raised already; True if it is new.
+        ``key``: what makes it one while active, if not the station and kind (an incident of a
+        site is one whichever of its stations stands for it)."""
+        key = key or f"{station_id}:{kind}"
         now = time.time()
         for _ in range(3):
             try:
@@ -197,9 +205,10 @@ class AlertDesk:
             "url": f"{self.console_url}/stations/{site}/{station}",
         }
 
-    def resolve(self, station_id: int, kind: str) -> None:
+    def resolve(self, station_id: int, kind: str, *, key: str | None = None) -> None:
         with self.store.session() as db:
-            alert = db.scalar(select(Alert).where(Alert.active_key == f"{station_id}:{kind}"))
+            key = key or f"{station_id}:{kind}"
+            alert = db.scalar(select(Alert).where(Alert.active_key == key))
             if alert is not None:
                 alert.active_key = None
                 alert.resolved_at = time.time()

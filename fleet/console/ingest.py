@@ -45,7 +45,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, load_only
 
-from fleet.console import enroll
+from fleet.console import enroll, incidents
 from fleet.console.alerting import AlertDesk
 from fleet.console.edge import ALERT_KIND as MALFORMED_ALERT
 from fleet.console.edge import (
@@ -90,6 +90,9 @@ COMMAND_GRACE_S = 30.0  # a result may take this long beyond the command's own t
 @dataclass(frozen=True)
 class Settings:
     offline_alert_after_s: float = 300.0
+    # this many stations of one site offline within the window: one incident (site_outage)
+    incident_min_stations: int = 5
+    incident_window_s: float = 60.0
     timers: Timers = field(default_factory=Timers)
     webhook_url: str | None = None
     timezone: str | None = None  # duty hours are local time of this zone (None: the machine's)
@@ -525,12 +528,14 @@ class Ingest:
     def sweep(self, now: float | None = None) -> None:
         """Offline alerts inside duty hours, and commands that never got a final result."""
         now = time.time() if now is None else now
-        offline: list[tuple[int, float]] = []
+        offline: list[tuple[int, str, str, float]] = []
         back: list[int] = []
         with self.store.session() as db:
             # only the columns the timers read: the health and birth documents of 10,000
             # stations would be decoded every few seconds for nothing
             timer_columns = load_only(
+                Station.site,
+                Station.station,
                 Station.online,
                 Station.offline_since,
                 Station.state_ts,
@@ -545,7 +550,7 @@ class Ingest:
                 elif now - since >= self.settings.offline_alert_after_s and in_duty_hours(
                     row.duty_hours, now, self.settings.timezone
                 ):
-                    offline.append((row.id, since))
+                    offline.append((row.id, row.site, row.station, since))
             for command in db.scalars(
                 select(CommandRow).where(CommandRow.status.in_(("sent", "accepted")))
             ):
@@ -560,7 +565,15 @@ class Ingest:
                     )
                 )
             )
-        for station_id, since in offline:
+        known = incidents.open_sites(self.store)
+        outages = incidents.group(
+            offline,
+            set(known),
+            min_stations=self.settings.incident_min_stations,
+            window_s=self.settings.incident_window_s,
+        )
+        incidents.upkeep(self.store, self.alerts, outages, known)
+        for station_id, since in outages.singles:
             if station_id not in alerted:
                 self.raise_alert(station_id, "offline", {"since": since})
         for station_id in back:

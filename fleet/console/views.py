@@ -111,6 +111,7 @@ PRIORITY: dict[str, int] = {
     "printer_fault": 1,
     "speech_fault": 1,
     "site_mismatch": 1,
+    "site_outage": 1,  # a whole hall dark: one line, above the stations offline one by one
     "offline": 3,
 }
 OTHER = 2  # paper or toner low, malformed messages, certificates, a station's own alerts

@@ -18,6 +18,7 @@ from fleet.console.ingest import Ingest, Settings
 from fleet.console.ingest_batch import StateFields, apply_state
 from fleet.console.store import Alert, Station, Store
 from sandbox.mosquitto import MosquittoBroker
+from statedir.journal import Journal
 
 SITE = "zibo-gx"
 
@@ -78,6 +79,9 @@ def test_an_agent_killed_is_offline_within_seconds_with_one_alert(
     for src, name in ((creds.ca_file, "ca.crt"), (creds.cert_file, "st.crt")):
         (folder / name).write_bytes(src.read_bytes())
     (folder / "st.key").write_bytes(creds.key_file.read_bytes())
+    journal = Journal(folder / "j.sqlite3")
+    journal.touch_ui_heartbeat()  # the kiosk's UI runs beside the agent: no "UI frozen"
+    journal.close()
     agent = subprocess.Popen(
         [sys.executable, "-c", _AGENT, SITE, "st-1", str(broker.port), str(folder)],
         stdout=subprocess.PIPE,
@@ -118,3 +122,76 @@ def test_an_agent_killed_is_offline_within_seconds_with_one_alert(
             agent.stdout.close()
         ingest.stop()
         store.close()
+
+
+def test_a_burst_at_one_site_is_one_incident_and_scattered_stations_stay_single() -> None:
+    from fleet.console.incidents import group
+
+    burst = [(i, "hall-a", f"st-{i}", 1000.0 + i * 0.05) for i in range(1000)]
+    scattered = [(2000 + i, "hall-b", f"st-b{i}", 1000.0 + i * 120) for i in range(6)]
+    few = [(3000 + i, "hall-c", f"st-c{i}", 1000.0) for i in range(4)]
+    out = group(burst + scattered + few, set(), min_stations=5, window_s=60)
+    assert list(out.incidents) == ["hall-a"] and len(out.incidents["hall-a"]) == 1000
+    assert len(out.singles) == 10  # six two minutes apart, and four (fewer than five) at once
+    # while an incident is open, its site's stations stay in it, however they trickle
+    again = group(scattered, {"hall-b"}, min_stations=5, window_s=60)
+    assert list(again.incidents) == ["hall-b"] and again.singles == []
+
+
+@pytest.mark.slow
+def test_a_thousand_stations_dropping_at_one_site_are_one_incident_with_the_count(
+    tmp_path: Path,
+) -> None:
+    from fleet.simulate import SimConfig
+    from fleet.simulate.process import SimulatorProcess
+
+    broker = MosquittoBroker(tmp_path / "broker")
+    broker.start()
+    store = Store(f"sqlite:///{tmp_path / 'console.sqlite3'}")
+    store.migrate()
+    ingest = Ingest(
+        store, broker.console_access(), settings=Settings(offline_alert_after_s=1.0, sweep_s=0.5)
+    )
+    ingest.start()
+    sim = SimulatorProcess(
+        SimConfig(
+            broker.host,
+            broker.port,
+            kiosks=1000,
+            sites=1,
+            health_interval_s=3600.0,
+            event_interval_s=0.0,
+            will_delay_s=1,
+        )
+    )
+    try:
+        sim.start()
+        assert sim.wait_connected(60)
+
+        def online() -> int:
+            with store.session() as db:
+                return len(db.scalars(select(Station.id).where(Station.online)).all())
+
+        deadline = time.monotonic() + 60
+        while online() < 1000:
+            assert time.monotonic() < deadline, f"{online()} of 1000 online"
+            time.sleep(0.2)
+        sim.kill()  # the hall's power goes
+        deadline = time.monotonic() + 60
+        while True:
+            with store.session() as db:
+                alerts = [(a.kind, a.detail.get("count")) for a in db.scalars(select(Alert))]
+            if alerts == [("site_outage", 1000)]:
+                break
+            assert time.monotonic() < deadline, alerts[:5]
+            time.sleep(0.5)
+        time.sleep(2)  # a few more sweeps change nothing
+        with store.session() as db:
+            assert [(a.kind, a.detail["count"]) for a in db.scalars(select(Alert))] == [
+                ("site_outage", 1000)
+            ]
+    finally:
+        sim.stop()
+        ingest.stop()
+        store.close()
+        broker.stop()
