@@ -36,6 +36,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from fleet.console import auth as auth
+from fleet.console import overview
 from fleet.console import throttle as throttle
 from fleet.console import views as views
 from fleet.console.admin import AdminRoutes
@@ -295,18 +296,17 @@ class WebApp:
     async def fleet_page(self, request: Request) -> Response:
         who = await self.require(request)
         q = request.query_params
-        filters = {k: q.get(k, "")[:64] for k in ("site", "status", "q")}
+        filters = {k: q.get(k, "")[:64] for k in ("site", "status", "q", "fault", "attention")}
+        page = int(q.get("page", "1")) if q.get("page", "1").isdigit() else 1
 
         def load(db: Any) -> dict[str, Any]:
-            every = views.stations(db, self.timers)
-            shown = views.stations(db, self.timers, **filters)
-            return {
-                "stations": shown,
-                "sites": sorted({s["site"] for s in every}),
-                "counts": {st: sum(1 for s in every if s["status"] == st) for st in views.STATUSES},
-                "alerts": views.alerts(db),
-                "alerts_total": views.alert_total(db),
-            }
+            shown = {k: v for k, v in filters.items() if k != "attention"}
+            data = overview.fleet_page(
+                db, self.timers, **shown, only_attention=filters["attention"] == "1", page=page
+            )
+            data["alerts"] = views.alerts(db, limit=overview.ALERTS_SHOWN)
+            data["alerts_total"] = views.alert_total(db)
+            return data
 
         data = await self.db(load)
         return self.page(

@@ -57,22 +57,18 @@ from fleet.mqtt.client import new_client
 from fleet.protocol.models import (
     CAPABILITIES,
     MAX_HEALTH_INTERVAL_S,
-    STATION_DEVICES,
     Birth,
-    DeviceReport,
     Health,
     State,
     StateReason,
 )
 from fleet.protocol.topics import CONSOLE_STATE, StationTopics, dumps, loads
-from flows.models import DeviceState
+from fleet.simulate.devices import station_devices
 
 log = logging.getLogger("fleet.simulate")
 
 T = TypeVar("T")
 SERVICES = ("residence_certificate", "social_security_record", "queue_ticket", "checklist")
-HEALTHY = DeviceReport(state=DeviceState.OK, reasons=[])
-DEVICES = STATION_DEVICES  # the names the real drivers report (fleet.protocol.models)
 
 
 def raise_nofile(wanted: int) -> int:
@@ -104,6 +100,7 @@ class SimConfig:
     event_interval_s: float = 300.0  # mean time between events of one terminal; 0: none
     apply_s: tuple[float, float] = (0.05, 0.5)  # downloading → applied/failed after this long
     failure_fraction: float = 0.0
+    fault_every: int = 0  # every Nth terminal's A4 printer is jammed (fleet.simulate.devices)
     will_delay_s: int = 10
     keepalive_s: int = 60
     connect_batch: int = 100  # CONNECTs sent per loop turn ...
@@ -494,7 +491,7 @@ class Simulator:
             seq=term.seq,
             uptime=round(time.monotonic() - term.started, 1),
             ui_alive=True,
-            devices={name: HEALTHY for name in DEVICES},
+            devices=station_devices(term.station, self.config.fault_every),
             disk_free_mib=20480,
             last_txn_ts=None,
             outbox=0,
