@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from fleet.agent import Agent, AgentConfig
 from sandbox.mosquitto import MosquittoBroker
@@ -61,9 +64,27 @@ def test_minutes_without_the_broker_lose_nothing(tmp_path: Path) -> None:
             duplicates += 1
         received[payload["event_id"]] = payload
 
+    # the centre's subscriber keeps a persistent session (as the console does), made before the
+    # outage: what the agent sends the moment the broker is back is kept for it, however soon
+    watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dedup", protocol=mqtt.MQTTv5)
+    watcher.tls_set(  # the console's certificate: CN "console", the whole tree
+        ca_certs=str(console.ca_file),
+        certfile=str(console.cert_file),
+        keyfile=str(console.key_file),
+    )
+    subscribed = threading.Event()
+    watcher.on_message = on_message
+    watcher.on_connect = lambda c, *_: c.subscribe("kiosk/v1/+/+/evt/#", qos=1)
+    watcher.on_subscribe = lambda *_: subscribed.set()
+    watcher.reconnect_delay_set(0.2, 2)
+    session = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+    session.SessionExpiryInterval = 3600
+    watcher.connect(broker.host, broker.port, clean_start=False, properties=session)
+    watcher.loop_start()
     agent.start()
     txns: list[str] = []
     try:
+        assert subscribed.wait(10), "the subscriber never subscribed"
         deadline = time.monotonic() + 10
         while not agent.connected.is_set():
             assert time.monotonic() < deadline, "the agent never connected"
@@ -79,25 +100,13 @@ def test_minutes_without_the_broker_lose_nothing(tmp_path: Path) -> None:
         assert not agent.connected.is_set()
         assert journal.outbox_size() >= 2 * len(txns)
         broker.start()  # same port, same persistence
-        watcher = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="dedup", protocol=mqtt.MQTTv5)
-        watcher.tls_set(  # the console's certificate: CN "console", the whole tree
-            ca_certs=str(console.ca_file),
-            certfile=str(console.cert_file),
-            keyfile=str(console.key_file),
-        )
-        watcher.on_message = on_message
-        watcher.on_connect = lambda c, *_: c.subscribe("kiosk/v1/+/+/evt/#", qos=1)
-        watcher.connect(broker.host, broker.port)
-        watcher.loop_start()
-        try:
-            deadline = time.monotonic() + 90
-            while journal.outbox_size() > 0 or len(received) < 2 * len(txns):
-                assert time.monotonic() < deadline, (journal.outbox_size(), len(received))
-                time.sleep(0.2)
-        finally:
-            watcher.disconnect()
-            watcher.loop_stop()
+        deadline = time.monotonic() + 90
+        while journal.outbox_size() > 0 or len(received) < 2 * len(txns):
+            assert time.monotonic() < deadline, (journal.outbox_size(), len(received))
+            time.sleep(0.2)
     finally:
+        watcher.disconnect()
+        watcher.loop_stop()
         agent.stop()
         broker.stop()
         journal.close()
