@@ -69,6 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     from fleet.cli import enroll as enroll_cli
 
     enroll_cli.add_parser(sub, default_db_url())  # fleet enroll, --revoke, --write-crl, --list
+    from fleet.cli import followups as followups_cli
+
+    followups_cli.add_parser(sub, default_db_url())  # fleet followups [--set ID STATE --note]
     verify = sub.add_parser("verify", help="check a certificate's QR token offline")
     verify.add_argument("token")
     verify.add_argument(
@@ -119,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         return ops_cli.run_stations(args)
     if args.command == "alerts":
         return ops_cli.run_alerts(args)
-    if args.command in ("rollout", "keys", "enroll"):
+    if args.command in ("rollout", "keys", "enroll", "followups"):
         return int(args.run(args))
     if args.command == "simulate":
         from fleet.simulate.process import simulate_command
@@ -152,6 +155,7 @@ def _console_options(console: argparse.ArgumentParser) -> None:
     add("--admin-password-file", type=Path, help="with no user yet, make 'admin' with this")
     add("--insecure-cookies", action="store_true", help="plain HTTP on loopback (development)")
     add("--webhook", help="URL that new alerts are POSTed to (JSON)")
+    add("--followup-due-hours", type=float, default=24.0, help="a bad review is settled within")
     add("--offline-alert-after", type=float, default=300.0, help="seconds offline before alerting")
     add("--duty-timezone", help="time zone of the stations' duty hours (default: this machine's)")
     add("--fleet-ca", type=Path, nargs=2, metavar=("CERT", "KEY"), help="signs renewal CSRs")
@@ -196,6 +200,7 @@ def run_console(args: argparse.Namespace) -> int:
             share_group=args.share_group or None,
             client_id=args.client_id or f"console-{socket.gethostname()}-{http_port}"[:64],
             session_expiry_s=args.session_expiry,
+            followup_due_s=args.followup_due_hours * 3600.0,
             console_url=f"http://{http_host}:{http_port}",
         ),
         web=WebSettings(

@@ -15,6 +15,8 @@ The parts:
   ``/metrics``;
   :mod:`fleet.console.auth`: passwords, sessions, roles, CSRF, security headers.
   :mod:`fleet.console.throttle`: growing delays after failed logins, trusted devices.
+- :mod:`fleet.console.followups`: bad reviews (one or two stars) followed up to resolved, audited;
+  its page and API in :mod:`fleet.console.followup_pages`.
 
 :class:`Console` puts them together; tests and ``kiosk/tools/devstation.py`` use it.
 """

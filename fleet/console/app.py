@@ -43,6 +43,7 @@ from fleet.console.admin import AdminRoutes
 from fleet.console.catalogs import CatalogRoutes
 from fleet.console.conditions import momentary
 from fleet.console.enrolment import EnrolRoutes
+from fleet.console.followup_pages import FollowUpRoutes
 from fleet.console.ingest import Ingest
 from fleet.console.rollout_pages import RolloutRoutes, RolloutService
 from fleet.console.routing import Refused, is_api
@@ -116,6 +117,7 @@ class WebApp:
             *RolloutRoutes(self, rollouts).routes(),
             *CatalogRoutes(self).routes(),
             *EnrolRoutes(self).routes(),
+            *FollowUpRoutes(self).routes(),
             Mount("/static", StaticFiles(directory=str(TEMPLATE_DIR / "static")), name="static"),
         ]
         self.app = Starlette(routes=routes, exception_handlers={Refused: self._refused})

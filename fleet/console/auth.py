@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "rollout": frozenset({"operator", "admin"}),  # catalogs, station offers, rollouts
     "admin": frozenset({"admin"}),  # users, keys, the audit log
     "enroll": frozenset({"admin"}),  # terminals' certificates: enrol, revoke (all may look)
+    "followup": frozenset({"technician", "operator", "admin"}),  # bad reviews: move them on
 }
 
 _hasher = PasswordHasher()

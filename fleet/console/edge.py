@@ -27,6 +27,7 @@ import orjson
 from pydantic import ValidationError
 from sqlalchemy import Table, delete, insert, select
 
+from fleet.console.followups import BAD as BAD_RATING
 from fleet.console.store import DeadLetter, Store
 from fleet.protocol.models import (
     EVENTS,
@@ -229,6 +230,9 @@ def check_payload(
             if event.station != station:
                 return "invalid", "station: differs from the topic's"
             kind = rest[4:]
+            # the console acts on these: help, alerts, CSRs, and only the bad ratings (most are
+            # good ones, stored as text without a dict or a RETURNING insert)
+            acted_on = kind in followed and (kind != "rating" or event.rating <= BAD_RATING)
             return EventIn(
                 site,
                 station,
@@ -237,7 +241,7 @@ def check_payload(
                 event.ts,
                 event.backfill,
                 data.decode(),
-                orjson.loads(data) if kind in followed else None,
+                orjson.loads(data) if acted_on else None,
             )
         model.model_validate_json(data, strict=True)  # JSON's rules: an enum by its value
         payload = orjson.loads(data)

@@ -16,6 +16,8 @@ Alerts: from health (``ui_frozen``, ``paper_out``, ``paper_low``, ``toner_low``,
 and the station's own ``alert`` events as ``station:{kind}``; both resolved by acknowledging), and
 from the timers (``offline`` when a station has been offline longer than the threshold inside its
 duty hours; resolved when it is back). A new alert goes to the webhook, if one is configured.
+A rating of one or two stars becomes a follow-up (:mod:`fleet.console.followups`) in the very
+transaction that first stores it, so a redelivered rating makes none and none is lost between.
 
 Certificate renewal: an ``evt/csr`` is answered with an ``install_certificate`` command made by
 :func:`fleet.trust.renewal.answer_csr` for the station named by the TOPIC (the broker's ACL ties the
@@ -45,7 +47,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, load_only
 
-from fleet.console import enroll, incidents
+from fleet.console import enroll, followups, incidents
 from fleet.console.alerting import AlertDesk
 from fleet.console.edge import ALERT_KIND as MALFORMED_ALERT
 from fleet.console.edge import (
@@ -81,7 +83,7 @@ from fleet.trust.renewal import CSR_EVENT, answer_csr
 log = logging.getLogger("fleet.console.ingest")
 
 FINAL = frozenset({"succeeded", "failed", "timed_out"})
-FOLLOWED_EVENTS = frozenset({"help", "alert", CSR_EVENT})  # events the console acts on
+FOLLOWED_EVENTS = frozenset({"help", "alert", CSR_EVENT, "rating"})  # events the console acts on
 STATION_NAME = re.compile(STATION_PATTERN)
 SITE_ALERT = "site_mismatch"  # a station publishing under a site it is not bound to
 COMMAND_GRACE_S = 30.0  # a result may take this long beyond the command's own timeout
@@ -105,6 +107,7 @@ class Settings:
     # HTTP port, and an hour). "" and 0: a fresh id, and a session that ends with the connection.
     client_id: str = ""
     session_expiry_s: int = 0
+    followup_due_s: float = followups.DUE_S  # a bad rating is to be settled within this
 
 
 # The cyclic garbage collector's first threshold for a console process (CPython's is 700). The
@@ -378,7 +381,7 @@ class Ingest:
         now = time.time()
         online = self.batches.records(routed.records, now)
         newest = self.batches.heartbeats(routed.heartbeats, now)
-        new_events, duplicates = self.batches.events(routed.events)
+        new_events, duplicates = self.batches.events(routed.events, self._with_new_events)
         # at once: a redelivered batch finds these events stored and would not act on them again
         self._after_events(new_events)
         for station_id, command_id, payload in routed.results:
@@ -394,6 +397,10 @@ class Ingest:
 
     def station_id(self, site: str, station: str) -> int:
         return self.batches.station_id(site, station)
+
+    def _with_new_events(self, db: Session, events: list[tuple[int, str, dict[str, Any]]]) -> None:
+        """In the transaction that stores them: bad ratings become follow-ups."""
+        followups.record(db, events, self.settings.followup_due_s)
 
     def _after_events(self, events: list[tuple[int, str, dict[str, Any]]]) -> None:
         """Help requests and the stations' own alerts raise alerts; a CSR is answered."""

@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
@@ -31,6 +31,7 @@ log = logging.getLogger("fleet.console.ingest")
 
 ROWS_PER_INSERT = 1000  # 6,000 parameters: within SQLite's 32,766 and PostgreSQL's 65,535
 EventRow = tuple[int, str, str, float, bool, str]  # station id, event id, kind, ts, backfill, JSON
+NewEvents = Callable[[Session, list[tuple[int, str, dict[str, Any]]]], object]
 
 
 def insert_chunks(rows: list[EventRow]) -> list[tuple[int, tuple[Any, ...]]]:
@@ -349,21 +350,28 @@ class BatchWriter:
             len(keys), watched, duplicates, insert_chunks(plain), insert_chunks(followed_rows)
         )
 
-    def events(self, rows: EventRows) -> tuple[list[tuple[int, str, dict[str, Any]]], int]:
+    def events(
+        self, rows: EventRows, with_new: NewEvents | None = None
+    ) -> tuple[list[tuple[int, str, dict[str, Any]]], int]:
         """Store the events not stored yet. Returns the new ones the console acts on (help,
-        alerts, CSRs: ``followed`` of :meth:`event_rows`) as (station id, kind, payload), and
-        the number of duplicates. Everything is inserted with ``ON CONFLICT DO NOTHING``; the
-        inserts of the followed kinds return what they stored, so an event stored already (a
-        redelivery, or another console's) raises nothing twice."""
+        alerts, CSRs, ratings: ``followed`` of :meth:`event_rows`) as (station id, kind,
+        payload), and the number of duplicates. Everything is inserted with ``ON CONFLICT DO
+        NOTHING``; the inserts of the followed kinds return what they stored, so an event stored
+        already (a redelivery, or another console's) raises nothing twice. ``with_new`` writes
+        what must be stored with those new events or not at all (follow-ups of bad ratings), in
+        the same transaction."""
         if not rows.count:
             return [], rows.duplicates
         with self.store.session() as db:
             inserted, _ = _insert_events(db, rows.chunks)
             inserted_followed, new = _insert_events(db, rows.followed, returning=True)
+            fresh = [item for key, item in rows.watched.items() if key in new]
+            if with_new is not None and fresh:
+                with_new(db, fresh)
         duplicates = rows.duplicates + len(rows.watched) - inserted_followed
         if inserted >= 0:  # the rest were stored already (another console, a redelivery)
             duplicates += rows.count - len(rows.watched) - inserted
-        return [item for key, item in rows.watched.items() if key in new], duplicates
+        return fresh, duplicates
 
 
 @dataclass(slots=True)

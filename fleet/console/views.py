@@ -13,6 +13,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
+from fleet.console import followups
 from fleet.console.store import (
     Alert,
     CommandRow,
@@ -200,6 +201,7 @@ def station_page(db: Session, row: Station, timers: Timers) -> dict[str, Any]:
             for e in events
         ],
         "commands": command_views,
+        "followups": followups.listing(db, followups.Filters(), station_id=row.id, limit=30)[0],
         "screenshot": shots[0] if shots else None,
         "alerts": alerts(db, active_only=False, station_id=row.id, limit=30),
         "dead_letters": [
