@@ -14,7 +14,7 @@ from kiosk.shell.maintenance import MaintenanceReport
 
 DEMO = Path(__file__).resolve().parents[2] / "assets" / "catalog" / "demo.toml"
 DATA = "[size=400][color=ff0000]大[/color][/size] [b]x[/b] [ref=x]y[/ref] &bl;"
-SHORT = "[size=400]大[/size][ref=x]y[/ref]&bl;"
+SHORT = "[size=400]大[/size][b]y[/b]&bl;"
 
 
 def tags(markup: str) -> list[str]:
