@@ -173,6 +173,18 @@ class Station(_Model):
     name: Name
     help_phone: str = Field(pattern=r"^[0-9+\- ]{3,20}$")
     duty_hours: Hours = "00:00-24:00"
+    # answered at any hour (e.g. the 12345 government service hotline): what the help screen
+    # offers outside the duty hours, when no one answers help_phone; None: help_phone
+    hotline: str | None = Field(default=None, pattern=r"^[0-9+\- ]{3,20}$")
+
+    @property
+    def night_phone(self) -> str:
+        """The number a resident is given outside the duty hours."""
+        return self.hotline or self.help_phone
+
+    def on_duty(self, minute_of_day: int) -> bool:
+        """Is staff on duty (help requests answered) at this minute of the day?"""
+        return within(self.duty_hours, minute_of_day)
 
 
 class Category(_Model):

@@ -393,11 +393,20 @@ class Session:
         self.chart.send("cancel")
         return abandoned + self._entered()
 
-    def on_help(self) -> list[Effect]:
-        return self._activity() + [
-            JournalHelp(self.state, self._txn_id),
-            Speak("prompt.help", {"phone": self.catalog.station.help_phone}),
-        ]
+    def on_help(self, *, on_duty: bool = True) -> list[Effect]:
+        """The help button: the request is recorded at any hour (the centre sees it, and outside
+        the duty hours its alert waits for the morning); what the resident hears says honestly
+        whether anyone is on duty now, and outside the hours names the hotline instead."""
+        station = self.catalog.station
+        said = (
+            Speak("prompt.help", {"phone": station.help_phone})
+            if on_duty
+            else Speak(
+                "prompt.help_after_hours",
+                {"phone": station.night_phone, "hours": station.duty_hours},
+            )
+        )
+        return self._activity() + [JournalHelp(self.state, self._txn_id), said]
 
     def on_touch(self) -> list[Effect]:
         """Any touch is activity: it postpones the timeout and clears a warning."""

@@ -14,6 +14,7 @@ from typing import Any
 from flows.catalog import Catalog, Output
 from flows.session import Selection, View
 from kiosk.i18n import Translator
+from kiosk.shell.helpdesk import HelpState
 from kiosk.shell.maintenance import MaintenanceReport
 
 
@@ -92,15 +93,81 @@ def unavailable_text(view: View, tr: Translator) -> str:
     return tr("home.unavailable", view.lang) + ("；" if view.lang == "zh" else "; ").join(parts)
 
 
+ZH_DIGITS = "零一二三四五六七八九"
+
+
+def spoken_number(number: str, lang: str) -> str:
+    """A phone number as a voice must read it: digit by digit. A Chinese voice reads "12345" as
+    一万二千三百四十五, so the digits are spaced (and written as characters for zh); a dash or a
+    space becomes a short pause, a plus sign a word."""
+    parts: list[str] = []
+    for char in number:
+        if char.isdigit():
+            parts.append(ZH_DIGITS[int(char)] if lang == "zh" else char)
+        elif char == "+":
+            parts.append("加" if lang == "zh" else "plus")
+        elif parts and parts[-1] not in ("，", ","):
+            parts.append("，" if lang == "zh" else ",")
+    return " ".join(parts).replace(" ，", "，").replace("， ", "，").replace(" ,", ",")
+
+
+def hours_text(hours: str, lang: str) -> str:
+    """``08:30-17:30`` as said and shown: 8:30 至 17:30, 8:30 to 17:30."""
+    start, _, end = hours.partition("-")
+    start, end = start.removeprefix("0"), end.removeprefix("0")
+    return f"{start}至{end}" if lang == "zh" else f"{start} to {end}"  # (Kivy wraps at spaces)
+
+
+SPOKEN_DIGITS = frozenset({"phone"})
+"""Speech parameters that are phone numbers, read digit by digit."""
+
+
+def spoken_params(params: dict[str, str], lang: str) -> dict[str, str]:
+    """A prompt's parameters as the voice says them (phone numbers digit by digit, hours)."""
+    out = dict(params)
+    for key, value in params.items():
+        if key in SPOKEN_DIGITS:
+            out[key] = spoken_number(value, lang)
+        elif key == "hours":
+            out[key] = hours_text(value, lang)
+    return out
+
+
+def help_texts(
+    help_state: HelpState, catalog: Catalog, lang: str, tr: Translator
+) -> dict[str, str]:
+    """The help overlay's texts: title, body, the hotline (after hours, large), the technician's
+    answer, the slip button.
+
+    No markup: the answer's free text is shown by a label without markup, as written."""
+    station = catalog.station
+    if help_state.after_hours:
+        title = tr("help.title_after_hours", lang)
+        hours = hours_text(station.duty_hours, lang)
+        body = tr("help.body_after_hours", lang, hours=hours)
+        hotline = tr("help.hotline", lang, phone=station.night_phone)
+    else:
+        title = tr("help.title", lang)
+        body = tr("help.body", lang, phone=station.help_phone)
+        hotline = ""
+    reply = (
+        tr(help_state.reply_key, lang, **help_state.reply_params) if help_state.reply_key else ""
+    )
+    slip = tr(f"help.slip_{help_state.slip}" if help_state.slip else "help.slip", lang)
+    return {"title": title, "body": body, "hotline": hotline, "reply": reply, "slip": slip}
+
+
 def spoken_texts(catalog: Catalog, tr: Translator) -> list[tuple[str, str]]:
     """Everything the kiosk may say that holds no personal data, in both languages: every
     screen prompt and error, and every service's spoken text (synthesised ahead of need)."""
-    phone = catalog.station.help_phone
+    station = catalog.station
     items = []
     for lang in ("zh", "en"):
         for key in sorted(tr.keys(lang)):
             if key.startswith(("prompt.", "error.")):
-                items.append((tr(key, lang, phone=phone), lang))
+                phone = station.night_phone if key.endswith("_after_hours") else station.help_phone
+                said = spoken_params({"phone": phone, "hours": station.duty_hours}, lang)
+                items.append((tr(key, lang, **said), lang))
         items += [(s.spoken.get(lang), lang) for s in catalog.enabled_services()]
         items += [(b.spoken.get(lang), lang) for b in catalog.enabled_bundles()]
     return items

@@ -22,7 +22,7 @@ Handlers are registered by name (:meth:`Dispatcher.register`, :class:`Handler`).
   (``kiosk.shell.remote``) picks them up when it may, carries them out and writes the result, which
   the
   agent then publishes: ``test_print``, ``restart_ui``, ``self_test``, ``screenshot``,
-  ``reload_catalog``.
+  ``reload_catalog``, ``help_reply`` (a technician's answer shown to the resident).
 
 A command without a result by its deadline is ``timed_out``; the first final result written wins.
 A result the broker has not acknowledged yet is published again (also after a restart).
@@ -46,6 +46,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from fleet.protocol.commands import COMMANDS
+from fleet.protocol.help import parse_reply
 from fleet.protocol.models import MAX_PAYLOAD_BYTES
 from fleet.protocol.topics import StationTopics, dumps, loads
 from statedir.journal import COMMAND_ID, CommandRecord, Journal
@@ -131,12 +132,20 @@ def _handler(
     return Handler(spec.name, spec.target, spec.timeout_s, validate, **more)
 
 
+def _help_reply_arg(args: dict[str, Any]) -> dict[str, Any]:
+    reply = parse_reply(args)
+    if reply is None:
+        raise CommandFailed("bad_args", expected="fleet.protocol.help.HelpReply")
+    return reply.args()
+
+
 UI_HANDLERS: tuple[Handler, ...] = (
     _handler("test_print", _printer_arg),
     _handler("restart_ui"),
     _handler("self_test"),
     _handler("screenshot"),
     _handler("reload_catalog"),
+    _handler("help_reply", _help_reply_arg),
 )
 """Carried out by the kiosk (``kiosk.shell.remote``); most wait until no resident is in a
 session."""

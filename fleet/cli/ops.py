@@ -3,7 +3,10 @@
 They read (and, for acknowledgements, write) the console's own database, the same rows the web
 pages show, with the same status rules (the console's timers, never broker presence alone).
 Human-readable tables by default, ``--json`` for machines. Acknowledging needs a console user's
-name, and lands in the audit log like a click on the alerts page.
+name, follows the alerts page's rules (:mod:`fleet.console.help_reply`: a help request is
+resolved by it) and lands in the audit log like a click there. ``--on-the-way MIN``, ``--call
+NUMBER`` or ``--say TEXT`` answer a help request; the answer is queued in the database and a
+running console sends it to the station.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import time
 from typing import Any
 
 from fleet.console.auth import acting_as
+from fleet.console.help_reply import ReplyError, acknowledge, queue_command, reply_from
 from fleet.console.store import Alert, Store, Timers, audit
 from fleet.console.views import STATUSES, alert_total, alerts, stations
 
@@ -30,6 +34,10 @@ def add_parsers(sub: Any, default_db: str) -> None:
     al.add_argument("--all", action="store_true", help="resolved alerts too")
     al.add_argument("--ack", type=int, metavar="ID", help="acknowledge this alert")
     al.add_argument("--as", dest="actor", help="console user who acknowledges (technician)")
+    reply = al.add_mutually_exclusive_group()  # an answer to a help request, with --ack
+    reply.add_argument("--on-the-way", type=int, metavar="MIN", help="answer: coming, in MIN min")
+    reply.add_argument("--call", metavar="NUMBER", help="answer: please call NUMBER")
+    reply.add_argument("--say", metavar="TEXT", help="answer: a short text (60 characters)")
     al.add_argument("--json", action="store_true", help="one JSON array instead of a table")
 
 
@@ -84,7 +92,7 @@ def run_alerts(args: argparse.Namespace) -> int:
     store = Store(args.db)
     try:
         if args.ack is not None:
-            return _acknowledge(store, args.ack, args.actor)
+            return _acknowledge(store, args.ack, args.actor, _reply_fields(args))
         with store.session() as db:
             views = alerts(db, active_only=not args.all)
             total = alert_total(db, active_only=not args.all)
@@ -114,9 +122,24 @@ def run_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
-def _acknowledge(store: Store, alert_id: int, actor: str | None) -> int:
+def _reply_fields(args: argparse.Namespace) -> dict[str, Any]:
+    if args.on_the_way is not None:
+        return {"reply": "on_the_way", "minutes": args.on_the_way}
+    if args.call is not None:
+        return {"reply": "call", "number": args.call}
+    if args.say is not None:
+        return {"reply": "text", "text": args.say}
+    return {}
+
+
+def _acknowledge(store: Store, alert_id: int, actor: str | None, fields: dict[str, Any]) -> int:
     if not actor:
         print("fleet alerts: --ack needs --as USER (a console user)", file=sys.stderr)
+        return 2
+    try:
+        reply = reply_from(fields)
+    except ReplyError as err:
+        print(f"fleet alerts: {err}", file=sys.stderr)
         return 2
     with store.session() as db:
         who, _ = acting_as(db, actor)
@@ -128,9 +151,14 @@ def _acknowledge(store: Store, alert_id: int, actor: str | None) -> int:
         if alert is None:
             print(f"fleet alerts: no alert {alert_id}", file=sys.stderr)
             return 1
-        if alert.acknowledged_at is None:
-            alert.acknowledged_at = time.time()
-            alert.acknowledged_by = actor
-        audit(db, actor, "acknowledge_alert", f"alert/{alert_id}", kind=alert.kind, via="cli")
+        try:
+            done = acknowledge(
+                db, alert_id, actor, reply, lambda d, s, a: queue_command(d, s, a, actor), via="cli"
+            )
+        except ReplyError as err:
+            print(f"fleet alerts: {err}", file=sys.stderr)
+            return 2
     print(f"alert {alert_id} acknowledged by {actor}")
+    if done.command_id:
+        print(f"answer queued as command {done.command_id}: a running console sends it")
     return 0

@@ -6,6 +6,11 @@ its ``active_key``, unique in the database, which de-duplicates it also between 
 processes (a unique violation means another console raised it a moment ago). Health alerts
 (:data:`HEALTH_KINDS`) follow each station's newest heartbeat: raised when it says so, resolved
 when it no longer does.
+
+A repeated alert keeps its first detail, except a help request's: a resident who presses help
+again and again in one session (on the choose screen, then on the preview) is one alert whose
+count rises, and whose ``detail["screens"]`` lists every screen the presses came from, oldest
+first, the last :data:`MAX_SCREENS` while the alert is open (:func:`merge_detail`).
 """
 
 from __future__ import annotations
@@ -32,6 +37,29 @@ HEALTH_KINDS = (
     "printer_fault",
     "speech_fault",
 )
+
+
+MAX_SCREENS = 10
+"""A help request remembers this many screens (the newest)."""
+
+
+def _screens(detail: dict[str, Any]) -> list[Any]:
+    screens = detail.get("screens")
+    return list(screens) if isinstance(screens, list) else [detail.get("screen")]
+
+
+def first_detail(kind: str, detail: dict[str, Any]) -> dict[str, Any]:
+    """A new alert's detail: a help request starts its list of screens."""
+    if kind != "help_request":
+        return detail
+    return {**detail, "screens": _screens(detail)[-MAX_SCREENS:]}
+
+
+def merge_detail(kind: str, detail: dict[str, Any], more: dict[str, Any]) -> dict[str, Any]:
+    """An open alert's detail after a repeat (``more``: the repeat's detail, or several merged)."""
+    if kind != "help_request":
+        return detail
+    return {**detail, "screens": (_screens(detail) + _screens(more))[-MAX_SCREENS:]}
 
 
 class AlertDesk:
@@ -116,6 +144,7 @@ class AlertDesk:
                         existing.last_at = now
                         if repeat:
                             existing.count += 1
+                            existing.detail = merge_detail(kind, existing.detail or {}, detail)
                         return False
                     row = {
                         "station_id": station_id,
@@ -124,7 +153,7 @@ class AlertDesk:
                         "raised_at": now,
                         "last_at": now,
                         "count": 1,
-                        "detail": detail,
+                        "detail": first_detail(kind, detail),
                         "notified": "" if self.webhook.url else "off",
                     }
                     alert = Alert(**row)
@@ -146,7 +175,8 @@ class AlertDesk:
             key = f"{station_id}:{kind}"
             seen = merged.get(key)
             repeats = (seen[3] if seen else 0) + (1 if repeat else 0)
-            merged[key] = (station_id, kind, seen[2] if seen else detail, repeats)
+            detail = merge_detail(kind, seen[2], detail) if seen else first_detail(kind, detail)
+            merged[key] = (station_id, kind, detail, repeats)
         if len(requests) <= 1:
             return sum(self.raise_alert(s, k, d, repeat=r) for s, k, d, r in requests)
         now = time.time()
@@ -161,6 +191,8 @@ class AlertDesk:
                     if alert is not None:
                         alert.last_at = now
                         alert.count += repeats
+                        if repeats:
+                            alert.detail = merge_detail(kind, alert.detail or {}, detail)
                         continue
                     rows.append(
                         {

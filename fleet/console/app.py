@@ -14,7 +14,6 @@ import asyncio
 import base64
 import logging
 import math
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from urllib.parse import quote, urlsplit
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import (
     JSONResponse,
@@ -36,19 +36,18 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from fleet.console import auth as auth
-from fleet.console import overview
+from fleet.console import help_reply, overview
 from fleet.console import throttle as throttle
 from fleet.console import views as views
 from fleet.console.admin import AdminRoutes
 from fleet.console.catalogs import CatalogRoutes
-from fleet.console.conditions import momentary
 from fleet.console.enrolment import EnrolRoutes
 from fleet.console.followup_pages import FollowUpRoutes
 from fleet.console.ingest import Ingest
 from fleet.console.rollout_pages import RolloutRoutes, RolloutService
 from fleet.console.routing import Refused, is_api
 from fleet.console.stats import StatsRoutes
-from fleet.console.store import Alert, CommandRow, Store, audit
+from fleet.console.store import CommandRow, Store, audit
 from fleet.protocol.commands import COMMANDS as PROTOCOL_COMMANDS
 
 log = logging.getLogger("fleet.console.web")
@@ -402,26 +401,32 @@ class WebApp:
     # --- actions -------------------------------------------------------------------------------
 
     async def acknowledge(self, request: Request) -> Response:
+        """Acknowledge an alert; a help request may be answered (fleet.console.help_reply)."""
         who = await self.require(request, "acknowledge")
         alert_id = int(request.path_params["alert_id"])
+        api = is_api(request)
+        body = await (request.json() if api and await request.body() else request.form())
+        try:
+            reply = help_reply.reply_from(body if isinstance(body, dict | FormData) else {})
+        except help_reply.ReplyError as err:
+            raise Refused(400, str(err), who) from None
 
-        def ack(db: Any) -> bool:
-            alert = db.get(Alert, alert_id)
-            if alert is None:
-                return False
-            now = time.time()
-            if alert.acknowledged_at is None:
-                alert.acknowledged_at = now
-                alert.acknowledged_by = who.name
-            if momentary(alert.kind) and alert.resolved_at is None:
-                alert.resolved_at = now
-                alert.active_key = None
-            audit(db, who.name, "acknowledge_alert", f"alert/{alert_id}", kind=alert.kind)
-            return True
+        def send(db: Any, station_id: int, args: dict[str, Any]) -> str:
+            timeout, name = help_reply.REPLY_TIMEOUT_S, help_reply.HELP_REPLY
+            return self.ingest.send_command(station_id, name, args, timeout, who.name, db=db)
 
-        found = await self.db(ack)
-        if is_api(request):
-            return JSONResponse({"acknowledged": found}, 200 if found else 404)
+        def ack(db: Any) -> help_reply.Acknowledged:
+            return help_reply.acknowledge(db, alert_id, who.name, reply, send)
+
+        try:
+            done: help_reply.Acknowledged = await self.db(ack)
+        except help_reply.ReplyError as err:
+            raise Refused(400, str(err), who) from None
+        if api:
+            answer: dict[str, Any] = {"acknowledged": done.found}
+            if done.command_id:
+                answer["reply_command"] = done.command_id
+            return JSONResponse(answer, 200 if done.found else 404)
         return RedirectResponse(await self._back(request), 303)
 
     async def _back(self, request: Request) -> str:

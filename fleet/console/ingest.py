@@ -47,7 +47,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, load_only
 
-from fleet.console import enroll, followups, incidents
+from fleet.console import enroll, followups, help_reply, incidents
 from fleet.console.alerting import AlertDesk
 from fleet.console.edge import ALERT_KIND as MALFORMED_ALERT
 from fleet.console.edge import (
@@ -481,12 +481,18 @@ class Ingest:
                     note="",
                 )
             )
+        self.publish_command(topic, name, args, timeout_s)
+        return command_id
+
+    def publish_command(
+        self, topic: str, name: str, args: dict[str, Any], timeout_s: float
+    ) -> None:
+        """Publish a recorded command (QoS 1, expiring with its timeout)."""
         props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
         props.MessageExpiryInterval = max(1, int(timeout_s))
         body = {"name": name, "args": args, "timeout_s": timeout_s}
         self.client.publish(topic, dumps(body), qos=1, properties=props)
         self.metrics.commands.inc()
-        return command_id
 
     def _answer_csr(
         self, station_id: int, site: str, station: str, payload: dict[str, Any]
@@ -587,4 +593,5 @@ class Ingest:
             if station_id in alerted:
                 self.resolve(station_id, "offline")
         enroll.expiry_alerts(self, now)  # cert_expiring, 30 days ahead
+        help_reply.send_queued(self, now)  # answers to help requests given with `fleet alerts`
         self.dead_letters.prune()  # the newest DEAD_LETTERS_KEPT stay

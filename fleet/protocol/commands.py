@@ -33,6 +33,9 @@ COMMANDS: dict[str, CommandSpec] = {
         CommandSpec("rebirth", "agent", 30.0),
         CommandSpec("collect_logs", "agent", 60.0),
         CommandSpec(INSTALL_CERTIFICATE, "agent", 60.0, by_hand=False),  # renewal's answer
+        # a technician's answer to a help request, sent with its acknowledgement
+        # (fleet.protocol.help); a resident is waiting: it is shown at once or not at all
+        CommandSpec("help_reply", "ui", 120.0, by_hand=False),
     )
 }
 """Every command a station understands, by name."""

@@ -22,6 +22,10 @@ publishes. A command still pending at its deadline is ``timed_out`` (the agent d
   ``RestartPreventExitStatus=3``, leaving to the desktop, keeps it down). The result is written
   by the next UI process when it starts (:meth:`KioskRemote.recover`): ``succeeded`` with
   ``restarted: true``. If the UI never comes back, the command times out.
+- ``help_reply`` (:mod:`fleet.protocol.help`): a technician's answer to a help request, shown
+  and spoken at once (:mod:`kiosk.shell.helpdesk`), in a session or on the home screen;
+  ``succeeded`` with ``shown: session | home``. A technician at the station (maintenance) or an
+  answer that does not parse: ``failed``.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fleet.protocol.help import HELP_REPLY, parse_reply
 from flows.catalog import Catalog
 from flows.models import DeviceState
 from statedir.journal import CommandRecord
@@ -129,6 +134,9 @@ class KioskRemote:
         if cmd.name == "screenshot":
             self._screenshot(cmd)
             return False
+        if cmd.name == HELP_REPLY:
+            self._help_reply(cmd, state)
+            return True
         work: dict[str, Callable[[CommandRecord], tuple[str, dict[str, Any]]]] = {
             "test_print": self._test_print,
             "self_test": self._self_test,
@@ -206,6 +214,19 @@ class KioskRemote:
         if bad:
             return "failed", {"reason": "devices_faulty", "faulty": bad, "devices": devices}
         return "succeeded", {"devices": devices}
+
+    def _help_reply(self, cmd: CommandRecord, state: str) -> None:
+        from kiosk.shell.helpdesk import HelpAnswer
+
+        reply = parse_reply(cmd.args)
+        if reply is None:
+            self._finish(cmd, "failed", {"reason": "bad_args"})
+        elif state in ("unlock", "maintenance"):
+            self._finish(cmd, "failed", {"reason": "maintenance"})
+        else:
+            self.runtime.queue.put(HelpAnswer(reply))  # shown and spoken on the next pump
+            shown = "home" if state in NO_SESSION else "session"
+            self._finish(cmd, "succeeded", {"shown": shown, "lang": self.runtime.session.lang})
 
     def _reload_catalog(self, _cmd: CommandRecord) -> tuple[str, dict[str, Any]]:
         if self.catalog_loader is None:

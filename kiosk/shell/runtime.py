@@ -51,10 +51,11 @@ from flows.session import (
 )
 from flows.tokens import Signer
 from kiosk.i18n import Translator
-from kiosk.present import spoken_texts
+from kiosk.present import spoken_params, spoken_texts
 from kiosk.shell import printing
 from kiosk.shell.catalog_watch import CatalogWatch
 from kiosk.shell.diskguard import DiskGuard
+from kiosk.shell.helpdesk import HelpAnswer, HelpDesk, HelpSlipDone, HelpState
 from kiosk.shell.journal_writer import JournalWriter
 from kiosk.shell.maintenance import Desk, MaintenanceNote, MaintenanceReport
 from kiosk.shell.paperwork import Paperwork, Preview, PreviewDone, PrintDone
@@ -105,6 +106,7 @@ class Frame:
     report: MaintenanceReport | None = None
     exit_code: int | None = None  # the app should stop with this status
     louder: bool = False  # the resident turned the voice up for this session
+    help: HelpState = field(default_factory=HelpState)  # after hours, an answer, the slip
 
 
 @dataclass
@@ -172,6 +174,8 @@ class Runtime:
             | CatalogOffer
             | MaintenanceNote
             | JournalReplay
+            | HelpAnswer
+            | HelpSlipDone
         ] = queue.Queue()
         self.desk = desk
         self.diskguard: DiskGuard | None = None
@@ -208,6 +212,7 @@ class Runtime:
         )
         self.catalog_watch: CatalogWatch | None = None  # offers catalogs the agent committed
         self.remote = KioskRemote(self)  # remote commands the agent passes on (kiosk.shell.remote)
+        self.helpdesk = HelpDesk(self, clock=clock)  # duty hours, answers, the hotline slip
 
     @property
     def journal(self) -> Journal:
@@ -273,6 +278,10 @@ class Runtime:
         """Called by the screen (any thread): the resident did something."""
         self.queue.put(intent)
 
+    def show_help(self, shown: bool = True) -> None:
+        """Open the help overlay (an answer arrived), or close it (the answer has gone)."""
+        self._help_shown = shown
+
     def heartbeat(self) -> None:
         """Called from the UI clock: proves to the agent that the UI is not frozen."""
         self.journal.touch_ui_heartbeat()
@@ -305,8 +314,8 @@ class Runtime:
             self._execute(effects)  # renders too
         elif handled:
             self._render()  # something changed without effects (a preview arrived, health)
-        if self.remote.poll():
-            self._render()  # a remote restart_ui: the frame carries the exit code
+        if self.remote.poll() | self.helpdesk.tick():
+            self._render()  # a remote restart_ui (the exit code); an answer shown long enough
         return handled
 
     def _handle(
@@ -318,11 +327,15 @@ class Runtime:
         | PreviewDone
         | CatalogOffer
         | MaintenanceNote
-        | JournalReplay,
+        | JournalReplay
+        | HelpAnswer
+        | HelpSlipDone,
     ) -> list[Effect]:
         s = self.session
         if isinstance(item, Intent):
             return self._intent(item)
+        if isinstance(item, HelpAnswer | HelpSlipDone):
+            return self.helpdesk.handle(item)
         if isinstance(item, JournalReplay):
             self.writer.replay()
             return []
@@ -375,10 +388,13 @@ class Runtime:
             return self.desk.intent(self, name, intent.arg) if self.desk is not None else []
         if name == "help":
             self._help_shown = True
-            return s.on_help()
+            return s.on_help(on_duty=self.helpdesk.pressed())
         if name == "close_help":
             self._help_shown = False
+            self.helpdesk.closed()
             return s.on_touch()
+        if name == "help_slip":
+            return self.helpdesk.print_slip()
         if name == "louder":
             self._louder = bool(intent.arg)
             self.devices.speech.set_volume(1.0 if self._louder else self.base_volume())
@@ -422,6 +438,7 @@ class Runtime:
                 self._document = None
             if effect.screen == "idle":
                 self._help_shown = False
+                self.helpdesk.session_ended()
             if effect.screen in ("idle", "out_of_order"):
                 self._note_catalog()  # a new catalog takes over between sessions
                 self._louder = False  # the next resident hears the station's own volume
@@ -434,7 +451,7 @@ class Runtime:
             ).start()
         elif isinstance(effect, Speak):
             self._last_spoken = self._clock()
-            text = self.tr(effect.key, s.lang, **effect.params)
+            text = self.tr(effect.key, s.lang, **spoken_params(effect.params, s.lang))
             self.devices.speech.speak(text, lang=s.lang, elder=s.elder)
         elif isinstance(effect, StopSpeech):
             self.devices.speech.stop()
@@ -459,6 +476,7 @@ class Runtime:
                 unavailable=self.session.unavailable(),
                 health=dict(self._health),
                 louder=self._louder,
+                help=self.helpdesk.state(),
                 **{**self._desk_frame(), **self._remote_frame()},
             )
         )

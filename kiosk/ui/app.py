@@ -153,6 +153,13 @@ def build_app(
         maint_info = StringProperty("")
         maint_last = StringProperty("")
         maint_log = StringProperty("")
+        help_title = StringProperty("")
+        help_body = StringProperty("")
+        help_hotline = StringProperty("")
+        help_reply = StringProperty("")  # the technician's answer, shown as written (no markup)
+        help_slip = StringProperty("")
+        help_after_hours = BooleanProperty(False)
+        help_slip_enabled = BooleanProperty(True)
 
     class HelpView(ModalView):
         pass
@@ -326,6 +333,7 @@ def build_app(
                 self.manager.current = view.screen
             vm.screen = view.screen
             self._maintenance(frame)
+            self._help(frame)
             self._overlay(self.help_view, frame.help_shown)
             self._overlay(self.still_there_view, view.warning and not frame.help_shown)
 
@@ -343,6 +351,16 @@ def build_app(
                 self.exit_code = frame.exit_code
                 log.warning("a technician left to the desktop")
                 Clock.schedule_once(lambda _dt: self.stop(), 0)
+
+        def _help(self, frame: Frame) -> None:
+            vm, lang = self.vm, frame.view.lang
+            texts = present.help_texts(frame.help, runtime.catalog, lang, runtime.tr)
+            vm.help_title, vm.help_body, vm.help_slip = texts["title"], texts["body"], texts["slip"]
+            vm.help_hotline = texts["hotline"]
+            heading = runtime.tr("help.reply_heading", lang)
+            vm.help_reply = f"{heading}\n{texts['reply']}" if texts["reply"] else ""
+            vm.help_after_hours = frame.help.after_hours
+            vm.help_slip_enabled = frame.help.slip in ("", "failed")
 
         def _show_preview(self, frame: Frame) -> None:
             png = frame.preview.png if frame.preview else None
@@ -365,24 +383,66 @@ def build_app(
 
 _OVERLAYS_KV = """
 <HelpView>:
+    # on duty: staff will answer; after hours: say so, the hotline, a slip to take home; a
+    # technician's answer on top, large, on the primary colour (kiosk.shell.helpdesk)
     auto_dismiss: False
-    size_hint: 0.7, 0.6
+    size_hint: 0.8, 0.85
     background: ''
     background_color: app.theme.bg
     overlay_color: 0, 0, 0, 0.6
     BoxLayout:
         orientation: 'vertical'
         padding: app.theme.pad
-        spacing: app.theme.gap * 2
+        spacing: app.theme.gap * 1.5
         TitleLabel:
-            text: app.t('help.title', app.vm.lang)
+            id: help_title
+            text: app.vm.help_title
+        Label:
+            id: help_reply
+            text: app.vm.help_reply
+            markup: False
+            font_size: app.theme.title * 0.8
+            bold: True
+            color: app.theme.on_primary
+            halign: 'center'
+            valign: 'middle'
+            text_size: self.width - app.theme.pad * 2, None
+            size_hint_y: None
+            height: self.texture_size[1] + app.theme.pad * 2 if self.text else 0
+            opacity: 1 if self.text else 0
+            canvas.before:
+                Color:
+                    rgba: app.theme.primary if self.text else (0, 0, 0, 0)
+                Rectangle:
+                    pos: self.pos
+                    size: self.size
         BodyLabel:
-            text: app.t('help.body', app.vm.lang)
+            id: help_body
+            text: app.vm.help_body
+            color: app.theme.fg
+        TitleLabel:
+            id: help_hotline
+            text: app.vm.help_hotline
+            color: app.theme.primary
+            height: self.texture_size[1] if self.text else 0
+            opacity: 1 if self.text else 0
         Widget:
-        BigButton:
-            id: close_help
-            text: app.t('help.close', app.vm.lang)
-            on_release: app.intent('close_help')
+        BoxLayout:
+            size_hint_y: None
+            height: self.minimum_height
+            spacing: app.theme.gap * 2 if app.vm.help_after_hours else 0
+            BigButton:
+                id: help_slip_button
+                kind: 'secondary'
+                text: app.vm.help_slip
+                size_hint_x: 1.4 if app.vm.help_after_hours else 0.001
+                opacity: 1 if app.vm.help_after_hours else 0
+                enabled: app.vm.help_after_hours and app.vm.help_slip_enabled
+                on_release: app.intent('help_slip')
+            BigButton:
+                id: close_help
+                text: app.t('help.close', app.vm.lang)
+                on_release: app.intent('close_help')
 
 <StillThereView>:
     auto_dismiss: False

@@ -576,7 +576,10 @@ def test_the_cli_lists_stations_and_alerts_and_acknowledges_with_the_same_rules(
         assert fleet(["alerts", "--db", db_url, "--ack", str(alert["id"]), "--as", "oper"]) == 1
         assert fleet(["alerts", "--db", db_url, "--ack", str(alert["id"]), "--as", "tech"]) == 0
         capsys.readouterr()
+        # as on the web page, acknowledging a help request resolves it: it shows under --all
         assert fleet(["alerts", "--db", db_url, "--json"]) == 0
+        assert alert["id"] not in [a["id"] for a in json.loads(capsys.readouterr().out)]
+        assert fleet(["alerts", "--db", db_url, "--json", "--all"]) == 0
         acked = [a for a in json.loads(capsys.readouterr().out) if a["id"] == alert["id"]]
         assert acked[0]["acknowledged_by"] == "tech"
         with console.store.session() as db:

@@ -9,7 +9,24 @@
   }
   let busy = false;
   let again = false;
+  let held = false;
+  // a technician typing an answer to a help request keeps what they typed: the refresh waits
+  // until the field loses focus
+  function typing() {
+    const el = document.activeElement;
+    return Boolean(el && live.contains(el) && el.matches("input, textarea, select, button"));
+  }
+  live.addEventListener("focusout", function () {
+    if (held) {
+      held = false;
+      setTimeout(refresh, 0);
+    }
+  });
   async function refresh() {
+    if (typing()) {
+      held = true;
+      return;
+    }
     if (busy) {
       again = true;
       return;

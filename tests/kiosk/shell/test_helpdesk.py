@@ -1,0 +1,148 @@
+"""The help button's shell without a screen (kiosk.shell.helpdesk): a technician's answer
+arrives through the journal as the agent writes it, is shown and spoken, and goes when the
+resident has seen it, when their session ends, or after a while on the home screen; phone numbers
+are read digit by digit. The screen itself is tests/kiosk/ui/test_help.py."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.catalog import load_catalog
+from kiosk.fonts import find_cjk_font
+from kiosk.i18n import Translator
+from kiosk.present import spoken_number
+from kiosk.shell import helpdesk
+from kiosk.shell.catalog_watch import DEMO_CATALOG
+from kiosk.shell.devices import SpeechOff
+from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
+from statedir.journal import Journal
+
+
+class SpokenLog(SpeechOff):
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+
+    def speak(self, text: str, *, lang: str, elder: bool = False) -> None:
+        self.texts.append(text)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> tuple[Runtime, SpokenLog, list[Frame], Clock]:
+    speech = SpokenLog()
+    unused: Any = object()  # no device but the voice is used here
+    clock = Clock()
+    runtime = Runtime(
+        catalog=load_catalog(DEMO_CATALOG),
+        devices=Devices(unused, unused, unused, speech),
+        journal=Journal(tmp_path / "journal.sqlite3"),
+        translator=Translator(strict=True),
+        font=find_cjk_font(),
+        secret=b"k" * 32,
+        clock=clock,
+        attract_every_s=0,
+    )
+    runtime.remote._clock = clock
+    runtime.now = lambda: dt.datetime(2026, 12, 7, 10, 0)  # on duty
+    frames: list[Frame] = []
+    runtime.on_frame = frames.append
+    return runtime, speech, frames, clock
+
+
+def answer(runtime: Runtime, clock: Clock, command_id: str, **args: Any) -> str:
+    """What the agent does with a help_reply command, then the kiosk's next pumps."""
+    runtime.journal.add_command(
+        command_id, "help_reply", args, target="ui", deadline=time.time() + 120
+    )
+    clock.t += 1
+    runtime.pump()  # the remote takes it up
+    runtime.pump()  # the runtime shows it
+    record = runtime.journal.command(command_id)
+    assert record is not None
+    return f"{record.state} {record.detail.get('shown', record.detail.get('reason'))}"
+
+
+def test_an_answer_in_a_session_is_shown_spoken_and_goes_with_the_session(
+    rig: tuple[Runtime, SpokenLog, list[Frame], Clock],
+) -> None:
+    runtime, speech, frames, clock = rig
+    runtime.post(Intent("start"))
+    runtime.post(Intent("help"))
+    runtime.pump()
+    assert frames[-1].help_shown and not frames[-1].help.after_hours
+    assert "已通知工作人员。您也可以拨打服务电话 零 五 三 三，一 二 三 四 五。" in speech.texts
+    runtime.post(Intent("close_help"))  # the resident closed it before the answer came
+    runtime.pump()
+    assert answer(runtime, clock, "c1", kind="on_the_way", minutes=5) == "succeeded session"
+    frame = frames[-1]
+    assert frame.help_shown  # opened again for the answer
+    assert (frame.help.reply_key, frame.help.reply_params) == ("help.reply.on_the_way", {"n": "5"})
+    assert speech.texts[-1] == "工作人员正在赶来，大约 5 分钟后到，请稍等。"
+    runtime.post(Intent("cancel"))  # the session ends: the next resident is not told
+    runtime.pump()
+    assert not frames[-1].help_shown and frames[-1].help.reply_key == ""
+    # an answer the station cannot take is failed, not shown
+    assert answer(runtime, clock, "c2", kind="call") == "failed bad_args"
+    assert not frames[-1].help_shown
+
+
+def test_an_answer_on_the_home_screen_stays_a_while(
+    rig: tuple[Runtime, SpokenLog, list[Frame], Clock],
+) -> None:
+    runtime, speech, frames, clock = rig
+    runtime.pump()
+    assert answer(runtime, clock, "c1", kind="call", number="0533-12345") == "succeeded home"
+    assert frames[-1].help_shown and frames[-1].help.reply_key == "help.reply.call"
+    assert speech.texts[-1] == "请拨打 零 五 三 三，一 二 三 四 五 联系工作人员。"
+    clock.t += helpdesk.REPLY_ON_HOME_S - 5
+    runtime.pump()
+    assert frames[-1].help_shown
+    clock.t += 10
+    runtime.pump()
+    assert not frames[-1].help_shown and frames[-1].help.reply_key == ""
+    # a new session under it (a card laid on the reader) drops it at once
+    assert answer(runtime, clock, "c2", kind="text", text="[b]马上到[/b]") == "succeeded home"
+    assert speech.texts[-1] == "工作人员留言：[b]马上到[/b]"
+    runtime.post(Intent("start"))
+    runtime.pump()
+    runtime.pump()
+    assert not frames[-1].help_shown and frames[-1].help.reply_key == ""
+
+
+def test_after_hours_the_prompt_names_the_hotline_and_the_hours(
+    rig: tuple[Runtime, SpokenLog, list[Frame], Clock],
+) -> None:
+    runtime, speech, frames, _ = rig
+    runtime.now = lambda: dt.datetime(2026, 12, 7, 8, 29)  # a minute before the duty hours
+    runtime.post(Intent("help"))
+    runtime.pump()
+    assert frames[-1].help.after_hours
+    assert speech.texts[-1] == (
+        "现在不是工作时间，无人值守。您的求助已记录。"
+        "如需帮助，请拨打服务热线 一 二 三 四 五。工作时间为每天8:30至17:30。"
+    )
+    [event] = [e for e in runtime.journal.pending_events() if e.type == "help"]
+    assert event.payload["screen"] == "idle"  # still sent: the console shows it
+    runtime.now = lambda: dt.datetime(2026, 12, 7, 8, 30)
+    runtime.post(Intent("help"))
+    runtime.pump()
+    assert not frames[-1].help.after_hours
+
+
+def test_phone_numbers_are_read_digit_by_digit() -> None:
+    assert spoken_number("12345", "zh") == "一 二 三 四 五"
+    assert spoken_number("12345", "en") == "1 2 3 4 5"
+    assert spoken_number("0533-12345", "zh") == "零 五 三 三，一 二 三 四 五"
+    assert spoken_number("+86 533 1234", "en") == "plus 8 6, 5 3 3, 1 2 3 4"
