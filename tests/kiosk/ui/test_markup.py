@@ -22,7 +22,7 @@ from kiosk.shell.maintenance import hash_pin
 HERE = Path(__file__).resolve().parent
 DEMO = HERE.parents[2] / "assets" / "catalog" / "demo.toml"
 PIN = "246810"
-BIG = "[size=400][color=ff0000]大[/color][/size]"
+BIG = "[size=400]大[/size]"  # within the catalog's 32-character names with what surrounds it
 
 # (what the demo catalog says, what this test's catalog says instead)
 CHANGES = {
