@@ -39,7 +39,8 @@ def test_literal_escapes_only_what_kivy_reads_as_markup() -> None:
 def test_the_notice_shows_catalog_text_as_written_under_its_own_headings() -> None:
     text = DEMO.read_text(encoding="utf-8")
     # a material's name is at most 32 characters (flows.catalog); a place's line may be longer
-    text = text.replace("近期二寸免冠白底彩色照片", SHORT).replace("街道便民服务中心 3 号窗口", DATA)
+    text = text.replace("近期二寸免冠白底彩色照片", SHORT)
+    text = text.replace("街道便民服务中心 3 号窗口", DATA)
     catalog = parse_catalog(tomllib.loads(text))
     [selection] = [s for s in selections(catalog) if s.code == "disability_certificate_checklist"]
     notice = present.notice_text(selection, "zh", Translator())
