@@ -377,6 +377,9 @@ def run(work: Path, count: int = 10_000) -> Outcome:
             broken_state = json.dumps({"online": True, "session": "x", "ts": [1, 2]}).encode()
             bad.publish("state", broken_state, retain=True)  # kept by the broker, broken
             out.sent += 1
+            deadline = time.monotonic() + 300  # until the broker has answered every one
+            while bad.accepted + bad.refused < out.sent and time.monotonic() < deadline:
+                time.sleep(0.05)
             flood_done.set()
 
         flooder = threading.Thread(target=flood, name="hostile-flood", daemon=True)
