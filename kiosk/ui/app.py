@@ -434,7 +434,9 @@ _OVERLAYS_KV = """
             BigButton:
                 id: help_slip_button
                 kind: 'secondary'
-                text: app.vm.help_slip
+                # hidden on duty: no text either, or a sliver of a button wraps it a letter a
+                # line, grows as tall as the words are long and pushes the overlay off the screen
+                text: app.vm.help_slip if app.vm.help_after_hours else ''
                 size_hint_x: 1.4 if app.vm.help_after_hours else 0.001
                 opacity: 1 if app.vm.help_after_hours else 0
                 enabled: app.vm.help_after_hours and app.vm.help_slip_enabled
