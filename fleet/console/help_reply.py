@@ -32,7 +32,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from fleet.console.conditions import momentary
-from fleet.console.store import Alert, CommandRow, Station, audit
+from fleet.console.store import Alert, CommandRow, Station, audit, new_command
 from fleet.protocol.commands import COMMANDS
 from fleet.protocol.help import HELP_REPLY, HelpReply
 from fleet.protocol.topics import StationTopics
@@ -127,26 +127,17 @@ def acknowledge(
 
 def queue_command(db: Session, station_id: int, args: dict[str, Any], actor: str) -> str:
     """The CLI's :data:`Send`: a ``queued`` command the console's sweep publishes."""
-    import uuid
-
-    command_id = uuid.uuid4().hex
-    now = time.time()
-    db.add(
-        CommandRow(
-            id=command_id,
-            station_id=station_id,
-            name=HELP_REPLY,
-            args=args,
-            timeout_s=REPLY_TIMEOUT_S,
-            status="queued",
-            detail={},
-            actor=actor,
-            created_at=now,
-            updated_at=now,
-            note="queued by the command line",
-        )
+    row = new_command(
+        station_id,
+        HELP_REPLY,
+        args,
+        REPLY_TIMEOUT_S,
+        actor,
+        status="queued",
+        note="queued by the command line",
     )
-    return command_id
+    db.add(row)
+    return row.id
 
 
 def send_queued(ingest: Ingest, now: float) -> int:

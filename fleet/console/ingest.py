@@ -70,6 +70,7 @@ from fleet.console.store import (
     Timers,
     audit,
     in_duty_hours,
+    new_command,
     offline_since,
 )
 from fleet.mqtt.client import CONSOLE_USER, BrokerAccess, on_accepted
@@ -459,30 +460,15 @@ class Ingest:
         db: Session | None = None,
     ) -> str:
         """Record and publish ``{"name","args","timeout_s"}`` on the station's ``cmd/{id}``."""
-        command_id = uuid.uuid4().hex
-        now = time.time()
+        row = new_command(station_id, name, args, timeout_s, actor)
         with contextlib.ExitStack() as stack:
             if db is None:
                 db = stack.enter_context(self.store.session())
             station = db.get_one(Station, station_id)
-            topic = StationTopics(station.site, station.station).command(command_id)
-            db.add(
-                CommandRow(
-                    id=command_id,
-                    station_id=station_id,
-                    name=name,
-                    args=args,
-                    timeout_s=timeout_s,
-                    status="sent",
-                    detail={},
-                    actor=actor,
-                    created_at=now,
-                    updated_at=now,
-                    note="",
-                )
-            )
+            topic = StationTopics(station.site, station.station).command(row.id)
+            db.add(row)
         self.publish_command(topic, name, args, timeout_s)
-        return command_id
+        return row.id
 
     def publish_command(
         self, topic: str, name: str, args: dict[str, Any], timeout_s: float

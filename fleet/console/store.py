@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -190,6 +191,33 @@ class CommandRow(Base):
     created_at: Mapped[float] = mapped_column(Float)
     updated_at: Mapped[float] = mapped_column(Float)
     note: Mapped[str] = mapped_column(Text, default="")
+
+
+def new_command(
+    station_id: int,
+    name: str,
+    args: dict[str, Any],
+    timeout_s: float,
+    actor: str,
+    *,
+    status: str = "sent",
+    note: str = "",
+) -> CommandRow:
+    """A command as the console records it before (or instead of) publishing it."""
+    now = time.time()
+    return CommandRow(
+        id=uuid.uuid4().hex,
+        station_id=station_id,
+        name=name,
+        args=args,
+        timeout_s=timeout_s,
+        status=status,
+        detail={},
+        actor=actor,
+        created_at=now,
+        updated_at=now,
+        note=note,
+    )
 
 
 class RolloutRow(Base):

@@ -299,3 +299,12 @@ def test_the_station_page_lists_what_was_set_aside_and_acknowledging_resolves(
     assert letter["kind"] == "health" and letter["reason"].startswith("invalid: ")
     assert letter["excerpt"] == '{"seq":"x"}' and letter["size"] == 11
     assert momentary(ALERT_KIND) and momentary(SITE_ALERT)
+
+
+def test_an_excerpt_never_keeps_an_id_number() -> None:
+    from fleet.console.edge import excerpt
+
+    sent = b'{"name_id":"370302195001011234","card":"12345678901234567X","seq":"x"}'
+    kept = excerpt(sent)
+    assert "370302195001011234" not in kept and "12345678901234567" not in kept
+    assert kept.startswith('{"name_id":"######"') and '"seq":"x"' in kept
