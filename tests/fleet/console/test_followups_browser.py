@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -42,7 +43,10 @@ def test_technician_follows_up_a_one_star_rating_to_resolved(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     db = "postgresql" if db_url.startswith("postgresql") else "sqlite"
     agent, journal = start_station(tmp_path, broker, "st-0001")
-    wait = WebDriverWait(browser, 20, poll_frequency=0.1)
+    # the page redraws itself after each step: an element read mid-swap is looked up again
+    wait = WebDriverWait(
+        browser, 20, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    )
     try:
         for stars, tags in ((1, ("slow", "print")), (4, ()), (2, ("voice",))):
             txn = journal.begin_transaction("queue_ticket", lang="zh", elder=True)
