@@ -541,6 +541,7 @@ class Ingest:
                 Station.last_seen,
                 Station.interval_s,
                 Station.duty_hours,
+                Station.first_seen,
             )
             for row in db.scalars(select(Station).options(timer_columns)):
                 since = offline_since(row, now, self.settings.timers)

@@ -380,9 +380,18 @@ def station_status(row: Station, now: float, timers: Timers = Timers()) -> str:
 
 
 def offline_since(row: Station, now: float, timers: Timers = Timers()) -> float | None:
-    """When the station went offline (Will, clean stop, or its heartbeats stopping), or None."""
+    """When the station went offline (Will, clean stop, or its heartbeats stopping), or None.
+
+    A station heard from (its birth, say) whose state has not arrived yet is not offline since
+    1970: it gets the heartbeats' grace from when it was first heard (a thousand stations
+    connecting at once are registered a moment before their states are written)."""
     if not row.online:
-        return row.offline_since if row.offline_since is not None else row.state_ts
+        if row.offline_since is not None:
+            return row.offline_since
+        if row.state_ts:
+            return row.state_ts
+        grace_ends = row.first_seen + timers.missed_for_offline * row.interval_s
+        return grace_ends if now >= grace_ends else None
     if row.last_seen and now - row.last_seen > timers.missed_for_offline * row.interval_s:
         return row.last_seen + timers.missed_for_offline * row.interval_s
     return None

@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from fleet.console.ingest import Ingest, Settings
 from fleet.console.ingest_batch import StateFields, apply_state
-from fleet.console.store import Alert, Station, Store
+from fleet.console.store import Alert, Station, Store, Timers, offline_since
 from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
 
@@ -52,6 +52,25 @@ def test_the_will_ends_its_session_though_stamped_before_the_connect() -> None:
     assert not apply_state(row, state(2, False, 150.0, "lost"), now=4.0)  # an older session's
     assert apply_state(row, state(4, True, 98.0), now=5.0)  # the next session, whatever its ts
     assert row.online and row.session == 4
+
+
+def test_a_station_whose_state_has_not_arrived_is_not_offline_since_1970() -> None:
+    # registered by its birth a moment before its state is written (a thousand connecting)
+    row = Station(
+        site=SITE,
+        station="k1",
+        online=False,
+        state_ts=0.0,
+        offline_since=None,
+        last_seen=0.0,
+        interval_s=60.0,
+        first_seen=1000.0,
+    )
+    assert offline_since(row, now=1001.0) is None
+    grace = Timers().missed_for_offline * 60.0
+    assert offline_since(row, now=1000.0 + grace + 5) == 1000.0 + grace  # it never said a word
+    row.state_ts, row.offline_since = 1200.0, 1300.0  # a Will: offline since it arrived
+    assert offline_since(row, now=1301.0) == 1300.0
 
 
 @pytest.fixture
