@@ -1,6 +1,7 @@
 """``make run``: a complete simulated station on this machine, stopped cleanly by Ctrl-C.
 
-Starts a private mosquitto on a free local port, the fleet console, the fleet agent, and the kiosk
+Starts a private mosquitto on a free local port, the fleet console with a signed catalog repository
+and a fleet CA of its own (:mod:`kiosk.tools.devcentre`), the fleet agent, and the kiosk
 app in a window with every device simulated (the kiosk starts its own simulated peers: the GA 467
 reader on a pseudo-terminal, an ESC/POS printer on TCP, a private cupsd with a simulated network
 printer).
@@ -30,6 +31,7 @@ from typing import Any
 from drivers.simtools import free_port
 from drivers.speech.player import player_args, probe_output
 from kiosk.shell.maintenance import hash_pin
+from kiosk.tools import devcentre
 from kiosk.tools.supervise import RUN_MARK, Child, RestartPolicy, Supervisor, describe, sweep
 from sandbox.mosquitto import MosquittoBroker
 
@@ -145,6 +147,13 @@ def main() -> int:
         write_config(config, broker_addr, state, hash_pin(pin), audio_args())
         say(f"maintenance mode: tap the station's name five times, PIN {pin}")
 
+        centre = devcentre.prepare(data, state)
+        repo_port = free_port()
+        repo_child = Child("catalog-repo", centre.serve_argv("127.0.0.1", repo_port))
+        supervisor.start(repo_child)
+        catalog_url = f"http://127.0.0.1:{repo_port}/"
+        say(f"signed catalog repository {centre.repo} served on {catalog_url}")
+
         http_port = free_port()
         console = Child(
             "console",
@@ -155,6 +164,7 @@ def main() -> int:
                 "--password-file", str(broker.root / "console.secret"),
                 "--db", f"sqlite:///{data / 'console.sqlite3'}",
                 "--admin-password-file", str(data / "console-admin.secret"),
+                *centre.console_options(catalog_url),
             ],
             policy=policy("fleet-console.service"),
         )  # fmt: skip

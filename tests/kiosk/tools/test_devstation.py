@@ -10,6 +10,7 @@ variable the test sets (:data:`TEST_MARK`), so "none of its processes left" is r
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import secrets
@@ -19,6 +20,8 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +200,48 @@ def test_an_idle_station_logs_nothing_below_info(station: Station) -> None:
         log = station.log(name)
         assert log, f"{name}.log is empty"
         assert " DEBUG " not in log, [ln for ln in log.splitlines() if " DEBUG " in ln][:5]
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_the_console_has_its_own_catalog_repository_and_fleet_ca(station: Station) -> None:
+    """Every page of the demo console works: Catalogs shows the signed demo catalog live with a
+    rollout link to the served repository, which this station trusts; Enrolment can enrol."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.fleet.console.test_console_browser import chromium
+
+    text = station.output()
+    console = re.search(r"fleet console on (http://127\.0\.0\.1:\d+)/", text)
+    served = re.search(r"served on (http://127\.0\.0\.1:\d+/)", text)
+    assert console and served, text
+    repo_url = served.group(1)
+
+    def fetch(path: str) -> bytes:
+        with urllib.request.urlopen(repo_url + path, timeout=10) as answer:  # noqa: S310 (http)
+            return bytes(answer.read())
+
+    anchor = station.data / "state" / "catalogs" / "root.json"
+    assert fetch("metadata/1.root.json") == anchor.read_bytes()  # the station trusts it
+    assert json.loads(fetch("metadata/timestamp.json"))["signed"]["_type"] == "timestamp"
+    password = (station.data / "console-admin.secret").read_text().strip()
+    with chromium() as browser:
+        wait = WebDriverWait(browser, 20, poll_frequency=0.1)
+        browser.get(console.group(1) + "/catalogs")
+        browser.find_element(By.ID, "name").send_keys("admin")
+        browser.find_element(By.ID, "password").send_keys(password)
+        browser.find_element(By.ID, "login").click()
+        live = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.live-catalog"))
+        assert [
+            (p.get_attribute("data-target"), p.get_attribute("data-version")) for p in live
+        ] == [("catalog.toml", "1")]
+        link = browser.find_element(By.CSS_SELECTOR, "a.rollout-link").get_attribute("href") or ""
+        asked = urllib.parse.parse_qs(urllib.parse.urlsplit(link).query)
+        assert asked["metadata_url"] == [repo_url + "metadata/"], link
+        browser.get(console.group(1) + "/enrolment")
+        wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "main h1"))
+        assert browser.find_elements(By.ID, "no-ca") == [], browser.page_source[:2000]
 
 
 @pytest.mark.gui
