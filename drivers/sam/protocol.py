@@ -29,6 +29,7 @@ PREAMBLE = b"\xaa\xaa\xaa\x96\x69"
 HEADER = len(PREAMBLE) + 2
 MIN_LENGTH = 3  # CMD Para CHK; an answer needs at least SW1 SW2 SW3 CHK
 MAX_LENGTH = 0x0A00  # the longest answer (base info + photo + fingerprint) fits well below
+READ_ANSWER_BYTES = 2400  # a frame answering 30 xx is at most this long (with fingerprints)
 
 # commands: (CMD, Para)
 RESET_SAM = (0x10, 0xFF)

@@ -13,6 +13,15 @@ stays. Some modules stop "finding" a card they have just read although it is sti
 reader, so a card that was read counts as present while either *find* or *select* answers yes;
 removal needs ``REMOVAL_DEBOUNCE`` consecutive no's.
 
+Modules differ (:mod:`drivers.sam.modules`): only status, find, select and read base are relied
+on. The optional commands (SAM management information, appended address, baud rate) degrade:
+a module that answers one with ``21``, ``91`` or silence is written down as lacking it for the
+session of the port (:mod:`drivers.sam.capabilities`), the identity from the base read stands,
+and health names what is missing. A module that does not answer at the configured rate is looked
+for at the others the protocol offers, then asked to switch to the configured one (if it cannot,
+the reader stays at the rate it found). A module silent on *find card* while no card is there is
+told from a dead one by asking its status.
+
 The wire logger ``kiosk.wire.sam`` records commands, lengths and status codes, never payloads.
 """
 
@@ -29,6 +38,7 @@ from dataclasses import replace
 import serial
 
 from drivers.sam import protocol as p
+from drivers.sam.capabilities import ModuleCapabilities
 from flows.errors import DeviceError, DeviceOffline, DeviceTimeout
 from flows.models import (
     CardInserted,
@@ -55,6 +65,10 @@ _SERIAL_ERRORS = (serial.SerialException, OSError, termios.error, TypeError, Val
 """What pyserial raises when the device goes away under it (EIO, a closed fd, a bad ioctl)."""
 
 
+class PortUnavailable(DeviceOffline):
+    """The serial device cannot be opened (not there, or held by another process)."""
+
+
 class CardState(enum.Enum):
     NONE = "none"  # no card on the reader
     PENDING = "pending"  # announced, not read yet (or a read failed and will be tried again)
@@ -76,6 +90,7 @@ class SamReader:
         max_backoff_s: float = 5.0,
         read_attempts: int = 3,
         read_appended_address: bool = True,
+        probe_baud: bool = True,
     ) -> None:
         self.name = name
         self.port = port
@@ -85,6 +100,9 @@ class SamReader:
         self.max_backoff_s = max_backoff_s
         self.read_attempts = max(1, read_attempts)
         self.read_appended_address = read_appended_address
+        self.probe_baud = probe_baud  # look for the module at the other rates too
+        self.line_baud = baud  # the rate the module answered at (the configured one, or not)
+        self.capabilities = ModuleCapabilities()
         self.reads = 0  # identities passed on since start (tests, the bench)
         self._serial: serial.Serial | None = None
         self._stop = threading.Event()
@@ -118,6 +136,9 @@ class SamReader:
 
     def health(self) -> DeviceHealth:
         state, reasons = self._health
+        caps = self.capabilities
+        if state in (DeviceState.OK, DeviceState.DEGRADED):
+            reasons = reasons + caps.reasons()  # working, without some optional commands
         return DeviceHealth(
             self.name,
             "id_reader",
@@ -125,10 +146,12 @@ class SamReader:
             reasons,
             {
                 "port": self.port,
-                "baud": self.baud,
+                "baud": self.line_baud,
+                "configured_baud": self.baud,
                 "card": self._card.value,
                 "reads": self.reads,
                 "last_sw3": f"{self._last_status:02X}" if self._last_status >= 0 else "",
+                **caps.detail(),
             },
         )
 
@@ -188,12 +211,22 @@ class SamReader:
             self._close()
 
     def _connect(self) -> None:
-        """Open the port and ask the module for its status: connected means it answered."""
-        self._open()
+        """Open the port and ask the module for its status: connected means it answered.
+
+        A new session of the port: what the module can do is learnt afresh (a replug may bring
+        another module). Then the rate is settled and the module's number asked for.
+        """
+        self.capabilities = ModuleCapabilities()
+        rates = [self.line_baud, self.baud]
+        if self.probe_baud:
+            rates += sorted(p.BAUD_CODES, reverse=True)
         try:
-            answer = self.exchange(p.SAM_STATUS)
-            if answer.status != p.SW_OK:
-                raise p.status_error(answer.status)
+            self.line_baud = self._find_rate(list(dict.fromkeys(rates)))
+            if self.line_baud != self.baud:
+                self._switch_baud()
+            self._ask_module_id()
+        except PortUnavailable:
+            raise  # health says why already (busy, not there)
         except DeviceTimeout:
             self._close()
             self._set(DeviceState.FAULT, "no_answer")
@@ -209,6 +242,66 @@ class SamReader:
             raise
         self._timeouts = 0
         self._set(DeviceState.OK)
+
+    def _find_rate(self, rates: list[int]) -> int:
+        """Open the port at each rate until the module answers its status there."""
+        for baud in rates:
+            self._open(baud)
+            try:
+                answer = self.exchange(p.SAM_STATUS)
+            except DeviceTimeout:
+                if baud == rates[-1] or self._stop.is_set():
+                    raise
+                self._close()
+                continue
+            if answer.status != p.SW_OK:
+                raise p.status_error(answer.status)
+            return baud
+        raise DeviceTimeout("no rate to try")
+
+    def _switch_baud(self) -> None:
+        """The module answered at another rate than configured: ask it to switch (optional)."""
+        answer = self._optional("set_baud", p.baud_command(self.baud), card_item=False)
+        if answer is None:
+            log.info("reader %s: staying at %d baud", self.name, self.line_baud)
+            return
+        port = self._serial
+        if port is None:
+            raise DeviceOffline("port closed")
+        old = self.line_baud
+        try:
+            port.baudrate = self.baud
+            self.line_baud = self.baud
+            self._expect(self.exchange(p.SAM_STATUS), p.SW_OK)
+        except DeviceTimeout:  # it said yes but does not answer at the new rate: go back
+            port.baudrate = self.line_baud = old
+            self._expect(self.exchange(p.SAM_STATUS), p.SW_OK)
+            self.capabilities.missing("set_baud", "silence")
+        except _SERIAL_ERRORS as err:
+            raise DeviceOffline(f"{self.port}: {type(err).__name__}") from err
+        log.info("reader %s: switched the module from %d to %d baud", self.name, old, self.baud)
+
+    def _ask_module_id(self) -> None:
+        answer = self._optional("sam_id", p.SAM_ID, card_item=False)
+        if answer is not None:
+            self.capabilities.module_id = answer.data[:16].hex()
+
+    def _optional(self, name: str, command: tuple[int, int], *, card_item: bool) -> p.Frame | None:
+        """Ask an optional command: its answer, or None when the module lacks it (learnt for
+        the session of the port, never asked again) or the card holds no such item."""
+        if self.capabilities.lacks(name):
+            return None
+        try:
+            answer = self.exchange(command)
+        except DeviceTimeout:
+            if self._stop.is_set():
+                raise
+            log.info("reader %s: no answer to the optional %s; not asked again", self.name, name)
+            self.capabilities.missing(name, "silence")
+            return None
+        if self.capabilities.judge(name, answer.status, card_item=card_item):
+            return answer
+        return None
 
     def _lost(self, sink: EventSink, reason: str) -> None:
         self._close()
@@ -240,14 +333,24 @@ class SamReader:
             self._try_read(sink)
 
     def _present(self) -> bool:
-        found = self.exchange(p.FIND_CARD)
+        try:
+            found = self.exchange(p.FIND_CARD)
+        except DeviceTimeout:
+            if self._stop.is_set():
+                raise
+            # some modules say nothing while no card is there: alive, if it answers its status
+            self._expect(self.exchange(p.SAM_STATUS), p.SW_OK)
+            self.capabilities.no_card_answer = "silence"
+            return self._card in (CardState.READ, CardState.FAILED) and self._still_selectable()
         if found.status == p.SW_CARD_FOUND:
             return True
         if found.status != p.CardNotFound.code:
             raise p.status_error(found.status)
-        if self._card in (CardState.READ, CardState.FAILED):
-            return self.exchange(p.SELECT_CARD).status == p.SW_OK
-        return False
+        self.capabilities.no_card_answer = "80"
+        return self._card in (CardState.READ, CardState.FAILED) and self._still_selectable()
+
+    def _still_selectable(self) -> bool:
+        return self.exchange(p.SELECT_CARD).status == p.SW_OK
 
     def _try_read(self, sink: EventSink) -> None:
         try:
@@ -276,11 +379,10 @@ class SamReader:
         base = self._expect(self.exchange(p.READ_BASE), p.SW_OK)
         identity = p.parse_base_info(base.data)
         if self.read_appended_address and identity.card_type is CardType.RESIDENT:
-            extra = self.exchange(p.READ_ADDRESS)
-            if extra.status == p.SW_OK:
+            # optional: without it the address printed on the card (from the base read) stands
+            extra = self._optional("appended_address", p.READ_ADDRESS, card_item=True)
+            if extra is not None:
                 identity = replace(identity, address=p.parse_appended_address(extra.data))
-            elif extra.status != p.SW_NO_CONTENT:
-                raise p.status_error(extra.status)
         return identity
 
     @staticmethod
@@ -303,7 +405,9 @@ class SamReader:
         frame = p.encode_command(command, data)
         wire.debug("-> %02X %02X len=%d", command[0], command[1], len(frame))
         decoder = p.FrameDecoder()
-        deadline = time.monotonic() + self.io_timeout_s
+        # the longest answer (base information, 1,295 bytes) takes 1.35 s on the line at 9600
+        allowance = (p.READ_ANSWER_BYTES if command[0] == 0x30 else 64) * 10 / self.line_baud
+        deadline = time.monotonic() + self.io_timeout_s + allowance
         try:
             port.reset_input_buffer()  # a late answer to an earlier command is not this one's
             port.write(frame)
@@ -335,11 +439,11 @@ class SamReader:
         except _SERIAL_ERRORS as err:
             raise DeviceOffline(f"{self.port}: {type(err).__name__}") from err
 
-    def _open(self) -> None:
+    def _open(self, baud: int) -> None:
         try:
             self._serial = serial.Serial(
                 self.port,
-                self.baud,
+                baud,
                 timeout=min(0.05, self.io_timeout_s),
                 write_timeout=self.io_timeout_s,
                 exclusive=True,
@@ -350,7 +454,7 @@ class SamReader:
                 self._set(DeviceState.FAULT, "port_busy")
             else:
                 self._set(DeviceState.OFFLINE, "not_connected")
-            raise DeviceOffline(f"cannot open {self.port}") from err
+            raise PortUnavailable(f"cannot open {self.port}") from err
 
     def _close(self) -> None:
         port, self._serial = self._serial, None

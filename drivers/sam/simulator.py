@@ -7,6 +7,11 @@ faults: bad checksum, garbage before a frame, partial frames, silence (once, or 
 any SW3 status, and unplugging: the pty goes away, and with ``link_path`` a stable symlink, like
 ``/dev/serial/by-id/...``, follows the new pty on replug.
 
+A :class:`drivers.sam.modules.ModuleProfile` makes it play another kind of module: one that
+lacks an optional command (answering ``21``, ``91`` or nothing), runs at 9600 baud (the rate the
+driver set on the pty is checked; at another rate nothing is understood, as on a real UART, and
+a paced module takes the wire's time to answer), or stays silent on *find card* with no card.
+
 Every operation on the pty's descriptors happens on the serving thread, so a descriptor closed
 by an unplug can never be reused under a read in flight.
 
@@ -24,12 +29,14 @@ import queue
 import select
 import socket
 import sys
+import termios
 import threading
 from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers.sam import protocol as p
 from drivers.sam.cards import encode_appended_address, encode_base_info
+from drivers.sam.modules import PROFILES, STANDARD, ModuleProfile, command_name
 from drivers.simtools import PtyPlug, close_pty, close_server, open_pty, run_until_signal
 from flows.models import Identity
 from flows.synthetic import DEMO_RESIDENT, SYNTHETIC_CARDS
@@ -42,8 +49,16 @@ GARBAGE = b"\x00\x13\xaa\xaa\x96junk\xaa\xaa"  # looks like the start of a pream
 class SamSimulator(PtyPlug):
     """A SAM module with one card slot, speaking on a pty."""
 
-    def __init__(self, link_path: Path | str | None = None, *, halt_after_read: bool = False):
+    def __init__(
+        self,
+        link_path: Path | str | None = None,
+        *,
+        halt_after_read: bool = False,
+        profile: ModuleProfile = STANDARD,
+    ):
         self.link_path = Path(link_path) if link_path is not None else None
+        self.profile = profile
+        self.baud = profile.baud  # the module's UART rate now (60 xx changes it)
         self.halt_after_read = halt_after_read  # like modules that stop finding a card once read
         self.port = ""
         self.frames_seen: list[bytes] = []  # bodies of the commands received, for tests
@@ -149,6 +164,9 @@ class SamSimulator(PtyPlug):
                 continue
             if not data:
                 continue
+            if not self._rate_matches(master):  # garbage to the module's UART: no frame
+                decoder = p.FrameDecoder()
+                continue
             decoder.feed(data)
             while True:
                 try:
@@ -175,6 +193,14 @@ class SamSimulator(PtyPlug):
                 self._open_pty()
             done.set()
 
+    def _rate_matches(self, master: int) -> bool:
+        """Is the line set to the module's rate? (A pty shares its termios with the driver.)"""
+        try:
+            speed = termios.tcgetattr(master)[4]
+        except termios.error:
+            return True
+        return bool(speed == getattr(termios, f"B{self.baud}"))
+
     def _answer(self, command: tuple[int, int]) -> None:
         with self._lock:
             if self._muted:
@@ -182,7 +208,8 @@ class SamSimulator(PtyPlug):
             fault = _take(self._faults, command)
             forced = _take(self._status_next, command)
             response = self._respond(command) if forced is None else p.encode_response(forced)
-        if fault == "silence":
+            new_baud = self._new_baud(command) if forced is None else 0
+        if fault == "silence" or response is None:
             return
         if fault == "bad_checksum":
             response = response[:-1] + bytes([response[-1] ^ 0xFF])
@@ -190,10 +217,26 @@ class SamSimulator(PtyPlug):
             response = GARBAGE + response
         elif fault == "partial":
             response = response[: len(response) // 2]
-        self.write_pty(response)
+        if self.profile.paced:  # ten bits a byte on the line (start, eight data, stop)
+            self._stop.wait(len(response) * 10 / self.baud)
+        self.write_pty(response, deadline_s=1.0 + len(response) * 10 / self.baud)
+        if new_baud:
+            self.baud = new_baud  # the answer went at the old rate; the next command comes at this
 
-    def _respond(self, command: tuple[int, int]) -> bytes:
+    def _new_baud(self, command: tuple[int, int]) -> int:
+        if command[0] != p.SET_BAUD or "set_baud" in self.profile.lacks:
+            return 0
+        rates = {code: baud for baud, code in p.BAUD_CODES.items()}
+        return rates.get(command[1], 0)
+
+    def _respond(self, command: tuple[int, int]) -> bytes | None:
+        """The answer to ``command``, None for silence."""
         ok = p.SW_OK
+        lacking = self.profile.lacks.get(command_name(command))
+        if lacking == "silence":
+            return None
+        if lacking is not None:
+            return p.encode_response(int(lacking, 16))
         if command in (p.RESET_SAM, p.SAM_STATUS):
             return p.encode_response(ok)
         if command == p.SAM_ID:
@@ -202,6 +245,8 @@ class SamSimulator(PtyPlug):
             return p.encode_response(ok if command[1] in p.BAUD_CODES.values() else 0x21)
         if command == p.FIND_CARD:
             if self._card is None or self._halted:
+                if self.profile.silent_when_empty:
+                    return None
                 return p.encode_response(p.CardNotFound.code)
             self._found = True
             return p.encode_response(p.SW_CARD_FOUND, bytes(4))
@@ -303,8 +348,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control-port", type=int, default=0, help="0 picks a free port")
     parser.add_argument("--card", choices=sorted(SYNTHETIC_CARDS), help="a card placed at start")
     parser.add_argument("--halt-after-read", action="store_true")
+    parser.add_argument("--profile", choices=sorted(PROFILES), default=STANDARD.name)
     args = parser.parse_args(argv)
-    sim = SamSimulator(link_path=args.link, halt_after_read=args.halt_after_read)
+    sim = SamSimulator(
+        link_path=args.link, halt_after_read=args.halt_after_read, profile=PROFILES[args.profile]
+    )
     sim.start()
     if args.card:
         sim.insert(SYNTHETIC_CARDS[args.card])
