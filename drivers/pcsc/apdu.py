@@ -69,12 +69,24 @@ def status_error(sw: int) -> CardError:
     return _ERRORS.get(sw, CardError)(sw)
 
 
-def select_aid(aid: bytes) -> bytes:
-    return bytes([0x00, 0xA4, 0x04, 0x00, len(aid)]) + aid + b"\x00"
+SELECT_REFUSED = frozenset({0x6A86, 0x6A81, 0x6D00, 0x6A82, 0x6B00})
+"""Answers to a SELECT that mean "not in this form" (incorrect P1-P2, function not supported,
+instruction not supported, file not found, wrong P1-P2): try the next form before giving up."""
 
 
-def select_file(fid: int) -> bytes:
-    return bytes([0x00, 0xA4, 0x00, 0x00, 0x02, fid >> 8, fid & 0xFF])
+def select_aid(aid: bytes, *, le: bool = True) -> bytes:
+    """SELECT by DF name; ``le=False`` leaves Le out (cards that answer 6700 to a case-4 SELECT)."""
+    return bytes([0x00, 0xA4, 0x04, 0x00, len(aid)]) + aid + (b"\x00" if le else b"")
+
+
+def select_file(fid: int, p1: int = 0x00) -> bytes:
+    """SELECT an EF by its identifier: P1 = 00 (by id) or 02 (an EF under the current DF)."""
+    return bytes([0x00, 0xA4, p1, 0x00, 0x02, fid >> 8, fid & 0xFF])
+
+
+def select_path(path: bytes, *, from_mf: bool) -> bytes:
+    """SELECT by path: P1 = 08 from the MF, or 09 from the current DF."""
+    return bytes([0x00, 0xA4, 0x08 if from_mf else 0x09, 0x00, len(path)]) + path
 
 
 def read_record(number: int, le: int = 0) -> bytes:

@@ -10,8 +10,16 @@ SELECT of the application answers 61xx (GET RESPONSE needed), record lengths pad
 or 00, and whether a PIN must be verified before EF06 can be read (SW 6982): the driver reports
 that as :class:`drivers.pcsc.apdu.SecurityNotSatisfied` with a resident-facing key.
 
+How the field reads the card (published reader code and articles, see ``docs/hardware.md``):
+after the application, EFs are selected with ``00 A4 02 00 02 EF 05`` (P1 = 02, an EF under the
+current DF), which some cards refuse while others accept only P1 = 00; records are read with
+``Le = 00`` or with the exact record length (a card may answer ``6Cxx`` with the length, or
+``6700`` without); values shorter than their field are padded with spaces, ``00`` or ``FF``.
+A :class:`CardProfile` says in which order to try the SELECT forms and how long each record is,
+so a province's card is a profile, not code; the reader falls back through the other forms.
+
 A station can map a local card without code: a :class:`CardProfile` is plain data (AID, files,
-records, encodings), the generic ISO 7816-4 reading is the same.
+records, encodings, SELECT forms, record lengths), the generic ISO 7816-4 reading is the same.
 """
 
 from __future__ import annotations
@@ -38,13 +46,30 @@ class FieldSpec:
     length: int = 0
 
 
+SELECT_FORMS = ("in_df", "by_id", "by_path")
+"""How an EF is selected: ``in_df`` P1 = 02 (an EF under the current DF, the field's practice),
+``by_id`` P1 = 00 (by file identifier), ``by_path`` P1 = 09 (path from the current DF) or, when
+the profile knows the application's path from the MF (``df_path``), P1 = 08."""
+
+
 @dataclass(frozen=True, slots=True)
 class CardProfile:
     name: str
     card_type: CardType
     aid: bytes
     fields: tuple[FieldSpec, ...]
+    select_forms: tuple[str, ...] = SELECT_FORMS  # tried in this order
+    record_lengths: tuple[tuple[int, int], ...] = ()  # (record, whole TLV length) for exact Le
+    df_path: bytes = b""  # the application's path from the MF, for SELECT by path (P1 = 08)
 
+    def record_length(self, record: int) -> int:
+        """The whole length (tag, length, value) of ``record``, 0 when the profile does not say."""
+        return dict(self.record_lengths).get(record, 0)
+
+
+SOCIAL_SECURITY_SIZES = {0x08: 18, 0x09: 30, 0x0A: 1, 0x0B: 1, 0x0D: 4, 0x06: 4}
+"""Value lengths of the records read (社会保障卡文件结构和数据项 V2.0): number an18, name an30,
+sex an1, nation cn1, birth date cn4, expiry cn4."""
 
 SOCIAL_SECURITY = CardProfile(
     name="social_security",
@@ -58,14 +83,18 @@ SOCIAL_SECURITY = CardProfile(
         FieldSpec("birth_date", 0xEF06, 0x0D, "bcd_date"),
         FieldSpec("valid_to", 0xEF05, 0x06, "bcd_date"),
     ),
+    record_lengths=tuple((record, size + 2) for record, size in SOCIAL_SECURITY_SIZES.items()),
 )
+
+PADDING = b" \x00\xff"
+"""What pads a value to its field's length: spaces, 00 (``an`` data) or FF (``cn`` data)."""
 
 
 def decode(value: bytes, encoding: str) -> str | dt.date | None:
     if encoding == "ascii":
-        return value.decode("ascii", errors="strict").strip(" \x00")
-    if encoding == "gbk":
-        return value.decode("gbk", errors="strict").strip(" \x00")
+        return value.strip(PADDING).decode("ascii", errors="strict")
+    if encoding == "gbk":  # GBK's second bytes are 40-FE: stripping bytes never cuts a character
+        return value.strip(PADDING).decode("gbk", errors="strict")
     if encoding == "code":  # one byte: an ASCII digit or a binary number
         if len(value) == 1:
             return chr(value[0]) if 0x30 <= value[0] <= 0x39 else f"{value[0]:02d}"
@@ -78,8 +107,10 @@ def decode(value: bytes, encoding: str) -> str | dt.date | None:
     raise ValueError(f"unknown encoding {encoding!r}")
 
 
-def encode(value: str | dt.date | None, encoding: str, size: int = 0) -> bytes:
-    """The inverse of :func:`decode` (for the virtual card)."""
+def encode(
+    value: str | dt.date | None, encoding: str, size: int = 0, padding: bytes = b" "
+) -> bytes:
+    """The inverse of :func:`decode` (for the virtual card), padded to ``size``."""
     if encoding == "bcd_date":
         return (
             bytes.fromhex(value.strftime("%Y%m%d")) if isinstance(value, dt.date) else b"\xff" * 4
@@ -88,7 +119,7 @@ def encode(value: str | dt.date | None, encoding: str, size: int = 0) -> bytes:
     if encoding == "code":
         return bytes([int(text)]) if text.isdigit() and len(text) == 2 else text.encode("ascii")
     raw = text.encode("gbk" if encoding == "gbk" else "ascii")
-    return raw.ljust(size, b" ") if size else raw
+    return raw.ljust(size, padding) if size else raw
 
 
 FIELDS = frozenset({"id_number", "name", "sex", "nation", "birth_date", "valid_to"})
@@ -107,6 +138,8 @@ def load_profile(path: Path) -> CardProfile:
         length = 18
         encoding = "ascii"       # ascii, gbk, bcd_date, code
         # or: record = 8         # READ RECORD 8, answered as a TLV with tag 8
+        #     length = 18        # (optional) its value's length, for cards that need exact Le
+        select = ["in_df", "by_id", "by_path"]   # (optional) SELECT forms in the order to try
 
     A mistake names the file, the field and what is allowed.
     """
@@ -124,7 +157,16 @@ def load_profile(path: Path) -> CardProfile:
         raise fail("aid", "required, hex digits (5 to 16 bytes)") from err
     if not 5 <= len(aid) <= 16:
         raise fail("aid", "must be 5 to 16 bytes")
+    select = data.get("select", list(SELECT_FORMS))
+    if (
+        not isinstance(select, list)
+        or not select
+        or any(form not in SELECT_FORMS for form in select)
+        or len(set(select)) != len(select)
+    ):
+        raise fail("select", f"a list of distinct SELECT forms, each one of {list(SELECT_FORMS)}")
     specs = []
+    lengths: dict[int, int] = {}
     raw_fields = data.get("fields")
     if not isinstance(raw_fields, list) or not raw_fields:
         raise fail("fields", "at least one [[fields]] table is required")
@@ -144,9 +186,18 @@ def load_profile(path: Path) -> CardProfile:
         offset, length = int(item.get("offset", 0)), int(item.get("length", 0))
         if not 0 <= record <= 254 or (record == 0 and not 0 < length <= 255) or offset < 0:
             raise fail(where, "needs record (1-254) or offset and length (1-255)")
-        specs.append(FieldSpec(field, fid, record, encoding, offset, length))
+        if record and length:
+            if not 0 < length <= 253:
+                raise fail(f"{where}.length", "a record's value is 1 to 253 bytes")
+            lengths[record] = length + 2
+        specs.append(FieldSpec(field, fid, record, encoding, offset, 0 if record else length))
     if not {"id_number", "name"} <= {s.field for s in specs}:
         raise fail("fields", "must map at least id_number and name")
     return CardProfile(
-        str(data.get("name", path.stem)), CardType.SOCIAL_SECURITY, aid, tuple(specs)
+        str(data.get("name", path.stem)),
+        CardType.SOCIAL_SECURITY,
+        aid,
+        tuple(specs),
+        select_forms=tuple(select),
+        record_lengths=tuple(sorted(lengths.items())),
     )

@@ -12,7 +12,6 @@ status words, never data.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import threading
 import time
@@ -21,9 +20,9 @@ from typing import Any
 from smartcard import scard
 
 from drivers.pcsc import apdu as iso
-from drivers.pcsc.profiles import SOCIAL_SECURITY, CardProfile, decode
+from drivers.pcsc.profiles import SOCIAL_SECURITY, CardProfile
+from drivers.pcsc.reading import ProfileReading
 from flows.errors import DeviceTimeout, ProtocolError
-from flows.identity import NATIONS, SEX, valid_id_number
 from flows.models import (
     CardInserted,
     CardRemoved,
@@ -79,6 +78,7 @@ class PcscReader:
         self.name = name
         self.reader_prefix = reader_prefix
         self.profile = profile
+        self.reading = ProfileReading(profile)  # learns which SELECT form the cards here take
         self.wait_ms = wait_ms
         self.read_deadline_s = read_deadline_s
         self.max_backoff_s = max_backoff_s
@@ -88,6 +88,7 @@ class PcscReader:
         self._reasons: tuple[str, ...] = ("not_started",)
         self.reads = 0
         self.contexts = 0
+        self.last_protocol = ""  # "T=0" or "T=1": what the last card was read with
 
     # --- port ----------------------------------------------------------------------------------
 
@@ -102,7 +103,12 @@ class PcscReader:
             self._thread.join(timeout=3)
 
     def health(self) -> DeviceHealth:
-        return DeviceHealth(self.name, "smartcard_reader", self._state, self._reasons)
+        detail = {
+            "profile": self.profile.name,
+            "select": list(self.reading.select_order),
+            "protocol": self.last_protocol,
+        }
+        return DeviceHealth(self.name, "smartcard_reader", self._state, self._reasons, detail)
 
     # --- supervision ---------------------------------------------------------------------------
 
@@ -212,6 +218,7 @@ class PcscReader:
         if not _is(hr, scard.SCARD_S_SUCCESS):
             raise PcscError(f"connect failed: {scard.SCardGetErrorMessage(hr)}")
         pci = scard.SCARD_PCI_T0 if protocol == scard.SCARD_PROTOCOL_T0 else scard.SCARD_PCI_T1
+        self.last_protocol = "T=0" if protocol == scard.SCARD_PROTOCOL_T0 else "T=1"
         try:
 
             def transmit(command: bytes) -> tuple[bytes, int, int]:
@@ -229,46 +236,9 @@ class PcscReader:
                 )
                 return bytes(response[:-2]), response[-2], response[-1]
 
-            return self._identity(transmit)
+            return self.reading.identity(transmit)
         finally:
             scard.SCardDisconnect(card, scard.SCARD_LEAVE_CARD)
-
-    def _identity(self, transmit: iso.Transmit) -> Identity:
-        iso.exchange(transmit, iso.select_aid(self.profile.aid))
-        values: dict[str, str | dt.date | None] = {}
-        current = -1
-        for spec in self.profile.fields:
-            if spec.fid != current:
-                iso.exchange(transmit, iso.select_file(spec.fid))
-                current = spec.fid
-            if spec.record:
-                record = iso.exchange(transmit, iso.read_record(spec.record))
-                items = iso.parse_tlv(record)
-                if not items or items[0][0] != spec.record:
-                    raise iso.MalformedResponse("record tag does not match")
-                raw = items[0][1]
-            else:
-                raw = iso.exchange(transmit, iso.read_binary(spec.offset, spec.length))
-                if len(raw) != spec.length:
-                    raise iso.MalformedResponse("READ BINARY answered the wrong length")
-            try:
-                values[spec.field] = decode(raw, spec.encoding)
-            except ValueError as err:
-                raise iso.MalformedResponse(f"field {spec.field} cannot be decoded") from err
-        number = str(values.get("id_number") or "")
-        if not valid_id_number(number):
-            raise PcscError("the social security number's check digit is wrong")
-        birth = values.get("birth_date")
-        valid_to = values.get("valid_to")
-        return Identity(
-            card_type=self.profile.card_type,
-            name=str(values.get("name") or ""),
-            id_number=number,
-            sex=SEX.get(str(values.get("sex")), ""),
-            nation=NATIONS.get(str(values.get("nation")), ""),
-            birth_date=birth if isinstance(birth, dt.date) else None,
-            valid_to=valid_to if isinstance(valid_to, dt.date) else None,
-        )
 
     def _set(self, state: DeviceState, *reasons: str) -> None:
         self._state = state

@@ -4,9 +4,12 @@ vpcd (the reader driver loaded by pcscd) listens on a TCP port; a virtual card c
 be "inserted" and closes the connection to be "removed". Messages are a two-byte big-endian
 length and a payload: one byte is a control code (00 power off, 01 power on, 02 reset, 04 get
 ATR), anything longer is a command APDU to answer. This card holds the social security card's
-file structure (see :mod:`drivers.pcsc.profiles`) with synthetic data, and answers like many
-real ones: SELECT of the application with ``61xx`` (GET RESPONSE needed), READ RECORD with
-``Le = 00`` with ``6Cxx`` (re-send with the right length).
+file structure (see :mod:`drivers.pcsc.profiles`) with synthetic data. By default it answers
+like many real ones: SELECT of the application with ``61xx`` (GET RESPONSE needed), SELECT of an
+EF with P1 = 02 or 00, READ RECORD with ``Le = 00`` with ``6Cxx`` (re-send with the right
+length). A :class:`CardBehaviour` from :data:`BEHAVIOURS` makes it another issuer's card: one
+SELECT form only, the FCI with ``9000``, ``6700`` to a wrong Le, ``61xx`` after every READ
+RECORD, answers chained in small pieces behind a T=1 ATR, other padding.
 """
 
 from __future__ import annotations
@@ -14,28 +17,79 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+from dataclasses import dataclass
 
-from drivers.pcsc.profiles import SOCIAL_SECURITY, encode
+from drivers.pcsc.profiles import SOCIAL_SECURITY, SOCIAL_SECURITY_SIZES, encode
+from flows.identity import NATIONS
 from flows.models import Identity
 
-ATR = bytes.fromhex("3B6800000073C84013009000")
+ATR = bytes.fromhex("3B6800000073C84013009000")  # T=0
+ATR_T1 = bytes.fromhex("3B8180018080")  # T=1 only (TD2 = 01), one historical byte, TCK
 FCI = bytes.fromhex("6F0F840F") + SOCIAL_SECURITY.aid[:15]
-SIZES = {0x08: 18, 0x09: 30, 0x0A: 1, 0x0B: 1, 0x0D: 4, 0x06: 4}
 
 
-def card_files(identity: Identity) -> dict[int, dict[int, bytes]]:
+@dataclass(frozen=True, slots=True)
+class CardBehaviour:
+    """How one issuer's card answers, where cards differ."""
+
+    name: str
+    select_p1: frozenset[int] = frozenset({0x00, 0x02})  # EF SELECT forms accepted (09: path)
+    refused: int = 0x6A86  # the answer to a SELECT form it does not accept
+    fci_at_once: bool = False  # SELECT AID answers FCI + 9000 instead of 61xx
+    wrong_le: str = "6C"  # READ RECORD with a wrong Le: "6C" (6Cxx), "6700", or "any" (Le 00 ok)
+    chained_reads: bool = False  # READ RECORD answers 61xx: the record comes by GET RESPONSE
+    chunk: int = 0  # GET RESPONSE gives at most this many bytes, 61xx for the rest (0: all)
+    padding: bytes = b" "
+    atr: bytes = ATR
+    le_on_select: bool = True  # False: a SELECT AID with Le is answered 6700
+    note: str = ""
+
+
+FIELD = CardBehaviour("field", note="61xx, P1 = 02 or 00, 6Cxx to Le = 00, spaces")
+
+BEHAVIOURS: dict[str, CardBehaviour] = {
+    b.name: b
+    for b in (
+        FIELD,
+        CardBehaviour("p1_02_only", frozenset({0x02}), 0x6A86, note="P1 = 00 refused: 6A86"),
+        CardBehaviour("p1_00_only", frozenset({0x00}), 0x6A82, note="P1 = 02 refused: 6A82"),
+        CardBehaviour("p1_00_only_6d00", frozenset({0x00}), 0x6D00, note="P1 = 02: 6D00"),
+        CardBehaviour("path_only", frozenset({0x09}), 0x6A81, note="only SELECT by path"),
+        CardBehaviour("fci_9000", fci_at_once=True, note="SELECT AID: FCI with 9000"),
+        CardBehaviour("exact_le", wrong_le="6700", note="Le = 00 answered 6700, no length"),
+        CardBehaviour("any_le", wrong_le="any", note="Le = 00 answers the record"),
+        CardBehaviour("get_response_reads", chained_reads=True, note="61xx after READ RECORD"),
+        CardBehaviour(
+            "t1_chained",
+            atr=ATR_T1,
+            fci_at_once=False,
+            chained_reads=True,
+            chunk=8,
+            note="T=1; every answer in 8-byte pieces behind 61xx",
+        ),
+        CardBehaviour("pad_00", padding=b"\x00", note="values padded with 00"),
+        CardBehaviour("pad_ff", padding=b"\xff", note="values padded with FF"),
+        CardBehaviour("no_le_on_select", le_on_select=False, note="case-4 SELECT: 6700"),
+    )
+}
+
+_NATION_CODES = {name: code for code, name in NATIONS.items()}
+
+
+def card_files(identity: Identity, padding: bytes = b" ") -> dict[int, dict[int, bytes]]:
     """EF → record number → TLV record, as the card stores them."""
     values = {
         "id_number": identity.id_number,
         "name": identity.name,
         "sex": {"男": "1", "女": "2"}.get(identity.sex, "0"),
-        "nation": "01" if identity.nation in ("汉", "") else "97",
+        "nation": _NATION_CODES.get(identity.nation, "97"),
         "birth_date": identity.birth_date,
         "valid_to": identity.valid_to,
     }
     files: dict[int, dict[int, bytes]] = {0xEF05: {}, 0xEF06: {}}
     for spec in SOCIAL_SECURITY.fields:
-        value = encode(values[spec.field], spec.encoding, SIZES.get(spec.record, 0))
+        size = SOCIAL_SECURITY_SIZES.get(spec.record, 0)
+        value = encode(values[spec.field], spec.encoding, size, padding)
         files[spec.fid][spec.record] = bytes([spec.record, len(value)]) + value
     files[0xEF05][0x07] = bytes([0x07, 9]) + b"A12345678"  # card number
     return files
@@ -50,11 +104,13 @@ class VirtualCard:
         host: str = "127.0.0.1",
         aid: bytes = SOCIAL_SECURITY.aid,
         binary_files: dict[int, bytes] | None = None,
+        behaviour: CardBehaviour = FIELD,
     ) -> None:
         self.host = host
         self.port = port
         self.aid = aid
-        self.files = card_files(identity)
+        self.behaviour = behaviour
+        self.files = card_files(identity, behaviour.padding)
         self.binary_files = dict(binary_files or {})  # transparent EFs for READ BINARY
         self.pin_required = False  # some issuers want a PIN before EF06 (SW 6982)
         self.apdus: list[bytes] = []  # commands seen, for tests
@@ -112,24 +168,39 @@ class VirtualCard:
             self._current = None
             return None
         if code == 0x04:
-            return ATR
+            return self.behaviour.atr
         return None
+
+    def _later(self, data: bytes) -> bytes:
+        """Answer ``61xx``: ``data`` waits for GET RESPONSE."""
+        self._pending = data
+        return bytes([0x61, min(len(data), self.behaviour.chunk or 256) & 0xFF])
 
     def _apdu(self, apdu: bytes) -> bytes:
         self.apdus.append(apdu)
+        how = self.behaviour
         ins, p1, p2 = apdu[1], apdu[2], apdu[3]
         if ins == 0xA4 and p1 == 0x04:  # SELECT by AID
             aid = apdu[5 : 5 + apdu[4]]
+            if not how.le_on_select and len(apdu) > 5 + apdu[4]:
+                return b"\x67\x00"
             if aid != self.aid:
                 return b"\x6a\x82"
             self._selected_app = True
-            self._pending = FCI
-            return bytes([0x61, len(FCI)])
+            self._current = None
+            return FCI + b"\x90\x00" if how.fci_at_once else self._later(FCI)
         if ins == 0xC0:  # GET RESPONSE
-            data, self._pending = self._pending, b""
-            return data + b"\x90\x00" if data else b"\x6f\x00"
-        if ins == 0xA4 and p1 == 0x00:  # SELECT EF
-            fid = int.from_bytes(apdu[5:7], "big")
+            size = how.chunk or 256
+            data, self._pending = self._pending[:size], self._pending[size:]
+            if not data:
+                return b"\x6f\x00"
+            if self._pending:  # chained: more behind this piece
+                return data + bytes([0x61, min(len(self._pending), size) & 0xFF])
+            return data + b"\x90\x00"
+        if ins == 0xA4 and p1 in (0x00, 0x02, 0x09):  # SELECT EF (by id, in the DF, by path)
+            if p1 not in how.select_p1:
+                return how.refused.to_bytes(2, "big")
+            fid = int.from_bytes(apdu[5 : 5 + apdu[4]][-2:], "big")
             if not self._selected_app or (fid not in self.files and fid not in self.binary_files):
                 return b"\x6a\x82"
             self._current = fid
@@ -150,7 +221,11 @@ class VirtualCard:
             if record is None:
                 return b"\x6a\x83"
             le = apdu[4] if len(apdu) > 4 else 0
-            if le != len(record):
+            if le != len(record) and not (how.wrong_le == "any" and le == 0):
+                if how.wrong_le == "6700":
+                    return b"\x67\x00"
                 return bytes([0x6C, len(record)])
+            if how.chained_reads:
+                return self._later(record)
             return record + b"\x90\x00"
         return b"\x6d\x00"

@@ -79,11 +79,12 @@ def test_social_security_card_is_read_with_get_response_and_resend(
         "汉",
         DEMO_RESIDENT.birth_date,
     )
-    # the exact transcript: SELECT answered 61xx -> GET RESPONSE; READ RECORD Le=00 -> 6Cxx resend
+    # the exact transcript: SELECT answered 61xx -> GET RESPONSE; the EF selected as the field does
+    # (P1 = 02); READ RECORD Le=00 -> 6Cxx resend
     assert card.apdus[0] == bytes.fromhex("00A404000F7378312E73682EC9E7BBE1B1A3D5CF00")
     assert card.apdus[1] == bytes.fromhex("00C0000013")
     assert card.apdus[2:5] == [
-        bytes.fromhex(h) for h in ("00A4000002EF06", "00B2080400", "00B2080414")
+        bytes.fromhex(h) for h in ("00A4020002EF06", "00B2080400", "00B2080414")
     ]
     card.remove()
     wait_for(events, CardRemoved)
