@@ -20,7 +20,7 @@ What each simulated terminal sends, like the real agent (:mod:`fleet.agent`):
 - catalog acknowledgements: on a ``desired`` with a rev above the last one it handled it
   reports ``downloading``, then after ``apply_s`` ``staged`` and ``applied`` (an idle kiosk), or
   ``failed`` (``error`` ``hash_mismatch``) for a ``failure_fraction`` of the stations (decided
-  per station and rev from ``seed``, so a run can be repeated); ``reported`` is retained, as in docs/decisions.md.
+  per station and rev from ``seed``, so a run can be repeated); ``reported`` is retained.
 
 One process holds a socket per terminal: :func:`raise_nofile` lifts the open-files limit (the
 broker started afterwards inherits it). Measured on 2 shared cores: 10,000 terminals connect in
