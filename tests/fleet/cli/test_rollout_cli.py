@@ -336,9 +336,11 @@ def test_pause_resume_and_abort_from_the_cli_take_effect_in_the_running_console(
         assert "soaking until" in text
 
         resumed = fleet_json("rollout", "resume", "--as", "oper", *steer)
-        assert resumed["state"] == "running" and resumed["stage"] == "canary"  # still soaking
+        # still soaking, or (on a slow machine) the soak ran out while paused: the wave at once
+        assert resumed["state"] == "running" and resumed["stage"] in ("canary", "50%")
         until(lambda: sim.stats()[0]["desired"] == 5, 40, "the 50% wave sent")
-        assert time.time() >= soak_until  # not before the soak ran out
+        started_at = status(db_url, rollout_id)["waves"][1]["started_at"]
+        assert started_at >= soak_until  # not before the soak ran out
         aborted = fleet_json("rollout", "abort", "--as", "boss", *steer, "--reason", "wrong one")
         assert aborted["state"] == "aborted" and aborted["reason"] == "wrong one (by boss)"
         time.sleep(2.0)
