@@ -12,6 +12,7 @@ from fleet.console.rollout import (
     Rollout,
     RolloutRecord,
 )
+from fleet.console.rollout_service import RequestError, policy_from
 from tests.fleet.console.test_rollout import DESIRED, REV, keys, wave_of
 
 
@@ -88,3 +89,15 @@ def test_records_stored_before_soaking_keep_running_without_a_soak() -> None:
     data = make().record.to_dict()
     del data["policy"]["soak_s"]
     assert RolloutRecord.from_dict(data).policy.soak_s == 0.0
+
+
+def test_thresholds_are_typed_in_percent_and_kept_as_fractions() -> None:
+    policy = policy_from({"advance_at_pct": "90%", "abort_above_pct": 20, "soak_s": "5"})
+    assert (policy.advance_at, policy.abort_above, policy.soak_s) == (0.9, 0.2, 5.0)
+    assert policy_from({"advance_at": 0.8}).advance_at == 0.8  # the API's older fractions
+    try:
+        policy_from({"soak_s": "-1"})
+    except RequestError as err:
+        assert "soak_s" in str(err)
+    else:
+        raise AssertionError("a negative soak was taken")
