@@ -43,8 +43,9 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from fleet.console.ingest import Ingest, Settings, tune_gc
-from fleet.console.rollout import MemoryStore, Policy
+from fleet.console.rollout import Policy
 from fleet.console.rollout_mqtt import RolloutDriver
+from fleet.console.rollout_stores import MemoryStore
 from fleet.console.store import Station, StationEvent, Store
 from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import ROOT
@@ -155,7 +156,7 @@ def rollout_seconds(broker: MosquittoBroker, sim: SimulatorProcess, timeout_s: f
     driver.connect(timeout_s=120)
     try:
         t0 = time.perf_counter()
-        policy = Policy(canary=10, percent=50, min_results=10, wave_timeout_s=timeout_s)
+        policy = Policy(canary=10, percent=50, min_results=10, wave_timeout_s=timeout_s, soak_s=0)
         rollout_id = driver.start(DESIRED, sim.station_keys, policy)
         progress = driver.wait(rollout_id, timeout_s)
         elapsed = time.perf_counter() - t0

@@ -153,6 +153,7 @@ class Agent:
             max_bytes=config.catalog_max_bytes,
             timeout_s=config.catalog_timeout_s,
             update_timeout_s=config.catalog_update_timeout_s,
+            serving=self._serving,
         )
         self.commands = Dispatcher(  # cmd/{id}: handlers by name, see fleet.agent.commands
             journal=self.journal,
@@ -312,6 +313,11 @@ class Agent:
             if online:  # the console came (back): it may have missed our birth
                 self.client.publish(self.topics.birth, self._birth(), qos=1, retain=True)
 
+    def _serving(self) -> int | None:
+        """The catalog version the kiosk serves residents with (it notes it in the journal)."""
+        noted = self.journal.get_meta("catalog_version")
+        return int(noted) if noted and noted.isdigit() else None
+
     def _publish_reported(self, report: dict[str, Any]) -> None:
         """``reported``: retained, QoS 1; paho queues it while offline (and connect resends)."""
         self.client.publish(self.topics.reported, dumps(report), qos=1, retain=True)
@@ -346,6 +352,10 @@ class Agent:
             self.alive()  # the watchdog: alive even while the broker cannot be reached
             if not self.connected.is_set():
                 continue
+            try:
+                self.catalogs.check_serving()  # staged → applied once the kiosk serves it
+            except Exception:
+                log.exception("checking the catalog the kiosk serves failed")
             devices = json.dumps(
                 {
                     n: {"state": d.get("state"), "reasons": d.get("reasons", [])}

@@ -16,7 +16,13 @@ of its own (never on paho's network thread):
 4. **self-test**: ``active.toml`` is read back, its SHA-256 checked and parsed with
    :func:`flows.catalog.load_catalog` (the schema).
 5. **commit**: the old active becomes ``previous.toml``; ``applied.json`` records rev, version
-   and hash. Phase ``applied``.
+   and hash. Phase ``staged``: the kiosk takes the catalog up between sessions, never in the
+   middle of one (``kiosk.shell.catalog_watch``).
+6. **applied**: when the kiosk serves residents with it (the version it notes in the journal's
+   ``catalog_version``, read through ``serving``), :meth:`CatalogUpdater.check_serving`, which the
+   agent calls every second, reports phase ``applied`` for the same rev. Where no kiosk has ever
+   noted a version (``serving`` gives None: a bare agent, a state directory being provisioned)
+   there is no session to wait for, and ``applied`` follows ``staged`` at once.
 
 Any failure leaves (or puts back) the previous ``active.toml`` byte for byte, and ``reported``
 says ``phase: failed`` with ``error`` (a short reason, :class:`Reason`) and ``detail``.
@@ -188,8 +194,11 @@ class CatalogUpdater:
         timeout_s: float = 30.0,
         update_timeout_s: float = 120.0,
         retry_s: float = 60.0,
+        serving: Callable[[], int | None] | None = None,
     ) -> None:
         self.store = CatalogStore(store_dir)
+        self.serving = serving  # the catalog version the kiosk serves residents with, if known
+        self._reporting = threading.Lock()  # the worker's and check_serving's reports in order
         self.store.prepare()
         self.store.recover()
         self.publish = publish
@@ -252,7 +261,27 @@ class CatalogUpdater:
         report = read_json(self.store.report_file)
         return report or None
 
+    def check_serving(self) -> dict[str, Any] | None:
+        """Report ``applied`` once the kiosk serves the staged catalog; the report, or None."""
+        with self._reporting:
+            last = self.last_report()
+            if not last or last.get("phase") != "staged":
+                return None
+            serving = self.serving() if self.serving is not None else None
+            if serving is not None and serving != last.get("catalog_version"):
+                return None
+            log.info("catalog version %s serves residents (rev %s)", serving, last.get("rev"))
+            return self._report_now(int(last["rev"]), "applied")
+
+    def _staged(self, desired: Desired) -> dict[str, Any]:
+        report = self._report(desired.rev, "staged")
+        return self.check_serving() or report
+
     def _report(self, rev: int, phase: str, error: ApplyError | None = None) -> dict[str, Any]:
+        with self._reporting:
+            return self._report_now(rev, phase, error)
+
+    def _report_now(self, rev: int, phase: str, error: ApplyError | None = None) -> dict[str, Any]:
         applied = self.store.applied()
         report = {
             "rev": rev,
@@ -311,7 +340,7 @@ class CatalogUpdater:
             return self._report(desired.rev, "failed", failure)
         if staged is None:  # this very catalog is active already
             self.store.commit(self._record(desired))
-            return self._report(desired.rev, "applied")
+            return self._staged(desired)
         self._report(desired.rev, "verified")
         try:
             self.store.swap(staged, desired.rev)
@@ -327,8 +356,8 @@ class CatalogUpdater:
             self.store.roll_back()
             log.warning("catalog rev %d rolled back: %s", desired.rev, failure)
             return self._report(desired.rev, "failed", failure)
-        log.info("catalog version %d applied (rev %d)", desired.version, desired.rev)
-        return self._report(desired.rev, "applied")
+        log.info("catalog version %d staged (rev %d)", desired.version, desired.rev)
+        return self._staged(desired)
 
     def _record(self, desired: Desired) -> dict[str, Any]:
         return {

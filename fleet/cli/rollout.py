@@ -1,4 +1,4 @@
-"""``fleet rollout start|status|list|pause|resume|abort``: catalog rollouts for scripts.
+"""``fleet rollout start|status|list|pause|resume|abort|retry``: catalog rollouts for scripts.
 
 The CLI never speaks MQTT. It checks a start as the console's page does
 (:func:`fleet.console.rollout_service.desired_from`, ``policy_from``, ``choose_stations``) and
@@ -10,6 +10,13 @@ CLI waits for the outcome. Progress is read from the ``rollouts`` table (at most
 behind the driver). ``--as USER`` names the console user: starting and steering need the
 ``rollout`` permission (operators and admins); refusals here are audited with ``via="cli"``,
 the console audits what it applied or refused.
+
+Thresholds are percentages, as on the page (``--advance-at 90``, ``--abort-above 20``; a value
+below 1 needs its ``%`` written out, so an old script's fraction ``0.9`` is refused rather than
+read as 0.9 %). ``--canary N`` is a number of stations, ``--soak S`` the seconds a wave that
+reached its threshold is watched before the next starts. ``status`` shows every failed station
+with the terminal's reason and text; ``retry ID`` starts a new rollout over only the failed and
+timed-out stations of a finished one and prints its id.
 
 Exit status: 0 done; 1 refused (and, after ``--wait``, aborted); 2 wrong usage; 3 no console
 took the request up in time (it is withdrawn), or ``--wait`` ran out of time.
@@ -32,6 +39,7 @@ from fleet.console.rollout_lease import current_holder, submit, wait_done
 from fleet.console.rollout_service import (
     POLICY_FLOATS,
     POLICY_INTS,
+    POLICY_PERCENTS,
     RequestError,
     choose_stations,
     desired_from,
@@ -83,21 +91,31 @@ def add_parser(sub: Any, default_db: str) -> None:
     catalog.add_argument("--metadata-url")
     catalog.add_argument("--targets-url")
     policy = start.add_argument_group("policy (defaults: fleet.console.rollout.Policy)")
-    policy.add_argument("--canary", help="canary stations taken from the head of the list")
+    policy.add_argument(
+        "--canary", metavar="N", help="this many canary stations, from the head of the list"
+    )
     policy.add_argument("--canary-stations", nargs="+", metavar="SITE/STATION")
-    policy.add_argument("--percent", help="the middle wave: this share of all stations")
-    policy.add_argument("--advance-at", help="success rate (0-1) that starts the next wave")
-    policy.add_argument("--abort-above", help="failure rate (0-1) that aborts the rollout")
+    policy.add_argument("--percent", help="the middle wave: this share (%%) of all stations")
+    policy.add_argument(
+        "--advance-at", dest="advance_at_pct", metavar="PCT", help="success %% (e.g. 90)"
+    )
+    policy.add_argument(
+        "--abort-above", dest="abort_above_pct", metavar="PCT", help="failure %% (e.g. 20)"
+    )
     policy.add_argument("--min-results", help="results needed before the failure rate counts")
     policy.add_argument("--wave-timeout", dest="wave_timeout_s", metavar="S")
+    policy.add_argument(
+        "--soak", dest="soak_s", metavar="S", help="watch a wave this long before the next"
+    )
     _follow_options(start)
     status = command("status", "a rollout's state, wave and counts")
     status.add_argument("rollout_id", metavar="ID")
     _follow_options(status)
     listing = command("list", "recent rollouts, newest first")
     listing.add_argument("--limit", type=int, default=20)
-    for name in ("pause", "resume", "abort"):
-        steer = command(name, f"{name} a rollout", steer=True)
+    for name in ("pause", "resume", "abort", "retry"):
+        text = "retry only the failed stations of" if name == "retry" else name
+        steer = command(name, f"{text} a rollout", steer=True)
         steer.add_argument("rollout_id", metavar="ID")
         if name == "abort":
             steer.add_argument("--reason", default="", help="why (shown with the rollout)")
@@ -169,6 +187,7 @@ def status_view(db: Session, rollout_id: str) -> dict[str, Any] | None:
     view |= {
         "stage": view["wave"],
         "applied": applied,
+        "staged": sum(int(w.get("staged", 0)) for w in waves),
         "failed": sum(int(w["failed"]) for w in waves),
         "pending": sum(int(w["pending"]) for w in waves),
         "waiting": total - sum(int(w["targeted"]) for w in waves),
@@ -179,37 +198,69 @@ def status_view(db: Session, rollout_id: str) -> dict[str, Any] | None:
     return view
 
 
+def state_words(view: dict[str, Any]) -> str:
+    """The state, with "with N failures" when a rollout completed with some."""
+    failed = int(view.get("failed") or 0)
+    if view["state"] == "completed" and failed:
+        return f"completed with {failed} failure{'s' if failed != 1 else ''}"
+    return str(view["state"])
+
+
 def _summary(view: dict[str, Any]) -> str:
     stage = f" wave {view['stage']}" if view["stage"] else ""
+    staged = f", staged {view['staged']}" if view.get("staged") else ""
     line = (
-        f"{view['state']}{stage}: applied {view['applied']}/{view['stations']} "
-        f"({view['percent']}%), failed {view['failed']}, pending {view['pending']}"
+        f"{state_words(view)}{stage}: applied {view['applied']}/{view['stations']} "
+        f"({view['percent']}%){staged}, failed {view['failed']}, pending {view['pending']}"
     )
     return line + (f"; reason: {view['reason']}" if view.get("reason") else "")
+
+
+def failure_line(failure: dict[str, Any]) -> str:
+    """``site/station: failed (untrusted): no trust anchor at …`` (the terminal's text)."""
+    if failure["phase"] == "timed_out":
+        what = "timed out"
+    else:
+        what = f"failed ({failure['error']})" if failure.get("error") else "failed"
+    detail = str(failure.get("detail") or "")
+    return f"{failure['station']}: {what}" + (f": {detail}" if detail else "")
 
 
 def _describe(view: dict[str, Any]) -> str:
     catalog = view["catalog"]
     lines = [
-        f"rollout {view['id']}: {view['state']}"
+        f"rollout {view['id']}: {state_words(view)}"
         + (f", wave {view['stage']}" if view["stage"] else ""),
         f"catalog {catalog.get('target', '?')} version {catalog.get('version', '?')}"
         f" (sha256 {str(catalog.get('sha256', ''))[:12]}…), rev {view['rev'] or '-'},"
         f" started by {view['started_by'] or '-'}",
-        f"stations {view['stations']}: applied {view['applied']}, failed {view['failed']},"
-        f" pending {view['pending']}, waiting {view['waiting']} ({view['percent']}% applied)",
+        f"stations {view['stations']}: applied {view['applied']}, staged {view['staged']},"
+        f" failed {view['failed']}, pending {view['pending']}, waiting {view['waiting']}"
+        f" ({view['percent']}% applied)",
     ]
+    if view.get("retry_of"):
+        lines.append(f"retries the failed stations of {view['retry_of']}")
+    if view.get("retried_as"):
+        lines.append(f"failed stations retried as {view['retried_as']}")
     for wave in view["waves"]:
         counts = (
-            f"applied {wave['applied']}, failed {wave['failed']}, pending {wave['pending']}"
+            f"applied {wave['applied']}, staged {wave.get('staged', 0)}, failed {wave['failed']},"
+            f" pending {wave['pending']}"
             if wave["targeted"]
             else "not started"
         )
+        if wave.get("soak_until"):
+            soak = time.strftime("%H:%M:%S", time.localtime(wave["soak_until"]))
+            counts += f"; soaking until {soak}"
         lines.append(f"  {wave['name']:<8} {wave['size']:>5} stations  {counts}")
     if view["reason"]:
         lines.append(f"reason: {view['reason']}")
-    for failure in view["failures"][:10]:
-        lines.append(f"  failed: {failure['station']} ({failure['phase']}, {failure['error']})")
+    failures = view["failures"]
+    if failures:
+        lines.append(f"failed stations ({len(failures)}):")
+    lines += [f"  {failure_line(f)}" for f in failures[:50]]
+    if len(failures) > 50:
+        lines.append(f"  … {len(failures) - 50} more (--json lists them all)")
     lines.append(f"driven by {view['driver']}" if view["driver"] else "no console drives rollouts")
     return "\n".join(lines)
 
@@ -344,6 +395,26 @@ def _refused(db: Session, actor: str, action: str, target: str) -> str | None:
     return why
 
 
+def percent_arg(value: str | None, name: str) -> str | None:
+    """A threshold as typed: percent; below 1 only with its ``%`` (a fraction from before)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.endswith("%"):
+        return text[:-1]
+    try:
+        number = float(text)
+    except ValueError:
+        return text  # policy_from says what is wrong
+    if 0 < number < 1:
+        flag = "--" + name.removesuffix("_pct").replace("_", "-")
+        raise RequestError(
+            f"{flag} is a percentage: {text} would be {text} %; write {number * 100:g} for "
+            f"{number * 100:g} %, or {text}% if you mean it"
+        )
+    return text
+
+
 def _catalog_fields(args: argparse.Namespace) -> dict[str, Any]:
     given = [args.target, args.version, args.sha256, args.length, args.metadata_url]
     if args.repo is None:
@@ -387,7 +458,9 @@ def _start(store: Store, args: argparse.Namespace) -> int:
         if why is None:
             try:
                 desired = desired_from(_catalog_fields(args))
-                fields = {k: getattr(args, k) for k in (*POLICY_INTS, *POLICY_FLOATS)}
+                fields = {k: getattr(args, k, None) for k in (*POLICY_INTS, *POLICY_FLOATS)} | {
+                    k: percent_arg(getattr(args, k), k) for k in POLICY_PERCENTS
+                }
                 policy = policy_from(fields | {"canary_stations": args.canary_stations})
                 keys = choose_stations(db, scope, args.site or "", list(args.stations or []))
             except RequestError as err:
@@ -434,14 +507,16 @@ def _steer(store: Store, args: argparse.Namespace) -> int:
         row = db.get(RolloutRow, rollout_id) if why is None else None
         if why is None and row is None:
             why = f"no rollout {rollout_id}"
-        elif why is None and row is not None and row.state in FINAL_STATES:
+        elif why is None and row is not None and (row.state in FINAL_STATES) != (action == "retry"):
             why = f"cannot {action} a rollout that is {row.state}"
             audit(db, args.actor, action, target, ok=False, reason=why, via="cli")
         if why is None:
             reason = ""
             if action == "abort":
                 reason = f"{args.reason.strip()[:200] or 'aborted by hand'} (by {args.actor})"
-            detail = {"reason": reason} if reason else {}
+            detail: dict[str, Any] = {"reason": reason} if reason else {}
+            if action == "retry":
+                detail["new_id"] = new_rollout_id()
             request_id = submit(db, action, rollout_id, args.actor, "cli", detail)
     if why is not None:
         print(f"fleet rollout: {why}", file=sys.stderr)
@@ -449,12 +524,17 @@ def _steer(store: Store, args: argparse.Namespace) -> int:
     code = _outcome(store, request_id, args.timeout, action)
     if code is not None:
         return code
+    if action == "retry":
+        rollout_id = detail["new_id"]
     with store.session() as db:
         view = status_view(db, rollout_id)
     if view is None:
         return REFUSED
     if args.json:
         _show(view, True)
+    elif action == "retry":
+        print(f"rollout {rollout_id} retries the failed stations of {args.rollout_id}")
+        print(_describe(view))
     else:
         print(f"rollout {rollout_id}: {_summary(view)}")
     return DONE

@@ -5,7 +5,8 @@ and ``/events`` answer 401); ``/metrics`` also takes a bearer token for Promethe
 state-changing request needs the session's CSRF token (:mod:`fleet.console.auth`); failed logins
 slow further ones down (:mod:`fleet.console.throttle`). Pages are rendered on the server;
 ``static/console.js`` listens to ``/events`` and, when the server says something changed, fetches
-the page's live part again (``?fragment=1``) and swaps it in.
+the page's live part again (``?fragment=1``) and merges it in place: only what changed is
+written, a field being edited and a list opened are left alone.
 """
 
 from __future__ import annotations

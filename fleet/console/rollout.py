@@ -10,29 +10,46 @@ abort on failure rate". Two layers:
 - :class:`fleet.console.rollout_mqtt.RolloutDriver`, the MQTT shell: publishes the retained
   ``desired`` of each wave, counts the terminals' ``reported`` messages, ticks the engine for
   deadlines and saves records through a :class:`RolloutStore` (the console's database implements
-  it; :class:`MemoryStore` and :class:`JsonFileStore` are here).
+  it; :class:`fleet.console.rollout_stores.MemoryStore` and ``JsonFileStore`` are for tests and
+  benchmarks).
 
 Rules of the engine (:class:`Policy`):
 
-- waves: the canary stations (named, or the first ``canary`` of the list), then up to
-  ``percent`` % of all stations (counted with the canaries), then the rest; empty waves are left
-  out.
-- a wave's **success rate** is applied / its size; when it reaches ``advance_at`` the next wave
-  starts (stations still pending go on counting in their own wave).
+- waves: the canary stations (named, or the first ``canary`` of the list: a number of
+  stations), then up to ``percent`` % of all stations (counted with the canaries), then the rest;
+  empty waves are left out.
+- a station is **staged** when its terminal has downloaded and verified the catalog and swapped it
+  into its store, and **applied** when the kiosk serves residents with it (the kiosk takes a new
+  catalog only between sessions, :mod:`fleet.agent.catalog_update`).
+- a wave's **success rate** is applied / its size (after the wave's deadline, staged stations
+  count as well: a kiosk in a long session must not hold the rollout forever); when it reaches
+  ``advance_at`` the wave **soaks** for ``soak_s`` seconds, then the next wave starts (stations
+  still pending go on counting in their own wave). Pause, abort and the automatic abort work
+  during the soak.
 - a wave's **failure rate** is failed / results (results = applied + failed, a timed-out station
   counts as failed); when it is above ``abort_above`` once at least ``min_results`` results are in
   (or the whole wave, if smaller), the rollout aborts by itself and says why, e.g.
   "failure rate 40% > 20% after 10 results in wave canary". Stations of later waves never get
-  the new ``desired``.
-- a station that has not reported ``applied`` or ``failed`` by ``wave_timeout_s`` after its wave
-  started counts as failed (``timed_out``); a later report still updates it.
-- a failure the terminal retries by itself (``error`` ``download`` or ``storage``, see
-  :mod:`fleet.agent.catalog_update`) is not a result yet.
+  the new ``desired``. A failure keeps the terminal's reason code and its text (``detail``,
+  at most :data:`DETAIL_MAX` characters), e.g. "untrusted: no trust anchor at …".
+- a station that has not reported ``staged``, ``applied`` or ``failed`` by ``wave_timeout_s``
+  after its wave started counts as failed (``timed_out``); a later report still updates it. A
+  station staged by then is pending-not-failed: it counts toward the advance and never blocks
+  completion; it becomes applied when its kiosk reports so.
+- a failure the terminal retries by itself (``error`` ``download``, ``timeout`` or ``storage``,
+  see :mod:`fleet.agent.catalog_update`) is not a result yet.
 - a wave whose every station has a result without reaching ``advance_at`` aborts the rollout;
   the last wave completes the rollout when it reaches ``advance_at`` and no station is pending.
-- pause stops new waves (results, deadlines and the automatic abort still count); resume goes on;
-  abort by hand takes a reason. Stations already sent the ``desired`` keep it: going back is a
-  new rollout of the old content under a higher catalog version (docs/decisions.md).
+  A rollout may complete with failures (up to ``1 - advance_at`` of a wave): it says "completed
+  with N failures" wherever it is shown.
+- pause stops new waves (results, deadlines, the soak's clock and the automatic abort still
+  count); resume goes on (a wave whose soak has run out starts at once); abort by hand takes a
+  reason. Stations already sent the ``desired`` keep it: going back is a new rollout of the old
+  content under a higher catalog version (docs/decisions.md).
+- **retry**: a finished rollout (completed with failures, or aborted) can be retried once: a new
+  rollout (``retry_of`` names the first, whose ``retried_as`` names it) of the same ``desired``
+  and policy over only the stations that failed or timed out, under a new rev (a terminal does
+  not try a rev again that failed for good).
 
 Every rollout has one ``rev``, above every rev the store issued before and above any rev seen
 in the targeted stations' retained ``desired``/``reported``: so ``rev`` rises strictly for each
@@ -42,16 +59,11 @@ station, and a report is counted only when its ``rev`` is the rollout's.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import math
-import os
-import threading
-import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 from statemachine import State, StateMachine
@@ -67,7 +79,10 @@ PENDING = "pending"  # sent, no result yet
 APPLIED = "applied"
 FAILED = "failed"
 TIMED_OUT = "timed_out"  # no result by the wave's deadline: counts as failed
-PHASES = (WAITING, PENDING, APPLIED, FAILED, TIMED_OUT)
+STAGED = "staged"  # verified and swapped in; the kiosk serves it after the current session
+PHASES = (WAITING, PENDING, STAGED, APPLIED, FAILED, TIMED_OUT)
+RETRIABLE = frozenset({FAILED, TIMED_OUT})
+DETAIL_MAX = 200  # characters of a terminal's failure text kept with the station
 # the failures a terminal retries by itself (fleet.agent.catalog_update.TRANSIENT): still pending
 RETRIED_ERRORS = frozenset({"download", "timeout", "storage"})
 
@@ -104,6 +119,7 @@ class Policy:
     abort_above: float = 0.2  # failure rate (failed / results) that aborts ...
     min_results: int = 10  # ... once this many results are in (the wave's size if smaller)
     wave_timeout_s: float = 600.0  # no result by then: the station counts as failed
+    soak_s: float = 300.0  # a wave that reached advance_at is watched this long before the next
 
     def __post_init__(self) -> None:
         if not 0 < self.advance_at <= 1 or not 0 <= self.abort_above < 1:
@@ -112,10 +128,13 @@ class Policy:
             raise RolloutError("percent in (0, 100], canary ≥ 0 and min_results ≥ 1")
         if self.wave_timeout_s <= 0:
             raise RolloutError("wave_timeout_s must be positive")
+        if self.soak_s < 0:
+            raise RolloutError("soak_s must be 0 or more")
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Policy:
         values = dict(data)
+        values.setdefault("soak_s", 0.0)  # stored before soaking existed: as they ran
         values["canary_stations"] = tuple(values.get("canary_stations", ()))
         return cls(**values)
 
@@ -126,6 +145,7 @@ class StationResult:
     phase: str = WAITING
     error: str | None = None
     ts: float = 0.0
+    detail: str | None = None  # the terminal's text for a failure, truncated
 
 
 @dataclass
@@ -133,6 +153,7 @@ class Wave:
     name: str
     size: int
     started_at: float | None = None
+    soak_from: float | None = None  # when it reached advance_at: the next wave soak_s later
 
 
 @dataclass
@@ -150,6 +171,8 @@ class RolloutRecord:
     reason: str | None = None
     created: float = 0.0
     updated: float = 0.0
+    retry_of: str | None = None  # the rollout whose failed stations this one retries
+    retried_as: str | None = None  # the rollout that retried this one's failed stations
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,6 +191,8 @@ class RolloutRecord:
             reason=data.get("reason"),
             created=float(data.get("created", 0.0)),
             updated=float(data.get("updated", 0.0)),
+            retry_of=data.get("retry_of"),
+            retried_as=data.get("retried_as"),
         )
 
 
@@ -181,6 +206,8 @@ class WaveProgress:
     timed_out: int
     pending: int
     started_at: float | None
+    staged: int = 0  # verified and waiting for the end of a session: not serving yet
+    soak_until: float | None = None  # the next wave starts then (it reached advance_at)
 
 
 @dataclass(frozen=True)
@@ -191,6 +218,9 @@ class Progress:
     wave: str | None  # name of the current wave
     reason: str | None
     waves: tuple[WaveProgress, ...] = field(default_factory=tuple)
+    failed: int = 0  # in every wave, timed-out stations included
+    retry_of: str | None = None
+    retried_as: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -280,10 +310,16 @@ class Rollout:
     def finished(self) -> bool:
         return self.record.state in FINAL_STATES
 
+    def retriable(self) -> list[str]:
+        """The stations a retry would send the desired again: failed or timed out."""
+        return [k for k, r in self.record.stations.items() if r.phase in RETRIABLE]
+
     def progress(self) -> Progress:
         rec = self.record
         waves = []
-        for wave, counts in zip(rec.waves, self._counts, strict=True):
+        soak = rec.policy.soak_s
+        for i, (wave, counts) in enumerate(zip(rec.waves, self._counts, strict=True)):
+            soaking = wave.soak_from is not None and i == rec.wave and i < len(rec.waves) - 1
             waves.append(
                 WaveProgress(
                     name=wave.name,
@@ -294,10 +330,27 @@ class Rollout:
                     timed_out=counts[TIMED_OUT],
                     pending=counts[PENDING],
                     started_at=wave.started_at,
+                    staged=counts[STAGED],
+                    soak_until=(
+                        wave.soak_from + soak
+                        if soaking and wave.soak_from is not None and not self.finished
+                        else None
+                    ),
                 )
             )
         current = rec.waves[rec.wave].name if rec.wave >= 0 else None
-        return Progress(rec.id, rec.state, rec.rev, current, rec.reason, tuple(waves))
+        failed = sum(w.failed for w in waves)
+        return Progress(
+            rec.id,
+            rec.state,
+            rec.rev,
+            current,
+            rec.reason,
+            tuple(waves),
+            failed,
+            rec.retry_of,
+            rec.retried_as,
+        )
 
     # --- commands ----------------------------------------------------------------------------
 
@@ -328,7 +381,13 @@ class Rollout:
     # --- results -----------------------------------------------------------------------------
 
     def report(
-        self, station: str, rev: int, phase: str, error: str | None, now: float
+        self,
+        station: str,
+        rev: int,
+        phase: str,
+        error: str | None,
+        now: float,
+        detail: str | None = None,
     ) -> list[str]:
         """A station's ``reported``; returns the stations of a wave it starts, if any."""
         result = self.record.stations.get(station)
@@ -336,39 +395,55 @@ class Rollout:
             return []
         if phase == "applied":
             new = APPLIED
+        elif phase == "staged":
+            new = STAGED
         elif phase == "failed" and error not in RETRIED_ERRORS:
             new = FAILED
         else:  # downloading, verified, a failure the terminal retries: still pending
             return []
-        if result.phase == new:
+        if result.phase == new or (new == STAGED and result.phase == APPLIED):
             return []
-        self._set(result, new, error, now)
+        if new != FAILED:
+            error = detail = None
+        self._set(result, new, error, now, detail)
         return self._evaluate(now)
 
     def tick(self, now: float) -> list[str]:
-        """Deadlines: pending stations of a wave past its timeout count as failed."""
+        """Deadlines (pending stations of a wave past its timeout count as failed) and soaks."""
         rec = self.record
         if rec.state not in (RUNNING, PAUSED):
             return []
         expired = {
             i
             for i, wave in enumerate(rec.waves)
-            if wave.started_at is not None
-            and now >= wave.started_at + rec.policy.wave_timeout_s
-            and self._counts[i][PENDING]
+            if self._expired(i, now) and (self._counts[i][PENDING] or self._counts[i][STAGED])
         }
-        if not expired:
+        current = rec.waves[rec.wave]
+        soaking = current.soak_from is not None and rec.wave < len(rec.waves) - 1
+        if not expired and not soaking:
             return []
         for result in rec.stations.values():
             if result.wave in expired and result.phase == PENDING:
                 self._set(result, TIMED_OUT, "timeout", now)
         return self._evaluate(now)
 
-    def _set(self, result: StationResult, phase: str, error: str | None, now: float) -> None:
+    def _expired(self, index: int, now: float) -> bool:
+        started = self.record.waves[index].started_at
+        return started is not None and now >= started + self.record.policy.wave_timeout_s
+
+    def _set(
+        self,
+        result: StationResult,
+        phase: str,
+        error: str | None,
+        now: float,
+        detail: str | None = None,
+    ) -> None:
         counts = self._counts[result.wave]
         counts[result.phase] -= 1
         counts[phase] += 1
         result.phase, result.error, result.ts = phase, error, now
+        result.detail = " ".join(detail.split())[:DETAIL_MAX] if detail else None
         self.record.updated = now
 
     def _open_wave(self, index: int, now: float) -> list[str]:
@@ -403,20 +478,31 @@ class Rollout:
                         f"after {results} results in wave {wave.name}",
                     )
                     return []
-        if rec.state == PAUSED:
-            return []
         wave = rec.waves[rec.wave]
         counts = self._counts[rec.wave]
-        success = counts[APPLIED] / wave.size
+        expired = self._expired(rec.wave, now)
+        success = (counts[APPLIED] + (counts[STAGED] if expired else 0)) / wave.size
         last = rec.wave == len(rec.waves) - 1
+        if success >= policy.advance_at and wave.soak_from is None:
+            wave.soak_from = now  # the soak's clock runs while paused too
+            rec.updated = now
+        if rec.state == PAUSED:
+            return []
         if success >= policy.advance_at and not last:
-            return self._open_wave(rec.wave + 1, now)
+            assert wave.soak_from is not None
+            if now >= wave.soak_from + policy.soak_s:
+                return self._open_wave(rec.wave + 1, now)
+            return []
         if last and success >= policy.advance_at:
-            if not any(c[PENDING] for c in self._counts):
+            unsettled = any(
+                c[PENDING] or (c[STAGED] and not self._expired(i, now))
+                for i, c in enumerate(self._counts)
+            )
+            if not unsettled:
                 self._send("complete", now)
                 log.info("rollout %s completed", rec.id)
             return []
-        if not counts[PENDING]:
+        if not counts[PENDING] and (expired or not counts[STAGED]):
             self._auto_abort(
                 now,
                 f"wave {wave.name} ended at success rate {success:.0%} < {policy.advance_at:.0%}",
@@ -442,79 +528,3 @@ class RolloutStore(Protocol):
     def next_rev(self, floor: int = 0) -> int:
         """A rev above every rev this store issued and above ``floor``; remembered at once."""
         ...
-
-
-class MemoryStore:
-    def __init__(self) -> None:
-        self._records: dict[str, dict[str, Any]] = {}
-        self._rev = 0
-        self._lock = threading.Lock()
-
-    def save(self, record: RolloutRecord) -> None:
-        data = record.to_dict()
-        with self._lock:
-            self._records[record.id] = data
-
-    def load(self, rollout_id: str) -> RolloutRecord | None:
-        with self._lock:
-            data = self._records.get(rollout_id)
-        return RolloutRecord.from_dict(data) if data is not None else None
-
-    def active_ids(self) -> list[str]:
-        with self._lock:
-            return [k for k, v in self._records.items() if v["state"] not in FINAL_STATES]
-
-    def next_rev(self, floor: int = 0) -> int:
-        with self._lock:
-            self._rev = max(self._rev, floor) + 1
-            return self._rev
-
-
-def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(data, separators=(",", ":"), sort_keys=True))
-    os.replace(tmp, path)
-
-
-class JsonFileStore:
-    """One JSON file per rollout in ``folder`` (written atomically), and ``revs.json``."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-
-    def _path(self, rollout_id: str) -> Path:
-        if not rollout_id or "/" in rollout_id or rollout_id.startswith("."):
-            raise RolloutError(f"not a rollout id: {rollout_id!r}")
-        return self.folder / f"rollout-{rollout_id}.json"
-
-    def save(self, record: RolloutRecord) -> None:
-        with self._lock:
-            _write_json(self._path(record.id), record.to_dict())
-
-    def load(self, rollout_id: str) -> RolloutRecord | None:
-        try:
-            data = json.loads(self._path(rollout_id).read_text())
-        except FileNotFoundError:
-            return None
-        return RolloutRecord.from_dict(data)
-
-    def active_ids(self) -> list[str]:
-        ids = []
-        for path in sorted(self.folder.glob("rollout-*.json")):
-            data = json.loads(path.read_text())
-            if data["state"] not in FINAL_STATES:
-                ids.append(str(data["id"]))
-        return ids
-
-    def next_rev(self, floor: int = 0) -> int:
-        path = self.folder / "revs.json"
-        with self._lock:
-            try:
-                last = int(json.loads(path.read_text())["last_rev"])
-            except FileNotFoundError:
-                last = 0
-            rev = max(last, floor) + 1
-            _write_json(path, {"last_rev": rev})
-            return rev

@@ -5,7 +5,10 @@
 ``desired`` (QoS 1) with the rollout's ``rev``, feeds every station's ``reported`` to the engine,
 ticks it for deadlines and saves records through a :class:`fleet.console.rollout.RolloutStore` (at
 once
-when a rollout's state or wave changes, else at most every ``save_every_s``).
+when a rollout's state or wave changes, else at most every ``save_every_s``). A ``reported``
+carries the terminal's phase (``staged``, ``applied``, ``failed``, ...) and, for a failure, its
+reason code (``error``) and text (``detail``), which the engine keeps with the station.
+:meth:`RolloutDriver.retry` starts a new rollout over a finished one's failed stations.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class RolloutDriver:
     ``connect()`` subscribes to every station's ``reported`` and (without its own messages)
     ``desired``, waits until the retained ones have arrived (so it knows the revs stations have
     seen) and takes up the store's active rollouts. Then :meth:`start`, :meth:`pause`,
-    :meth:`resume`, :meth:`abort`, :meth:`status`, :meth:`wait`.
+    :meth:`resume`, :meth:`abort`, :meth:`retry`, :meth:`status`, :meth:`wait`.
     """
 
     def __init__(
@@ -110,6 +113,7 @@ class RolloutDriver:
         *,
         rollout_id: str | None = None,
         now: float | None = None,
+        retry_of: str | None = None,
     ) -> str:
         """Create and start a rollout of ``desired`` (without ``rev``) over site/station keys."""
         keys = list(dict.fromkeys(stations))
@@ -123,10 +127,32 @@ class RolloutDriver:
             rollout = Rollout.create(
                 rollout_id or uuid.uuid4().hex[:12], rev, desired, keys, policy or Policy(), now
             )
+            rollout.record.retry_of = retry_of
             self._adopt(rollout)
             self._publish(rollout, rollout.start(now))
             self._saved(rollout)
             return rollout.record.id
+
+    def retry(self, rollout_id: str, new_id: str | None = None) -> str:
+        """A new rollout of a finished one's ``desired`` and policy over only its failed and
+        timed-out stations, under a new rev; the id of the new rollout."""
+        with self._lock:
+            first = self._get(rollout_id)
+            if not first.finished:
+                raise RolloutError(f"cannot retry a rollout that is {first.state}")
+            if first.record.retried_as:
+                raise RolloutError(f"retried already as {first.record.retried_as}")
+            keys = first.retriable()
+            if not keys:
+                raise RolloutError("no failed stations to retry")
+            desired = {k: v for k, v in first.record.desired.items() if k != "rev"}
+            new = self.start(
+                desired, keys, first.record.policy, rollout_id=new_id, retry_of=rollout_id
+            )
+            first.record.retried_as = new
+            first.record.updated = time.time()
+            self._saved(first)
+            return new
 
     def pause(self, rollout_id: str) -> Progress:
         with self._lock:
@@ -267,12 +293,13 @@ class RolloutDriver:
             if type(rev) is not int:
                 return
             before = (rollout.state, rollout.record.wave)
-            error = payload.get("error")
+            error, detail = payload.get("error"), payload.get("detail")
             targets = rollout.report(
                 key,
                 rev,
                 str(payload.get("phase")),
                 error if isinstance(error, str) else None,
                 time.time(),
+                detail if isinstance(detail, str) else None,
             )
             self._after(rollout, before, targets)

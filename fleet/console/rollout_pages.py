@@ -3,7 +3,8 @@ and the checks of requests are :mod:`fleet.console.rollout_service`).
 
 :class:`RolloutRoutes`: ``GET /rollouts`` (the page: a start form for operators and admins, and
 every rollout with its waves, updated live), ``POST /rollouts`` and ``POST /api/rollouts``
-(start), ``POST [/api]/rollouts/{id}/{pause|resume|abort}``, ``GET /api/rollouts`` and
+(start), ``POST [/api]/rollouts/{id}/{pause|resume|abort|retry}`` (retry: a new rollout over
+a finished one's failed stations; the API answers with the new one), ``GET /api/rollouts`` and
 ``GET /api/rollouts/{id}`` (progress). Starting and steering need the ``rollout`` permission
 and the CSRF token; every attempt is audited. A console process that does not drive rollouts
 leaves the start or the command for the one that does and answers with its outcome.
@@ -20,15 +21,18 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from fleet.console.catalogs import Shelf
 from fleet.console.rollout import (
     FINAL_STATES,
     Policy,
     Progress,
     RolloutError,
 )
+from fleet.console.rollout_form import form_values, signed_releases
 from fleet.console.rollout_service import (
     ACTIONS,
     POLICY_INTS,
+    POLICY_PERCENTS,
     DbRolloutStore,
     NotDriving,
     RequestError,
@@ -36,7 +40,6 @@ from fleet.console.rollout_service import (
     choose_stations,
     desired_from,
     new_rollout_id,
-    parse_number,
     policy_from,
     rollout_view,
     split_keys,
@@ -69,6 +72,8 @@ class RolloutRoutes:
     def __init__(self, web: WebApp, service: RolloutService | None) -> None:
         self.web = web
         self.service = service
+        folder = web.settings.catalog_repo
+        self.shelf = Shelf(folder) if folder is not None else None
 
     def routes(self) -> list[Route]:
         return [
@@ -111,6 +116,11 @@ class RolloutRoutes:
             return {"rollouts": self._views(db), "sites": list(sites)}
 
         data = await self.web.db(load)
+        signed: list[dict[str, Any]] = []
+        if self.shelf is not None and request.query_params.get("fragment") != "1":
+            signed = await run_in_threadpool(
+                signed_releases, self.shelf, self.web.settings.catalog_url
+            )
         service = self.service
         ready = service is not None and await run_in_threadpool(service.available)
         return self.web.page(
@@ -120,6 +130,8 @@ class RolloutRoutes:
             live="_rollouts_live.html",
             ready=ready,
             defaults=Policy(),
+            signed=signed,
+            form=form_values(request.query_params, signed),
             **data,
         )
 
@@ -192,11 +204,8 @@ class RolloutRoutes:
             return body, policy, scope, str(body.get("site") or ""), stations
         form = await request.form()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
-        policy = {k: fields.get(k) for k in (*POLICY_INTS, "percent", "wave_timeout_s")}
-        for name in ("advance_at", "abort_above"):  # the form says percent
-            given = fields.get(f"{name}_pct", "").strip()
-            if given:
-                policy[name] = float(parse_number(given, f"{name} (%)", float)) / 100
+        names = (*POLICY_INTS, *POLICY_PERCENTS, "percent", "wave_timeout_s", "soak_s")
+        policy = {k: fields.get(k) for k in names}
         canaries = split_keys(fields.get("canary_stations", ""))
         if canaries:
             policy["canary_stations"] = canaries
@@ -226,7 +235,13 @@ class RolloutRoutes:
         if not exists:
             raise Refused(404, "no such rollout")
         detail: dict[str, Any] = {"reason": reason} if reason else {}
+        if action == "retry":
+            detail["new_id"] = new_rollout_id()
         progress = await self._execute(action, rollout_id, who.name, detail)
+        if action == "retry":
+            service = self._service()
+            fresh = await run_in_threadpool(service.progress, detail["new_id"])
+            progress = fresh or progress
         if api:
             return JSONResponse(progress.to_dict())
         return RedirectResponse("/rollouts", 303)

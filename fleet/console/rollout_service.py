@@ -14,7 +14,11 @@ that drives rollouts while this process holds the rollout lease, and the checks 
   second, the requests that ``fleet rollout`` and the consoles not driving leave in
   ``rollout_requests``.
 - :func:`desired_from`, :func:`policy_from`, :func:`choose_stations`: what a start request
-  (page, API, CLI) may ask for.
+  (page, API, CLI) may ask for. Thresholds are given in percent everywhere people type them
+  (``advance_at_pct``, ``abort_above_pct``: the page, the CLI, the API); the record keeps
+  fractions. The API still takes ``advance_at``/``abort_above`` as fractions from older scripts.
+- a retry (``retry``, detail ``new_id``) starts a new rollout over a finished one's failed
+  stations (:meth:`fleet.console.rollout_mqtt.RolloutDriver.retry`); it is audited like a start.
 
 What is rolled out is the ``desired`` of docs/decisions.md: ``{catalog: {target, version,
 sha256, length}, metadata_url, targets_url?}`` (the rev is the driver's); the targets are every
@@ -65,9 +69,10 @@ SHA256 = re.compile(r"^[0-9a-f]{64}$")
 TARGET = re.compile(r"^[A-Za-z0-9._\-/]{1,200}$")
 KEY = re.compile(r"^[A-Za-z0-9._\-]{1,64}/[A-Za-z0-9._\-]{1,64}$")
 SCOPES = ("all", "site", "list")
-ACTIONS = ("pause", "resume", "abort")
+ACTIONS = ("pause", "resume", "abort", "retry")
 POLICY_INTS = ("canary", "min_results")
-POLICY_FLOATS = ("percent", "advance_at", "abort_above", "wave_timeout_s")
+POLICY_FLOATS = ("percent", "advance_at", "abort_above", "wave_timeout_s", "soak_s")
+POLICY_PERCENTS = ("advance_at_pct", "abort_above_pct")  # what people type: percent
 ROLLOUT_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 ANSWER_S = 15.0  # how long a console not driving waits for the one that does
 
@@ -338,6 +343,17 @@ class RolloutService:
                     reason = str(detail.get("reason") or "aborted by hand")
                     progress = driver.abort(rollout_id, reason)
                     note["reason"] = reason
+                elif action == "retry":
+                    new_id = str(detail.get("new_id") or new_rollout_id())
+                    if not ROLLOUT_ID.match(new_id):
+                        raise RequestError("a rollout id is 1-64 letters, digits, '.', '_' or '-'")
+                    driver.retry(rollout_id, new_id)
+                    progress = driver.status(new_id)
+                    note |= {"retry": new_id, "stations": sum(w.size for w in progress.waves)}
+                    with self.db.session() as db:
+                        row = db.get(RolloutRow, new_id)
+                        if row is not None:
+                            row.started_by = actor
                 else:
                     raise RolloutError(f"no action {action[:16]!r}")
             except (RolloutError, RequestError) as err:
@@ -437,6 +453,14 @@ def policy_from(data: Mapping[str, Any]) -> Policy:
     for name in POLICY_FLOATS:
         if data.get(name) not in (None, ""):
             values[name] = float(parse_number(data[name], name, float))
+    for name in POLICY_PERCENTS:
+        given = data.get(name)
+        if isinstance(given, str):
+            given = given.strip().removesuffix("%")
+        if given not in (None, ""):
+            values[name.removesuffix("_pct")] = (
+                float(parse_number(given, f"{name} (%)", float)) / 100
+            )
     canaries = data.get("canary_stations")
     if canaries:
         if not isinstance(canaries, list) or not all(isinstance(k, str) for k in canaries):
@@ -481,7 +505,7 @@ def rollout_view(row: RolloutRow, live: Progress | None = None) -> dict[str, Any
     record = RolloutRecord.from_dict(row.record)
     view = (live or Rollout(record).progress()).to_dict()
     failures = [
-        {"station": key, "phase": r.phase, "error": r.error}
+        {"station": key, "phase": r.phase, "error": r.error, "detail": r.detail}
         for key, r in sorted(record.stations.items())
         if r.phase in ("failed", "timed_out")
     ]
@@ -491,6 +515,8 @@ def rollout_view(row: RolloutRow, live: Progress | None = None) -> dict[str, Any
         "policy": asdict(record.policy),
         "stations": len(record.stations),
         "failures": failures,
+        "staged": sum(w["staged"] for w in view["waves"]),
+        "retriable": bool(failures) and view["state"] in FINAL_STATES and not record.retried_as,
         "created": record.created,
         "updated": record.updated,
         "started_by": row.started_by,

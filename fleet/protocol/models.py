@@ -203,7 +203,8 @@ class Reported(Timestamped):
     rev: int = Field(ge=0)
     rev_applied: int = Field(ge=0)
     catalog_version: int | None
-    phase: Literal["downloading", "verified", "applied", "failed"]
+    # staged: swapped into the store, waiting for the end of a session; applied: serving
+    phase: Literal["downloading", "verified", "staged", "applied", "failed"]
     error: Name | None
     detail: Text | None
 

@@ -18,9 +18,9 @@ What each simulated terminal sends, like the real agent (:mod:`fleet.agent`):
 - events at random (mean ``event_interval_s``): ``evt/transaction``, ``evt/rating``,
   ``evt/help``, each with an ``event_id``;
 - catalog acknowledgements: on a ``desired`` with a rev above the last one it handled it
-  reports ``downloading``, then after ``apply_s`` ``applied``, or ``failed`` (``error``
-  ``hash_mismatch``) for a ``failure_fraction`` of the stations (decided per station and rev
-  from ``seed``, so a run can be repeated); ``reported`` is retained, as in docs/decisions.md.
+  reports ``downloading``, then after ``apply_s`` ``staged`` and ``applied`` (an idle kiosk), or
+  ``failed`` (``error`` ``hash_mismatch``) for a ``failure_fraction`` of the stations (decided
+  per station and rev from ``seed``, so a run can be repeated); ``reported`` is retained.
 
 One process holds a socket per terminal: :func:`raise_nofile` lifts the open-files limit (the
 broker started afterwards inherits it). Measured on 2 shared cores: 10,000 terminals connect in
@@ -581,6 +581,7 @@ class Simulator:
             self.stats.applied += 1
             term.rev_applied = rev
             term.catalog_version = version if isinstance(version, int) else None
+            self._report(term, rev, "staged", None)  # an idle kiosk serves it at once
             self._report(term, rev, "applied", None)
 
     def _report(self, term: SimTerminal, rev: int, phase: str, error: str | None) -> None:

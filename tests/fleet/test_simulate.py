@@ -15,8 +15,9 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from fleet.console.rollout import MemoryStore, Policy, RolloutStore
+from fleet.console.rollout import Policy, RolloutStore
 from fleet.console.rollout_mqtt import RolloutDriver
+from fleet.console.rollout_stores import MemoryStore
 from fleet.mqtt.client import CONSOLE_USER
 from fleet.protocol.topics import loads, parse_station_topic
 from fleet.simulate import SimConfig, Simulator
@@ -145,7 +146,7 @@ def test_rollout_goes_canary_then_half_then_all(broker: MosquittoBroker) -> None
     sim = simulator(broker, 50)
     rollouts = driver(broker)
     try:
-        policy = Policy(canary=3, percent=50, min_results=5, wave_timeout_s=30)
+        policy = Policy(canary=3, percent=50, min_results=5, wave_timeout_s=30, soak_s=0)
         rollout_id = rollouts.start(DESIRED, sim.station_keys, policy)
         progress = rollouts.wait(rollout_id, 60)
         assert progress.state == "completed", progress
@@ -169,7 +170,7 @@ def test_rollout_goes_canary_then_half_then_all(broker: MosquittoBroker) -> None
             second = again.start(
                 {**DESIRED, "catalog": {**DESIRED["catalog"], "version": 6}},
                 sim.station_keys[:10],
-                Policy(canary=1, min_results=1),
+                Policy(canary=1, min_results=1, soak_s=0),
             )
             done = again.wait(second, 30)
             assert done.state == "completed" and done.rev > progress.rev
@@ -188,7 +189,9 @@ def test_rollout_aborts_by_itself_and_later_waves_never_get_the_desired(
     rollouts = driver(broker)
     try:
         # advance at 80 %: the canary wave (5) ends by advancing or by the failure rate
-        policy = Policy(canary=5, advance_at=0.8, min_results=5, abort_above=0.2, wave_timeout_s=30)
+        policy = Policy(
+            canary=5, advance_at=0.8, min_results=5, abort_above=0.2, wave_timeout_s=30, soak_s=0
+        )
         rollout_id = rollouts.start(DESIRED, sim.station_keys, policy)
         progress = rollouts.wait(rollout_id, 60)
         assert progress.state == "aborted", progress
@@ -226,7 +229,7 @@ def test_silent_stations_time_out_and_abort_the_rollout(broker: MosquittoBroker)
     rollouts = driver(broker)
     try:
         ghosts = ["sim-site-00/ghost-1", "sim-site-01/ghost-2"]  # never connected
-        policy = Policy(canary_stations=tuple(ghosts), wave_timeout_s=1.0, min_results=2)
+        policy = Policy(canary_stations=tuple(ghosts), wave_timeout_s=1.0, min_results=2, soak_s=0)
         rollout_id = rollouts.start(DESIRED, ghosts + sim.station_keys, policy)
         progress = rollouts.wait(rollout_id, 15)
         assert progress.state == "aborted"
@@ -239,13 +242,15 @@ def test_silent_stations_time_out_and_abort_the_rollout(broker: MosquittoBroker)
 
 
 def test_pause_resume_and_abort_by_hand_over_mqtt(broker: MosquittoBroker, tmp_path: Path) -> None:
-    from fleet.console.rollout import JsonFileStore
+    from fleet.console.rollout_stores import JsonFileStore
 
     sim = simulator(broker, 20)
     store = JsonFileStore(tmp_path / "rollouts")
     rollouts = driver(broker, store)
     try:
-        rollout_id = rollouts.start(DESIRED, sim.station_keys, Policy(canary=2, min_results=2))
+        rollout_id = rollouts.start(
+            DESIRED, sim.station_keys, Policy(canary=2, min_results=2, soak_s=0)
+        )
         rollouts.pause(rollout_id)
         time.sleep(1.0)  # the canaries apply meanwhile; no new wave while paused
         progress = rollouts.status(rollout_id)
@@ -258,7 +263,7 @@ def test_pause_resume_and_abort_by_hand_over_mqtt(broker: MosquittoBroker, tmp_p
         later = rollouts.start(
             {**DESIRED, "catalog": {**DESIRED["catalog"], "version": 9}},
             sim.station_keys,
-            Policy(canary=2, min_results=2),
+            Policy(canary=2, min_results=2, soak_s=0),
         )
         rollouts.pause(later)
         assert rollouts.abort(later, "aborted by ops: wrong catalog").state == "aborted"

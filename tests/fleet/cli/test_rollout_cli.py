@@ -47,7 +47,10 @@ CATALOG_ARGS = [
     "--metadata-url",
     CATALOG["metadata_url"],
 ]
-QUICK = ["--canary", "2", "--percent", "50", "--advance-at", "1.0", "--wave-timeout", "120"]
+QUICK = [
+    *("--canary", "2", "--percent", "50", "--advance-at", "100"),
+    *("--wave-timeout", "120", "--soak", "0"),
+]
 
 
 def fleet(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:
@@ -289,8 +292,13 @@ def test_pause_resume_and_abort_from_the_cli_take_effect_in_the_running_console(
 ) -> None:
     db_url = f"sqlite:///{tmp_path / 'console.sqlite3'}"
     store = prepared_db(db_url)
-    sim = simulated_fleet(broker, apply_s=(4.0, 4.5))  # the abort lands before a wave ends
+    sim = simulated_fleet(broker, apply_s=(4.0, 4.5))
     console = ConsoleProcess(broker, db_url, tmp_path / "console")
+    # each wave soaks 15 s after it applied: the pause lands before the next wave can start
+    # however slowly this machine starts the CLI (without a soak the canary's last report
+    # started the next wave at once, and a pause a moment late found it targeted), and the abort
+    # lands before the last wave
+    soaking = [*QUICK[:-1], "15"]
     try:
         console.wait_serving()
         until(lambda: known_stations(store) == 20, 30, "20 stations in the console")
@@ -305,10 +313,11 @@ def test_pause_resume_and_abort_from_the_cli_take_effect_in_the_running_console(
             "--site",
             "sim-site-01",
             *CATALOG_ARGS,
-            *QUICK,
+            *soaking,
         )
         rollout_id = started["id"]
         assert [w["size"] for w in started["waves"]] == [2, 3, 5]
+        assert started["policy"]["soak_s"] == 15.0 and started["policy"]["advance_at"] == 1.0
 
         steer = ["--db", db_url, rollout_id]
         refused = fleet("rollout", "pause", "--as", "tech", *steer)
@@ -321,10 +330,17 @@ def test_pause_resume_and_abort_from_the_cli_take_effect_in_the_running_console(
         view = status(db_url, rollout_id)
         assert view["state"] == "paused" and [w["targeted"] for w in view["waves"]] == [2, 0, 0]
         assert sim.stats()[0]["desired"] == 2
+        soak_until = view["waves"][0]["soak_until"]
+        assert soak_until is not None and soak_until > time.time()
+        text = fleet("rollout", "status", rollout_id, "--db", db_url).stdout
+        assert "soaking until" in text
 
         resumed = fleet_json("rollout", "resume", "--as", "oper", *steer)
-        assert resumed["state"] == "running" and resumed["stage"] == "50%"
-        until(lambda: sim.stats()[0]["desired"] == 5, 15, "the 50% wave sent")
+        # still soaking, or (on a slow machine) the soak ran out while paused: the wave at once
+        assert resumed["state"] == "running" and resumed["stage"] in ("canary", "50%")
+        until(lambda: sim.stats()[0]["desired"] == 5, 40, "the 50% wave sent")
+        started_at = status(db_url, rollout_id)["waves"][1]["started_at"]
+        assert started_at >= soak_until  # not before the soak ran out
         aborted = fleet_json("rollout", "abort", "--as", "boss", *steer, "--reason", "wrong one")
         assert aborted["state"] == "aborted" and aborted["reason"] == "wrong one (by boss)"
         time.sleep(2.0)

@@ -294,7 +294,7 @@ def test_operator_rolls_out_a_catalog_to_a_simulated_fleet_and_watches_it_live(
         }
         for field_id, value in fields.items():
             browser.find_element(By.ID, field_id).send_keys(value)
-        for field_id, value in (("canary", "2"), ("advance_at_pct", "100")):
+        for field_id, value in (("canary", "2"), ("advance_at_pct", "100"), ("soak_s", "0")):
             box = browser.find_element(By.ID, field_id)
             box.clear()
             box.send_keys(value)

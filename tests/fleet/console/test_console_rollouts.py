@@ -39,7 +39,7 @@ CATALOG = {
     "length": 4321,
     "metadata_url": "http://127.0.0.1:8001/metadata/",
 }
-QUICK = {"canary": 2, "percent": 50, "advance_at": 1.0, "wave_timeout_s": 60}
+QUICK = {"canary": 2, "percent": 50, "advance_at": 1.0, "wave_timeout_s": 60, "soak_s": 0}
 
 
 def simulated_fleet(broker: MosquittoBroker, **config: Any) -> SimulatorProcess:
@@ -165,7 +165,12 @@ def test_failing_terminals_abort_the_rollout_and_the_reason_is_shown(
         assert aborted["reason"] == reason
         assert [w["targeted"] for w in aborted["waves"]] == [2, 0, 0]
         assert aborted["failures"] == [
-            {"station": key, "phase": "failed", "error": "hash_mismatch"}
+            {
+                "station": key,
+                "phase": "failed",
+                "error": "hash_mismatch",
+                "detail": "simulated failure",
+            }
             for key in ("sim-site-00/sim-00000", "sim-site-00/sim-00002")
         ]
         time.sleep(1.0)
@@ -200,6 +205,7 @@ def test_pause_survives_a_console_restart_then_resume_and_abort_by_hand(
             "percent": "50",
             "advance_at_pct": "100",
             "wave_timeout_s": "60",
+            "soak_s": "0",
         }
         assert oper.post("/rollouts", data=form | {"csrf_token": "x"}).status_code == 403
         started = oper.post("/rollouts", data=form)

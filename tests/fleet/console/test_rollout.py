@@ -13,14 +13,13 @@ from fleet.console.rollout import (
     PENDING,
     TIMED_OUT,
     WAITING,
-    JsonFileStore,
-    MemoryStore,
     Policy,
     Rollout,
     RolloutError,
     RolloutRecord,
     plan_waves,
 )
+from fleet.console.rollout_stores import JsonFileStore, MemoryStore
 
 REV = 7
 DESIRED = {"catalog": {"target": "catalog.toml", "version": 3, "sha256": "ab" * 32, "length": 9}}
@@ -31,7 +30,7 @@ def keys(n: int) -> list[str]:
 
 
 def make(n: int = 20, **policy: object) -> Rollout:
-    base: dict[str, object] = {"canary": 2, "percent": 50.0, "min_results": 5}
+    base: dict[str, object] = {"canary": 2, "percent": 50.0, "min_results": 5, "soak_s": 0.0}
     base.update(policy)
     return Rollout.create("r1", REV, DESIRED, keys(n), Policy(**base), now=0.0)  # type: ignore[arg-type]
 

@@ -180,7 +180,12 @@ def test_a_signed_catalog_is_applied_and_reported(rig: Rig, broker: MosquittoBro
     report = rig.push(release)
     assert report["phase"] == "applied" and report["error"] is None
     assert (report["rev_applied"], report["catalog_version"]) == (1, 2)
-    assert [r["phase"] for r in rig.console.for_rev(1)] == ["downloading", "verified", "applied"]
+    assert [r["phase"] for r in rig.console.for_rev(1)] == [
+        "downloading",
+        "verified",
+        "staged",
+        "applied",
+    ]
     assert rig.store.active.read_bytes() == catalog(2)
     assert not rig.store.previous.exists()  # the UI had only its configured catalog
 
