@@ -53,6 +53,15 @@ def _atoms(text: str) -> list[str]:
             glue = word = False
             continue
         narrow = char_width(ch) == 1
+        if ch in CLOSING and atoms and atoms[-1] == " ":  # no break before it, even at spaces
+            spaces = 0
+            while atoms and atoms[-1] == " ":
+                atoms.pop()
+                spaces += 1
+            if atoms:
+                atoms[-1] += " " * spaces
+            else:
+                atoms.append(" " * spaces)
         if atoms and atoms[-1] != " " and (glue or ch in CLOSING or (narrow and word)):
             atoms[-1] += ch
         else:
@@ -77,8 +86,14 @@ def _split_long(atom: str, columns: int) -> list[str]:
     for ch in atom:
         w = char_width(ch)
         if cur and cur_w + w > columns:
-            parts.append(cur)
-            cur, cur_w = "", 0
+            carry = ""
+            if ch in CLOSING:  # 避头: the last character that may start a line comes along
+                k = len(cur) - 1
+                while k > 0 and (cur[k] in CLOSING or cur[k] == " "):
+                    k -= 1
+                carry = cur[k:] if k > 0 else ""
+            parts.append(cur[: len(cur) - len(carry)])
+            cur, cur_w = carry, text_width(carry)
         cur += ch
         cur_w += w
     return [*parts, cur] if cur else parts

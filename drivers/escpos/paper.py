@@ -99,6 +99,7 @@ class SimReceipt:
     qr: str | None  # the data of a native QR code (GS ( k) the printer printed
     blocks: list[Block] = field(default_factory=list)
     dots: int = 384
+    wrapped: int = 0  # lines the printer wrapped itself, wherever its last column fell
 
     @property
     def text(self) -> str:

@@ -209,7 +209,7 @@ class EscposPrinter:
         return self._last
 
     def print_receipt(self, receipt: Receipt, *, deadline_s: float) -> PrintOutcome:
-        data = render_receipt(receipt)
+        data = render_receipt(receipt, self.profile)
         deadline = time.monotonic() + deadline_s
         if not self._device.acquire(timeout=max(0.0, deadline_s)):
             return PrintOutcome(

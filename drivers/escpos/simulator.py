@@ -87,6 +87,7 @@ class _Parser:
     printed_qr: str | None = None
     qr_module: int = 3
     cut_pending: bool = False
+    wrapped: int = 0  # lines the printer had to wrap itself (too long for the paper)
 
     def __post_init__(self) -> None:
         self.chinese = self.sim.profile.chinese_default
@@ -123,6 +124,7 @@ class _Parser:
         used = sum(c for _, c in self.line) * self.width
         if self.line and used + cols * self.width > self.sim.profile.columns:
             self._end_line()  # the printer wraps where its last column falls
+            self.wrapped += 1
         self.line.append((ch, cols))
 
     def _reset(self) -> None:
@@ -250,13 +252,19 @@ class _Parser:
             self._end_line()
         dots = self.sim.profile.dots
         receipt = SimReceipt(
-            bytes(self.raw), list(self.lines), self.printed_qr, list(self.blocks), dots
+            bytes(self.raw),
+            list(self.lines),
+            self.printed_qr,
+            list(self.blocks),
+            dots,
+            self.wrapped,
         )
         self.sim.finish(receipt)
         self.raw.clear()
         self.lines.clear()
         self.blocks.clear()
         self.qr = self.printed_qr = None
+        self.wrapped = 0
 
     def tear_off(self) -> None:
         """The job's connection closed: what was printed and not cut is a receipt all the same."""
