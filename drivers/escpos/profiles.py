@@ -44,7 +44,7 @@ class PrinterProfile:
 
     model: str  # the python-escpos capabilities name, e.g. "NT-5890K", "TM-T20II", "default"
     dots: int  # printable width in dots
-    width_mm: int  # paper: 58 or 80
+    width_mm: int  # the paper class the dots fall in: 58 (up to 432 dots) or 80
     qr: QrMode  # native GS ( k, a GS v 0 raster image, or the code's text when neither
     status: StatusMode
     cutter: bool
