@@ -129,7 +129,12 @@ def _qr_raster(data: str, profile: PrinterProfile) -> bytes:
         except ImageWidthError:
             continue
         return bytes(d.output)
-    return _chinese(data) + b"\n"  # longer than any QR code the paper can hold
+    return _qr_text(data, profile)  # longer than any QR code the paper can hold
+
+
+def _qr_text(data: str, profile: PrinterProfile) -> bytes:
+    """A model that prints no QR code at all: the code's text, for a person to type."""
+    return b"".join(_chinese(t) + b"\n" for t in wrap(data, profile.columns))
 
 
 def render_receipt(receipt: Receipt, profile: PrinterProfile = DEFAULT_PROFILE) -> bytes:
@@ -155,7 +160,7 @@ def render_receipt(receipt: Receipt, profile: PrinterProfile = DEFAULT_PROFILE) 
         elif profile.qr == "raster":
             d._raw(_qr_raster(receipt.qr, profile))
         else:
-            d._raw(b"".join(_chinese(t) + b"\n" for t in wrap(receipt.qr, profile.columns)))
+            d._raw(_qr_text(receipt.qr, profile))
     if receipt.cut:
         d.cut()
     return bytes(d.output)
