@@ -29,6 +29,7 @@ from flows.models import Align, Identity, Receipt, ReceiptLine, Record
 from flows.tokens import Signer, TokenClaims, content_hash
 
 FONT_NAME = "WenQuanYi"
+RULE = ReceiptLine("-", rule=True)  # across the paper, whatever its width
 
 
 class DocumentError(KioskError):
@@ -220,7 +221,7 @@ def service_receipt(
     lines = [
         ReceiptLine(catalog.station.name.zh, Align.CENTER, bold=True),
         ReceiptLine("办理回执 Receipt", Align.CENTER, double=True),
-        ReceiptLine("-" * 32),
+        RULE,
     ]
     for service in services:
         lines += [ReceiptLine(f"事项: {service.name.zh}"), ReceiptLine(service.name.en)]
@@ -232,7 +233,7 @@ def service_receipt(
     lines += [
         ReceiptLine(f"时间: {issued:%Y-%m-%d %H:%M}"),
         ReceiptLine(f"编号: {doc_id}"),
-        ReceiptLine("-" * 32),
+        RULE,
         ReceiptLine("请带好您的证件和材料。", Align.CENTER),
         ReceiptLine("Please take your card and papers.", Align.CENTER),
         ReceiptLine(f"服务电话 Help: {catalog.station.help_phone}", Align.CENTER),
@@ -262,7 +263,7 @@ def materials_notice(*, catalog: Catalog, service: Service, issued: dt.datetime)
         ReceiptLine("一次性告知单", Align.CENTER, double=True),
         ReceiptLine("What to bring", Align.CENTER),
         ReceiptLine(service.name.zh, Align.CENTER, bold=True),
-        ReceiptLine("-" * 32),
+        RULE,
         ReceiptLine("所需材料:", bold=True),
     ]
     for i, item in enumerate(notice.materials, start=1):
@@ -270,12 +271,12 @@ def materials_notice(*, catalog: Catalog, service: Service, issued: dt.datetime)
         copies = f" {item.copies}份" if item.copies > 1 else ""
         lines.append(ReceiptLine(f"{i}. {item.name.zh}({kind}{copies})"))
     lines += [
-        ReceiptLine("-" * 32),
+        RULE,
         ReceiptLine(f"办理地点: {notice.place.zh}"),
         ReceiptLine(f"办理时限: {notice.time_limit.zh}"),
         ReceiptLine(f"收费标准: {notice.fees.zh}"),
         ReceiptLine(f"设定依据: {notice.legal_basis.zh}"),
-        ReceiptLine("-" * 32),
+        RULE,
         ReceiptLine(catalog.station.name.zh, Align.CENTER),
         ReceiptLine(f"咨询电话: {catalog.station.help_phone}", Align.CENTER),
         ReceiptLine(f"{issued:%Y-%m-%d %H:%M}", Align.CENTER),

@@ -157,10 +157,13 @@ class Align(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ReceiptLine:
+    """One line of text as the document says it; the driver wraps it to the paper's width."""
+
     text: str
     align: Align = Align.LEFT
     bold: bool = False
     double: bool = False  # double width and height
+    rule: bool = False  # a rule across the paper, ``text`` (one character) repeated to the width
 
 
 @dataclass(frozen=True, slots=True)

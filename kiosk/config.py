@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.fields import FieldInfo
 
 from flows.errors import ConfigError
@@ -82,13 +89,46 @@ class DevicesSection(_Section):
     thermal_printer: Annotated[
         str,
         Field(
-            pattern=r"^(sim|tcp:[\w.-]+:\d+|(serial|usb):/\S+)$",
-            description="`sim`, `tcp:HOST:PORT`, `serial:/dev/…` or `usb:/dev/…`",
+            pattern=r"^(sim(:[a-z0-9-]+)?|tcp:[\w.-]+:\d+|(serial|usb):/\S+)$",
+            description="`sim`, `sim:PROFILE`, `tcp:HOST:PORT`, `serial:/dev/…` or `usb:/dev/…`",
         ),
     ] = "sim"
     # a serial thermal printer: as its self-test page says (Linux has no DTR/DSR flow control)
     thermal_printer_baud: Literal[9600, 19200, 38400, 57600, 115200] = 9600
     thermal_printer_flow: Literal["none", "rtscts", "xonxoff"] = "none"
+    # the model as python-escpos' capabilities database names it (QR code, cutter, width)
+    thermal_printer_model: str = "default"
+    thermal_printer_width: Literal[0, 58, 80] = 0  # paper in mm; 0: the model's (unknown: 58)
+    thermal_printer_status: Literal["auto", "dle-eot", "none"] = "auto"  # DLE EOT answers
+
+    @field_validator("thermal_printer_model")
+    @classmethod
+    def _known_model(cls, model: str) -> str:
+        if model == "default":
+            return model
+        from drivers.escpos.profiles import models  # python-escpos: only when a model is named
+
+        known = models()
+        if model not in known:
+            close = difflib.get_close_matches(model, known, n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(f'`{c}`' for c in close)}?)" if close else ""
+            raise ValueError(
+                f"must be a model of python-escpos' capabilities database, e.g. `default`, "
+                f"`TM-T20II`, `NT-5890K`, `POS-5890`{hint}; got `{model}`"
+            )
+        return model
+
+    @field_validator("thermal_printer")
+    @classmethod
+    def _known_sim_profile(cls, spec: str) -> str:
+        if spec.startswith("sim:"):
+            from drivers.escpos.paper import SIM_PROFILES
+
+            if spec[4:] not in SIM_PROFILES:
+                choices = ", ".join(f"`sim:{name}`" for name in SIM_PROFILES)
+                raise ValueError(f"must be `sim` or one of {choices}; got `{spec}`")
+        return spec
+
     speech: Literal["espeak", "off"] = "espeak"
     speech_rate_zh: Annotated[int, Field(ge=60, le=400)] = 165  # espeak-ng words per minute
     speech_rate_en: Annotated[int, Field(ge=60, le=400)] = 165

@@ -1,10 +1,14 @@
 """An ESC/POS printer simulator on TCP or on a pseudo-terminal: a real peer for the thermal driver.
 
 It parses what it receives — initialise, alignment, emphasis, character size, line feeds,
-Chinese mode (``FS &`` … ``FS .``) with GB18030 text, QR codes (``GS ( k``), cuts (``GS V``) — and
-keeps each receipt (split at the cut) with its exact bytes, its text and its QR data, and every
-byte that came off the wire in order (``received``). It answers DLE EOT 1–4 like a printer, and
-can be told to run out of paper, open its cover, go silent, or stop taking data (``stalled``).
+Chinese mode (``FS &`` … ``FS .``) with GB18030 text (code page 437 outside it), QR codes
+(``GS ( k``), raster images (``GS v 0``), cuts (``GS V``) — and keeps each receipt (split at the
+cut) with its exact bytes, its lines as the paper shows them, its QR data and a picture
+(:mod:`drivers.escpos.paper`), and every byte that came off the wire in order (``received``). It
+answers DLE EOT 1–4 like a printer, and can be told to run out of paper, open its cover, go
+silent, or stop taking data (``stalled``). A ``profile`` (``paper.SIM_PROFILES``) makes it a
+printer as found in the field: 58 or 80 mm wide, in Chinese mode from power-on,
+deaf to ``GS ( k``, silent to ``DLE EOT``, without a cutter.
 
 On TCP it listens like a network printer's port 9100. With ``pty=True`` it is a serial printer:
 it speaks on the master side of a pty and the driver opens the slave (``device``, e.g.
@@ -13,7 +17,8 @@ it speaks on the master side of a pty and the driver opens the slave (``device``
 ``/dev/kiosk-thermal``) follows. Every operation on the pty's descriptors happens on the serving
 thread, so a descriptor closed by an unplug is never reused under a read in flight.
 
-Run on its own: ``python -m drivers.escpos.simulator --out DIR [--pty [--link PATH]]``.
+Run on its own: ``python -m drivers.escpos.simulator --out DIR [--pty [--link PATH]]
+[--profile NAME]``.
 """
 
 from __future__ import annotations
@@ -30,9 +35,17 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import qrcode
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
+from drivers.escpos.paper import (
+    DEFAULT_SIM_PROFILE,
+    SIM_PROFILES,
+    Block,
+    PaperLine,
+    PaperQr,
+    SimProfile,
+    SimReceipt,
+)
 from drivers.simtools import (
     OutputNumbers,
     PtyPlug,
@@ -42,42 +55,18 @@ from drivers.simtools import (
     run_until_signal,
 )
 
-FONT = Path("/usr/share/fonts/truetype/wqy/wqy-microhei.ttc")
 _BAUDS = {
     getattr(termios, f"B{b}"): b for b in (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
 }
 
 
-@dataclass
-class SimReceipt:
-    raw: bytes
-    lines: list[str]
-    qr: str | None
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
-
-    def picture(self, width: int = 384) -> Image.Image:
-        """The receipt as a person would see it: 58 mm paper at 203 dpi (384 dots), the CJK
-        font, the QR code under the text."""
-        font = ImageFont.truetype(str(FONT), 22) if FONT.exists() else ImageFont.load_default()
-        line_h = 30
-        qr_img = None
-        if self.qr:
-            maker = qrcode.QRCode(border=2, box_size=5)
-            maker.add_data(self.qr)
-            qr_img = maker.make_image(fill_color="black", back_color="white").get_image()
-        height = 24 + line_h * max(1, len(self.lines)) + (qr_img.height + 16 if qr_img else 0)
-        image = Image.new("L", (width, height), 255)
-        draw = ImageDraw.Draw(image)
-        y = 12
-        for line in self.lines:
-            draw.text((8, y), line, fill=0, font=font)
-            y += line_h
-        if qr_img is not None:
-            image.paste(qr_img.convert("L"), ((width - qr_img.width) // 2, y + 8))
-        return image
+def _gb18030_length(b: bytearray) -> int:
+    """Bytes in the GB18030 character ``b`` starts with; 0 if more must come first."""
+    if len(b) < 2:
+        return 0
+    if 0x30 <= b[1] <= 0x39:  # four-byte form: lead, digit, lead, digit
+        return 4 if len(b) >= 4 else 0
+    return 2
 
 
 @dataclass
@@ -88,10 +77,20 @@ class _Parser:
     buf: bytearray = field(default_factory=bytearray)
     raw: bytearray = field(default_factory=bytearray)
     lines: list[str] = field(default_factory=list)
-    line: bytearray = field(default_factory=bytearray)
+    blocks: list[Block] = field(default_factory=list)
+    line: list[tuple[str, int]] = field(default_factory=list)
     chinese: bool = False
-    qr: str | None = None
+    width: int = 1
+    height: int = 1
+    align: int = 0
+    qr: str | None = None  # stored with GS ( k, printed with its print function
+    printed_qr: str | None = None
+    qr_module: int = 3
     cut_pending: bool = False
+    wrapped: int = 0  # lines the printer had to wrap itself (too long for the paper)
+
+    def __post_init__(self) -> None:
+        self.chinese = self.sim.profile.chinese_default
 
     def feed(self, data: bytes) -> bytes:
         self.buf += data
@@ -110,10 +109,30 @@ class _Parser:
                 self._cut()
         return bytes(out)
 
-    def _text(self) -> str:
-        data = bytes(self.line)
+    @property
+    def pending(self) -> bool:
+        """Has something been printed since the last cut?"""
+        return bool(self.blocks or self.line)
+
+    def _end_line(self) -> None:
+        line = PaperLine(tuple(self.line), self.width, self.height, self.align)
         self.line.clear()
-        return data.decode("gb18030", errors="replace")
+        self.lines.append(line.text)
+        self.blocks.append(line)
+
+    def _char(self, ch: str, cols: int) -> None:
+        used = sum(c for _, c in self.line) * self.width
+        if self.line and used + cols * self.width > self.sim.profile.columns:
+            self._end_line()  # the printer wraps where its last column falls
+            self.wrapped += 1
+        self.line.append((ch, cols))
+
+    def _reset(self) -> None:
+        self.line.clear()
+        self.chinese = self.sim.profile.chinese_default
+        self.width = self.height = 1
+        self.align = 0
+        self.qr = None
 
     def _step(self) -> tuple[int, bytes | None]:
         b = self.buf
@@ -125,19 +144,8 @@ class _Parser:
                 answer = self.sim.status_byte(b[2])
                 return 3, (b"" if answer is None else bytes([answer]))
             return 1, None
-        if first == 0x1B:  # ESC
-            if len(b) < 2:
-                return 0, None
-            cmd = b[1]
-            if cmd == 0x40:  # ESC @
-                self.lines.clear()
-                self.line.clear()
-                self.chinese = False
-                self.qr = None
-                return 2, None
-            if cmd in (0x21, 0x45, 0x61, 0x64, 0x74, 0x2D, 0x47, 0x4D, 0x33):  # one argument
-                return (3, None) if len(b) >= 3 else (0, None)
-            return 2, None
+        if first == 0x1B:
+            return self._esc(b)
         if first == 0x1C:  # FS
             if len(b) < 2:
                 return 0, None
@@ -146,44 +154,122 @@ class _Parser:
             elif b[1] == 0x2E:
                 self.chinese = False
             return 2, None
-        if first == 0x1D:  # GS
-            if len(b) < 2:
-                return 0, None
-            cmd = b[1]
-            if cmd == 0x21:
-                return (3, None) if len(b) >= 3 else (0, None)
-            if cmd == 0x56:  # GS V m [n]
-                if len(b) < 3:
-                    return 0, None
-                size = 4 if b[2] in (0x41, 0x42, 65, 66) else 3
-                if len(b) < size:
-                    return 0, None
-                self.cut_pending = True
-                return size, None
-            if cmd == 0x28 and len(b) >= 5 and b[2] == 0x6B:  # GS ( k pL pH cn fn ...
-                size = 5 + b[3] + 256 * b[4]
-                if len(b) < size:
-                    return 0, None
-                if size >= 8 and b[5] == 0x31 and b[6] == 0x50:  # store QR data
-                    self.qr = bytes(b[8:size]).decode("utf-8", errors="replace")
-                return size, None
-            if cmd == 0x28:
-                return 0, None
-            return 2, None
+        if first == 0x1D:
+            return self._gs(b)
         if first == 0x0A:
-            self.lines.append(self._text())
+            self._end_line()
             return 1, None
-        self.line.append(first)
+        if first < 0x20:
+            return 1, None  # other control bytes print nothing
+        if self.chinese and first >= 0x81:
+            size = _gb18030_length(b)
+            if size == 0:
+                return 0, None
+            self._char(bytes(b[:size]).decode("gb18030", errors="replace"), 2)
+            return size, None
+        self._char(bytes([first]).decode("cp437"), 1)
         return 1, None
+
+    def _esc(self, b: bytearray) -> tuple[int, bytes | None]:
+        if len(b) < 2:
+            return 0, None
+        cmd = b[1]
+        if cmd == 0x40:  # ESC @
+            self._reset()
+            return 2, None
+        if cmd == 0x2A:  # ESC * m nL nH d…: a column image (not drawn)
+            if len(b) < 5:
+                return 0, None
+            size = 5 + (b[3] + 256 * b[4]) * (3 if b[2] >= 32 else 1)
+            return (size, None) if len(b) >= size else (0, None)
+        if cmd in (0x21, 0x45, 0x61, 0x64, 0x74, 0x2D, 0x47, 0x4D, 0x33):  # one argument
+            if len(b) < 3:
+                return 0, None
+            if cmd == 0x21:  # ESC ! n: bit 4 double height, bit 5 double width
+                self.height = 2 if b[2] & 0x10 else 1
+                self.width = 2 if b[2] & 0x20 else 1
+            elif cmd == 0x61:
+                self.align = b[2] % 48 if b[2] >= 48 else min(b[2], 2)
+            return 3, None
+        return 2, None
+
+    def _gs(self, b: bytearray) -> tuple[int, bytes | None]:
+        if len(b) < 2:
+            return 0, None
+        cmd = b[1]
+        if cmd == 0x21:  # GS ! n
+            if len(b) < 3:
+                return 0, None
+            self.width, self.height = (b[2] >> 4) + 1, (b[2] & 0x0F) + 1
+            return 3, None
+        if cmd == 0x56:  # GS V m [n]
+            if len(b) < 3:
+                return 0, None
+            size = 4 if b[2] in (0x41, 0x42) else 3
+            if len(b) < size:
+                return 0, None
+            self.cut_pending = self.sim.profile.cutter
+            return size, None
+        if cmd == 0x28:  # GS ( fn pL pH …
+            if len(b) < 5:
+                return 0, None
+            size = 5 + b[3] + 256 * b[4]
+            if len(b) < size:
+                return 0, None
+            if b[2] == 0x6B and self.sim.profile.native_qr and size >= 8 and b[5] == 0x31:
+                self._qr_function(bytes(b[:size]))
+            return size, None  # GS ( k on a printer that lacks it: nothing happens
+        if cmd == 0x76:  # GS v 0 m xL xH yL yH d…: a raster image
+            if len(b) < 8:
+                return 0, None
+            x, y = b[4] + 256 * b[5], b[6] + 256 * b[7]
+            size = 8 + x * y
+            if len(b) < size:
+                return 0, None
+            if self.line:
+                self._end_line()
+            if x and y:
+                data = bytes(b[8:size])
+                self.blocks.append(Image.frombytes("1", (x * 8, y), data, "raw", "1;I"))
+            return size, None
+        return 2, None
+
+    def _qr_function(self, command: bytes) -> None:
+        fn = command[6]
+        if fn == 0x43 and len(command) >= 8:  # module size
+            self.qr_module = command[7]
+        elif fn == 0x50:  # store the data
+            self.qr = command[8:].decode("utf-8", errors="replace")
+        elif fn == 0x51 and self.qr is not None:  # print it
+            if self.line:
+                self._end_line()
+            self.blocks.append(PaperQr(self.qr, self.qr_module))
+            self.printed_qr = self.qr
 
     def _cut(self) -> None:
         self.cut_pending = False
         if self.line:
-            self.lines.append(self._text())
-        self.sim.finish(SimReceipt(bytes(self.raw), list(self.lines), self.qr))
+            self._end_line()
+        dots = self.sim.profile.dots
+        receipt = SimReceipt(
+            bytes(self.raw),
+            list(self.lines),
+            self.printed_qr,
+            list(self.blocks),
+            dots,
+            self.wrapped,
+        )
+        self.sim.finish(receipt)
         self.raw.clear()
         self.lines.clear()
-        self.qr = None
+        self.blocks.clear()
+        self.qr = self.printed_qr = None
+        self.wrapped = 0
+
+    def tear_off(self) -> None:
+        """The job's connection closed: what was printed and not cut is a receipt all the same."""
+        if self.pending:
+            self._cut()
 
 
 class EscposSimulator(PtyPlug):
@@ -194,7 +280,9 @@ class EscposSimulator(PtyPlug):
         *,
         pty: bool = False,
         link_path: Path | str | None = None,
+        profile: SimProfile | str = DEFAULT_SIM_PROFILE,
     ) -> None:
+        self.profile = SIM_PROFILES[profile] if isinstance(profile, str) else profile
         self.out_dir = out_dir
         self.host = host
         self.port = 0
@@ -207,7 +295,7 @@ class EscposSimulator(PtyPlug):
         self.paper_out = False
         self.paper_near_end = False
         self.cover_open = False
-        self.silent = False
+        self.silent = not self.profile.answers_status
         self.stalled = False  # takes no more data: the line (or socket) fills up
         self._server: socket.socket | None = None
         self._stop = threading.Event()
@@ -347,6 +435,7 @@ class EscposSimulator(PtyPlug):
                 except OSError:
                     return
                 if not data:
+                    parser.tear_off()
                     return
                 answer = self._take(parser, data)
                 if answer:
@@ -359,8 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="save each receipt as a text file here")
     parser.add_argument("--pty", action="store_true", help="a serial printer on a pty")
     parser.add_argument("--link", type=Path, help="with --pty: keep this symlink on the pty")
+    parser.add_argument("--profile", choices=sorted(SIM_PROFILES), default=DEFAULT_SIM_PROFILE.name)
     args = parser.parse_args(argv)
-    sim = EscposSimulator(out_dir=args.out, pty=args.pty, link_path=args.link)
+    sim = EscposSimulator(out_dir=args.out, pty=args.pty, link_path=args.link, profile=args.profile)
     sim.start()
     return run_until_signal({"url": sim.url, "device": sim.device}, sim.stop)
 

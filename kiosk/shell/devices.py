@@ -12,6 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drivers.cups.printer import CupsPrinter
+from drivers.escpos import profiles as thermal_profiles
+from drivers.escpos.paper import DEFAULT_SIM_PROFILE
 from drivers.escpos.printer import EscposPrinter
 from drivers.escpos.simulator import EscposSimulator
 from drivers.pcsc.profiles import SOCIAL_SECURITY, load_profile
@@ -23,7 +25,7 @@ from drivers.sam.simulator import SamSimulator
 from drivers.speech.voice import Pyttsx3Speech
 from flows.models import DeviceHealth, DeviceState
 from flows.ports import DocumentProvider
-from kiosk.config import Config
+from kiosk.config import Config, DevicesSection
 from kiosk.shell.runtime import Devices
 from sandbox.cups import CupsSandbox
 
@@ -57,6 +59,16 @@ class SpeechOff:
         return DeviceHealth("speech", "speech", DeviceState.OFFLINE, ("disabled_in_config",))
 
 
+def thermal_profile(dev: DevicesSection) -> thermal_profiles.PrinterProfile:
+    """The thermal printer's profile: its model in python-escpos' database, the station's
+    paper width and status setting (:mod:`drivers.escpos.profiles`)."""
+    return thermal_profiles.load_profile(
+        dev.thermal_printer_model,
+        width_mm=dev.thermal_printer_width,
+        status=dev.thermal_printer_status,
+    )
+
+
 def build_devices(config: Config, state_dir: Path) -> tuple[Devices, Callable[[str], None] | None]:
     """Make every driver; returns the devices and, in simulation, a card-simulator control."""
     closers: list[Callable[[], None]] = []
@@ -84,14 +96,19 @@ def build_devices(config: Config, state_dir: Path) -> tuple[Devices, Callable[[s
         queue, _, server = spec.partition("@")
         a4 = CupsPrinter(queue, server=server or None)
 
-    if dev.thermal_printer == "sim":
-        escpos_sim = EscposSimulator(out_dir=state_dir / "receipts")
+    printer_profile = thermal_profile(dev)
+    if dev.thermal_printer.startswith("sim"):
+        sim_profile = dev.thermal_printer.partition(":")[2] or DEFAULT_SIM_PROFILE.name
+        escpos_sim = EscposSimulator(out_dir=state_dir / "receipts", profile=sim_profile)
         escpos_sim.start()
         closers.append(escpos_sim.stop)
-        thermal = EscposPrinter(escpos_sim.url)
+        thermal = EscposPrinter(escpos_sim.url, profile=printer_profile)
     else:
         thermal = EscposPrinter(
-            dev.thermal_printer, baud=dev.thermal_printer_baud, flow=dev.thermal_printer_flow
+            dev.thermal_printer,
+            baud=dev.thermal_printer_baud,
+            flow=dev.thermal_printer_flow,
+            profile=printer_profile,
         )
 
     speech: Pyttsx3Speech | SpeechOff

@@ -20,6 +20,31 @@ def test_defaults_are_the_simulated_station() -> None:
     assert config.devices.a4_printer == "sim" and config.devices.thermal_printer == "sim"
 
 
+def test_the_thermal_printer_profile_comes_from_devices(tmp_path: Path) -> None:
+    from kiosk.shell.devices import thermal_profile
+
+    default = thermal_profile(load_config(None).devices)
+    assert (default.model, default.columns, default.qr, default.status) == (
+        "default",
+        32,
+        "native",
+        "auto",
+    )
+    path = tmp_path / "kiosk.toml"
+    path.write_text(
+        "[devices]\nthermal_printer = 'sim:budget-58'\nthermal_printer_model = 'NT-5890K'\n"
+        "thermal_printer_width = 80\nthermal_printer_status = 'none'\n"
+    )
+    profile = thermal_profile(load_config(path).devices)
+    assert (profile.model, profile.columns, profile.qr, profile.status, profile.cutter) == (
+        "NT-5890K",
+        48,
+        "raster",
+        "none",
+        False,
+    )
+
+
 def test_documented_example_is_valid_and_equals_the_defaults() -> None:
     assert load_config(ROOT / "assets" / "config" / "kiosk.example.toml") == load_config(None)
 
@@ -31,8 +56,22 @@ def test_documented_example_is_valid_and_equals_the_defaults() -> None:
         ("[devices]\nspeech = 'loud'\n", "[devices] speech must be `espeak` or `off`; got `loud`"),
         (
             "[devices]\nthermal_printer = 'lpt1'\n",
-            "[devices] thermal_printer must be `sim`, `tcp:HOST:PORT`, `serial:/dev/…` or "
-            "`usb:/dev/…`; got `lpt1`",
+            "[devices] thermal_printer must be `sim`, `sim:PROFILE`, `tcp:HOST:PORT`, "
+            "`serial:/dev/…` or `usb:/dev/…`; got `lpt1`",
+        ),
+        (
+            "[devices]\nthermal_printer_model = 'POS5890'\n",
+            "[devices] thermal_printer_model must be a model of python-escpos' capabilities "
+            "database, e.g. `default`, `TM-T20II`, `NT-5890K`, `POS-5890` (did you mean "
+            "`POS-5890`",
+        ),
+        (
+            "[devices]\nthermal_printer = 'sim:tiny'\n",
+            "[devices] thermal_printer must be `sim` or one of `sim:escpos-58`",
+        ),
+        (
+            "[devices]\nthermal_printer_width = 76\n",
+            "[devices] thermal_printer_width must be `0`, `58` or `80`; got `76`",
         ),
         ("[ui]\nwidth = 10\n", "[ui] width must be from 640 to 7680; got `10`"),
         ("[stations]\nid = 'a'\n", "[stations] is not a known section (did you mean `station`?)"),

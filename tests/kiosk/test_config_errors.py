@@ -107,7 +107,8 @@ def state(tmp_path: Path) -> bytes:
         pytest.param(
             b"[devices]\nthermal_printer = 'lpt1'\n[ui]\nwidth = 10\nfullscreen = 'yes'\n",
             [
-                "[devices] thermal_printer must be `sim`, `tcp:HOST:PORT`, `serial:/dev/…` or "
+                "[devices] thermal_printer must be `sim`, `sim:PROFILE`, `tcp:HOST:PORT`, "
+                "`serial:/dev/…` or "
                 "`usb:/dev/…`; got `lpt1`",
                 '[ui] fullscreen must be `true` or `false`, without quotes; got `"yes"`',
                 "[ui] width must be from 640 to 7680; got `10`",

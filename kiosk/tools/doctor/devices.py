@@ -151,8 +151,8 @@ def _check_system_cups_config(spec: str, opts: Options) -> Check | None:
 
 def check_thermal(config: Config, _opts: Options) -> Check:
     spec = config.devices.thermal_printer
-    if spec == "sim":
-        return Check("thermal printer", True, "simulated ESC/POS printer on TCP")
+    if spec.startswith("sim"):
+        return Check("thermal printer", True, f"simulated ESC/POS printer on TCP ({spec})")
     if spec.startswith(("serial:", "usb:")):
         return _check_thermal_device(config)
     host, _, port = spec.removeprefix("tcp:").rpartition(":")
@@ -166,6 +166,7 @@ def check_thermal(config: Config, _opts: Options) -> Check:
 def _check_thermal_device(config: Config) -> Check:
     """A printer on a device node: there, ours to open, and answering its status queries."""
     from drivers.escpos.printer import EscposPrinter
+    from drivers.escpos.profiles import load_profile
     from flows.models import DeviceState
 
     dev = config.devices
@@ -180,15 +181,25 @@ def _check_thermal_device(config: Config) -> Check:
     if problem is not None:
         return problem
     health = EscposPrinter(
-        dev.thermal_printer, baud=dev.thermal_printer_baud, flow=dev.thermal_printer_flow
+        dev.thermal_printer,
+        baud=dev.thermal_printer_baud,
+        flow=dev.thermal_printer_flow,
+        profile=load_profile(
+            dev.thermal_printer_model,
+            width_mm=dev.thermal_printer_width,
+            status=dev.thermal_printer_status,
+        ),
     ).health()
+    if health.detail.get("status_support") == "declared":
+        return Check("thermal printer", True, f"{path}: there; reports no status (its profile)")
     if health.state is DeviceState.UNKNOWN:
         return Check(
             "thermal printer",
             False,
             f"{path} does not answer status queries",
             "set [devices] thermal_printer_baud and thermal_printer_flow as the printer's "
-            "self-test page says (serial:); a usb: printer must be bidirectional",
+            "self-test page says (serial:); a usb: printer must be bidirectional; a model "
+            'that never answers DLE EOT prints all the same: thermal_printer_status = "none"',
         )
     if not health.usable:
         return Check("thermal printer", False, f"{path}: {', '.join(health.reasons)}")

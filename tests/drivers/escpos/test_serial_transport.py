@@ -26,6 +26,7 @@ import pytest
 import serial
 
 from drivers.escpos.printer import DLE_EOT, EscposPrinter, render_receipt
+from drivers.escpos.profiles import load_profile
 from drivers.escpos.simulator import EscposSimulator
 from drivers.escpos.transports import SerialTransport, UsbLpTransport, make_transport
 from flows.errors import ConfigError, DeviceOffline, DeviceTimeout
@@ -33,6 +34,7 @@ from flows.models import Align, DeviceState, JobState, Receipt, ReceiptLine
 
 QUERIES = b"".join(DLE_EOT + bytes([n]) for n in (1, 2, 3, 4))
 KINDS = ("serial", "usb")
+ANSWERS = load_profile(status="dle-eot")
 RECEIPT = Receipt(
     lines=(
         ReceiptLine("办理回执 Receipt", Align.CENTER, bold=True, double=True),
@@ -130,8 +132,8 @@ def test_paper_near_end_is_degraded_but_prints(sim: EscposSimulator, kind: str) 
 def test_a_printer_that_does_not_answer_is_a_clear_error_within_the_timeout(
     sim: EscposSimulator, kind: str
 ) -> None:
-    sim.silent = True
-    printer = EscposPrinter(url(sim, kind), io_timeout_s=0.5)
+    sim.silent = True  # a printer that answers DLE EOT (the profile says so) and is silent
+    printer = EscposPrinter(url(sim, kind), io_timeout_s=0.5, profile=ANSWERS)
     started = time.monotonic()
     health = printer.health()
     health_s = time.monotonic() - started

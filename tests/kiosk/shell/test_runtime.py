@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Iterator
@@ -39,9 +40,17 @@ def cups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CupsSandbox]:
 def rig(
     tmp_path: Path, cups: CupsSandbox
 ) -> Iterator[tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]]]:
+    with _rig(tmp_path, cups, "escpos-58") as parts:
+        yield parts
+
+
+@contextlib.contextmanager
+def _rig(
+    tmp_path: Path, cups: CupsSandbox, thermal_profile: str
+) -> Iterator[tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]]]:
     sam = SamSimulator()
     sam.start()
-    printer = EscposSimulator()
+    printer = EscposSimulator(profile=thermal_profile)
     printer.start()
     devices = Devices(
         SamReader(sam.port, poll_s=0.05),
@@ -95,6 +104,30 @@ def test_a_session_through_the_shell(
     pump_until(runtime, lambda: runtime.session.state == "idle")
     [txn] = runtime.journal.transactions()
     assert (txn.rating, txn.rating_tags, txn.outputs) == (2, ["slow"], ["a4", "thermal"])
+
+
+def test_a_printer_that_never_answers_status_still_prints_the_notice(
+    tmp_path: Path, cups: CupsSandbox
+) -> None:
+    """Status "unknown" (a printer silent to DLE EOT): the station serves, the slip prints."""
+    with _rig(tmp_path, cups, "no-status-58") as (runtime, _, printer, _frames):
+        thermal = runtime.devices.thermal_printer
+        pump_until(runtime, lambda: thermal.health().reasons == ("no_status",))
+        assert thermal.health().state.value == "unknown"
+        assert runtime.session.state == "idle"
+        assert "disability_certificate_checklist" not in runtime.session.unavailable()
+        runtime.post(Intent("start"))
+        pump_until(runtime, lambda: runtime.session.state == "identify")
+        runtime.post(Intent("skip_identity"))
+        pump_until(runtime, lambda: runtime.session.state == "choose")
+        runtime.post(Intent("pick", "disability_certificate_checklist"))
+        pump_until(runtime, lambda: runtime.session.state == "notice")
+        runtime.post(Intent("confirm"))
+        pump_until(runtime, lambda: runtime.session.state == "rate")
+        pump_until(runtime, lambda: len(printer.receipts) == 1)
+        assert "一次性告知单" in printer.receipts[0].text
+        [job] = runtime.journal.print_jobs()
+        assert (job["state"], job["reason"]) == ("completed", "status_unknown")
 
 
 def test_services_outside_their_hours_are_unavailable_with_the_reason(
@@ -212,7 +245,8 @@ def test_maintenance_opens_only_with_the_gesture_and_the_pin(
     do("maint.test_print", "thermal")  # a technician's test slip reaches the printer
     pump_until(runtime, lambda: "printed" in runtime.desk.last_action, timeout=20)
     assert runtime.desk.last_action == "thermal: printed"
-    assert any("Test receipt" in r.text for r in printer.receipts)
+    # (double size on 58 mm paper: 16 columns, so the title takes two lines)
+    assert any("Test receipt" in " ".join(r.lines) for r in printer.receipts)
     do("maint.desktop")
     assert runtime.session.state == "idle" and runtime.desk.exit_code == 3
     alerts = [e for e in runtime.journal.pending_events() if e.type == "alert"]
