@@ -37,7 +37,6 @@ class FollowUpRoutes:
         self.web = web
         globals_ = web.templates.env.globals  # the station page shows follow-ups too
         globals_["followup_note_max"] = followups.NOTE_MAX
-        globals_["followup_states"] = followups.STATE_WORDS
 
     def routes(self) -> list[Route]:
         return [
