@@ -272,9 +272,7 @@ def view(
         "service": row.service,
         "service_name": {"zh": zh, "en": en},
         "rating": row.rating,
-        "tags": [
-{"code": t, **i18n.both("tag", t)} for t in row.tags or []
-        ],
+        "tags": [{"code": t, **i18n.both("tag", t)} for t in row.tags or []],
         "rated_at": row.rated_at,
         "created_at": row.created_at,
         "due_at": row.due_at,

@@ -38,9 +38,9 @@ from assets import ASSETS_DIR
 
 __all__ = [
     "COOKIE",
-    "both",
     "LANGS",
     "LanguageMiddleware",
+    "both",
     "current",
     "gettext",
     "install",
@@ -120,7 +120,7 @@ def word(kind: str, code: object) -> str:
 
 def both(kind: str, code: str) -> dict[str, str]:
     """A code in both languages (the API's and the CLI's ``{"zh": ..., "en": ...}``)."""
-    key = f"{kind}.{code}"
+    key = f"{kind}.{code.replace(':', '.')}"
     found = {lang: str(translations()[lang].gettext(key)) for lang in LANGS}
     return {lang: code if text == key else text for lang, text in found.items()}
 

@@ -33,7 +33,7 @@ def _ids(message: object) -> tuple[str, ...]:
 def extract() -> Catalog:
     """Every message the console uses (keys; plural ones as ``(singular, plural)``)."""
     with MAPPING.open() as f:
-        method_map, options_map = parse_mapping_cfg(f, str(MAPPING))
+        method_map, options_map = parse_mapping_cfg(f, str(MAPPING))  # type: ignore[no-untyped-call]
     template = Catalog(domain=i18n.DOMAIN, project=PROJECT, fuzzy=False)
     found = extract_from_dir(HERE, method_map, options_map, keywords=KEYWORDS)
     for filename, lineno, message, _comments, context in found:

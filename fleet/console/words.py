@@ -125,4 +125,3 @@ def vocabulary() -> dict[str, list[str]]:
 def keys() -> set[str]:
     """The catalog key of every code (``station:maintenance`` is ``alert.station.maintenance``)."""
     return {f"{kind}.{c.replace(':', '.')}" for kind, codes in vocabulary().items() for c in codes}
-

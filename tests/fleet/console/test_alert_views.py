@@ -79,7 +79,7 @@ def test_every_alert_view_shows_the_help_requests_and_how_many_of_how_many(
         out = capsys.readouterr().out
         lines = out.splitlines()
         assert lines[0].split()[:2] == ["id", "kind"]
-        assert [line.split()[1] for line in lines[1 : 1 + HELP]] == ["help_request"] * HELP
+        assert [line.split()[1:3] for line in lines[1 : 1 + HELP]] == [["Help", "request"]] * HELP
         assert f"200 of {total} open alerts" in lines[-1]
         assert fleet(["alerts", "--db", db_url, "--json"]) == 0
         captured = capsys.readouterr()

@@ -534,9 +534,7 @@ def test_verify_page_and_metrics_token(tmp_path: Path, db_url: str) -> None:
         assert "伪造" in http.post("/verify", data={"token": altered, "csrf_token": csrf}).text
         assert forged  # a changed key id is an unknown key:
         unknown = ".".join([*parts[:3], "0" * len(parts[3])])
-        assert (
-            "未知密钥" in http.post("/verify", data={"token": unknown, "csrf_token": csrf}).text
-        )
+        assert "未知密钥" in http.post("/verify", data={"token": unknown, "csrf_token": csrf}).text
         anonymous = client(console)
         assert anonymous.get("/metrics").status_code == 401
         wrong = anonymous.get("/metrics", headers={"Authorization": "Bearer nope"})
@@ -575,7 +573,7 @@ def test_the_cli_lists_stations_and_alerts_and_acknowledges_with_the_same_rules(
         assert (row["station"], row["status"]) == ("st-0042", "online")
         assert fleet(["stations", "--db", db_url]) == 0
         table = capsys.readouterr().out
-        assert "st-0042" in table and "online" in table
+        assert "st-0042" in table and "Online" in table  # in words
         assert fleet(["alerts", "--db", db_url, "--json"]) == 0
         [alert] = [a for a in json.loads(capsys.readouterr().out) if a["kind"] == "help_request"]
         # an operator may not acknowledge (as on the web page); a technician may

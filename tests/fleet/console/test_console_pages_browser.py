@@ -194,7 +194,8 @@ def test_operator_checks_reviews_and_signs_a_catalog_then_opens_the_rollout(
             draft_url + "/sign",
         )
         wait.until(lambda d: d.current_url.endswith("/sign"))
-        assert text(browser, "main p.error") == "Not allowed: your role (technician) may not do this"
+        refusal = "Not allowed: your role (technician) may not do this"
+        assert text(browser, "main p.error") == refusal
         assert browser.find_element(By.ID, "who").text.startswith("tech")  # still logged in
         log_out(browser, wait)  # from the refusal page itself
 
@@ -257,9 +258,7 @@ def test_admin_enrols_a_station_downloads_its_files_and_revokes_it(
         in_english(browser, wait)
         browser.find_element(By.LINK_TEXT, "Enrolment").click()
         wait.until(lambda d: d.find_elements(By.ID, "enrol-form"))
-        assert (
-            text(browser, "#enrolments td.none") == "No terminal is enrolled yet."
-        )
+        assert text(browser, "#enrolments td.none") == "No terminal is enrolled yet."
         form = browser.find_element(By.ID, "enrol-form")
         form.find_element(By.NAME, "site").send_keys(SITE)
         form.find_element(By.NAME, "station").send_keys(STATION)

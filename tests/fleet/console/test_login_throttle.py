@@ -52,7 +52,7 @@ def try_login(http: TestClient, name: str, password: str) -> Response:
 
 
 def refused_wait(response: Response) -> int:
-    """The wait a 429 asks for, as the header and the page (in Chinese, the first language) say it."""
+    """The wait a 429 asks for, as the header and the page (Chinese, the first language) say it."""
     assert response.status_code == 429, response.text
     seconds = int(response.headers["retry-after"])
     assert seconds > 0
