@@ -4,8 +4,9 @@
   yet resolved, or ``all`` or one state): the list, open first and oldest first, each with its
   stars, the tags the resident ticked in words (the user's language; the API gives both), the
   service's name, when it was rated, when it is due (overdue marked) and its history; people
-  who may move it on get a form per follow-up with the next states and a note. ``GET /api/followups``: the same as JSON, with
-  ``X-Total-Count`` and ``X-Shown-Count`` as ``/api/alerts``.
+  who may move it on get a form per follow-up with the next states and a note.
+  ``GET /api/followups``: the same as JSON, with ``X-Total-Count`` and ``X-Shown-Count`` as
+  ``/api/alerts``.
 - ``POST /followups/{id}`` (form: ``state``, ``note``, ``back``) and ``POST /api/followups/{id}``
   (JSON ``{"state", "note"}``): one step (:data:`fleet.console.followups.STEPS`), with a note.
 
