@@ -2,7 +2,7 @@
 # Paths are the Makefile's own, so `make -f PATH/Makefile run` runs a station in the current
 # folder (its station-data/ there), as the tests of `make run` do.
 ROOT := $(patsubst %/,%,$(dir $(abspath $(lastword $(MAKEFILE_LIST)))))
-.PHONY: bootstrap run test bench faults lint clean
+.PHONY: bootstrap run test bench faults lint clean messages
 
 bootstrap:
 	@$(ROOT)/scripts/bootstrap
@@ -18,6 +18,11 @@ bench: bootstrap
 
 faults: bootstrap
 	cd $(ROOT) && .venv/bin/python -m faults
+
+# the console's catalogs (assets/locales/*/LC_MESSAGES/console.po): add the keys the templates
+# and fleet/console use, drop those no longer used; then fill in the empty translations
+messages:
+	cd $(ROOT) && .venv/bin/python -m fleet.console.messages update
 
 clean:
 	rm -rf station-data test-artifacts .pytest_cache .mypy_cache .ruff_cache

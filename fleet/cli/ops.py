@@ -2,7 +2,8 @@
 
 They read (and, for acknowledgements, write) the console's own database, the same rows the web
 pages show, with the same status rules (the console's timers, never broker presence alone).
-Human-readable tables by default, ``--json`` for machines. Acknowledging needs a console user's
+Human-readable tables by default, in English words from the console's catalogs ("Out of order",
+"Help request", "A4 printer"), ``--json`` (codes) for machines. Acknowledging needs a console user's
 name, follows the alerts page's rules (:mod:`fleet.console.help_reply`: a help request is
 resolved by it) and lands in the audit log like a click there. ``--on-the-way MIN``, ``--call
 NUMBER`` or ``--say TEXT`` answer a help request; the answer is queued in the database and a
@@ -17,6 +18,7 @@ import sys
 import time
 from typing import Any
 
+from fleet.console import i18n
 from fleet.console.auth import acting_as
 from fleet.console.help_reply import ReplyError, acknowledge, queue_command, reply_from
 from fleet.console.store import Alert, Store, Timers, audit
@@ -39,6 +41,11 @@ def add_parsers(sub: Any, default_db: str) -> None:
     reply.add_argument("--call", metavar="NUMBER", help="answer: please call NUMBER")
     reply.add_argument("--say", metavar="TEXT", help="answer: a short text (60 characters)")
     al.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+
+
+def _words(kind: str, code: str) -> str:
+    """A code in English words, as the console's English pages say it."""
+    return i18n.both(kind, code)["en"]
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -75,9 +82,9 @@ def run_stations(args: argparse.Namespace) -> int:
             [
                 v["site"],
                 v["station"],
-                v["status"],
+                _words("status", v["status"]),
                 "yes" if v["ui_alive"] else "NO" if v["ui_alive"] is False else "-",
-                ", ".join(faults) or "ok",
+                ", ".join(_words("device", f) for f in faults) or "ok",
                 str(v["catalog_version"] or "-"),
                 str(v["app_version"] or "-"),
                 _ago(v["last_seen"]),
@@ -107,7 +114,7 @@ def run_alerts(args: argparse.Namespace) -> int:
     rows = [
         [
             str(v["id"]),
-            v["kind"],
+            _words("alert", v["kind"]),
             f"{v['site']}/{v['station']}",
             str(v["count"]),
             _ago(v["raised_at"]),

@@ -25,6 +25,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import (
     JSONResponse,
@@ -37,7 +38,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from fleet.console import auth as auth
-from fleet.console import help_reply, overview
+from fleet.console import help_reply, i18n, overview
 from fleet.console import throttle as throttle
 from fleet.console import views as views
 from fleet.console.admin import AdminRoutes
@@ -72,7 +73,9 @@ class WebSettings:
     catalog_url: str | None = None  # where that repository is served (fills in rollouts)
 
 
-NO_STATION = "没有这个终端 · no such station (an enrolled terminal shows once it has connected)"
+def no_station() -> str:
+    """What a page or the API says of a station the console does not know."""
+    return i18n.gettext("error.no_station")
 
 
 class WebApp:
@@ -92,12 +95,14 @@ class WebApp:
         self.templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
         self.templates.env.filters["when"] = views.when
         self.templates.env.filters["ago"] = views.ago
+        i18n.install(self.templates.env)
         self.throttle = throttle.Throttle()
         admin = AdminRoutes(self)
         routes = [
             Route("/login", self.login_form, methods=["GET"]),
             Route("/login", self.login, methods=["POST"]),
             Route("/logout", self.logout, methods=["POST"]),
+            Route("/lang", i18n.switch(settings.secure_cookies)),
             Route("/", self.fleet_page),
             Route("/events", self.events),
             Route("/alerts", self.alerts_page),
@@ -120,7 +125,11 @@ class WebApp:
             *FollowUpRoutes(self).routes(),
             Mount("/static", StaticFiles(directory=str(TEMPLATE_DIR / "static")), name="static"),
         ]
-        self.app = Starlette(routes=routes, exception_handlers={Refused: self._refused})
+        self.app = Starlette(
+            routes=routes,
+            exception_handlers={Refused: self._refused},
+            middleware=[Middleware(i18n.LanguageMiddleware)],
+        )
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -149,7 +158,8 @@ class WebApp:
                     db, who.name, "denied", request.url.path, ok=False, needs=permission
                 )
             )
-            raise Refused(403, f"无权操作 · your role ({who.role}) may not do this", who)
+            role = i18n.word("role", who.role)
+            raise Refused(403, i18n.gettext("error.role", role=role), who)
         return who
 
     async def _check_csrf(self, request: Request, expected: str) -> None:
@@ -215,7 +225,7 @@ class WebApp:
         if not auth.same_token(
             str(form.get("csrf_token", "")), request.cookies.get(auth.LOGIN_CSRF_COOKIE, "")
         ):
-            return await self.login_form(request, "表单已过期 / form expired, try again", 403)
+            return await self.login_form(request, i18n.gettext("login.expired"), 403)
         address = request.client.host if request.client else "unknown"
         shown = request.cookies.get(throttle.DEVICE_COOKIE, "")
 
@@ -254,7 +264,7 @@ class WebApp:
 
         opened = await self.db(check)
         if opened is None:
-            return await self.login_form(request, "用户名或密码错误 / wrong name or password", 401)
+            return await self.login_form(request, i18n.gettext("login.wrong"), 401)
         token, device = opened
         target = str(form.get("next") or "/")
         if not target.startswith("/") or target.startswith("//"):
@@ -343,7 +353,7 @@ class WebApp:
         who = await self.require(request)
         data = await self._station(request)
         if data is None:
-            missing = self.page(request, "error.html", who, message=NO_STATION)
+            missing = self.page(request, "error.html", who, message=no_station())
             missing.status_code = 404
             return missing
         return self.page(
@@ -465,7 +475,7 @@ class WebApp:
 
         command_id = await self.db(send)
         if command_id is None:
-            raise Refused(404, NO_STATION)
+            raise Refused(404, no_station())
         if api:
             return JSONResponse({"id": command_id}, 202)
         return RedirectResponse(f"/stations/{site}/{station}", 303)

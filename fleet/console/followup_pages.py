@@ -2,10 +2,11 @@
 
 - ``GET /followups`` (``?site=&station=&state=``; ``state`` is ``pending`` by default, i.e. not
   yet resolved, or ``all`` or one state): the list, open first and oldest first, each with its
-  stars, the tags the resident ticked in words (Chinese and English), the service's name, when it
-  was rated, when it is due (overdue marked) and its history; people who may move it on get a form
-  per follow-up with the next states and a note. ``GET /api/followups``: the same as JSON, with
-  ``X-Total-Count`` and ``X-Shown-Count`` as ``/api/alerts``.
+  stars, the tags the resident ticked in words (the user's language; the API gives both), the
+  service's name, when it was rated, when it is due (overdue marked) and its history; people
+  who may move it on get a form per follow-up with the next states and a note.
+  ``GET /api/followups``: the same as JSON, with ``X-Total-Count`` and ``X-Shown-Count`` as
+  ``/api/alerts``.
 - ``POST /followups/{id}`` (form: ``state``, ``note``, ``back``) and ``POST /api/followups/{id}``
   (JSON ``{"state", "note"}``): one step (:data:`fleet.console.followups.STEPS`), with a note.
 
@@ -37,7 +38,6 @@ class FollowUpRoutes:
         self.web = web
         globals_ = web.templates.env.globals  # the station page shows follow-ups too
         globals_["followup_note_max"] = followups.NOTE_MAX
-        globals_["followup_states"] = followups.STATE_WORDS
 
     def routes(self) -> list[Route]:
         return [

@@ -52,6 +52,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
+from fleet.console import i18n
 from fleet.console.catalog_drafts import CatalogDraft
 from fleet.console.store import Base, Station, audit
 from flows.catalog import CatalogError, catalog_table
@@ -69,20 +70,10 @@ STEPS: dict[str, frozenset[str]] = {
     "contacted": frozenset({"resolved"}),
     "resolved": frozenset(),
 }
-STATE_WORDS: dict[str, tuple[str, str]] = {
-    "open": ("待回访", "open"),
-    "contacted": ("已回访", "contacted"),
-    "unreachable": ("无法联系", "unreachable"),
-    "resolved": ("已办结", "resolved"),
-}
-TAG_WORDS: dict[str, tuple[str, str]] = {
-    # the kiosk's rating tags (kiosk/ui/screens/rate.kv), as its locales word them
-    # (assets/locales/*/LC_MESSAGES/kiosk.po, "tag.*"; a test checks they agree)
-    "slow": ("等待太久", "Too slow"),
-    "complicated": ("操作复杂", "Hard to use"),
-    "print": ("打印问题", "Printing problem"),
-    "voice": ("听不清语音", "Voice unclear"),
-}
+TAGS = ("slow", "complicated", "print", "voice")
+"""The kiosk's rating tags (kiosk/ui/screens/rate.kv). States and tags are worded by the console's
+catalogs (``followup.*``, ``tag.*`` in console.po; the tags as the kiosk's kiosk.po words them,
+a test checks they agree)."""
 
 
 class FollowUp(Base):
@@ -281,10 +272,7 @@ def view(
         "service": row.service,
         "service_name": {"zh": zh, "en": en},
         "rating": row.rating,
-        "tags": [
-            {"code": t, "zh": TAG_WORDS.get(t, (t, t))[0], "en": TAG_WORDS.get(t, (t, t))[1]}
-            for t in row.tags or []
-        ],
+        "tags": [{"code": t, **i18n.both("tag", t)} for t in row.tags or []],
         "rated_at": row.rated_at,
         "created_at": row.created_at,
         "due_at": row.due_at,

@@ -62,6 +62,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from fleet.console import i18n
 from fleet.console.store import LoginThrottle, User
 
 DEVICE_COOKIE = "console_device"
@@ -188,12 +189,11 @@ def _locked_row(db: Session, key: str, now: float) -> LoginThrottle:
 
 
 def wait_message(wait_s: float) -> str:
-    """What a refused login says: how long to wait, Chinese first."""
+    """What a refused login says: how long to wait, in the request's language."""
     seconds = max(1, math.ceil(wait_s))
     if seconds < 120:
-        return f"尝试过多，请等 {seconds} 秒 / too many attempts, wait {seconds} s"
-    minutes = math.ceil(seconds / 60)
-    return f"尝试过多，请等 {minutes} 分钟 / too many attempts, wait {minutes} min"
+        return i18n.gettext("login.wait_seconds", n=seconds)
+    return i18n.gettext("login.wait_minutes", n=math.ceil(seconds / 60))
 
 
 # --- trusted devices ------------------------------------------------------------------------------

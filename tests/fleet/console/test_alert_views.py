@@ -72,14 +72,14 @@ def test_every_alert_view_shows_the_help_requests_and_how_many_of_how_many(
         for page, shown in (("/alerts", 200), ("/", 20)):  # the fleet page shows the first 20
             html = tech.get(page).text
             assert f"{shown} / {total}" in html, page
-            assert f"showing the first {shown} of {total}" in html
-            assert len(re.findall("求助 help request", html)) >= HELP, page
+            assert f"显示前 {shown} 条，共 {total} 条" in html
+            assert len(re.findall('<td class="kind">求助</td>', html)) >= HELP, page
 
         assert fleet(["alerts", "--db", db_url]) == 0
         out = capsys.readouterr().out
         lines = out.splitlines()
         assert lines[0].split()[:2] == ["id", "kind"]
-        assert [line.split()[1] for line in lines[1 : 1 + HELP]] == ["help_request"] * HELP
+        assert [line.split()[1:3] for line in lines[1 : 1 + HELP]] == [["Help", "request"]] * HELP
         assert f"200 of {total} open alerts" in lines[-1]
         assert fleet(["alerts", "--db", db_url, "--json"]) == 0
         captured = capsys.readouterr()

@@ -135,7 +135,7 @@ def test_no_page_or_api_answers_without_login(db_url: str) -> None:
         for route in console.web.app.routes:
             if isinstance(route, Mount) or not isinstance(route, Route):
                 continue
-            if route.path == "/login":
+            if route.path in ("/login", "/lang"):  # the language toggle is on the login page too
                 continue
             path = re.sub(r"\{[^}]+\}", "1", route.path)
             for method in sorted(route.methods or {"GET"}):
@@ -192,7 +192,13 @@ def test_roles_technicians_cannot_push_catalogs(db_url: str) -> None:
         boss, boss_csrf = login(console, "boss")
         denied = tech.post("/api/rollouts", headers={"X-CSRF-Token": tech_csrf}, json={})
         assert denied.status_code == 403
-        assert "technician" in denied.json()["error"]
+        assert "技术员" in denied.json()["error"]  # the first language: no Accept-Language
+        english = tech.post(
+            "/api/rollouts",
+            headers={"X-CSRF-Token": tech_csrf, "Accept-Language": "en-GB,en;q=0.9"},
+            json={},
+        )
+        assert "your role (technician) may not" in english.json()["error"]
         for http, csrf in ((oper, oper_csrf), (boss, boss_csrf)):
             empty = http.post("/api/rollouts", headers={"X-CSRF-Token": csrf}, json={})
             assert empty.status_code == 400  # allowed, but there is nothing to roll out
@@ -521,16 +527,14 @@ def test_verify_page_and_metrics_token(tmp_path: Path, db_url: str) -> None:
             TokenClaims("residence_certificate", "D-2026-0001", 1_790_000_000, "ab")
         )
         valid = http.post("/verify", data={"token": token, "csrf_token": csrf})
-        assert "有效 valid: residence_certificate D-2026-0001" in valid.text
+        assert "有效：residence_certificate D-2026-0001" in valid.text
         forged = token[:-6] + ("A" if token[-6] != "A" else "B") + token[-5:]
         parts = token.split(".")
         altered = ".".join([parts[0], parts[1][:-2] + "xx", parts[2], parts[3]])
-        assert "forged" in http.post("/verify", data={"token": altered, "csrf_token": csrf}).text
+        assert "伪造" in http.post("/verify", data={"token": altered, "csrf_token": csrf}).text
         assert forged  # a changed key id is an unknown key:
         unknown = ".".join([*parts[:3], "0" * len(parts[3])])
-        assert (
-            "unknown key" in http.post("/verify", data={"token": unknown, "csrf_token": csrf}).text
-        )
+        assert "未知密钥" in http.post("/verify", data={"token": unknown, "csrf_token": csrf}).text
         anonymous = client(console)
         assert anonymous.get("/metrics").status_code == 401
         wrong = anonymous.get("/metrics", headers={"Authorization": "Bearer nope"})
@@ -569,7 +573,7 @@ def test_the_cli_lists_stations_and_alerts_and_acknowledges_with_the_same_rules(
         assert (row["station"], row["status"]) == ("st-0042", "online")
         assert fleet(["stations", "--db", db_url]) == 0
         table = capsys.readouterr().out
-        assert "st-0042" in table and "online" in table
+        assert "st-0042" in table and "Online" in table  # in words
         assert fleet(["alerts", "--db", db_url, "--json"]) == 0
         [alert] = [a for a in json.loads(capsys.readouterr().out) if a["kind"] == "help_request"]
         # an operator may not acknowledge (as on the web page); a technician may

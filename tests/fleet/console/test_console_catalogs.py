@@ -26,7 +26,8 @@ from fleet.console.catalog_drafts import CatalogDraft
 from fleet.trust.catalog_repo import CatalogRepository, Release, desired_payload, serve_repository
 from fleet.trust.catalog_review import check_catalog, diff_catalogs
 from statedir.catalog_store import CatalogStore, install_anchor
-from tests.fleet.console.test_console import audit_actions, login, make_console
+from tests.fleet.console.test_console import audit_actions, make_console
+from tests.fleet.console.test_console import login as login_zh
 
 DEMO = (Path(__file__).resolve().parents[3] / "assets" / "catalog" / "demo.toml").read_text("utf-8")
 REPO_URL = "http://repo.example/catalogs/"
@@ -41,6 +42,13 @@ template = "record_certificate"
 outputs = ["a4"]
 spoken = { zh = "借书证。", en = "Library card." }
 """
+
+
+def login(console: Console, name: str) -> tuple[TestClient, str]:
+    """Logged in, reading the pages in English (the catalog checks explain in English)."""
+    http, csrf = login_zh(console, name)
+    http.headers["Accept-Language"] = "en"
+    return http, csrf
 
 
 def catalog(version: int, *, changed: bool = False) -> bytes:

@@ -97,6 +97,13 @@ def log_out(browser: WebDriver, wait: WebDriverWait[WebDriver]) -> None:
     wait.until(lambda d: "/login" in d.current_url)
 
 
+def in_english(browser: WebDriver, wait: WebDriverWait[WebDriver]) -> None:
+    """Switch to English with the header's toggle (the choice is kept by a cookie, on every
+    page after it and after logging in again): the catalog checks explain in English."""
+    browser.find_element(By.ID, "lang-en").click()
+    wait.until(lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en")
+
+
 def upload(browser: WebDriver, path: Path) -> None:
     browser.find_element(By.ID, "catalog-file").send_keys(str(path))
     browser.find_element(By.ID, "check").click()
@@ -123,13 +130,14 @@ def test_operator_checks_reviews_and_signs_a_catalog_then_opens_the_rollout(
     sha = hashlib.sha256(good).hexdigest()
     try:
         log_in(browser, rig.url, "oper", wait)
-        browser.find_element(By.LINK_TEXT, "目录 Catalogs").click()
+        in_english(browser, wait)
+        browser.find_element(By.LINK_TEXT, "Catalogs").click()
         live = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.live-catalog"))
         assert [
             (p.get_attribute("data-target"), p.get_attribute("data-version")) for p in live
         ] == [("catalog.toml", "2")]
         assert "by the command line" in live[0].text
-        assert text(browser, "section.drafts") == "草稿 Uploaded drafts 暂无草稿。No drafts yet."
+        assert text(browser, "section.drafts") == "Uploaded drafts No drafts yet."
 
         # a catalog with a mistake: named by its line, nothing kept
         upload(browser, tmp_path / "bad.toml")
@@ -140,7 +148,7 @@ def test_operator_checks_reviews_and_signs_a_catalog_then_opens_the_rollout(
         ]
         assert problems[0].find_element(By.CSS_SELECTOR, "span.line").text == f"line {bad_line}"
         assert text(browser, "#problems p.error").startswith(
-            "不能使用 · bad.toml cannot be used: 1 problem. Nothing was kept"
+            "bad.toml cannot be used: 1 problem. Nothing was kept"
         )
         assert text(browser, "section.drafts").endswith("No drafts yet.")
         browser.save_screenshot(str(ARTIFACTS / f"catalogs-upload-{rig.db}.png"))
@@ -163,7 +171,7 @@ def test_operator_checks_reviews_and_signs_a_catalog_then_opens_the_rollout(
         )
         browser.find_element(By.CSS_SELECTOR, "details.unified summary").click()
         assert "+version = 3" in browser.find_element(By.CSS_SELECTOR, "details.unified pre").text
-        assert browser.find_element(By.ID, "sign").text == "签名 Sign version 3"
+        assert browser.find_element(By.ID, "sign").text == "Sign version 3"
         browser.save_screenshot(str(ARTIFACTS / f"catalogs-diff-{rig.db}.png"))
 
         # a technician may look at the draft but not upload or sign it
@@ -173,7 +181,7 @@ def test_operator_checks_reviews_and_signs_a_catalog_then_opens_the_rollout(
         assert browser.find_elements(By.ID, "upload-form") == []
         draft_row = browser.find_element(By.CSS_SELECTOR, "#drafts tr.draft")
         assert "spring.toml" in draft_row.text and "not yet" in draft_row.text
-        assert draft_row.find_element(By.TAG_NAME, "a").text == "查看 Review"
+        assert draft_row.find_element(By.TAG_NAME, "a").text == "Review"
         browser.get(draft_url)
         assert browser.find_elements(By.CSS_SELECTOR, "#item-changes tr.item")
         assert browser.find_elements(By.ID, "sign-form") == []
@@ -186,7 +194,8 @@ def test_operator_checks_reviews_and_signs_a_catalog_then_opens_the_rollout(
             draft_url + "/sign",
         )
         wait.until(lambda d: d.current_url.endswith("/sign"))
-        assert text(browser, "main p.error") == "无权操作 · your role (technician) may not do this"
+        refusal = "Not allowed: your role (technician) may not do this"
+        assert text(browser, "main p.error") == refusal
         assert browser.find_element(By.ID, "who").text.startswith("tech")  # still logged in
         log_out(browser, wait)  # from the refusal page itself
 
@@ -195,12 +204,12 @@ def test_operator_checks_reviews_and_signs_a_catalog_then_opens_the_rollout(
         browser.get(draft_url)
         browser.find_element(By.ID, "sign").click()
         signed = wait.until(lambda d: d.find_elements(By.ID, "signed"))[0]
-        signed_text = r"已签名 · Signed into the repository .+ by oper as version 3\."
+        signed_text = r"Signed into the repository .+ by oper as version 3\."
         assert re.fullmatch(signed_text, signed.text)
         assert browser.find_elements(By.ID, "sign-form") == []
         assert "Compared with version 2, live before it." in text(browser, "#diff")
         link = browser.find_element(By.ID, "rollout-link")
-        assert link.text == "发布 Roll out version 3…"
+        assert link.text == "Roll out version 3…"
         browser.save_screenshot(str(ARTIFACTS / f"catalogs-signed-{rig.db}.png"))
         signed_target = CatalogRepository(rig.repo_dir).targets.signed.targets["catalog.toml"]
         assert signed_target.hashes["sha256"] == sha  # what the page says is what is signed
@@ -222,7 +231,7 @@ def test_operator_checks_reviews_and_signs_a_catalog_then_opens_the_rollout(
         browser.save_screenshot(str(ARTIFACTS / f"catalogs-rollout-{rig.db}.png"))
 
         # the Catalogs page now shows version 3 live, signed by oper, above version 2
-        browser.find_element(By.LINK_TEXT, "目录 Catalogs").click()
+        browser.find_element(By.LINK_TEXT, "Catalogs").click()
         live = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "p.live-catalog"))
         assert [p.get_attribute("data-version") for p in live] == ["3"]
         assert "by oper" in live[0].text
@@ -246,11 +255,10 @@ def test_admin_enrols_a_station_downloads_its_files_and_revokes_it(
     bundle = rig.downloads / f"{SITE}-{STATION}.zip"
     try:
         log_in(browser, rig.url, "boss", wait)
-        browser.find_element(By.LINK_TEXT, "终端登记 Enrolment").click()
+        in_english(browser, wait)
+        browser.find_element(By.LINK_TEXT, "Enrolment").click()
         wait.until(lambda d: d.find_elements(By.ID, "enrol-form"))
-        assert (
-            text(browser, "#enrolments td.none") == "还没有登记的终端。No terminal is enrolled yet."
-        )
+        assert text(browser, "#enrolments td.none") == "No terminal is enrolled yet."
         form = browser.find_element(By.ID, "enrol-form")
         form.find_element(By.NAME, "site").send_keys(SITE)
         form.find_element(By.NAME, "station").send_keys(STATION)
@@ -281,27 +289,27 @@ def test_admin_enrols_a_station_downloads_its_files_and_revokes_it(
         assert classes(row) == {"enrolment", "active", "expiring"}
         expires = cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M") + " UTC"
         cells = [" ".join(c.text.split()) for c in row.find_elements(By.XPATH, "./td")]
-        assert cells[:2] == [SITE, f"{STATION} 未连接过 not connected yet"] and cells[3] == expires
+        assert cells[:2] == [SITE, f"{STATION} not connected yet"] and cells[3] == expires
         assert row.find_elements(By.TAG_NAME, "a") == []  # no station page before it connects
         browser.get(f"{rig.url}/stations/{SITE}/{STATION}")  # and one typed in says why
-        assert "no such station (an enrolled terminal shows once" in text(browser, "main p.error")
+        assert "No such station (an enrolled terminal shows once" in text(browser, "main p.error")
         browser.get(rig.url + "/enrolment")
         row = browser.find_element(By.CSS_SELECTOR, f'tr.enrolment[data-station="{STATION}"]')
         assert re.fullmatch(r"(19\.9|20\.0) ⚠ within 30 days", cells[4]), cells[4]
         assert cells[5] == signer.key_id
-        assert cells[6].endswith("by boss") and cells[7] == "有效 active"
+        assert cells[6].endswith("by boss") and cells[7] == "active"
         browser.save_screenshot(str(ARTIFACTS / f"enrolment-{rig.db}.png"))
 
         # revoked with a reason: the page says so, the CRL the broker reads lists it
         row.find_element(By.NAME, "reason").send_keys("screen smashed, replaced")
         row.find_element(By.CSS_SELECTOR, "form.revoke button").click()
         notice = wait.until(lambda d: d.find_elements(By.ID, "revoked-notice"))[0]
-        assert f"{STATION} 已吊销 revoked" in notice.text
+        assert f"{STATION} revoked" in notice.text
         assert "systemctl reload mosquitto" in notice.text
         row = browser.find_element(By.CSS_SELECTOR, f'tr.enrolment[data-station="{STATION}"]')
         assert "revoked" in classes(row)
         state = text(browser, f'tr.enrolment[data-station="{STATION}"] td.state')
-        assert re.fullmatch(r"吊销 revoked .+ by boss: screen smashed, replaced", state), state
+        assert re.fullmatch(r"revoked .+ by boss: screen smashed, replaced", state), state
         assert row.find_elements(By.CSS_SELECTOR, "form.revoke") == []
         crl = x509.load_pem_x509_crl(rig.crl.read_bytes())
         assert crl.get_revoked_certificate_by_serial_number(cert.serial_number) is not None

@@ -91,7 +91,7 @@ def test_a_rollout_started_through_the_api_completes_on_simulated_terminals(
         body = CATALOG | {"scope": "all", "policy": QUICK}
         # technicians may not; nobody may without the session's CSRF token or from elsewhere
         denied = tech.post("/api/rollouts", headers={"X-CSRF-Token": tech_csrf}, json=body)
-        assert denied.status_code == 403 and "technician" in denied.json()["error"]
+        assert denied.status_code == 403 and "技术员" in denied.json()["error"]
         assert oper.post("/api/rollouts", json=body).status_code == 403
         cross = oper.post(
             "/api/rollouts",

@@ -561,7 +561,7 @@ def test_the_enrolment_page_issues_a_one_time_download_and_revokes(
         assert listed["expiring"] and 9.9 < listed["days_left"] <= 10
         # the enrolled key verifies tokens on the verify page (no key folder configured)
         verdict = tech.post("/verify", data={"token": qr_token(signer), "csrf_token": tech_csrf})
-        assert "有效 valid: residence_certificate D-2026-0001" in verdict.text
+        assert "有效：residence_certificate D-2026-0001" in verdict.text
 
         again = boss.post("/enrolment", data={**form, "csrf_token": csrf})
         assert again.status_code == 409 and "enrolled already" in again.text
@@ -607,7 +607,7 @@ def test_the_enrolment_page_issues_a_one_time_download_and_revokes(
         assert states == {"st-web-1": "revoked", "st-web-2": "active"}
         assert ("boss", "revoke", True) in [a[:3] for a in audit_of(console)]
         unknown = tech.post("/verify", data={"token": qr_token(signer), "csrf_token": tech_csrf})
-        assert "unknown key" in unknown.text  # a revoked terminal's tokens are not trusted
+        assert "未知密钥" in unknown.text  # a revoked terminal's tokens are not trusted
         api = boss.post(
             f"/api/enrolments/{SITE}/st-nope/revoke",
             json={"reason": "x"},

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from fleet.console import Console
+from fleet.console import Console, i18n
 from fleet.console.catalog_drafts import CatalogDraft
-from fleet.console.followups import TAG_WORDS, FollowUp
+from fleet.console.followups import TAGS, FollowUp
 from fleet.console.store import AuditEntry
 from fleet.protocol.topics import ROOT
 from tests.fleet import messages
@@ -67,9 +67,10 @@ def test_a_one_star_rating_is_listed_and_moved_to_resolved_audited(console: Cons
     page = tech.get("/followups")
     assert page.status_code == 200
     assert 'id="followup-1"' in page.text and "st-0001" in page.text
-    assert "等待太久" in page.text and "Too slow" in page.text  # tags in words, both languages
-    assert "打印问题" in page.text and "Printing problem" in page.text
-    assert "★☆☆☆☆" in page.text and "待回访 open" in page.text
+    assert "等待太久" in page.text and "打印问题" in page.text  # tags in words
+    assert "★☆☆☆☆" in page.text and "<strong>待回访</strong>" in page.text
+    english = tech.get("/followups", headers={"Accept-Language": "en"}).text
+    assert "Too slow" in english and "Printing problem" in english and "等待太久" not in english
     [item] = tech.get("/api/followups").json()
     assert (item["state"], item["rating"], item["next"]) == (
         "open",
@@ -214,14 +215,14 @@ def test_the_list_is_filtered_ordered_and_marks_overdue(db_url: str) -> None:
         # open ones first: the older one, now contacted, goes after the open ones
         assert [f["event_id"] for f in tech.get("/api/followups").json()] == ["b", "c", "a"]
         assert [f["event_id"] for f in tech.get("/api/followups?state=open").json()] == ["b", "c"]
-        assert "已超期 overdue" in tech.get("/followups").text
+        assert "已超期" in tech.get("/followups").text
         station = tech.get("/stations/zibo-gx/st-0011")
         assert "待办差评回访" in station.text and 'id="followup-' in station.text
         assert 'action="/followups/' not in station.text  # redrawn live: a link, no form
         assert "/followups?site=zibo-gx&amp;station=st-0011" in station.text
         assert "st-0010" not in station.text  # only its own station's
         quiet = tech.get("/stations/zibo-gx/st-0010")  # contacted is still pending: shown
-        assert "已回访 contacted" in quiet.text
+        assert "<strong>已回访</strong>" in quiet.text
     finally:
         console.stop()
 
@@ -304,14 +305,14 @@ def test_the_cli_lists_and_moves_follow_ups(
 
 
 def test_tag_words_agree_with_the_kiosk_locales() -> None:
-    """The console words the kiosk's tags as the kiosk does (its .po files)."""
+    """The console words the kiosk's tags (console.po) as the kiosk does (kiosk.po)."""
     kv = (REPO / "kiosk/ui/screens/rate.kv").read_text()
-    assert set(re.findall(r"tag: '(\w+)'", kv)) == set(TAG_WORDS)
-    for lang, index in (("zh_CN", 0), ("en", 1)):
-        po = (REPO / f"assets/locales/{lang}/LC_MESSAGES/kiosk.po").read_text()
-        for tag, words in TAG_WORDS.items():
+    assert set(re.findall(r"tag: '(\w+)'", kv)) == set(TAGS)
+    for lang, folder in (("zh", "zh_CN"), ("en", "en")):
+        po = (REPO / f"assets/locales/{folder}/LC_MESSAGES/kiosk.po").read_text()
+        for tag in TAGS:
             found = re.search(rf'msgid "tag\.{tag}"\nmsgstr "([^"]*)"', po)
-            assert found is not None and found.group(1) == words[index], (lang, tag)
+            assert found is not None and found.group(1) == i18n.both("tag", tag)[lang], (lang, tag)
 
 
 def test_the_service_is_named_from_the_signed_catalog(console: Console) -> None:
