@@ -69,14 +69,14 @@ def compute(db: Session, since: float, now: float, *, site: str = "") -> list[Up
     )
     if site:
         counted = counted.where(Station.site == site)
-    up = dict(db.execute(counted).tuples().all())
+    up: dict[int, int] = {int(sid): int(n) for sid, n in db.execute(counted).all()}
     stations = select(
         Station.id, Station.site, Station.station, Station.interval_s, Station.first_seen
     )
     if site:
         stations = stations.where(Station.site == site)
     out = []
-    for sid, row_site, name, interval, first_seen in db.execute(stations).tuples():
+    for sid, row_site, name, interval, first_seen in db.execute(stations).all():
         want = expected(since, now, first_seen, slot_of(interval))
         if want:
             out.append(Uptime(f"{row_site}/{name}", min(int(up.get(sid, 0)), want), want))
