@@ -15,6 +15,7 @@ from __future__ import annotations
 WORDS: dict[str, tuple[str, str]] = {
     # chart titles and the words inside them
     "chart.ratings": ("评分分布", "Ratings"),
+    "chart.tags": ("居民希望改进", "What residents would improve"),
     "chart.funnel": ("放弃办理（按界面）", "Where residents give up, by screen"),
     "chart.volume": ("每日业务量（按事项）", "Daily volume by service"),
     "chart.uptime": ("终端在线率", "Uptime per station"),

@@ -66,6 +66,12 @@ def ratings(stats: Stats) -> str:
     return hbars("ratings", say("chart.ratings"), bars)
 
 
+def tags(stats: Stats) -> str:
+    """What residents who rated ticked to improve, in the kiosk's words, most ticked first."""
+    bars = [Bar.one(words, n) for words, n in named_tags(stats.rating_tags)]
+    return hbars("tags", say("chart.tags"), bars)
+
+
 def funnel(stats: Stats) -> str:
     title = say("chart.funnel")
     if not stats.transactions:
@@ -117,7 +123,8 @@ def volume(stats: Stats) -> str:
             folded[code if code in top else OTHER] += n
         segments = tuple(Segment(labels[c], folded[c]) for c in codes if folded[c])
         bars.append(Bar(day[5:], segments or (Segment("", 0),)))
-    return columns("volume", say("chart.volume"), bars, series=[labels[c] for c in codes])
+    series = [labels[c] for c in codes]
+    return columns("volume", say("chart.volume"), bars, series=series, width=1100)
 
 
 def uptime_chart(stats: Stats) -> str:
@@ -133,6 +140,7 @@ def uptime_chart(stats: Stats) -> str:
 def charts(stats: Stats) -> dict[str, str]:
     return {
         "ratings": ratings(stats),
+        "tags": tags(stats),
         "funnel": funnel(stats),
         "volume": volume(stats),
         "uptime": uptime_chart(stats),

@@ -111,7 +111,7 @@ def test_the_page_draws_four_charts_with_service_names_and_words(console: Consol
 def test_an_empty_period_says_no_data(console: Console) -> None:
     oper, _ = login(console, "oper")
     page = oper.get("/stats").text
-    assert page.count('class="chart no-data"') == 4
+    assert page.count('class="chart no-data"') == 5  # four charts and the tags
     assert "本期无数据 · no data in this period" in page
     assert 'class="bar"' not in page
 
