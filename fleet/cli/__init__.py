@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import logging
 import socket
 import sys
@@ -31,8 +30,10 @@ def verify_token(
         keys[key_id(public)] = public
     verdict, claims = verify(token, keys)
     if verdict is Verdict.VALID and claims is not None:
-        issued = dt.datetime.fromtimestamp(claims.issued, tz=dt.UTC)
-        print(f"valid: {claims.doc_type} {claims.doc_id}, issued {issued:%Y-%m-%d %H:%M} UTC")
+        from fleet.cli.timefmt import local_time
+
+        issued = local_time().when(claims.issued)
+        print(f"valid: {claims.doc_type} {claims.doc_id}, issued {issued}")
         return 0
     print(verdict.value)
     return 1 if verdict is Verdict.FORGED else 2
@@ -157,7 +158,13 @@ def _console_options(console: argparse.ArgumentParser) -> None:
     add("--webhook", help="URL that new alerts are POSTed to (JSON)")
     add("--followup-due-hours", type=float, default=24.0, help="a bad review is settled within")
     add("--offline-alert-after", type=float, default=300.0, help="seconds offline before alerting")
-    add("--duty-timezone", help="time zone of the stations' duty hours (default: this machine's)")
+    add(
+        "--timezone",
+        "--duty-timezone",  # the old name: duty hours are in the stations' zone too
+        dest="timezone",
+        help="the stations' time zone: duty hours, times on pages, statistics' days "
+        "(default: $FLEET_TIMEZONE, else Asia/Shanghai)",
+    )
     add("--fleet-ca", type=Path, nargs=2, metavar=("CERT", "KEY"), help="signs renewal CSRs")
     add("--tls", type=Path, nargs=3, metavar=("CA", "CERT", "KEY"), help="TLS to the broker")
     add("--token-keys", type=Path, help="folder of station *.pub keys for the verify page")
@@ -179,10 +186,18 @@ def _console_options(console: argparse.ArgumentParser) -> None:
 
 
 def run_console(args: argparse.Namespace) -> int:
+    from fleet.cli.timefmt import zone_name
     from fleet.console import Console, Settings, WebSettings
+    from fleet.console.zone import ZoneError, load
     from fleet.mqtt.client import TlsFiles
     from fleet.trust.pki import CertificateAuthority
 
+    timezone = args.timezone or zone_name()
+    try:
+        load(timezone)
+    except ZoneError as err:
+        print(f"fleet console: --timezone: {err}", file=sys.stderr)
+        return 2
     password = args.password_file.read_text().strip() if args.password_file else ""
     host, port = args.broker
     http_host, http_port = args.http
@@ -196,7 +211,7 @@ def run_console(args: argparse.Namespace) -> int:
         settings=Settings(
             offline_alert_after_s=args.offline_alert_after,
             webhook_url=args.webhook,
-            timezone=args.duty_timezone,
+            timezone=timezone,
             share_group=args.share_group or None,
             client_id=args.client_id or f"console-{socket.gethostname()}-{http_port}"[:64],
             session_expiry_s=args.session_expiry,

@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from fleet.cli.timefmt import local_time
 from fleet.console import enroll
 from fleet.console.store import Store
 from fleet.trust.pki import CertificateAuthority, PkiError
@@ -138,19 +139,21 @@ def _set_doc_key(store: Store, args: argparse.Namespace) -> dict[str, Any]:
 
 def _text(report: dict[str, Any]) -> str:
     lines: list[str] = []
+    local = local_time()
     e = report.get("enrolment")
     if report["action"] == "list":
         lines.append(f"enrolments ({len(report['enrolments'])})")
         for r in report["enrolments"]:
             flag = " EXPIRING" if r["expiring"] else ""
+            until = local.minute(r["not_after_ts"])
             lines.append(
-                f"  {r['site']}/{r['station']}  {r['state']}  until {r['not_after'][:10]} "
+                f"  {r['site']}/{r['station']}  {r['state']}  until {until} "
                 f"({r['days_left']:.1f} d){flag}  doc key {r['doc_key_id'] or '-'}"
             )
     elif report["action"] == "enroll" and e is not None:
         lines.append(
             f"enrolled {e['site']}/{e['station']}: certificate {e['serial'][:16]}…, "
-            f"valid until {e['not_after'][:19]} ({e['days_left']:.0f} days)"
+            f"valid until {local.when(e['not_after_ts'])} ({e['days_left']:.0f} days)"
         )
         if e["doc_key_id"]:
             lines.append(f"document-signing key {e['doc_key_id']} recorded")

@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Any
 
+from fleet.cli.timefmt import local_time
 from fleet.console import followups
 from fleet.console.auth import acting_as
 from fleet.console.store import Store, audit
@@ -67,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{len(shown)} of {total} follow-ups", file=sys.stderr)
         return 0
     now = time.time()
+    local = local_time()
     rows = [
         [
             str(v["id"]),
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
             f"{v['site']}/{v['station']}",
             v["service_name"]["en"],
             ", ".join(t["en"] for t in v["tags"]) or "-",
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(v["rated_at"])),
+            local.minute(v["rated_at"]),
             _due(v, now),
             v["updated_by"] or "-",
         ]

@@ -3,7 +3,8 @@
 They read (and, for acknowledgements, write) the console's own database, the same rows the web
 pages show, with the same status rules (the console's timers, never broker presence alone).
 Human-readable tables by default, in English words from the console's catalogs ("Out of order",
-"Help request", "A4 printer"), ``--json`` (codes) for machines. Acknowledging needs a console user's
+"Help request", "A4 printer") and times in ``$FLEET_TIMEZONE`` (:mod:`fleet.cli.timefmt`),
+``--json`` (codes) for machines. Acknowledging needs a console user's
 name, follows the alerts page's rules (:mod:`fleet.console.help_reply`: a help request is
 resolved by it) and lands in the audit log like a click there. ``--on-the-way MIN``, ``--call
 NUMBER`` or ``--say TEXT`` answer a help request; the answer is queued in the database and a
@@ -19,6 +20,7 @@ import time
 from typing import Any
 
 from fleet.console import i18n
+from fleet.cli.timefmt import local_time
 from fleet.console.auth import acting_as
 from fleet.console.help_reply import ReplyError, acknowledge, queue_command, reply_from
 from fleet.console.store import Alert, Store, Timers, audit
@@ -111,13 +113,14 @@ def run_alerts(args: argparse.Namespace) -> int:
         print(json.dumps(views, ensure_ascii=False, indent=1))
         print(shown, file=sys.stderr)
         return 0
+    local = local_time()  # the stations' zone, named by its offset
     rows = [
         [
             str(v["id"]),
             _words("alert", v["kind"]),
             f"{v['site']}/{v['station']}",
             str(v["count"]),
-            _ago(v["raised_at"]),
+            f"{local.minute(v['raised_at'])} ({_ago(v['raised_at'])})",
             v["acknowledged_by"] or ("resolved" if not v["active"] else "-"),
         ]
         for v in views

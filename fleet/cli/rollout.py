@@ -33,6 +33,7 @@ from typing import Any, TextIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fleet.cli.timefmt import local_time
 from fleet.console.auth import acting_as
 from fleet.console.rollout import FINAL_STATES
 from fleet.console.rollout_lease import current_holder, submit, wait_done
@@ -364,7 +365,7 @@ def _list(store: Store, args: argparse.Namespace) -> int:
             str(v["failed"]),
             f"{v['percent']}%",
             v["started_by"] or "-",
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(v["created"])),
+            local_time().minute(v["created"]),
         ]
         for v in views
     ]

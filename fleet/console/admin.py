@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -59,11 +58,10 @@ class AdminRoutes:
             verdict, claims = verify(token, keys)
             result = {"verdict": verdict.value, "valid": verdict is Verdict.VALID}
             if claims is not None:
-                issued = dt.datetime.fromtimestamp(claims.issued, tz=dt.UTC)
                 result |= {
                     "doc_type": claims.doc_type,
                     "doc_id": claims.doc_id,
-                    "issued": f"{issued:%Y-%m-%d %H:%M} UTC",
+                    "issued": self.web.local_time.when(claims.issued),
                 }
             await self.web.db(
                 lambda db: audit(

@@ -50,6 +50,7 @@ from fleet.console.rollout_pages import RolloutRoutes, RolloutService
 from fleet.console.routing import Refused, is_api
 from fleet.console.stats import StatsRoutes
 from fleet.console.store import CommandRow, Store, audit
+from fleet.console.zone import LocalTime
 from fleet.protocol.commands import COMMANDS as PROTOCOL_COMMANDS
 
 log = logging.getLogger("fleet.console.web")
@@ -93,7 +94,8 @@ class WebApp:
         self.registry = registry
         self.timers = ingest.settings.timers
         self.templates = Jinja2Templates(directory=str(TEMPLATE_DIR))
-        self.templates.env.filters["when"] = views.when
+        self.local_time = LocalTime(ingest.settings.timezone)  # the stations' zone, named
+        self.templates.env.filters["when"] = self.local_time.when
         self.templates.env.filters["ago"] = views.ago
         i18n.install(self.templates.env)
         self.throttle = throttle.Throttle()

@@ -73,6 +73,7 @@ from fleet.console.store import (
     new_command,
     offline_since,
 )
+from fleet.console.zone import DEFAULT_TIMEZONE
 from fleet.mqtt.client import CONSOLE_USER, BrokerAccess, on_accepted
 from fleet.mqtt.stream import RETAIN_IF_NEW, Message, StreamSubscriber
 from fleet.protocol.models import STATION_ALERT_KINDS, STATION_PATTERN
@@ -98,7 +99,7 @@ class Settings:
     incident_window_s: float = 60.0
     timers: Timers = field(default_factory=Timers)
     webhook_url: str | None = None
-    timezone: str | None = None  # duty hours are local time of this zone (None: the machine's)
+    timezone: str = DEFAULT_TIMEZONE  # the stations' zone: duty hours, pages, days (zone.py)
     sweep_s: float = 5.0
     share_group: str | None = "console"  # None: plain subscriptions (a single console)
     console_url: str = ""  # put in webhook messages so a person can click through

@@ -5,16 +5,19 @@ Computed from the de-duplicated events the console stored (``transaction``, ``ra
 with their outcomes; the rating distribution and the reasons residents ticked; failures by
 reason; help requests by screen; and abandonment — timeouts, cancels and card removals by the
 screen where they happened, in elder mode or not — so operators see which step loses people.
-Shown as tables with bar charts drawn in SVG by the server (no script), as JSON
+Also each station's uptime (:mod:`fleet.console.uptime`). Shown as charts drawn in SVG by the
+server (:mod:`fleet.console.stats_charts`, no script) with tables beside them, as JSON
 (``/api/stats``) and as CSV (``/stats.csv``). Nothing personal is in any of it: events carry no
 names or ID numbers.
+
+The window is whole days in the console's time zone (:mod:`fleet.console.zone`): ``days=1`` is
+today since midnight there, ``days=30`` today and the 29 days before; a transaction is counted
+on the day its station's clock says it happened, in that zone, whatever the host's zone is.
 """
 
 from __future__ import annotations
 
 import csv
-import datetime as dt
-import html
 import io
 import time
 from collections import Counter
@@ -27,7 +30,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from fleet.console import followups, uptime
+from fleet.console.stat_words import reason, screen
+from fleet.console.stats_charts import charts, named_tags, service_label
 from fleet.console.store import Station, StationEvent
+from fleet.console.zone import LocalTime
 
 if TYPE_CHECKING:
     from fleet.console.app import WebApp
@@ -40,6 +47,10 @@ MAX_DAYS = 366
 class Stats:
     days: int
     since: float
+    local: LocalTime = field(default_factory=LocalTime)
+    day_list: list[str] = field(default_factory=list)  # every day of the window, in order
+    service_names: dict[str, tuple[str, str]] = field(default_factory=dict)
+    uptime: list[uptime.Uptime] = field(default_factory=list)  # lowest first
     # (day, "site/station", service) → Counter of outcomes
     volume: dict[tuple[str, str, str], Counter[str]] = field(default_factory=dict)
     ratings: Counter[int] = field(default_factory=Counter)
@@ -59,6 +70,8 @@ class Stats:
         return {
             "days": self.days,
             "since": self.since,
+            "timezone": self.local.name,
+            "day_list": self.day_list,
             "transactions": self.transactions,
             "volume": [
                 {"day": d, "station": s, "service": svc, **dict(c)}
@@ -73,15 +86,24 @@ class Stats:
                 {"screen": screen, "reason": reason, "mode": mode, "count": n}
                 for (screen, reason, mode), n in self.abandoned.most_common()
             ],
+            "uptime": [
+                {"station": u.station, "percent": round(u.percent, 2), "slots": u.expected_slots}
+                for u in self.uptime
+            ],
         }
 
 
-def day_of(ts: float) -> str:
-    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d")
-
-
-def compute(db: Session, *, days: int = DEFAULT_DAYS, site: str = "") -> Stats:
-    since = time.time() - days * 86400
+def compute(
+    db: Session,
+    *,
+    days: int = DEFAULT_DAYS,
+    site: str = "",
+    local: LocalTime | None = None,
+    now: float | None = None,
+) -> Stats:
+    local = local or LocalTime()
+    now = time.time() if now is None else now
+    since, day_list = local.days_back(days, now)
     query = (
         select(Station.site, Station.station, StationEvent.kind, StationEvent.payload)
         .join(Station, StationEvent.station_id == Station.id)
@@ -90,9 +112,11 @@ def compute(db: Session, *, days: int = DEFAULT_DAYS, site: str = "") -> Stats:
     )
     if site:
         query = query.where(Station.site == site)
-    stats = Stats(days=days, since=since)
+    stats = Stats(days=days, since=since, local=local, day_list=day_list)
     for row_site, row_station, kind, payload in db.execute(query):
         add(stats, f"{row_site}/{row_station}", kind, payload or {})
+    stats.service_names = followups.service_names(db)
+    stats.uptime = uptime.compute(db, since, now, site=site)
     return stats
 
 
@@ -101,7 +125,8 @@ def add(stats: Stats, station: str, kind: str, payload: dict[str, Any]) -> None:
     if kind == "transaction":
         stats.transactions += 1
         outcome = str(payload.get("outcome") or "unknown")
-        key = (day_of(float(payload.get("ts") or 0)), station, str(payload.get("service") or "-"))
+        day = stats.local.day(float(payload.get("ts") or 0))
+        key = (day, station, str(payload.get("service") or "-"))
         stats.volume.setdefault(key, Counter())[outcome] += 1
         if outcome == "failed":
             stats.failures[str(payload.get("reason") or "unknown")] += 1
@@ -116,29 +141,6 @@ def add(stats: Stats, station: str, kind: str, payload: dict[str, Any]) -> None:
         stats.rating_tags.update(str(t) for t in payload.get("tags") or ())
     elif kind == "help":
         stats.help_requests[str(payload.get("screen") or "unknown")] += 1
-
-
-def bars(items: list[tuple[str, int]], *, width: int = 360, row: int = 22) -> str:
-    """A horizontal bar chart as inline SVG (labels in the table beside it)."""
-    top = max((n for _, n in items), default=0) or 1
-    parts = [
-        f'<svg class="bars" width="{width}" height="{row * max(1, len(items))}" role="img" '
-        f'aria-label="bar chart">'
-    ]
-    for i, (label, n) in enumerate(items):
-        w = max(1, round((width - 60) * n / top)) if n else 0
-        y = i * row
-        parts.append(
-            f'<rect x="0" y="{y + 3}" width="{w}" height="{row - 6}"><title>{_esc(label)}: '
-            f"{n}</title></rect>"
-            f'<text x="{w + 6}" y="{y + row - 7}">{n}</text>'
-        )
-    parts.append("</svg>")
-    return "".join(parts)
-
-
-def _esc(text: str) -> str:
-    return html.escape(text, quote=True)
 
 
 def to_csv(stats: Stats) -> str:
@@ -180,7 +182,8 @@ class StatsRoutes:
 
     async def _stats(self, request: Request) -> Stats:
         days, site = self._window(request)
-        stats: Stats = await self.web.db(lambda db: compute(db, days=days, site=site))
+        local = self.web.local_time
+        stats: Stats = await self.web.db(lambda db: compute(db, days=days, site=site, local=local))
         return stats
 
     async def api(self, request: Request) -> Response:
@@ -201,23 +204,21 @@ class StatsRoutes:
     async def page(self, request: Request) -> Response:
         who = await self.web.require(request)
         stats = await self._stats(request)
-        data = stats.as_dict()
+        names = stats.service_names
         by_service: Counter[str] = Counter()
         for (_, _, service), counts in stats.volume.items():
             by_service[service] += sum(counts.values())
-        charts = {
-            "services": bars(by_service.most_common()),
-            "ratings": bars([(f"{k}★", stats.ratings.get(k, 0)) for k in range(5, 0, -1)]),
-            "abandoned": bars(
-                [(f"{s} {r} {m}", n) for (s, r, m), n in stats.abandoned.most_common()]
-            ),
-        }
         return self.web.page(
             request,
             "stats.html",
             who,
-            stats=data,
-            by_service=by_service.most_common(),
-            charts=charts,
+            stats=stats.as_dict(),
+            zone=stats.local.label,
+            by_service=[(service_label(c, names), n) for c, n in by_service.most_common()],
+            services={c: service_label(c, names) for c in by_service},
+            tags=named_tags(stats.rating_tags),
+            screen=screen,
+            reason=reason,
+            charts=charts(stats),
             site=self._window(request)[1],
         )

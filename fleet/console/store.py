@@ -42,6 +42,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from fleet.console.zone import DEFAULT_TIMEZONE
+
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 ROLES = ("technician", "operator", "admin")
 MISSED_HEARTBEATS = 3  # stale after three missed heartbeats (DESIGN.md)
@@ -415,9 +417,10 @@ def device_items(health: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return [(str(k), v) for k, v in sorted(devices.items()) if isinstance(v, dict)]
 
 
-def in_duty_hours(spec: str, when: float, tz: str | None = None) -> bool:
-    """``spec`` is ``HH:MM-HH:MM`` (local time; overnight spans allowed), ``,``-separated."""
-    moment = dt.datetime.fromtimestamp(when, ZoneInfo(tz) if tz else None)
+def in_duty_hours(spec: str, when: float, tz: str = DEFAULT_TIMEZONE) -> bool:
+    """``spec`` is ``HH:MM-HH:MM`` (local time of ``tz``, the stations' zone; overnight spans
+    allowed), ``,``-separated."""
+    moment = dt.datetime.fromtimestamp(when, ZoneInfo(tz))
     minute = moment.hour * 60 + moment.minute
     for part in spec.split(","):
         start_s, _, end_s = part.strip().partition("-")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import time
@@ -27,7 +26,9 @@ from fleet.console.store import (
     device_items,
     station_status,
 )
+from fleet.console.zone import DEFAULT_TIMEZONE, LocalTime
 
+SHANGHAI = LocalTime(DEFAULT_TIMEZONE)
 STATUSES = ("online", "stale", "offline", "out_of_order")
 EVENT_FIELDS = ("service", "outcome", "rating", "screen", "kind", "reason", "backfill")
 
@@ -241,13 +242,14 @@ def digest(store: Store, timers: Timers) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def when(ts: float | None) -> str:
-    if not ts:
-        return "—"
-    return dt.datetime.fromtimestamp(float(ts)).strftime("%Y-%m-%d %H:%M:%S")
+def when(ts: float | None, local: LocalTime = SHANGHAI) -> str:
+    """An absolute time in the console's zone with its offset (``2026-12-05 21:03:07 +08:00``);
+    the web app registers ``local.when`` of its own setting as the ``when`` filter."""
+    return local.when(ts)
 
 
 def ago(ts: float | None) -> str:
+    """How long ago (a duration: the same in every zone)."""
     if not ts:
         return "—"
     seconds = max(0.0, time.time() - float(ts))

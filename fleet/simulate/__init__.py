@@ -64,11 +64,11 @@ from fleet.protocol.models import (
 )
 from fleet.protocol.topics import CONSOLE_STATE, StationTopics, dumps, loads
 from fleet.simulate.devices import station_devices
+from fleet.simulate.residents import resident_event
 
 log = logging.getLogger("fleet.simulate")
 
 T = TypeVar("T")
-SERVICES = ("residence_certificate", "social_security_record", "queue_ticket", "checklist")
 
 
 def raise_nofile(wanted: int) -> int:
@@ -515,29 +515,7 @@ class Simulator:
     def _publish_event(self, term: SimTerminal) -> None:
         roll = self._rng.random()
         now = time.time()
-        txn_id = str(uuid.uuid4())
-        kind: str
-        body: dict[str, Any]
-        if roll < 0.7:
-            kind = "transaction"
-            body = {
-                "txn_id": txn_id,
-                "service": self._rng.choice(SERVICES),
-                "outcome": "completed" if self._rng.random() < 0.9 else "abandoned",
-                "outputs": ["thermal"],
-                "abandoned_state": None,
-                "reason": None,
-                "lang": "zh",
-                "elder": self._rng.random() < 0.3,
-                "duration_s": round(self._rng.uniform(20, 240), 3),
-            }
-        elif roll < 0.95:
-            kind = "rating"
-            body = {"txn_id": txn_id, "service": self._rng.choice(SERVICES), "tags": []}
-            body["rating"] = self._rng.choice((3, 4, 4, 5, 5, 5))
-        else:
-            kind = "help"
-            body = {"screen": self._rng.choice(("choose", "identify", "preview")), "txn_id": None}
+        kind, body = resident_event(self._rng, roll, str(uuid.uuid4()))
         body.update(ts=now, event_id=str(uuid.uuid4()), backfill=False, station=term.station)
         self._publish(term, term.topics.event(kind), dumps(body))
 

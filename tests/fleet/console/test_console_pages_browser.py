@@ -29,6 +29,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import WebDriverWait
 
+from fleet.console.zone import LocalTime
 from fleet.trust.catalog_repo import CatalogRepository
 from fleet.trust.pki import (
     CertificateAuthority,
@@ -287,7 +288,7 @@ def test_admin_enrols_a_station_downloads_its_files_and_revokes_it(
         browser.get(rig.url + "/enrolment")
         row = browser.find_element(By.CSS_SELECTOR, f'tr.enrolment[data-station="{STATION}"]')
         assert classes(row) == {"enrolment", "active", "expiring"}
-        expires = cert.not_valid_after_utc.strftime("%Y-%m-%d %H:%M") + " UTC"
+        expires = LocalTime().when(cert.not_valid_after_utc.timestamp())  # "… +08:00"
         cells = [" ".join(c.text.split()) for c in row.find_elements(By.XPATH, "./td")]
         assert cells[:2] == [SITE, f"{STATION} not connected yet"] and cells[3] == expires
         assert row.find_elements(By.TAG_NAME, "a") == []  # no station page before it connects

@@ -624,7 +624,8 @@ def test_the_enrolment_page_issues_a_one_time_download_and_revokes(
 
 
 def test_expiry_is_reported_in_utc(tmp_path: Path) -> None:
-    """The page's and the CLI's dates are the certificate's own (UTC), not the console's zone."""
+    """The API's date is ISO 8601 with its offset (UTC, the certificate's own); pages and the
+    CLI show it in the console's zone (fleet.console.zone)."""
     from fleet.console.enroll import view
 
     row = Enrolment(
