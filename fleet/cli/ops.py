@@ -19,8 +19,8 @@ import sys
 import time
 from typing import Any
 
-from fleet.console import i18n
 from fleet.cli.timefmt import local_time
+from fleet.console import i18n
 from fleet.console.auth import acting_as
 from fleet.console.help_reply import ReplyError, acknowledge, queue_command, reply_from
 from fleet.console.store import Alert, Store, Timers, audit

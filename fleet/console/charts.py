@@ -30,7 +30,6 @@ from dataclasses import dataclass
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#999999", "#F0E442")
 FONT = 12
 ROW = 26
-NO_DATA = "本期无数据 · no data in this period"
 
 
 def esc(text: object) -> str:
@@ -83,7 +82,7 @@ class Bar:
         return cls(label, (Segment("", value),), note, text)
 
 
-def no_data(title: str, message: str = NO_DATA, *, width: int = 640) -> str:
+def no_data(title: str, message: str, *, width: int = 640) -> str:
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" class="chart no-data" viewBox="0 0 {width} 48"'
         f' width="{width}" height="48" role="img" aria-label="{esc(title)}: {esc(message)}">'
@@ -167,13 +166,14 @@ def hbars(
     width: int = 640,
     scale_max: float | None = None,
     zeros_are_data: bool = False,
+    empty: str = "—",
 ) -> str:
     """Horizontal bars, one row each, labelled on the left, valued on the right; stacked by
     ``series`` (named in a legend) when bars have several segments. ``scale_max`` fixes the
     full length (100 for percentages); else the largest total. Bars that are all zero are "no
     data" unless ``zeros_are_data`` (an uptime of 0 % is a finding)."""
     if not bars or not (zeros_are_data or any(b.total > 0 for b in bars)):
-        return no_data(title, width=width)
+        return no_data(title, empty, width=width)
     label_w = min(max(text_width(b.label) for b in bars) + 8, width * 0.4)
     value_w = min(max(text_width(b.value_text) for b in bars) + 12, width * 0.3)
     plot_w = width - label_w - value_w
@@ -212,11 +212,12 @@ def columns(
     series: Sequence[str] = (),
     width: int = 720,
     plot_h: int = 180,
+    empty: str = "—",
 ) -> str:
     """Columns left to right (days), stacked by ``series``, each with its total above it when
     there is room (always in its tooltip); an axis label under every column there is room for."""
     if not bars or not any(b.total > 0 for b in bars):
-        return no_data(title, width=width)
+        return no_data(title, empty, width=width)
     left, head = 8.0, 18.0
     col_w = (width - left) / len(bars)
     top = max(b.total for b in bars)

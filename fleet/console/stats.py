@@ -31,7 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from fleet.console import followups, uptime
-from fleet.console.stat_words import reason, screen
+from fleet.console.stat_words import failure, reason, say, screen
 from fleet.console.stats_charts import charts, named_tags, service_label
 from fleet.console.store import Station, StationEvent
 from fleet.console.zone import LocalTime
@@ -219,6 +219,8 @@ class StatsRoutes:
             tags=named_tags(stats.rating_tags),
             screen=screen,
             reason=reason,
+            failure=failure,
+            mode=lambda code: say("mode.elder" if code == "elder" else "mode.standard"),
             charts=charts(stats),
             site=self._window(request)[1],
         )

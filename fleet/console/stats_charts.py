@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from fleet.console import i18n
 from fleet.console.charts import Bar, Segment, columns, hbars, no_data
-from fleet.console.followups import TAG_WORDS
 from fleet.console.stat_words import REASONS, SCREENS, STEP, reason, say, screen
 
 if TYPE_CHECKING:
@@ -37,15 +37,14 @@ def service_label(code: str, names: dict[str, tuple[str, str]]) -> str:
     if code == OTHER:
         return say("other_services")
     zh, en = names.get(code, (code, code))
-    return zh if zh == en else f"{zh} {en}"
+    return zh if i18n.current() == "zh" else en
 
 
 def named_tags(tags: Counter[str]) -> list[tuple[str, int]]:
     """Rating tags in words (the kiosk's own words for them), most ticked first."""
     out = []
     for code, n in tags.most_common():
-        zh, en = TAG_WORDS.get(code, (code, code))
-        out.append((zh if zh == en else f"{zh} {en}", n))
+        out.append((i18n.word("tag", code), n))
     return out
 
 
@@ -63,19 +62,19 @@ def ratings(stats: Stats) -> str:
         )
         for k in range(5, 0, -1)
     ]
-    return hbars("ratings", say("chart.ratings"), bars)
+    return hbars("ratings", say("chart.ratings"), bars, empty=say("no_data"))
 
 
 def tags(stats: Stats) -> str:
     """What residents who rated ticked to improve, in the kiosk's words, most ticked first."""
     bars = [Bar.one(words, n) for words, n in named_tags(stats.rating_tags)]
-    return hbars("tags", say("chart.tags"), bars)
+    return hbars("tags", say("chart.tags"), bars, empty=say("no_data"))
 
 
 def funnel(stats: Stats) -> str:
     title = say("chart.funnel")
     if not stats.transactions:
-        return no_data(title)
+        return no_data(title, say("no_data"))
     if not stats.abandoned:
         return no_data(title, say("funnel.none"))
     by_screen: dict[str, Counter[str]] = {}
@@ -102,7 +101,7 @@ def funnel(stats: Stats) -> str:
         else:
             note = ""
         bars.append(Bar(screen(code), segments or (Segment("", 0),), note))
-    return hbars("funnel", title, bars, series=series)
+    return hbars("funnel", title, bars, series=series, empty=say("no_data"))
 
 
 def volume(stats: Stats) -> str:
@@ -124,7 +123,9 @@ def volume(stats: Stats) -> str:
         segments = tuple(Segment(labels[c], folded[c]) for c in codes if folded[c])
         bars.append(Bar(day[5:], segments or (Segment("", 0),)))
     series = [labels[c] for c in codes]
-    return columns("volume", say("chart.volume"), bars, series=series, width=1100)
+    return columns(
+        "volume", say("chart.volume"), bars, series=series, width=1100, empty=say("no_data")
+    )
 
 
 def uptime_chart(stats: Stats) -> str:
@@ -134,7 +135,7 @@ def uptime_chart(stats: Stats) -> str:
         title += " · " + say("uptime.shown", shown=len(shown), total=len(stats.uptime))
     bars = [Bar.one(u.station, u.percent, text=f"{u.percent:.1f}%") for u in shown]
     # 0 % for every station is a finding (all silent), not an empty period
-    return hbars("uptime", title, bars, scale_max=100.0, zeros_are_data=True)
+    return hbars("uptime", title, bars, scale_max=100.0, zeros_are_data=True, empty=say("no_data"))
 
 
 def charts(stats: Stats) -> dict[str, str]:

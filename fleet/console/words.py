@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import get_args
 
-from fleet.console import followups, incidents
+from fleet.console import followups, incidents, stat_words
 from fleet.console.alerting import HEALTH_KINDS
 from fleet.console.conditions import MOMENTARY
 from fleet.console.store import ROLES
@@ -119,6 +119,8 @@ def vocabulary() -> dict[str, list[str]]:
         "item": ["service", "bundle", "category"],
         "field": list(RESULT_FIELDS),
         "code": list(RESULT_CODES),
+        "stats": list(stat_words.KEYS),  # the Statistics charts' words
+        "failure": list(stat_words.FAILURES),
     }
 
 

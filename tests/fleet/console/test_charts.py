@@ -11,12 +11,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from fleet.console import stats_charts
-from fleet.console.charts import NO_DATA, Bar, Segment, columns, hbars
+from fleet.console import i18n, stats_charts
+from fleet.console.charts import Bar, Segment, columns, hbars
 from fleet.console.stat_words import reason, say, screen
 from fleet.console.stats import Stats, add
 from fleet.console.zone import LocalTime, ZoneError
 
+NO_DATA = "nothing in this period"
 SVG = "{http://www.w3.org/2000/svg}"
 
 
@@ -85,15 +86,16 @@ def test_every_text_is_escaped() -> None:
 
 def test_an_empty_period_says_so_instead_of_drawing_zeros() -> None:
     for svg in (
-        hbars("r", "Ratings", []),
-        hbars("r", "Ratings", [Bar.one("5", 0), Bar.one("4", 0)]),
-        columns("v", "Volume", [Bar.one("12-01", 0), Bar.one("12-02", 0)]),
+        hbars("r", "Ratings", [], empty=NO_DATA),
+        hbars("r", "Ratings", [Bar.one("5", 0), Bar.one("4", 0)], empty=NO_DATA),
+        columns("v", "Volume", [Bar.one("12-01", 0), Bar.one("12-02", 0)], empty=NO_DATA),
     ):
         root = parse(svg)
         assert "no-data" in root.get("class", "") and bars_of(svg) == []
         assert NO_DATA in "".join(root.itertext())
     # an uptime of 0 % is a finding, drawn
-    assert bars_of(hbars("u", "Uptime", [Bar.one("a/b", 0, text="0.0%")], zeros_are_data=True)) == [
+    uptime = [Bar.one("a/b", 0, text="0.0%")]
+    assert bars_of(hbars("u", "Uptime", uptime, zeros_are_data=True, empty=NO_DATA)) == [
         ("a/b", "0", "0.0%")
     ]
 
@@ -153,10 +155,16 @@ def test_the_funnel_names_screens_and_reasons_in_words_in_session_order() -> Non
 
 
 def test_words_for_screens_and_reasons() -> None:
-    assert screen("choose") == "选择事项 Choose a service"
-    assert screen(None) == screen("unknown") == "未记录界面 screen not recorded"
-    assert screen("warp") == "未知界面 warp unknown screen warp"
-    assert reason("card_removed") == "取走身份证 card removed"
+    assert screen("choose") == "选择事项"
+    assert screen(None) == screen("unknown") == "未记录界面"
+    assert screen("warp") == "未知界面 warp"
+    assert reason("card_removed") == "取走身份证"
+    i18n.use("en")
+    try:
+        assert screen(None) == "screen not recorded" and screen("warp") == "unknown screen warp"
+        assert reason("card_removed") == "card removed"
+    finally:
+        i18n.use("zh")
 
 
 def test_volume_is_stacked_by_service_name_with_every_day_of_the_window() -> None:
@@ -169,7 +177,7 @@ def test_volume_is_stacked_by_service_name_with_every_day_of_the_window() -> Non
     assert bars_of(svg) == [("12-04", "0", "0"), ("12-05", "3", "3")]
     root = parse(svg)
     legend = [g.get("data-series") for g in root.iter(f"{SVG}g") if g.get("class") == "legend-item"]
-    assert legend == ["人工窗口取号 Ticket for a staffed window"]
+    assert legend == ["人工窗口取号"]
     assert "queue_ticket" not in svg
 
 
@@ -184,13 +192,19 @@ def test_ratings_show_count_and_share_and_tags_in_words() -> None:
         (say("stars", n=2), "0", "0 (0.0%)"),
         (say("stars", n=1), "1", "1 (25.0%)"),
     ]
-    assert stats_charts.named_tags(Counter({"slow": 1})) == [("等待太久 Too slow", 1)]
+    assert stats_charts.named_tags(Counter({"slow": 1})) == [("等待太久", 1)]
+    i18n.use("en")
+    try:
+        assert stats_charts.named_tags(Counter({"slow": 1})) == [("Too slow", 1)]
+        assert say("stars", n=4) == "4 stars" and screen("choose") == "Choose a service"
+    finally:
+        i18n.use("zh")
 
 
 def test_an_empty_statistics_page_draws_no_zeros() -> None:
     charts = stats_charts.charts(stats_with([]))
     for svg in charts.values():
-        assert bars_of(svg) == [] and NO_DATA in svg
+        assert bars_of(svg) == [] and "本期无数据" in svg
 
 
 # --- the console's time zone ---------------------------------------------------------------------

@@ -5,7 +5,7 @@ a database holding two weeks of a small fleet: six stations at two sites, events
 simulator's residents (:mod:`fleet.simulate.residents`), heartbeats with gaps, and the demo
 catalog signed, so services are named. The page must draw its four charts with labelled bars,
 name the zone, and show days in it. Screenshots: ``test-artifacts/console/stats-zh.png`` (the
-page as it is, bilingual; ``stats-en.png`` waits for the console's language switch) and
+page in Chinese), ``stats-en.png`` (in English, through the header's switch) and
 ``stats-empty.png`` (a period with no data).
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 import time
 from pathlib import Path
 
@@ -86,6 +87,40 @@ def seed(db_url: str, now: float) -> None:
         store.close()
 
 
+WORDS = {
+    "zh": {"screens": ["读取身份证", "选择事项"], "service": "人工窗口取号"},
+    "en": {"screens": ["ID card", "Choose a service"], "service": "Ticket for a staffed window"},
+}
+CJK = re.compile(r"[\u4e00-\u9fff]")
+
+
+def look_at_charts(browser: WebDriver, lang: str) -> None:
+    """Every chart drawn with its bars labelled with their values, in ``lang``'s words only."""
+    bars = {chart: browser.find_elements(By.CSS_SELECTOR, f"svg#{chart} g.bar") for chart in CHARTS}
+    assert len(bars["chart-volume"]) == DAYS  # a column for every day of the window
+    assert len(bars["chart-ratings"]) == 5
+    assert len(bars["chart-uptime"]) == len(STATIONS)
+    screens = [b.get_attribute("data-label") for b in bars["chart-funnel"]]
+    assert screens[:2] == WORDS[lang]["screens"]
+    for chart in CHARTS:  # every bar is labelled with its value, drawn as text
+        for bar in bars[chart]:
+            value = bar.get_attribute("data-value")
+            printed = [t.text for t in bar.find_elements(By.CSS_SELECTOR, "text.value")]
+            label = bar.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+            assert value is not None and value in label
+            if chart != "chart-volume":
+                assert printed and printed[0].startswith(value.split(".")[0])
+    legend = browser.find_elements(By.CSS_SELECTOR, "svg#chart-volume .legend-item text")
+    assert WORDS[lang]["service"] in [t.text for t in legend]
+    text = browser.find_element(By.TAG_NAME, "main").text
+    assert "unknown" not in text and "queue_ticket" not in text
+    assert "error." not in text  # failures in words, not the kiosk's keys
+    if lang == "en":  # no Chinese left on the English page (station names are ASCII here)
+        assert not CJK.findall(text), CJK.findall(text)[:10]
+    else:
+        assert "Choose a service" not in text and "Ratings" not in text
+
+
 def full_page_screenshot(browser: WebDriver, path: Path) -> None:
     height = browser.execute_script("return document.documentElement.scrollHeight")
     browser.set_window_size(1400, min(int(height) + 40, 6000))
@@ -110,28 +145,17 @@ def test_statistics_draws_its_charts_in_the_stations_zone(
             assert zone == "Asia/Shanghai (UTC+08:00)"
             window = browser.find_element(By.ID, "stats-window").text
             assert window.startswith(LocalTime().days_back(DAYS, now)[1][0])
-            bars = {
-                chart: browser.find_elements(By.CSS_SELECTOR, f"svg#{chart} g.bar")
-                for chart in CHARTS
-            }
-            assert len(bars["chart-volume"]) == DAYS  # a column for every day of the window
-            assert len(bars["chart-ratings"]) == 5
-            assert len(bars["chart-uptime"]) == len(STATIONS)
-            screens = [b.get_attribute("data-label") for b in bars["chart-funnel"]]
-            assert screens[:2] == ["读取身份证 ID card", "选择事项 Choose a service"]
-            for chart in CHARTS:  # every bar is labelled with its value, drawn as text
-                for bar in bars[chart]:
-                    value = bar.get_attribute("data-value")
-                    printed = [t.text for t in bar.find_elements(By.CSS_SELECTOR, "text.value")]
-                    label = bar.find_element(By.TAG_NAME, "title").get_attribute("textContent")
-                    assert value is not None and value in label
-                    if chart != "chart-volume":
-                        assert printed and printed[0].startswith(value.split(".")[0])
-            legend = browser.find_elements(By.CSS_SELECTOR, "svg#chart-volume .legend-item text")
-            assert "人工窗口取号 Ticket for a staffed window" in [t.text for t in legend]
-            text = browser.find_element(By.TAG_NAME, "main").text
-            assert "unknown" not in text and "queue_ticket" not in text
+            look_at_charts(browser, "zh")
             full_page_screenshot(browser, ARTIFACTS / "stats-zh.png")
+
+            # the same page in English, through the header's switch
+            browser.find_element(By.CSS_SELECTOR, "header .langs a[href*='to=en']").click()
+            wait.until(lambda d: d.find_element(By.TAG_NAME, "html").get_attribute("lang") == "en")
+            wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "svg#chart-uptime g.bar"))
+            assert browser.find_element(By.ID, "stats-zone").text == "Asia/Shanghai (UTC+08:00)"
+            look_at_charts(browser, "en")
+            full_page_screenshot(browser, ARTIFACTS / "stats-en.png")
+            browser.get(f"{url}/lang?to=zh&next=/stats")
 
             browser.get(f"{url}/stats?days={DAYS}&site=nowhere")
             empty = browser.find_elements(By.CSS_SELECTOR, "svg.chart.no-data")
