@@ -47,6 +47,7 @@ __all__ = [
     "negotiate",
     "ngettext",
     "switch",
+    "translate",
     "use",
     "word",
 ]
@@ -97,7 +98,12 @@ def use(lang: str) -> None:
 
 
 def gettext(key: str, **params: Any) -> str:
-    text = str(translations()[current()].gettext(key))
+    return translate(current(), key, **params)
+
+
+def translate(lang: str, key: str, **params: Any) -> str:
+    """``key`` in ``lang`` whatever the request's language (the CLI's English, the audit's)."""
+    text = str(translations()[lang].gettext(key))
     return text % params if params else text
 
 

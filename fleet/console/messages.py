@@ -2,7 +2,8 @@
 
 ``python -m fleet.console.messages update`` extracts every key the console uses, with Babel and
 the mapping in ``fleet/console/babel.cfg`` (``_()``/``ngettext()`` in the Jinja2 templates,
-``gettext()``/``ngettext()`` in Python) plus every code of :func:`fleet.console.words.vocabulary`,
+``gettext()``/``ngettext()`` in Python, and the key a ``RequestError`` of the rollouts is raised
+with) plus every code of :func:`fleet.console.words.vocabulary`,
 and merges them into ``assets/locales/{zh_CN,en}/LC_MESSAGES/console.po``: new keys arrive with
 an empty translation to fill in, keys no longer used are dropped. ``check`` says what is missing,
 untranslated or stale without writing (exit status 1), which is what the catalogs' test asks.
@@ -22,7 +23,7 @@ from fleet.console import i18n, words
 
 HERE = Path(__file__).resolve().parent
 MAPPING = HERE / "babel.cfg"
-KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2)}
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "RequestError": None}
 PROJECT = "station-kiosk console"
 
 

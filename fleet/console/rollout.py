@@ -457,6 +457,7 @@ class Rollout:
         return targets
 
     def _auto_abort(self, now: float, reason: str) -> None:
+        # the console's page words these reasons (fleet.console.rollout_pages.reason_words)
         log.warning("rollout %s aborted: %s", self.record.id, reason)
         self.abort(now, reason)
 

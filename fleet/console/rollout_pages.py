@@ -8,10 +8,17 @@ a finished one's failed stations; the API answers with the new one), ``GET /api/
 ``GET /api/rollouts/{id}`` (progress). Starting and steering need the ``rollout`` permission
 and the CSRF token; every attempt is audited. A console process that does not drive rollouts
 leaves the start or the command for the one that does and answers with its outcome.
+
+The page and the errors speak the request's language (:mod:`fleet.console.i18n`): states,
+phases, waves and the terminals' failure codes in words (:mod:`fleet.console.words`), a refused
+start in the words of :meth:`RequestError.words`, and the reasons the engine gives for aborting
+by itself in the reader's language (:func:`reason_words`; stored, the API and the CLI keep them
+in English).
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -21,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from fleet.console import i18n
 from fleet.console.catalogs import Shelf
 from fleet.console.rollout import (
     FINAL_STATES,
@@ -59,10 +67,46 @@ __all__ = [
     "choose_stations",
     "desired_from",
     "policy_from",
+    "reason_words",
     "rollout_view",
 ]
 
 LISTED = 50  # rollouts on the page and in GET /api/rollouts
+
+# the reasons fleet.console.rollout gives when it aborts by itself, and the "(by NAME)" the
+# pages add to a reason given by hand
+FAILURE_RATE = re.compile(
+    r"^failure rate (?P<rate>\d+%) > (?P<limit>\d+%) after (?P<results>\d+) results"
+    r" in wave (?P<wave>\S+)$"
+)
+BELOW_TARGET = re.compile(
+    r"^wave (?P<wave>\S+) ended at success rate (?P<rate>\d+%) < (?P<target>\d+%)$"
+)
+BY_HAND = "aborted by hand"
+BY = re.compile(r"^(?P<reason>.*) \(by (?P<who>[^()]+)\)$", re.S)
+
+
+def reason_words(reason: str | None) -> str | None:
+    """Why a rollout was aborted, in the request's language: the engine's own reasons and the
+    default of an abort by hand are worded, a reason typed by hand is shown as typed."""
+    if not reason:
+        return reason
+    by = BY.match(reason)
+    if by:
+        return i18n.gettext(
+            "rollouts.reason_by", reason=reason_words(by["reason"]) or "", who=by["who"]
+        )
+    if reason == BY_HAND:
+        return i18n.gettext("rollouts.reason_by_hand")
+    rate = FAILURE_RATE.match(reason)
+    if rate:
+        wave = i18n.word("wave", rate["wave"])
+        return i18n.gettext("rollouts.reason_failure_rate", **(rate.groupdict() | {"wave": wave}))
+    below = BELOW_TARGET.match(reason)
+    if below:
+        wave = i18n.word("wave", below["wave"])
+        return i18n.gettext("rollouts.reason_below_target", **(below.groupdict() | {"wave": wave}))
+    return reason
 
 
 # --- routes --------------------------------------------------------------------------------------
@@ -89,7 +133,7 @@ class RolloutRoutes:
     def _service(self) -> RolloutService:
 
         if self.service is None:
-            raise Refused(503, "this console has no rollout service")
+            raise Refused(503, i18n.gettext("rollouts.error.no_service"))
         return self.service
 
     async def _execute(
@@ -100,7 +144,7 @@ class RolloutRoutes:
         try:
             return await run_in_threadpool(service.execute, action, rollout_id, who, "web", detail)
         except NotDriving as err:
-            raise Refused(503, f"rollouts are not driven by any console ({err})") from err
+            raise Refused(503, i18n.gettext("rollouts.error.not_driven", detail=str(err))) from err
         except RolloutError as err:  # audited by the console that refused it
             raise Refused(409, str(err)) from err
 
@@ -108,12 +152,16 @@ class RolloutRoutes:
         rows = db.scalars(select(RolloutRow).order_by(RolloutRow.created.desc()).limit(LISTED))
         return [rollout_view(row) for row in rows]
 
+    def _worded(self, db: Session) -> list[dict[str, Any]]:
+        """The rollouts as the page shows them: their reasons in the reader's language."""
+        return [view | {"reason_words": reason_words(view["reason"])} for view in self._views(db)]
+
     async def page(self, request: Request) -> Response:
         who = await self.web.require(request)
 
         def load(db: Session) -> dict[str, Any]:
             sites = db.scalars(select(Station.site).distinct().order_by(Station.site))
-            return {"rollouts": self._views(db), "sites": list(sites)}
+            return {"rollouts": self._worded(db), "sites": list(sites)}
 
         data = await self.web.db(load)
         signed: list[dict[str, Any]] = []
@@ -145,7 +193,7 @@ class RolloutRoutes:
         # the driver's lock is never taken inside a unit of work: the driver saves under it
         row = await self.web.db(lambda db: db.get(RolloutRow, rollout_id))
         if row is None:
-            return JSONResponse({"error": "no such rollout"}, 404)
+            return JSONResponse({"error": i18n.gettext("rollouts.error.no_such")}, 404)
         live = None
         service, final = self.service, row.state in FINAL_STATES
         driver = service.driver if service is not None else None
@@ -164,9 +212,10 @@ class RolloutRoutes:
         who = await self.web.require(request, "rollout")
         api = is_api(request)
 
-        async def refuse(status: int, reason: str) -> Refused:
+        async def refuse(status: int, err: RequestError) -> Refused:
+            reason = str(err)  # the audit's English
             await self.web.db(lambda db: audit(db, who.name, "rollout", ok=False, reason=reason))
-            return Refused(status, reason)
+            return Refused(status, err.words())
 
         try:
             data, policy_data, scope, site, listed = await self._start_fields(request, api)
@@ -174,7 +223,7 @@ class RolloutRoutes:
             policy = policy_from(policy_data)
             keys = await self.web.db(choose_stations, scope, site, listed)
         except RequestError as err:
-            raise await refuse(400, str(err)) from err
+            raise await refuse(400, err) from err
         rollout_id = new_rollout_id()
         detail = start_detail(desired, keys, policy, scope)
         progress = await self._execute("start", rollout_id, who.name, detail)
@@ -189,17 +238,17 @@ class RolloutRoutes:
             try:
                 body = await request.json()
             except ValueError as err:
-                raise RequestError("the body must be a JSON object") from err
+                raise RequestError("rollouts.error.body") from err
             if not isinstance(body, dict):
-                raise RequestError("the body must be a JSON object")
+                raise RequestError("rollouts.error.body")
             policy = body.get("policy") or {}
             if not isinstance(policy, dict):
-                raise RequestError("policy must be an object")
+                raise RequestError("rollouts.error.policy_object")
             stations = body.get("stations") or []
             if isinstance(stations, str):
                 stations = split_keys(stations)
             if not isinstance(stations, list) or not all(isinstance(k, str) for k in stations):
-                raise RequestError("stations: a list of site/station keys")
+                raise RequestError("rollouts.error.stations")
             scope = str(body.get("scope") or ("list" if stations else "all"))
             return body, policy, scope, str(body.get("site") or ""), stations
         form = await request.form()
@@ -218,7 +267,7 @@ class RolloutRoutes:
         rollout_id, action = request.path_params["rollout_id"], request.path_params["action"]
         api = is_api(request)
         if action not in ACTIONS:
-            raise Refused(404, f"no action {action[:16]!r}")
+            raise Refused(404, i18n.gettext("rollouts.error.no_action", action=action[:16]))
         reason = ""
         if action == "abort":
             if api:
@@ -230,10 +279,10 @@ class RolloutRoutes:
             else:
                 given = (await request.form()).get("reason")
             text = given.strip()[:200] if isinstance(given, str) else ""
-            reason = f"{text or 'aborted by hand'} (by {who.name})"
+            reason = f"{text or BY_HAND} (by {who.name})"
         exists = await self.web.db(lambda db: db.get(RolloutRow, rollout_id) is not None)
         if not exists:
-            raise Refused(404, "no such rollout")
+            raise Refused(404, i18n.gettext("rollouts.error.no_such"))
         detail: dict[str, Any] = {"reason": reason} if reason else {}
         if action == "retry":
             detail["new_id"] = new_rollout_id()

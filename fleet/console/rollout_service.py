@@ -40,6 +40,7 @@ from sqlalchemy import Integer, case, literal, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from fleet.console import i18n
 from fleet.console.rollout import (
     FINAL_STATES,
     Policy,
@@ -77,8 +78,42 @@ ROLLOUT_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
 ANSWER_S = 15.0  # how long a console not driving waits for the one that does
 
 
+FIELD_LABELS = {
+    "target": "rollouts.target",
+    "version": "rollouts.version",
+    "length": "rollouts.length",
+    "metadata_url": "rollouts.metadata_url",
+    "targets_url": "rollouts.targets_url",
+    "canary": "rollouts.canary",
+    "percent": "rollouts.percent",
+    "advance_at_pct": "rollouts.advance_at",
+    "abort_above_pct": "rollouts.abort_above",
+    "min_results": "rollouts.min_results",
+    "wave_timeout_s": "rollouts.wave_timeout",
+    "soak_s": "rollouts.soak",
+}
+"""The start form's label of each field (a message about a field names it as the form does)."""
+
+
 class RequestError(Exception):
-    """A start request that cannot be carried out as asked (answered 400, exit 1 in the CLI)."""
+    """A start request that cannot be carried out as asked (answered 400, exit 1 in the CLI).
+
+    ``key`` names the message in the console's catalogs and ``params`` fill it in: ``str()``
+    says it in English (the CLI, the audit), :meth:`words` in the request's language (the
+    page, the API). A ``field`` is also given as ``label``, the form's name for it. A text that
+    is no key (the CLI's own messages) is said as it is."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        self.key, self.params = key, params
+        super().__init__(self.words("en"))
+
+    def words(self, lang: str | None = None) -> str:
+        lang = lang or i18n.current()
+        params = dict(self.params)
+        if "field" in params:
+            label = FIELD_LABELS.get(str(params["field"]))
+            params["label"] = i18n.translate(lang, label) if label else params["field"]
+        return i18n.translate(lang, self.key, **params)
 
 
 class NotDriving(Exception):
@@ -346,7 +381,7 @@ class RolloutService:
                 elif action == "retry":
                     new_id = str(detail.get("new_id") or new_rollout_id())
                     if not ROLLOUT_ID.match(new_id):
-                        raise RequestError("a rollout id is 1-64 letters, digits, '.', '_' or '-'")
+                        raise RequestError("rollouts.error.rollout_id")
                     driver.retry(rollout_id, new_id)
                     progress = driver.status(new_id)
                     note |= {"retry": new_id, "stations": sum(w.size for w in progress.waves)}
@@ -369,7 +404,7 @@ class RolloutService:
         self, driver: RolloutDriver, rollout_id: str, actor: str, detail: Mapping[str, Any]
     ) -> Progress:
         if not ROLLOUT_ID.match(rollout_id):
-            raise RequestError("a rollout id is 1-64 letters, digits, '.', '_' or '-'")
+            raise RequestError("rollouts.error.rollout_id")
         try:
             given = dict(detail["desired"])
             flat = {**given["catalog"]} | {
@@ -379,7 +414,7 @@ class RolloutService:
             policy = Policy.from_dict(detail.get("policy") or {})
             keys = [str(k) for k in detail["stations"]]
         except (KeyError, TypeError, ValueError) as err:
-            raise RequestError(f"malformed start request: {err}") from err
+            raise RequestError("rollouts.error.malformed", detail=str(err)) from err
         with self.db.session() as db:
             if db.get(RolloutRow, rollout_id) is not None:
                 raise RolloutError(f"rollout {rollout_id} exists already")
@@ -407,15 +442,15 @@ def start_detail(
 
 def parse_number(value: Any, name: str, kind: type[int] | type[float]) -> int | float:
     if isinstance(value, bool):
-        raise RequestError(f"{name} must be a number")
+        raise RequestError("rollouts.error.number", field=name)
     if isinstance(value, str):
         value = value.strip()
     try:
         number = kind(value)
     except (TypeError, ValueError) as err:
-        raise RequestError(f"{name} must be a number") from err
+        raise RequestError("rollouts.error.number", field=name) from err
     if kind is int and isinstance(value, float) and value != number:
-        raise RequestError(f"{name} must be a whole number")
+        raise RequestError("rollouts.error.whole_number", field=name)
     return number
 
 
@@ -423,14 +458,14 @@ def desired_from(data: Mapping[str, Any]) -> dict[str, Any]:
     """The ``desired`` (without rev) from the catalog fields of a request."""
     target = str(data.get("target") or "").strip()
     if not TARGET.match(target) or ".." in target:
-        raise RequestError("target: the catalog's TUF target name, e.g. catalog.toml")
+        raise RequestError("rollouts.error.target")
     version = int(parse_number(data.get("version"), "version", int))
     length = int(parse_number(data.get("length"), "length", int))
     if version < 1 or length < 1:
-        raise RequestError("version and length must be positive")
+        raise RequestError("rollouts.error.positive")
     sha256 = str(data.get("sha256") or "").strip().lower()
     if not SHA256.match(sha256):
-        raise RequestError("sha256: 64 hexadecimal digits")
+        raise RequestError("rollouts.error.sha256")
     desired: dict[str, Any] = {
         "catalog": {"target": target, "version": version, "sha256": sha256, "length": length}
     }
@@ -439,7 +474,7 @@ def desired_from(data: Mapping[str, Any]) -> dict[str, Any]:
         if not url and name == "targets_url":
             continue
         if not re.match(r"^https?://[^\s]{1,500}$", url):
-            raise RequestError(f"{name}: an http(s) URL")
+            raise RequestError("rollouts.error.url", field=name)
         desired[name] = url
     return desired
 
@@ -458,18 +493,16 @@ def policy_from(data: Mapping[str, Any]) -> Policy:
         if isinstance(given, str):
             given = given.strip().removesuffix("%")
         if given not in (None, ""):
-            values[name.removesuffix("_pct")] = (
-                float(parse_number(given, f"{name} (%)", float)) / 100
-            )
+            values[name.removesuffix("_pct")] = float(parse_number(given, name, float)) / 100
     canaries = data.get("canary_stations")
     if canaries:
         if not isinstance(canaries, list) or not all(isinstance(k, str) for k in canaries):
-            raise RequestError("canary_stations: a list of site/station keys")
+            raise RequestError("rollouts.error.canary_stations")
         values["canary_stations"] = tuple(canaries)
     try:
         return Policy(**values)
     except RolloutError as err:
-        raise RequestError(str(err)) from err
+        raise RequestError("rollouts.error.policy", detail=str(err)) from err
 
 
 def split_keys(text: str) -> list[str]:
@@ -485,17 +518,19 @@ def choose_stations(db: Session, scope: str, site: str, listed: list[str]) -> li
     elif scope == "site":
         keys = [k for k in known if k.partition("/")[0] == site]
         if not keys:
-            raise RequestError(f"no stations known at site {site[:64]!r}")
+            raise RequestError("rollouts.error.no_site_stations", site=site[:64])
     elif scope == "list":
         members = set(known)
         unknown = [k for k in listed if k not in members]
         if unknown:
-            raise RequestError(f"unknown stations: {', '.join(unknown[:5])[:300]}")
+            raise RequestError(
+                "rollouts.error.unknown_stations", stations=", ".join(unknown[:5])[:300]
+            )
         keys = list(dict.fromkeys(listed))
     else:
-        raise RequestError("scope: all, site or list")
+        raise RequestError("rollouts.error.scope")
     if not keys:
-        raise RequestError("no stations to roll out to")
+        raise RequestError("rollouts.error.no_stations")
     return keys
 
 

@@ -15,13 +15,21 @@ from typing import get_args
 from fleet.console import followups, incidents, stat_words
 from fleet.console.alerting import HEALTH_KINDS
 from fleet.console.conditions import MOMENTARY
+from fleet.console.rollout import ABORTED, COMPLETED, DRAFT, PAUSED, PHASES, RUNNING
 from fleet.console.store import ROLES
 from fleet.console.views import EVENT_FIELDS, PRIORITY, STATUSES
 from fleet.protocol.commands import COMMANDS
 from fleet.protocol.models import EVENTS, STATION_ALERT_KINDS, StateReason
 from flows.models import DeviceState
 
-__all__ = ["COMMAND_STATUSES", "RESULT_CODES", "RESULT_FIELDS", "keys", "vocabulary"]
+__all__ = [
+    "CATALOG_ERRORS",
+    "COMMAND_STATUSES",
+    "RESULT_CODES",
+    "RESULT_FIELDS",
+    "keys",
+    "vocabulary",
+]
 
 COMMAND_STATUSES = ("sent", "accepted", "succeeded", "failed", "timed_out")
 """A command's life at the console (fleet.console.ingest)."""
@@ -93,6 +101,33 @@ RESULT_CODES = (
 """The values of those fields that are codes (reasons, outcomes, printers)."""
 
 
+CATALOG_ERRORS = (
+    "signature",
+    "rollback",
+    "expired",
+    "too_large",
+    "hash_mismatch",
+    "version_mismatch",
+    "malformed",
+    "unknown_target",
+    "untrusted",
+    "metadata",
+    "download",
+    "timeout",
+    "invalid_desired",
+    "storage",
+)
+"""Why a terminal failed to take a rolled-out catalog: the ``error`` of its ``reported``
+(``fleet.agent.catalog_update.Reason``, which the console may not import; a test keeps the two
+lists equal)."""
+
+ROLLOUT_STATES = (DRAFT, RUNNING, PAUSED, COMPLETED, ABORTED)
+"""A rollout's life (fleet.console.rollout)."""
+
+WAVES = ("canary", "all")
+"""The named waves of a rollout; the middle one is named by its percentage ("10%"), as is."""
+
+
 def alert_kinds() -> list[str]:
     kinds = {*PRIORITY, *HEALTH_KINDS, *MOMENTARY, incidents.KIND}
     kinds |= {f"station:{k}" for k in (*STATION_ALERT_KINDS, "other")}
@@ -121,6 +156,10 @@ def vocabulary() -> dict[str, list[str]]:
         "code": list(RESULT_CODES),
         "stats": list(stat_words.KEYS),  # the Statistics charts' words
         "failure": list(stat_words.FAILURES),
+        "rollout": list(ROLLOUT_STATES),
+        "phase": list(PHASES),  # a station's in a rollout
+        "wave": list(WAVES),
+        "catalogerror": list(CATALOG_ERRORS),
     }
 
 

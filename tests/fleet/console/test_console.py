@@ -203,7 +203,7 @@ def test_roles_technicians_cannot_push_catalogs(db_url: str) -> None:
         for http, csrf in ((oper, oper_csrf), (boss, boss_csrf)):
             empty = http.post("/api/rollouts", headers={"X-CSRF-Token": csrf}, json={})
             assert empty.status_code == 400  # allowed, but there is nothing to roll out
-            assert empty.json()["error"].startswith("target")
+            assert empty.json()["error"].startswith("目标文件名")  # Chinese, as above
         # operators do not command terminals or acknowledge alerts; technicians do not manage users
         command = oper.post(
             f"/api/stations/{SITE}/st-1/commands",

@@ -12,7 +12,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from fleet.agent.catalog_update import Reason
 from fleet.console import Console, i18n, messages, words
+from fleet.console.rollout_pages import reason_words
+from fleet.console.rollout_service import RequestError, desired_from
 from fleet.console.store import CommandRow, Station
 from tests.fleet.console.test_console import client, login, make_console
 
@@ -163,3 +166,44 @@ def test_commands_states_and_results_in_words_not_codes_or_dicts(console: Consol
     assert re.search(r'<dt data-field="reason">Reason</dt>\s*<dd>not printed</dd>', en)
     assert re.search(r'<dt data-field="files">Log files</dt>\s*<dd>kiosk.log</dd>', en)
     assert "重新上报" not in en and "Offline" in en
+
+
+def test_a_terminals_failure_codes_are_all_worded() -> None:
+    # the console may not import the agent: words.py keeps its own list of the agent's reasons
+    assert set(words.CATALOG_ERRORS) == {r.value for r in Reason}
+
+
+@pytest.mark.parametrize(
+    ("reason", "zh", "en"),
+    [
+        (
+            "failure rate 40% > 20% after 10 results in wave canary",
+            "“试点”批失败率 40%，超过上限 20%（已有 10 台出结果），已自动中止",
+            "failure rate 40% > 20% after 10 results in wave canary",
+        ),
+        (
+            "wave 10% ended at success rate 60% < 90%",
+            "“10%”批结束时成功率 60%，未达到 90%，已自动中止",
+            "wave 10% ended at success rate 60% < 90%",
+        ),
+        ("aborted by hand (by oper)", "人工中止（操作人：oper）", "aborted by hand (by oper)"),
+        ("版本有误 (by oper)", "版本有误（操作人：oper）", "版本有误 (by oper)"),
+        ("a reason of its own", "a reason of its own", "a reason of its own"),
+    ],
+)
+def test_why_a_rollout_was_aborted_in_the_readers_language(reason: str, zh: str, en: str) -> None:
+    i18n.use("zh")
+    assert reason_words(reason) == zh
+    i18n.use("en")
+    assert reason_words(reason) == en
+    i18n.use("zh")
+
+
+def test_a_refused_start_says_why_in_english_for_the_cli_and_in_the_readers_language() -> None:
+    fields = {"target": "catalog.toml", "version": "x", "length": 1, "sha256": "a" * 64}
+    with pytest.raises(RequestError) as refused:
+        desired_from(fields)
+    assert str(refused.value) == "version must be a number"  # the CLI's, the audit's
+    assert refused.value.words("zh") == "“版本”必须填数字"  # named as the form names it
+    assert refused.value.words("en") == "version must be a number"
+    assert str(RequestError("--repo needs --base-url")) == "--repo needs --base-url"  # as is

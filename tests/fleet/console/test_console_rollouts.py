@@ -40,6 +40,7 @@ CATALOG = {
     "metadata_url": "http://127.0.0.1:8001/metadata/",
 }
 QUICK = {"canary": 2, "percent": 50, "advance_at": 1.0, "wave_timeout_s": 60, "soak_s": 0}
+EN = {"Accept-Language": "en"}
 
 
 def simulated_fleet(broker: MosquittoBroker, **config: Any) -> SimulatorProcess:
@@ -102,13 +103,19 @@ def test_a_rollout_started_through_the_api_completes_on_simulated_terminals(
         bad = oper.post(
             "/api/rollouts", headers={"X-CSRF-Token": csrf}, json=body | {"sha256": "x" * 64}
         )
-        assert bad.status_code == 400 and "sha256" in bad.json()["error"]
+        assert bad.status_code == 400 and "SHA-256 应为" in bad.json()["error"]  # in Chinese
         unknown = oper.post(
             "/api/rollouts",
             headers={"X-CSRF-Token": csrf},
             json=body | {"scope": "list", "stations": ["sim-site-00/nowhere"]},
         )
-        assert unknown.status_code == 400 and "unknown stations" in unknown.json()["error"]
+        assert unknown.status_code == 400 and "这些终端不存在" in unknown.json()["error"]
+        english = oper.post(
+            "/api/rollouts",
+            headers={"X-CSRF-Token": csrf, "Accept-Language": "en"},
+            json=body | {"scope": "list", "stations": ["sim-site-00/nowhere"]},
+        )
+        assert english.json()["error"] == "unknown stations: sim-site-00/nowhere"
         assert sim.stats()[0]["desired"] == 0  # nothing refused reached a terminal
 
         started = oper.post("/api/rollouts", headers={"X-CSRF-Token": csrf}, json=body)
@@ -177,7 +184,9 @@ def test_failing_terminals_abort_the_rollout_and_the_reason_is_shown(
         assert sim.stats()[0]["desired"] == 2  # later waves never got the desired
         page = oper.get("/rollouts")
         assert f'data-rollout="{rollout_id}" data-state="aborted"' in page.text
-        assert f"原因 Reason: {html.escape(reason)}" in page.text
+        worded = "“试点”批失败率 100%，超过上限 20%（已有 2 台出结果），已自动中止"
+        assert f"原因：{worded}" in page.text
+        assert f"Reason: {html.escape(reason)}" in oper.get("/rollouts", headers=EN).text
         fragment = oper.get("/rollouts?fragment=1")  # what the live update swaps in
         assert html.escape(reason) in fragment.text and "<html" not in fragment.text
         assert oper.get("/api/rollouts").json()[0]["reason"] == reason

@@ -43,6 +43,8 @@ from tests.fleet.console.test_console_browser import (
     console_process,
     log_in,
 )
+from tests.fleet.console.test_console_i18n import CJK
+from tests.fleet.console.test_console_pages_browser import in_english
 from tests.fleet.trust.test_catalogs import catalog
 
 pytestmark = pytest.mark.slow
@@ -213,8 +215,8 @@ def test_operator_steers_soaks_sees_failures_and_retries_only_them(
             assert sim.stats.desired == 3
             browser.find_element(By.CSS_SELECTOR, f"#abort-{first} button.abort").click()
             wait.until(lambda d: section(d, first).get_attribute("data-state") == "aborted")
-            recorded = f"{reason} (by oper)"
-            assert recorded in section(browser, first).text
+            recorded = f"{reason} (by oper)"  # stored, and in the API, as given
+            assert f"原因：{reason}（操作人：oper）" in section(browser, first).text
             assert api(browser, f"/api/rollouts/{first}")["reason"] == recorded
             store = Store(db_url)
             try:
@@ -260,10 +262,12 @@ def test_operator_steers_soaks_sees_failures_and_retries_only_them(
             browser.save_screenshot(str(ARTIFACTS / f"rollouts-completed-with-failures-{db}.png"))
             n = len(failed_keys)
             assert shown["open"] is True and shown["same"] == "same", shown
-            assert f"已完成，{n} 台失败 completed with {n} failures" in shown["text"]
+            assert f"已完成，{n} 台失败" in shown["text"] and "completed" not in shown["text"]
             assert "with-failures" in shown["cls"] and shown["failed"] == str(n)
             assert sorted(shown["stations"]) == sorted(failed_keys)
-            assert "(hash_mismatch): simulated failure" in shown["text"]
+            assert (
+                "失败（文件校验值不符）: simulated failure" in shown["text"]
+            )  # the terminal's text
             assert done.find_elements(By.CSS_SELECTOR, "button.retry")
             view = api(browser, f"/api/rollouts/{second}")
             assert view["rev"] == SECOND_REV and view["failed"] == n
@@ -286,7 +290,7 @@ def test_operator_steers_soaks_sees_failures_and_retries_only_them(
                 )
             )
             assert retry.get_attribute("data-retry-of") == second
-            assert f"重试 Retry of {second}" in retry.text
+            assert f"重试 {second} 中失败的终端" in retry.text
             assert section(browser, second).get_attribute("data-retried-as") == third
             assert not section(browser, second).find_elements(By.CSS_SELECTOR, "button.retry")
             browser.save_screenshot(str(ARTIFACTS / f"rollouts-retried-{db}.png"))
@@ -299,6 +303,33 @@ def test_operator_steers_soaks_sees_failures_and_retries_only_them(
                     assert got[-1] == again["rev"], (key, got)
                 else:
                     assert again["rev"] not in got, (key, got)
+
+            # 5. the same page in English, switched with the header's toggle
+            in_english(browser, wait)
+            english = browser.execute_script(
+                """const main = document.querySelector('main').cloneNode(true);
+                const typed = main.querySelector(arguments[0]);  // the reason typed in Chinese
+                const reason = typed.innerText;
+                typed.remove();
+                return {text: main.innerText, reason: reason};""",
+                f"#rollout-{first} p.reason",
+            )
+            browser.save_screenshot(str(ARTIFACTS / f"rollouts-english-{db}.png"))
+            assert english["reason"] == f"Reason: {recorded}"
+            text = english["text"]
+            assert not CJK.search(text), CJK.findall(text)
+            for words in (
+                "Catalog rollouts",
+                "Start rollout",
+                "Aborted",
+                f"Completed with {n} failures",
+                "failed (hash mismatch): simulated failure",
+                f"Retry of {second}: only its failed stations",
+                f"Failed stations retried as {third}",
+                "Applied",
+                "Timed out",
+            ):
+                assert words in text, words
         except Exception:
             browser.save_screenshot(str(ARTIFACTS / f"rollouts-failure-{db}.png"))
             raise
