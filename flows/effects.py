@@ -33,6 +33,13 @@ class StopSpeech:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadCard:
+    """Read the card that lies on the reader now, even one read before: a new session reads a
+    card that is present, whether it was placed before the session began or left there by the
+    previous resident (the readers announce it again and read it)."""
+
+
+@dataclass(frozen=True, slots=True)
 class Selection:
     """What the resident picked: one service, or a bundle of several under one confirmation."""
 
@@ -128,6 +135,7 @@ Effect = (
     Show
     | Speak
     | StopSpeech
+    | ReadCard
     | BuildPreview
     | PrintDocuments
     | JournalBegin

@@ -28,6 +28,11 @@ class IdentityReader(Protocol):
     def stop(self) -> None:
         """Stop watching and release the device. Returns within a couple of seconds."""
 
+    def read_again(self) -> None:
+        """A new session begins: a card lying on the reader now, even one read (or failed)
+        before, is announced and read again. Any thread; returns at once; nothing happens
+        when no card is there."""
+
     def health(self) -> DeviceHealth: ...
 
 

@@ -17,7 +17,6 @@ import functools
 import secrets
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from statemachine import State, StateMachine
@@ -33,6 +32,7 @@ from flows.effects import (
     JournalUpdate,
     Offer,
     PrintDocuments,
+    ReadCard,
     Selection,
     Show,
     Speak,
@@ -40,6 +40,7 @@ from flows.effects import (
 )
 from flows.identity import identity_hash
 from flows.models import Identity, PrintOutcome
+from flows.view import View, selections
 
 __all__ = [
     "TIMEOUTS_S",
@@ -52,6 +53,7 @@ __all__ = [
     "JournalUpdate",
     "Offer",
     "PrintDocuments",
+    "ReadCard",
     "Selection",
     "Session",
     "SessionChart",
@@ -70,11 +72,19 @@ TIMEOUTS_S: dict[str, float] = {
     "notice": 240.0,
     "preview": 180.0,
     "rate": 40.0,
+    "thanks": 5.0,
     "unlock": 60.0,
     "maintenance": 600.0,
 }
 """Seconds of inactivity before a state gives up; doubled in elder mode. Printing never times out
-here: the printer drivers carry their own deadlines."""
+here: the printer drivers carry their own deadlines, and ``take_card`` waits until the card is
+taken (its reminder is :data:`REMIND_TAKE_CARD_S`; the console is told by the shell)."""
+
+NO_WARNING = ("thanks",)
+"""States that end without asking "are you still there?" (the thank-you is short on purpose)."""
+
+REMIND_TAKE_CARD_S = 20.0
+"""A card left on the reader is asked for again this often (spoken; it stays on the screen)."""
 
 WARN_BEFORE_S = 15.0
 """The resident is warned (shown and spoken) this long before a timeout and can extend."""
@@ -82,6 +92,8 @@ WARN_BEFORE_S = 15.0
 MAX_EXTENSIONS = 20
 
 IN_SESSION = ("identify", "choose", "notice", "preview", "rate")
+SESSION_OVER = ("idle", "out_of_order", "take_card", "thanks")
+"""States with no session: no identity, no transaction; a new catalog applies at once."""
 
 
 class SessionChart(StateMachine):
@@ -95,6 +107,8 @@ class SessionChart(StateMachine):
     preview = State()
     printing = State()
     rate = State()
+    take_card = State()  # the session is over, its card is still on the reader: ask for it
+    thanks = State()  # the session is over: a short thank-you, then home
     unlock = State()  # a technician's PIN pad, reached by a hidden gesture
     maintenance = State()
 
@@ -109,71 +123,51 @@ class SessionChart(StateMachine):
     fetch_failed = preview.to(choose)
     confirm = preview.to(printing) | notice.to(printing)
     printed = printing.to(rate)
-    rated = rate.to(idle)
-    skip_rating = rate.to(idle)
+    rated = rate.to(take_card, cond="card_on_reader") | rate.to(thanks)
+    skip_rating = rate.to(take_card, cond="card_on_reader") | rate.to(thanks)
+    # a session that ends with its card on the reader asks for the card before anything else
     cancel = (
-        identify.to(idle) | choose.to(idle) | notice.to(idle) | preview.to(idle) | rate.to(idle)
+        identify.to(take_card, cond="card_on_reader")
+        | identify.to(idle)
+        | choose.to(take_card, cond="card_on_reader")
+        | choose.to(idle)
+        | notice.to(take_card, cond="card_on_reader")
+        | notice.to(idle)
+        | preview.to(take_card, cond="card_on_reader")
+        | preview.to(idle)
+        | rate.to(take_card, cond="card_on_reader")
+        | rate.to(idle)
+        | thanks.to(idle)
     )
     timeout = (
-        identify.to(idle)
+        identify.to(take_card, cond="card_on_reader")
+        | identify.to(idle)
+        | choose.to(take_card, cond="card_on_reader")
         | choose.to(idle)
+        | notice.to(take_card, cond="card_on_reader")
         | notice.to(idle)
+        | preview.to(take_card, cond="card_on_reader")
         | preview.to(idle)
+        | rate.to(take_card, cond="card_on_reader")
         | rate.to(idle)
+        | thanks.to(idle)
         | unlock.to(idle)
         | maintenance.to(idle)
     )
-    card_removed = choose.to(idle) | notice.to(idle) | preview.to(idle)
+    card_removed = (
+        choose.to(idle)
+        | notice.to(idle)
+        | preview.to(idle)
+        | take_card.to(thanks, cond="thank_after")
+        | take_card.to(idle)
+    )
     open_maintenance = idle.to(unlock) | out_of_order.to(unlock)
     unlocked = unlock.to(maintenance)
     close_maintenance = unlock.to(idle) | maintenance.to(idle)
 
-
-@dataclass(frozen=True, slots=True)
-class View:
-    """What the screen shows, as plain data. Screens bind to this and never to domain objects."""
-
-    screen: str
-    lang: str
-    elder: bool
-    masked_name: str = ""
-    masked_id_number: str = ""
-    offers: tuple[Offer, ...] = ()
-    selection: Selection | None = None
-    preview_ready: bool = False
-    warning: bool = False
-    seconds_left: float | None = None
-    print_ok: bool | None = None
-    print_error_key: str = ""
-
-    @property
-    def services(self) -> tuple[Service, ...]:
-        """The single services that can be picked now."""
-        return tuple(
-            o.selection.services[0]
-            for o in self.offers
-            if o.available and not o.selection.is_bundle
-        )
-
-    @property
-    def service(self) -> Service | None:
-        sel = self.selection
-        return sel.services[0] if sel is not None and len(sel.services) == 1 else None
-
-
-def selections(catalog: Catalog) -> tuple[Selection, ...]:
-    """Every enabled bundle and service of the catalog, as things a resident can pick.
-
-    Bundles come first: "one thing, one visit" is what many residents came for.
-    """
-    out = []
-    for b in catalog.enabled_bundles():
-        services = tuple(catalog.service(code) for code in b.services)
-        out.append(Selection(b.code, b.name, b.description, b.spoken, services, is_bundle=True))
-    out += [
-        Selection(s.code, s.name, s.description, s.spoken, (s,)) for s in catalog.enabled_services()
-    ]
-    return tuple(out)
+    # guards, kept by the Session: a card lies on the reader; the resident rated (or skipped)
+    card_on_reader = False
+    thank_after = False
 
 
 class Session:
@@ -216,14 +210,15 @@ class Session:
         self._extensions = 0
         self._print_result: PrintOutcome | None = None
         self._unavailable: dict[str, str] = {}
-        self._card_on_reader = False
+        self._rated = False
+        self._remind_at: float | None = None  # take_card: when to ask for the card again
         self._pending_catalog: Catalog | None = None
 
     # --- the catalog: changes apply between sessions, never in the middle of one ---------------
 
     def offer_catalog(self, catalog: Catalog) -> bool:
         """Take a new (verified) catalog; True if it applies now, False if it waits for idle."""
-        if self.state in ("idle", "out_of_order"):
+        if self.state in SESSION_OVER:
             self._use_catalog(catalog)
             return True
         self._pending_catalog = catalog
@@ -284,6 +279,8 @@ class Session:
             seconds_left=left,
             print_ok=None if result is None else result.ok,
             print_error_key="" if result is None or result.ok else result.translation_key,
+            card_on_reader=self.chart.card_on_reader,
+            prompt_key=self._prompt(),
         )
 
     # --- settings the resident may change on any screen ----------------------------------------
@@ -292,7 +289,7 @@ class Session:
         if lang not in ("zh", "en"):
             raise ValueError(f"unsupported language {lang!r}")
         self.lang = lang
-        return self._activity() + [Speak(_PROMPTS[self.state])]
+        return self._activity() + [Speak(self._prompt())]
 
     def set_elder(self, elder: bool) -> list[Effect]:
         self.elder = elder
@@ -323,7 +320,8 @@ class Session:
     def on_start(self) -> list[Effect]:
         self.chart.send("start")
         self._txn_id = self._new_id()
-        return [JournalBegin(self._txn_id, self.lang, self.elder)] + self._entered()
+        # a card already on the reader (placed early, or read before) is read for this session
+        return [JournalBegin(self._txn_id, self.lang, self.elder), *self._entered(), ReadCard()]
 
     def on_skip_identity(self) -> list[Effect]:
         """Services that need no ID card (checklists, queue tickets) without placing a card."""
@@ -378,13 +376,13 @@ class Session:
         if not 1 <= rating <= 5:
             raise ValueError(f"rating must be 1..5, not {rating}")
         txn = self._txn_id
+        self.chart.thank_after, self._rated = True, True
         self.chart.send("rated")
-        effects: list[Effect] = [Speak("prompt.thanks")]
-        if txn is not None:
-            effects.insert(0, JournalRate(txn, rating, tags))
+        effects: list[Effect] = [] if txn is None else [JournalRate(txn, rating, tags)]
         return effects + self._entered()
 
     def on_skip_rating(self) -> list[Effect]:
+        self.chart.thank_after = True
         self.chart.send("skip_rating")
         return self._entered()
 
@@ -441,7 +439,7 @@ class Session:
     # --- device and shell events ---------------------------------------------------------------
 
     def on_card_inserted(self) -> list[Effect]:
-        self._card_on_reader = True
+        self.chart.card_on_reader = True
         return self._activity() if self.state == "identify" else []
 
     def on_card_fault(self, translation_key: str) -> list[Effect]:
@@ -452,7 +450,7 @@ class Session:
 
     def on_identity(self, identity: Identity) -> list[Effect]:
         """A card was read. Outside ``identify`` it is not wanted and is dropped at once."""
-        self._card_on_reader = True
+        self.chart.card_on_reader = True
         if self.state != "identify":
             return []
         self.chart.send("identified")
@@ -462,7 +460,10 @@ class Session:
         return [JournalUpdate(self._txn_id, identity_hash=keyed)] + self._entered()
 
     def on_card_removed(self) -> list[Effect]:
-        self._card_on_reader = False
+        self.chart.card_on_reader = False
+        if self.state == "take_card":
+            self.chart.send("card_removed")
+            return self._entered()
         if self.state not in ("choose", "notice", "preview") or self._identity is None:
             return []
         abandoned = self._abandon("card_removed")
@@ -486,13 +487,18 @@ class Session:
 
     def on_tick(self) -> list[Effect]:
         """Called by the shell's clock a few times a second."""
+        now = self._clock()
+        if self._remind_at is not None and now >= self._remind_at:
+            self._remind_at = now + REMIND_TAKE_CARD_S
+            return [Speak("prompt.take_card")]
         if self._deadline is None:
             return []
-        now = self._clock()
         if now >= self._deadline:
             abandoned = self._abandon("timeout")
             self.chart.send("timeout")
             return abandoned + self._entered()
+        if self.state in NO_WARNING:
+            return []
         if not self._warned and now >= self._deadline - self._warn_s():
             self._warned = True
             return [Speak("prompt.still_there")]
@@ -509,7 +515,7 @@ class Session:
         self._deadline = None if base is None else self._clock() + base * (2 if self.elder else 1)
 
     def _activity(self) -> list[Effect]:
-        if self._deadline is not None:
+        if self._deadline is not None and self.state not in NO_WARNING:
             self._arm_timeout()
         return []
 
@@ -521,8 +527,12 @@ class Session:
     def _entered(self) -> list[Effect]:
         """Effects of arriving in the current state; identity is wiped on the way to idle."""
         self._arm_timeout()
-        effects: list[Effect] = [StopSpeech(), Show(self.state), Speak(_PROMPTS[self.state])]
-        if self.state in ("idle", "out_of_order"):
+        self._remind_at = None
+        if self.state == "take_card":
+            self._remind_at = self._clock() + REMIND_TAKE_CARD_S
+        effects: list[Effect] = [StopSpeech(), Show(self.state), Speak(self._prompt())]
+        if self.state in SESSION_OVER:
+            # the session is over: its data goes; its language stays until home
             if self._pending_catalog is not None:
                 self._use_catalog(self._pending_catalog)
             self._identity = None
@@ -532,13 +542,19 @@ class Session:
             self._txn_id = None
             self._print_result = None
             self._extensions = 0
+        if self.state in ("idle", "out_of_order"):
             self.lang = self.default_lang
             self.elder = self.default_elder
-            if self._card_on_reader:
-                effects.append(Speak("prompt.take_card"))
+            self.chart.thank_after, self._rated = False, False
         elif self.state == "choose":
             self._extensions = 0
         return effects
+
+    def _prompt(self) -> str:
+        """The key of what the current screen says (spoken on arrival, shown as its title)."""
+        if self.state == "thanks" and not self._rated:
+            return "prompt.goodbye"
+        return _PROMPTS[self.state]
 
     def debug_state(self) -> dict[str, Any]:
         """For logs: the state and timers, never the identity."""
@@ -559,6 +575,8 @@ _PROMPTS: dict[str, str] = {
     "preview": "prompt.preview",
     "printing": "prompt.printing",
     "rate": "prompt.rate",
+    "take_card": "prompt.take_card",
+    "thanks": "prompt.thanks",
     "unlock": "prompt.unlock",
     "maintenance": "prompt.maintenance",
 }

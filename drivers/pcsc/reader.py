@@ -89,6 +89,7 @@ class PcscReader:
         self.reads = 0
         self.contexts = 0
         self.last_protocol = ""  # "T=0" or "T=1": what the last card was read with
+        self._again = threading.Event()  # read_again: read the card in the reader once more
 
     # --- port ----------------------------------------------------------------------------------
 
@@ -101,6 +102,10 @@ class PcscReader:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=3)
+
+    def read_again(self) -> None:
+        """The card in the reader is announced and read anew within ``wait_ms``."""
+        self._again.set()
 
     def health(self) -> DeviceHealth:
         detail = {
@@ -157,6 +162,10 @@ class PcscReader:
         states: list[Any] = [(r, scard.SCARD_STATE_UNAWARE) for r in readers]
         present = {r: False for r in readers}
         while not self._stop.is_set():
+            if self._again.is_set():  # a new session wants the card that is in the reader
+                self._again.clear()
+                for reader in [r for r, there in present.items() if there]:
+                    self._read(ctx, reader, sink)
             hr, new_states = scard.SCardGetStatusChange(ctx, self.wait_ms, states)
             if _is(hr, scard.SCARD_E_TIMEOUT):
                 continue

@@ -113,6 +113,7 @@ class SamReader:
         self._attempts = 0
         self._timeouts = 0
         self._last_status = -1
+        self._again = threading.Event()  # read_again: read the card on the reader once more
 
     # --- port ----------------------------------------------------------------------------------
 
@@ -133,6 +134,11 @@ class SamReader:
             if thread.is_alive():
                 log.warning("reader %s: thread did not stop within %.1f s", self.name, STOP_JOIN_S)
         self._close()
+
+    def read_again(self) -> None:
+        """The card on the reader (read or failed before) is announced and read anew at the
+        next poll; set from any thread, taken by the reader's own."""
+        self._again.set()
 
     def health(self) -> DeviceHealth:
         state, reasons = self._health
@@ -319,6 +325,7 @@ class SamReader:
             self._set(DeviceState.OK)
         if not present:
             if self._card is CardState.NONE:
+                self._again.clear()  # nothing to read again; a card placed later is new anyway
                 return
             self._misses += 1
             if self._misses >= REMOVAL_DEBOUNCE:
@@ -326,6 +333,9 @@ class SamReader:
                 sink(CardRemoved(self.name))
             return
         self._misses = 0
+        if self._again.is_set():  # a new session wants the card that lies here
+            self._again.clear()
+            self._card = CardState.NONE
         if self._card is CardState.NONE:
             self._card, self._attempts = CardState.PENDING, 0
             sink(CardInserted(self.name))

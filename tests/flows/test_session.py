@@ -18,6 +18,7 @@ from flows.session import (
     JournalRate,
     JournalUpdate,
     PrintDocuments,
+    ReadCard,
     Session,
     Show,
     Speak,
@@ -56,7 +57,7 @@ def to_preview(session: Session, code: str = "social_insurance_certificate") -> 
     session.on_preview_ready()
 
 
-def test_happy_path_emits_effects_in_order(session: Session) -> None:
+def test_happy_path_emits_effects_in_order(session: Session, clock: FakeClock) -> None:
     effects = session.on_start()
     assert isinstance(effects[0], JournalBegin)
     assert shows(effects) == ["identify"]
@@ -88,8 +89,13 @@ def test_happy_path_emits_effects_in_order(session: Session) -> None:
 
     effects = session.on_rate(5)
     assert JournalRate(finish.txn_id, 5, ()) in effects
-    assert session.state == "idle"
-    assert session.identity is None
+    assert session.state == "take_card"  # the card is still on the reader: asked for first
+    assert session.identity is None and session.txn_id is None
+
+    effects = session.on_card_removed()
+    assert shows(effects) == ["thanks"] and Speak("prompt.thanks") in effects
+    clock.now += TIMEOUTS_S["thanks"] + 0.1
+    assert shows(session.on_tick()) == ["idle"]
 
 
 def test_failed_print_is_recorded_and_spoken(session: Session) -> None:
@@ -119,7 +125,8 @@ def test_cancel_from_anywhere_wipes_identity_and_records_where(
     effects = session.on_cancel()
     finish = next(e for e in effects if isinstance(e, JournalFinish))
     assert (finish.outcome, finish.abandoned_state, finish.reason) == ("abandoned", state, "cancel")
-    assert session.state == "idle" and session.identity is None
+    card = state != "identify"  # the card read is still on the reader: it is asked for
+    assert session.state == ("take_card" if card else "idle") and session.identity is None
     assert session.view.masked_name == ""
 
 
@@ -138,15 +145,74 @@ def test_card_removed_while_printing_does_not_stop_the_paper(session: Session) -
     assert session.state == "printing"
 
 
-def test_card_left_on_the_reader_is_spoken_about_at_the_end(session: Session) -> None:
+def test_card_left_on_the_reader_is_asked_for_until_taken(
+    session: Session, clock: FakeClock
+) -> None:
     to_preview(session)
     session.on_confirm()
     session.on_printed(PrintOutcome(JobState.COMPLETED), ("a4", "thermal"))
+    session.set_lang("en")
     effects = session.on_rate(4, ("slow",))
-    assert Speak("prompt.take_card") in effects
-    session.on_card_removed()
+    assert shows(effects) == ["take_card"] and Speak("prompt.take_card") in effects
+    view = session.view
+    assert (view.screen, view.lang, view.card_on_reader) == ("take_card", "en", True)
+    assert view.masked_name == "" and session.identity is None  # the session's data is gone
+    assert view.prompt_key == "prompt.take_card"
+    # it never times out; it is asked for again, spoken, while the card stays
+    clock.now += 3600
+    assert session.on_tick() == [Speak("prompt.take_card")]
+    assert session.on_tick() == []
+    clock.now += 20
+    assert session.on_tick() == [Speak("prompt.take_card")]
+    assert session.state == "take_card"
+    effects = session.on_card_removed()
+    assert shows(effects) == ["thanks"] and session.view.lang == "en"
+    session.on_cancel()  # the thank-you's button: home at once
+    assert session.state == "idle" and session.lang == "zh"
+
+
+@pytest.mark.parametrize("how", ["cancel", "timeout"])
+def test_a_session_abandoned_with_its_card_asks_for_the_card(
+    session: Session, clock: FakeClock, how: str
+) -> None:
     session.on_start()
-    assert Speak("prompt.take_card") not in session.on_cancel()
+    session.on_identity(PERSON)
+    if how == "cancel":
+        effects = session.on_cancel()
+    else:
+        clock.now += TIMEOUTS_S["choose"] + 1
+        effects = session.on_tick()
+    finish = next(e for e in effects if isinstance(e, JournalFinish))
+    assert finish.reason == how
+    assert shows(effects) == ["take_card"]
+    assert shows(session.on_card_removed()) == ["idle"]  # no thank-you for an abandoned session
+
+
+def test_without_a_card_the_session_ends_with_a_thank_you(
+    session: Session, clock: FakeClock
+) -> None:
+    session.on_start()
+    session.on_skip_identity()
+    session.on_pick("disability_certificate_checklist")
+    session.on_confirm()
+    session.on_printed(PrintOutcome(JobState.COMPLETED), ("thermal",))
+    effects = session.on_skip_rating()
+    assert shows(effects) == ["thanks"] and Speak("prompt.goodbye") in effects
+    assert session.view.prompt_key == "prompt.goodbye"
+    # short and not extendable: a touch does not keep it; it never asks "still there?"
+    clock.now += TIMEOUTS_S["thanks"] - 1
+    session.on_touch()
+    assert session.on_tick() == []
+    clock.now += 1.1
+    assert shows(session.on_tick()) == ["idle"]
+
+
+def test_a_new_session_reads_the_card_lying_on_the_reader(session: Session) -> None:
+    session.on_card_inserted()  # placed on the home screen, before the session began
+    assert session.on_identity(PERSON) == [] and session.state == "idle"
+    effects = session.on_start()
+    assert ReadCard() in effects  # the readers read it again for this session
+    assert session.view.card_on_reader
 
 
 def test_notice_flow_needs_no_card_and_prints_the_notice(session: Session) -> None:
@@ -273,7 +339,8 @@ def test_a_new_catalog_waits_for_the_end_of_the_session(session: Session) -> Non
     session.on_identity(PERSON)
     assert session.offer_catalog(smaller) is False
     assert len(session.view.offers) == 13  # the resident keeps what they saw
-    session.on_cancel()
+    session.on_cancel()  # the session is over (its card is asked for): the new catalog applies
+    assert session.state == "take_card"
     assert [o.selection.code for o in session.view.offers] == ["queue_ticket"]
     assert session.offer_catalog(CATALOG) is True  # between sessions: at once
     assert len(session.view.offers) == 13

@@ -23,6 +23,8 @@ STATES = {
     "preview",
     "printing",
     "rate",
+    "take_card",
+    "thanks",
     "unlock",
     "maintenance",
 }
@@ -115,7 +117,14 @@ def test_random_sequences_keep_the_chart_sound(events: list[tuple[object, ...]])
                 open_txns.add(effect.txn_id)
             if isinstance(effect, JournalFinish):
                 open_txns.discard(effect.txn_id)
-        if session.state in ("idle", "out_of_order", "unlock", "maintenance"):
+        if session.state in (
+            "idle",
+            "out_of_order",
+            "take_card",
+            "thanks",
+            "unlock",
+            "maintenance",
+        ):
             # the session is over: no identity, no transaction, nothing personal in the view
             assert session.identity is None and session.txn_id is None
             view = session.view

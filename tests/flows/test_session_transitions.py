@@ -51,7 +51,13 @@ class Rig:
         if state == "printing":
             return
         s.on_printed(PrintOutcome(JobState.COMPLETED), ("a4", "thermal"))
-        assert state == "rate"
+        if state == "rate":
+            return
+        s.on_rate(4)
+        if state == "take_card":
+            return
+        s.on_card_removed()
+        assert state == "thanks"
 
     def expire(self) -> list[object]:
         self.now += TIMEOUTS_S[self.session.state] + 1
@@ -93,7 +99,7 @@ TRANSITIONS = [
 
 
 def test_the_chart_is_what_the_tests_cover() -> None:
-    assert len(TRANSITIONS) == 35
+    assert len(TRANSITIONS) == 51
     assert {state.id for state in SessionChart().states} == {
         "idle",
         "out_of_order",
@@ -103,6 +109,8 @@ def test_the_chart_is_what_the_tests_cover() -> None:
         "preview",
         "printing",
         "rate",
+        "take_card",
+        "thanks",
         "unlock",
         "maintenance",
     }
@@ -113,11 +121,18 @@ def test_every_transition(source: str, target: str, event: str) -> None:
     rig = Rig()
     rig.to(source)
     assert rig.session.state == source
+    # the guards: the card is on the reader when the transition goes to take_card
+    if target == "take_card" and source == "identify":
+        rig.session.on_card_inserted()
+    elif source in ("choose", "notice", "preview", "rate") and target != "take_card":
+        rig.session.chart.card_on_reader = False  # a session whose card was taken meanwhile
+    if source == "take_card" and target == "idle":
+        rig.session.chart.thank_after = False  # a session that ended by cancel or timeout
     effects = fire(rig, event, source)
     assert rig.session.state == target
-    if target in ("idle", "out_of_order"):
+    if target in ("idle", "out_of_order", "take_card", "thanks"):
         assert rig.session.identity is None and rig.session.txn_id is None
-    if source in ("identify", "choose", "notice", "preview") and target == "idle":
+    if source in ("identify", "choose", "notice", "preview") and target in ("idle", "take_card"):
         [finish] = [e for e in effects if isinstance(e, JournalFinish)]
         assert finish.outcome == "abandoned" and finish.abandoned_state == source
         assert finish.reason == event
@@ -133,4 +148,4 @@ def test_elder_mode_doubles_every_timeout() -> None:
         assert rig.session.state == state, f"{state} timed out before twice its limit"
         rig.now += seconds
         rig.session.on_tick()
-        assert rig.session.state == "idle"
+        assert rig.session.state in ("idle", "take_card")

@@ -20,6 +20,7 @@ from drivers.pcsc.reader import PcscReader
 from drivers.pcsc.vicc import VirtualCard
 from flows.errors import ConfigError, ProtocolError
 from flows.models import (
+    CardInserted,
     CardRemoved,
     DeviceEvent,
     DeviceFault,
@@ -91,6 +92,22 @@ def test_social_security_card_is_read_with_get_response_and_resend(
     text = caplog.text
     for secret in (DEMO_RESIDENT.name, DEMO_RESIDENT.id_number):
         assert secret not in text and secret.encode("gbk").hex() not in text
+
+
+def test_a_new_session_reads_the_card_that_stayed_in_the_reader(
+    pcscd: Pcscd, reader: PcscReader, events: queue.Queue[DeviceEvent]
+) -> None:
+    wait_for(events, ReaderConnected)
+    card = VirtualCard(pcscd.port, DEMO_RESIDENT)
+    card.insert()
+    wait_for(events, IdentityRead)
+    reader.read_again()  # the card stayed: the next session reads it without a re-insert
+    wait_for(events, CardInserted)
+    again = wait_for(events, IdentityRead)
+    assert isinstance(again, IdentityRead) and again.identity.name == DEMO_RESIDENT.name
+    assert reader.reads == 2
+    card.remove()
+    wait_for(events, CardRemoved)
 
 
 def test_pin_required_is_a_typed_fault_without_identity(

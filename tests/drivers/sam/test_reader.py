@@ -64,6 +64,44 @@ def test_a_card_that_stays_is_not_read_again_and_removal_is_seen(
     assert p.READ_ADDRESS not in sim.commands()[-3:]  # residents' cards only
 
 
+def test_a_new_session_reads_the_card_that_stayed(
+    sim: SamSimulator, reader: SamReader, events, wait_until
+) -> None:
+    """The card left by one resident (or placed before the session began) is read again when
+    the next session asks (issue 20), without being taken away first."""
+    events.wait_for(ReaderConnected)
+    reader.read_again()  # no card: nothing happens, and nothing is remembered for later
+    n = len(sim.commands())
+    wait_until(lambda: len(sim.commands()) > n + 5)
+    sim.insert(DEMO_RESIDENT)
+    events.wait_for(IdentityRead)
+    assert reader.reads == 1
+    n = len(sim.commands())
+    wait_until(lambda: len(sim.commands()) > n + 10)
+    assert reader.reads == 1  # it stays: not read again on its own
+    reader.read_again()
+    wait_until(lambda: events.count(IdentityRead) == 2)
+    assert events.kinds()[-2:] == ["CardInserted", "IdentityRead"] and reader.reads == 2
+    assert events.count(CardRemoved) == 0
+
+
+def test_a_halting_module_reads_the_card_that_stayed(
+    tmp_path: Path, make_reader: Callable[..., SamReader], events, wait_until
+) -> None:
+    sim = SamSimulator(link_path=tmp_path / "sam", halt_after_read=True)
+    sim.start()
+    try:
+        reader = make_reader(str(tmp_path / "sam"))
+        events.wait_for(ReaderConnected)
+        sim.insert(DEMO_RESIDENT)
+        events.wait_for(IdentityRead)
+        reader.read_again()  # find card says no now; select still says yes
+        wait_until(lambda: events.count(IdentityRead) == 2)
+        assert events.count(CardRemoved) == 0
+    finally:
+        sim.stop()
+
+
 def test_removal_is_debounced(sim: SamSimulator, reader: SamReader, events, wait_until) -> None:
     events.wait_for(ReaderConnected)
     sim.insert(DEMO_RESIDENT)
