@@ -56,6 +56,7 @@ SITE = "faults-site"
 STATION = "faults-0001"
 CERTIFICATE = "social_insurance_certificate"  # A4 + thermal, needs the ID card
 TICKET = "queue_ticket"  # thermal only, no card
+AFTER_RATING = ["idle", "out_of_order", "take_card", "thanks"]  # issue 20: card, thank-you
 
 
 class FaultError(Exception):
@@ -521,6 +522,8 @@ class Rig:
         if self.sam.card_present:
             self.sam.remove()
             time.sleep(0.6)
+        if self.ui is not None:  # the card asked for, then a short thank-you, then home
+            self.ui.wait(state=["idle", "out_of_order"], timeout=20)
 
     def _print_and_rate(self, session: Session, rate: int, timeout: float) -> Session:
         ui = self._ui()
@@ -529,10 +532,10 @@ class Rig:
         session.print_ok = bool(st["print_ok"])
         session.error_key = st["print_error_key"]
         if rate:
-            ui.do("rate", [rate, []], state=["idle", "out_of_order"], timeout=timeout)
+            ui.do("rate", [rate, []], state=AFTER_RATING, timeout=timeout)
             session.rated = True
         else:
-            ui.do("skip_rating", state=["idle", "out_of_order"], timeout=timeout)
+            ui.do("skip_rating", state=AFTER_RATING, timeout=timeout)
         return session
 
     def _ui(self) -> UiProcess:

@@ -60,6 +60,9 @@ class StationSection(_Section):
     lang: Literal["zh", "en"] = "zh"
     elder_default: bool = False
     catalog: str = ""  # empty: the demo catalog shipped in assets/
+    # a card left on the reader at the end of a session is asked for on the screen at once; the
+    # console is alerted (card_left_behind) when it is still there after this many seconds
+    card_left_alert_s: Annotated[float, Field(ge=1, le=3600)] = 120.0
 
 
 class StateSection(_Section):

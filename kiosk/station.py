@@ -152,6 +152,7 @@ def create_station(config: Config, *, strict_translations: bool = False) -> Stat
         quiet_volume=config.devices.speech_quiet_volume,
         quiet_hours=config.devices.speech_quiet_hours,
         attract_every_s=config.ui.attract_every_s,
+        card_left_alert_s=config.station.card_left_alert_s,
     )
     runtime.remote.catalog_loader = lambda: active_catalog(config)
     runtime.diskguard = DiskGuard(state_dir, journal)

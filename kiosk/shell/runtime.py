@@ -43,6 +43,7 @@ from flows.session import (
     JournalRate,
     JournalUpdate,
     PrintDocuments,
+    ReadCard,
     Session,
     Show,
     Speak,
@@ -51,12 +52,14 @@ from flows.session import (
 )
 from flows.tokens import Signer
 from kiosk.i18n import Translator
-from kiosk.present import spoken_params, spoken_texts
+from kiosk.present import spoken_texts
 from kiosk.shell import printing
+from kiosk.shell.captions import Captions
 from kiosk.shell.catalog_watch import CatalogWatch
 from kiosk.shell.diskguard import DiskGuard
 from kiosk.shell.helpdesk import HelpAnswer, HelpDesk, HelpSlipDone, HelpState
 from kiosk.shell.journal_writer import JournalWriter
+from kiosk.shell.leftcard import LeftCardWatch
 from kiosk.shell.maintenance import Desk, MaintenanceNote, MaintenanceReport
 from kiosk.shell.paperwork import Paperwork, Preview, PreviewDone, PrintDone
 from kiosk.shell.remote import KioskRemote
@@ -107,6 +110,7 @@ class Frame:
     exit_code: int | None = None  # the app should stop with this status
     louder: bool = False  # the resident turned the voice up for this session
     help: HelpState = field(default_factory=HelpState)  # after hours, an answer, the slip
+    caption: str = ""  # the line being said, shown (kiosk.shell.captions)
 
 
 @dataclass
@@ -153,6 +157,7 @@ class Runtime:
         quiet_volume: float = 0.5,
         quiet_hours: str = "",
         attract_every_s: float = 300.0,
+        card_left_alert_s: float = 120.0,
     ) -> None:
         self.devices = devices
         self._journal = journal
@@ -213,6 +218,8 @@ class Runtime:
         self.catalog_watch: CatalogWatch | None = None  # offers catalogs the agent committed
         self.remote = KioskRemote(self)  # remote commands the agent passes on (kiosk.shell.remote)
         self.helpdesk = HelpDesk(self, clock=clock)  # duty hours, answers, the hotline slip
+        self.captions = Captions(translator)  # everything spoken is shown
+        self.leftcard = LeftCardWatch(card_left_alert_s, clock=clock)  # tells the console
 
     @property
     def journal(self) -> Journal:
@@ -344,6 +351,7 @@ class Runtime:
                 self.desk.noted(self, item.text)
             return []
         if isinstance(item, CardInserted):
+            self.leftcard.device = item.device
             return s.on_card_inserted()
         if isinstance(item, CatalogOffer):
             applied = s.offer_catalog(item.catalog)
@@ -433,6 +441,7 @@ class Runtime:
     def _effect(self, effect: Effect) -> None:
         s = self.session
         if isinstance(effect, Show):
+            self.captions.screen_changed()
             if effect.screen in ("idle", "choose", "out_of_order"):
                 self._preview = None
                 self._document = None
@@ -451,8 +460,11 @@ class Runtime:
             ).start()
         elif isinstance(effect, Speak):
             self._last_spoken = self._clock()
-            text = self.tr(effect.key, s.lang, **spoken_params(effect.params, s.lang))
+            text = self.captions.said(effect.key, effect.params, screen=s.state, lang=s.lang)
             self.devices.speech.speak(text, lang=s.lang, elder=s.elder)
+        elif isinstance(effect, ReadCard):
+            for reader in self.devices.readers():
+                reader.read_again()
         elif isinstance(effect, StopSpeech):
             self.devices.speech.stop()
         elif isinstance(effect, PrintDocuments):
@@ -468,6 +480,7 @@ class Runtime:
         self._refresh_health.set()
 
     def _render(self) -> None:
+        self.leftcard.seen(self.session.state)
         self.on_frame(
             Frame(
                 view=self.session.view,
@@ -477,6 +490,7 @@ class Runtime:
                 health=dict(self._health),
                 louder=self._louder,
                 help=self.helpdesk.state(),
+                caption=self.captions.text,
                 **{**self._desk_frame(), **self._remote_frame()},
             )
         )
@@ -547,7 +561,7 @@ class Runtime:
                 except Exception:
                     log.exception("checking the free disk space failed")
             try:
-                self.journal.put_health([h.as_dict() for h in reports])
+                self.journal.put_health(self.leftcard.decorate([h.as_dict() for h in reports]))
             except Exception:
                 log.exception("writing health failed")
             self._refresh_health.wait(self._health_interval_s)

@@ -105,6 +105,11 @@ def state(tmp_path: Path) -> bytes:
             id="out-of-range",
         ),
         pytest.param(
+            b"[station]\ncard_left_alert_s = 0\n",
+            ["[station] card_left_alert_s must be from 1 to 3600; got `0`"],
+            id="card-left-alert",
+        ),
+        pytest.param(
             b"[devices]\nthermal_printer = 'lpt1'\n[ui]\nwidth = 10\nfullscreen = 'yes'\n",
             [
                 "[devices] thermal_printer must be `sim`, `sim:PROFILE`, `tcp:HOST:PORT`, "

@@ -20,7 +20,7 @@ def test_every_key_used_in_code_and_kv_is_translated() -> None:
     tr = Translator(strict=True)
     used: set[str] = set()
     pattern = re.compile(
-        r"""['"]((?:home|bar|identify|choose|preview|printing|rate|warning|help|prompt|error|sim|unavailable)\.[a-z0-9_.]+)['"]"""
+        r"""['"]((?:home|bar|identify|choose|preview|printing|rate|warning|help|prompt|error|sim|unavailable|take_card|thanks)\.[a-z0-9_.]+)['"]"""
     )
     for path in [
         *ROOT.glob("kiosk/**/*.py"),

@@ -101,6 +101,10 @@ def test_a_session_through_the_shell(
     pump_until(runtime, lambda: runtime.session.state == "rate")
     assert "个人所得税纳税记录".encode("gb18030") in printer.receipts[0].raw
     runtime.post(Intent("rate", (2, ("slow",))))
+    pump_until(runtime, lambda: runtime.session.state == "take_card")  # the card is asked for
+    sam.remove()
+    pump_until(runtime, lambda: runtime.session.state == "thanks")
+    runtime.post(Intent("cancel"))  # the thank-you's button
     pump_until(runtime, lambda: runtime.session.state == "idle")
     [txn] = runtime.journal.transactions()
     assert (txn.rating, txn.rating_tags, txn.outputs) == (2, ["slow"], ["a4", "thermal"])
