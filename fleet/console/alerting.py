@@ -36,6 +36,7 @@ HEALTH_KINDS = (
     "reader_fault",
     "printer_fault",
     "speech_fault",
+    "card_left_behind",  # a resident's card left on a reader (kiosk.shell.leftcard)
 )
 
 

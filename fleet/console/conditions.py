@@ -1,5 +1,6 @@
 """Which messages of a station stand for an alert: the conditions a health report names
-(a frozen UI, paper or toner out or low, a reader, a printer or the voice in fault or offline)
+(a frozen UI, paper or toner out or low, a reader, a printer or the voice in fault or offline,
+a resident's card left on a reader)
 and the alerts that stand for one occurrence (a help request), which acknowledging resolves."""
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ def health_conditions(health: dict[str, Any]) -> dict[str, dict[str, Any]]:
         for kind in ("paper_out", "paper_low", "toner_out", "toner_low"):
             if kind in reasons:
                 found.setdefault(kind, {"devices": []})["devices"].append(name)
+        if "card_left_behind" in reasons:  # the reason names no one: the reader only
+            found["card_left_behind"] = {"device": name}
         state = device.get("state")
         if "reader" in name and state in ("fault", "offline"):
             found["reader_fault"] = {"device": name, "state": state}

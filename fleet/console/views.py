@@ -112,6 +112,7 @@ PRIORITY: dict[str, int] = {
     "toner_out": 1,
     "printer_fault": 1,
     "speech_fault": 1,
+    "card_left_behind": 1,  # someone's ID card lies on the reader, and the station waits for it
     "site_mismatch": 1,
     "site_outage": 1,  # a whole hall dark: one line, above the stations offline one by one
     "offline": 3,

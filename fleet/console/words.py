@@ -46,6 +46,7 @@ DEVICE_REASONS = (
     "not_connected",
     "timeout",
     "disabled_in_config",
+    "card_left_behind",  # kiosk.shell.leftcard
 )
 """The reasons a device gives that a technician meets most (others are shown as sent)."""
 

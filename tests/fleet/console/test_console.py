@@ -394,6 +394,46 @@ def test_agents_health_alerts_webhook_and_commands(
         sink.close()
 
 
+def test_a_card_left_on_a_reader_is_an_alert_until_it_is_taken(
+    tmp_path: Path, broker: MosquittoBroker, db_url: str
+) -> None:
+    """The kiosk names a card left behind in its reader's health (kiosk.shell.leftcard); the
+    agent sends it, the console raises ``card_left_behind`` and resolves it when it is gone."""
+    console = make_console(broker, db_url)
+    console.start()
+    cfg = station_config(tmp_path, broker, "st-0002")
+    cfg.state_dir.mkdir(parents=True)
+    journal = Journal(cfg.journal_path)
+    journal.put_health([{"device": "id_reader", "state": "ok", "reasons": []}])
+    journal.touch_ui_heartbeat()
+    agent = Agent(cfg)
+    agent.start()
+    try:
+        tech, _csrf = login(console, "tech")
+        until(lambda: [s["status"] for s in tech.get("/api/stations").json()] == ["online"])
+        left = {"card_left_s": 120}
+        journal.put_health(
+            [
+                {
+                    "device": "id_reader",
+                    "state": "ok",
+                    "reasons": ["card_left_behind"],
+                    "detail": left,
+                }
+            ]
+        )
+        [alert] = until(lambda: tech.get("/api/alerts").json(), what="card alert")
+        assert (alert["kind"], alert["station"]) == ("card_left_behind", "st-0002")
+        assert alert["detail"] == {"device": "id_reader"}  # the reader, never the card's holder
+        assert "身份证遗留在读卡器上" in tech.get("/alerts").text
+        journal.put_health([{"device": "id_reader", "state": "ok", "reasons": []}])
+        until(lambda: tech.get("/api/alerts").json() == [], what="card alert resolved")
+    finally:
+        agent.stop()
+        journal.close()
+        console.stop()
+
+
 def test_offline_alerts_only_inside_duty_hours(
     tmp_path: Path, broker: MosquittoBroker, db_url: str
 ) -> None:
