@@ -106,6 +106,8 @@ def build_app(
         ObjectProperty,
         StringProperty,
     )
+    from kivy.factory import Factory
+    from kivy.uix.boxlayout import BoxLayout
     from kivy.uix.modalview import ModalView
     from kivy.uix.screenmanager import NoTransition, ScreenManager
 
@@ -160,6 +162,10 @@ def build_app(
         help_slip = StringProperty("")
         help_after_hours = BooleanProperty(False)
         help_slip_enabled = BooleanProperty(True)
+        caption = StringProperty("")  # the line being said (kiosk.shell.captions)
+        voice_off = BooleanProperty(False)  # the voice is not working: said on the screen
+        card_on_reader = BooleanProperty(False)  # as the reader says (simulator controls)
+        thanks_text = StringProperty("")
 
     class HelpView(ModalView):
         pass
@@ -209,10 +215,14 @@ def build_app(
             self.manager = ScreenManager(transition=NoTransition())
             for state, cls in SCREENS.items():
                 self.manager.add_widget(cls(name=state))
+            root = BoxLayout(orientation="vertical")  # every screen, with its caption under it
+            root.add_widget(self.manager)
+            self.caption_bar = Factory.CaptionBar()
+            root.add_widget(self.caption_bar)
             Window.bind(on_request_close=self._refuse_close)  # lockdown: closing does nothing
             Window.bind(on_keyboard=self._swallow_keys)
             Window.bind(on_touch_down=self._any_touch)
-            return self.manager
+            return root
 
         def on_start(self) -> None:
             Clock.schedule_interval(sdnotify.tick, sdnotify.watchdog_period_s())  # systemd
@@ -327,6 +337,11 @@ def build_app(
             self._show_preview(frame)
             vm.print_failed = view.print_ok is False
             vm.print_text = present.print_text(view, runtime.tr)
+            vm.caption = frame.caption
+            speech = frame.health.get("speech")
+            vm.voice_off = speech is not None and speech.state.value in ("fault", "offline")
+            vm.card_on_reader = view.card_on_reader
+            vm.thanks_text = runtime.tr(view.prompt_key, view.lang) if view.prompt_key else ""
             if view.screen == "rate" and vm.screen != "rate":
                 vm.rate_tags = []
             if self.manager.current != view.screen:
@@ -420,6 +435,7 @@ _OVERLAYS_KV = """
             id: help_body
             text: app.vm.help_body
             color: app.theme.fg
+        CaptionBar:
         TitleLabel:
             id: help_hotline
             text: app.vm.help_hotline
@@ -458,6 +474,7 @@ _OVERLAYS_KV = """
         spacing: app.theme.gap * 2
         TitleLabel:
             text: app.t('warning.still_there', app.vm.lang)
+        CaptionBar:
         Widget:
         BigButton:
             id: extend_button

@@ -40,6 +40,11 @@ class TopBar(BoxLayout):
     """Station name, language switch, elder mode and help: on every screen."""
 
 
+class CaptionBar(BoxLayout):
+    """The line being said, shown under every screen and in the overlays (everything spoken is
+    shown: :mod:`kiosk.shell.captions`), and a word when the voice is not working."""
+
+
 class BottomBar(BoxLayout):
     show_back = BooleanProperty(False)
     show_cancel = BooleanProperty(True)

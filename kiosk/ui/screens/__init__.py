@@ -17,6 +17,8 @@ from kiosk.ui.screens.out_of_order import OutOfOrderScreen
 from kiosk.ui.screens.preview import PreviewScreen
 from kiosk.ui.screens.printing import PrintingScreen
 from kiosk.ui.screens.rate import RateScreen
+from kiosk.ui.screens.take_card import TakeCardScreen
+from kiosk.ui.screens.thanks import ThanksScreen
 from kiosk.ui.screens.unlock import UnlockScreen
 
 SCREENS: dict[str, type[Screen]] = {
@@ -28,6 +30,8 @@ SCREENS: dict[str, type[Screen]] = {
     "preview": PreviewScreen,
     "printing": PrintingScreen,
     "rate": RateScreen,
+    "take_card": TakeCardScreen,
+    "thanks": ThanksScreen,
     "unlock": UnlockScreen,
     "maintenance": MaintenanceScreen,
 }

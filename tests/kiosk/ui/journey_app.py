@@ -31,6 +31,43 @@ class Journey(ScriptedRun):
         self.lang = lang
         self.scenario = scenario
         self.ok = False
+        self.runtime: Any = None  # set by main: the captions are checked after every frame
+        self._said = 0
+
+    def begin(self, _dt: float = 0.0) -> None:
+        if self.runtime is not None:
+            shown = self.runtime.on_frame  # the app's own renderer, set when it started
+
+            def frame_then_check(frame: Any) -> None:
+                shown(frame)
+                self.check_said()
+
+            self.runtime.on_frame = frame_then_check
+            self._said = max(0, len(self.runtime.captions.history) - 1)
+        super().begin(_dt)
+
+    def check_said(self) -> None:
+        """Everything spoken is shown on the screen it was spoken on: after each frame, the
+        newest line given to the voice must be the visible caption, on its screen. A line
+        superseded before any frame (two in one batch) was cut off on the voice too; it is
+        reported as such, and the test allows it only next to the line that replaced it."""
+        history = list(self.runtime.captions.history)
+        if len(history) <= self._said:
+            return
+        new, self._said = history[self._said :], len(history)
+        for said in new[:-1]:
+            print(f"SAID superseded {said.screen} {said.key}", flush=True)
+        said = new[-1]
+        modal = next((v for v in (self.app.help_view, self.app.still_there_view) if v.parent), None)
+        bar = self.app.caption_bar
+        if modal is not None:
+            from kiosk.ui.widgets import CaptionBar
+
+            bar = next(w for w in modal.walk() if isinstance(w, CaptionBar))
+        visible = bar.ids.caption.text
+        here = self.app.manager.current
+        ok = visible == said.shown and here == said.screen and bool(said.shown)
+        print(f"SAID {'shown' if ok else 'MISSING'} {said.screen} {said.key} on {here}", flush=True)
 
     # --- helpers -------------------------------------------------------------------------------
 
@@ -92,6 +129,7 @@ class Journey(ScriptedRun):
             "notice": self.notice,
             "bundle": self.bundle,
             "out_of_order": self.out_of_order,
+            "left_card": self.left_card,
         }[self.scenario]()
 
     def notice(self) -> Iterator[None]:
@@ -109,6 +147,8 @@ class Journey(ScriptedRun):
         self.tap(self.screen().ids.print_button)
         yield from self.wait_screen("rate", timeout=60)
         self.tap(self.screen().ids.skip_button)
+        yield from self.wait_screen("thanks")
+        self.shot("notice-3-thanks")
         yield from self.wait_screen("idle")
         self.ok = True
 
@@ -135,6 +175,10 @@ class Journey(ScriptedRun):
         yield from self.wait(lambda: self.app.vm.rate_tags == ["slow"], 5, "tag")
         self.shot("bundle-5-rate-elder")
         self.tap(self.screen().ids.rate4)
+        yield from self.wait_screen("take_card")  # the elder left the card on the reader
+        self.shot("bundle-6-take-card-elder")
+        yield from self.wait_screen("thanks", timeout=30)
+        self.shot("bundle-7-thanks-elder")
         yield from self.wait_screen("idle")
         self.ok = True
 
@@ -168,9 +212,50 @@ class Journey(ScriptedRun):
         yield from self.wait_screen("rate", timeout=120)
         self.shot(f"06-rate{suffix}")
         self.tap(self.screen().ids.rate5)
+        yield from self.wait_screen("thanks")  # the card was taken while rating
+        self.shot(f"07-thanks{suffix}")
         yield from self.wait_screen("idle")
-        self.shot(f"07-home-again{suffix}")
+        self.shot(f"08-home-again{suffix}")
         self.ok = True
+
+    def left_card(self) -> Iterator[None]:
+        """A resident leaves the card on the reader; the next one's card is read (issue 20)."""
+        suffix = f"-{self.lang}"
+        yield from self.wait_screen("idle")
+        if self.lang != self.app.vm.lang:
+            self.tap(self.top_bar().ids.lang_button)
+            yield from self.wait(lambda: self.app.vm.lang == self.lang, 5, "language switch")
+        self.tap(self.screen().ids.start_button)
+        yield from self.wait_screen("identify")
+        yield from self.wait_screen("choose", timeout=30)
+        self.tap(self.service_button("social_insurance_certificate"))
+        yield from self.wait_screen("preview")
+        yield from self.wait(lambda: self.app.vm.preview_ready, 15, "preview")
+        self.tap(self.screen().ids.print_button)
+        yield from self.wait_screen("rate", timeout=120)
+        self.tap(self.screen().ids.rate5)
+        yield from self.wait_screen("take_card")  # the test waits for the console's alert
+        self.shot(f"left-1-take-card{suffix}")
+        yield from self.wait_screen("thanks", timeout=90)  # then takes the card away
+        self.shot(f"left-2-thanks{suffix}")
+        yield from self.wait_screen("idle")
+        print("AT next-resident", flush=True)  # the next resident places a card first
+        yield from self.wait(lambda: self.app.vm.card_on_reader, 20, "the card on the reader")
+        self.shot(f"left-3-home-with-card{suffix}")
+        self.tap(self.screen().ids.start_button)
+        yield from self.wait_screen("identify")
+        yield from self.wait_screen("choose", timeout=30)  # read without being placed again
+        self.shot(f"left-4-next-resident-read{suffix}")
+        self.tap(self.bottom_cancel())
+        yield from self.wait_screen("take_card")
+        yield from self.wait_screen("idle", timeout=30)
+        self.ok = True
+
+    def bottom_cancel(self) -> Any:
+        from kiosk.ui.widgets import BottomBar
+
+        bar = next(w for w in self.screen().walk() if isinstance(w, BottomBar))
+        return bar.ids.cancel_button
 
 
 def main() -> int:
@@ -186,6 +271,7 @@ def main() -> int:
     station = create_station(config, strict_translations=True)
     app = station.build_app()
     journey = Journey(app, Path(args.artifacts), args.lang, args.scenario)
+    journey.runtime = station.runtime
     from kivy.clock import Clock
 
     Clock.schedule_once(journey.begin, 0.5)

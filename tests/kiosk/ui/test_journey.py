@@ -61,6 +61,7 @@ def write_config(
 ) -> None:
     path.write_text(
         "version = 1\n"
+        "[station]\ncard_left_alert_s = 2\n"
         f'[state]\ndir = "{state}"\n'
         "[devices]\n"
         f'id_reader = "sam:{sam.port}"\n'
@@ -161,6 +162,18 @@ def assert_no_personal_data_left(state: Path, cups: CupsSandbox) -> None:
     assert (state / "logs" / "kiosk.log").stat().st_size > 0
 
 
+def assert_everything_said_was_shown(seen: list[str], *, keys: set[str] = frozenset()) -> None:
+    """Every line given to the voice was the visible caption on the screen it was said on, at
+    the first frame after it (journey_app's ``check_said``); a line cut off within the same
+    batch is only ever followed by the line that replaced it on the same screen."""
+    said = [line.split() for line in seen if line.startswith("SAID ")]
+    assert said, "no spoken line was checked"
+    missing = [" ".join(s) for s in said if s[1] == "MISSING"]
+    assert not missing, missing
+    shown = {s[3] for s in said if s[1] == "shown"}
+    assert keys <= shown, keys - shown
+
+
 def pdf_pages(path: Path) -> int:
     info = subprocess.run(["pdfinfo", str(path)], capture_output=True, text=True, check=True)
     match = re.search(r"^Pages:\s+(\d+)$", info.stdout, re.M)
@@ -191,6 +204,18 @@ def test_resident_journey(
     )
     steps = [line for line in seen if line.startswith("AT ")]
     assert steps[:1] == ["AT idle"] and "AT rate" in steps
+    assert_everything_said_was_shown(
+        seen,
+        keys={
+            "prompt.identify",
+            "prompt.choose",
+            "prompt.preview",
+            "prompt.printing",
+            "prompt.rate",
+            "prompt.thanks",
+            "prompt.home",
+        },
+    )
     shots = artifacts / "journey"
 
     # every screen was captured
@@ -201,7 +226,8 @@ def test_resident_journey(
         "04-preview",
         "05-printing",
         "06-rate",
-        "07-home-again",
+        "07-thanks",
+        "08-home-again",
     ):
         assert (shots / f"{name}-{lang}.png").stat().st_size > 10_000
 
@@ -253,7 +279,8 @@ def test_notice_without_a_card(
     thermal: EscposSimulator,
     cups: CupsSandbox,
 ) -> None:
-    state, _ = run_journey(tmp_path, xvfb, artifacts, (sam, thermal, cups), scenario="notice")
+    state, seen = run_journey(tmp_path, xvfb, artifacts, (sam, thermal, cups), scenario="notice")
+    assert_everything_said_was_shown(seen, keys={"prompt.notice", "prompt.goodbye"})
     [receipt] = thermal.receipts
     on_paper = "".join(line.strip() for line in receipt.lines)  # wrapped to 58 mm paper
     for text in ("一次性告知单", "近期二寸免冠白底彩色照片", "《中华人民共和国残疾人证管理办法》"):
@@ -284,10 +311,13 @@ def test_retirement_bundle_in_elder_mode(
     def hands(line: str) -> None:
         if line == "AT identify":
             sam.insert(DEMO_RESIDENT)
+        elif line == "AT take_card":  # asked for it, the elder takes the card
+            sam.remove()
 
-    state, _ = run_journey(
+    state, seen = run_journey(
         tmp_path, xvfb, artifacts, (sam, thermal, cups), scenario="bundle", hands=hands
     )
+    assert_everything_said_was_shown(seen, keys={"prompt.take_card", "prompt.thanks"})
     [pdf] = cups.printed_files()
     assert pdf_pages(pdf) == 3  # one job, three certificates, one confirmation
     [receipt] = thermal.receipts
