@@ -98,6 +98,7 @@ def build_app(
     from kivy.core.text import DEFAULT_FONT, LabelBase
     from kivy.core.window import Window
     from kivy.event import EventDispatcher
+    from kivy.factory import Factory
     from kivy.lang import Builder
     from kivy.properties import (
         BooleanProperty,
@@ -106,7 +107,6 @@ def build_app(
         ObjectProperty,
         StringProperty,
     )
-    from kivy.factory import Factory
     from kivy.uix.boxlayout import BoxLayout
     from kivy.uix.modalview import ModalView
     from kivy.uix.screenmanager import NoTransition, ScreenManager
