@@ -158,8 +158,14 @@ class Tour(Journey):
         yield from self.wait_screen("rate", timeout=120)
         self.visit("rate")
         self.tap(self.screen().ids.rate5)
-        yield from self.wait_screen("idle")
+        yield from self.wait_screen("take_card")  # the card is still on the reader
+        yield from self.settle()
+        self.visit("take-card")
         self.station.simulate("remove")
+        yield from self.wait_screen("thanks")
+        yield from self.settle()
+        self.visit("thanks")
+        yield from self.wait_screen("idle")
 
         yield from self.out_of_order()
         yield from self.maintenance()
