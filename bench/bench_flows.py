@@ -29,6 +29,8 @@ def run(rounds: int = 2000) -> dict[str, float]:
         session.on_confirm,
         lambda: session.on_printed(done, ("a4", "thermal")),
         lambda: session.on_rate(5),
+        session.on_card_removed,  # the card asked for is taken
+        session.on_cancel,  # the thank-you's button: home
     ]
     samples: list[float] = []
     for _ in range(rounds):

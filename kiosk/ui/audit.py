@@ -89,7 +89,7 @@ def _background(widget: Any, theme: Any) -> tuple[float, float, float]:
     from kivy.uix.button import Button
     from kivy.uix.modalview import ModalView
 
-    from kiosk.ui.widgets import TopBar
+    from kiosk.ui.widgets import CaptionBar, TopBar
 
     w: Any = widget
     while w is not None:
@@ -97,6 +97,8 @@ def _background(widget: Any, theme: Any) -> tuple[float, float, float]:
             return _rgb(w.background_color)
         if isinstance(w, TopBar):
             return _rgb(theme.bar)
+        if isinstance(w, CaptionBar):
+            return _rgb(theme.primary)
         if isinstance(w, ModalView):
             return _rgb(w.background_color)
         if w.parent is w:

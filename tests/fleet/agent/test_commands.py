@@ -362,7 +362,10 @@ def test_ui_commands_wait_for_the_resident_and_never_picture_a_session(
     until(lambda: kiosk.state() == "rate", what="printed")
     receipts = len(kiosk.printer.receipts)
     rt.post(Intent("rate", (5, ())))
-    until(lambda: kiosk.state() == "idle")
+    until(lambda: kiosk.state() == "take_card", what="the card asked for")
+    assert operator.statuses(thermal) == ["accepted"]  # the card asked for is still a session
+    kiosk.sam.remove()
+    until(lambda: kiosk.state() == "idle", what="the thank-you, then home")
     assert operator.final(thermal)["status"] == "succeeded"
     assert len(kiosk.printer.receipts) == receipts + 1
     assert kiosk.journal.transactions()[0].identity_hash  # an identified resident was served

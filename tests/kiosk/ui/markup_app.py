@@ -113,8 +113,9 @@ class MarkupWalk(Journey):
         yield from self.wait(lambda: self.app.vm.preview_texture is not None, 20, "preview")
         self.check("preview", [self.texts["certificate"][0]])
         self.tap(self.bottom_bar().ids.cancel_button)
-        yield from self.wait_screen("idle")
+        yield from self.wait_screen("take_card")  # the card is asked for first
         self.station.simulate("remove")
+        yield from self.wait_screen("idle")
         yield from self.maintenance()
         self.ok = True
 

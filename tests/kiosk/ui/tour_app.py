@@ -75,6 +75,16 @@ class Tour(Journey):
             font=self.station.font,
             name=label,
         )
+        if root is None:  # a screen: with the caption bar under it (a modal has its own)
+            bar = audit(
+                self.app.caption_bar,
+                self.app.theme,
+                elder=self.app.vm.elder,
+                font=self.station.font,
+                name=f"{label}-caption",
+            )
+            found.texts += bar.texts
+            found.problems += bar.problems
         self.shot(label)
         self.visits.append(
             {
