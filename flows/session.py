@@ -271,9 +271,7 @@ class Session:
         """Does the service ``code`` keep ``selection`` from being served now? A bundle is
         served when one of its windows is closed: its receipt says when that window opens."""
         reason = self._unavailable.get(code, "")
-        return bool(reason) and not (
-            selection.is_bundle and reason in WINDOW_CLOSED
-        )
+        return bool(reason) and not (selection.is_bundle and reason in WINDOW_CLOSED)
 
     def available_services(self) -> tuple[Service, ...]:
         return self.view.services

@@ -104,7 +104,9 @@ def test_chinese_notices_use_full_width_brackets_only() -> None:
         assert material_lines and not any("(" in line or ")" in line for line in material_lines)
 
 
-@pytest.mark.parametrize(("say", "hours"), [(ZH, "周一至周五 08:30-12:00、13:30-17:30"), (EN, "Mon-Fri")])
+@pytest.mark.parametrize(
+    ("say", "hours"), [(ZH, "周一至周五 08:30-12:00、13:30-17:30"), (EN, "Mon-Fri")]
+)
 def test_a_ticket_carries_its_windows_prefix_and_hours(say: Say, hours: str) -> None:
     ticket = Ticket(CATALOG.service("queue_ticket"), "A", 7)
     body = text(queue_ticket(catalog=CATALOG, ticket=ticket, issued=ISSUED, say=say))
