@@ -70,7 +70,8 @@ def _print(
 
 
 def _documents() -> dict[str, Receipt]:
-    say = Say("zh", Translator(strict=True))
+    tr = Translator(strict=True)
+    say = Say("zh", tr)
     [bundle] = [s for s in selections(CATALOG) if s.code == "retirement_bundle"]
     ticket = Ticket(CATALOG.service("queue_ticket"), "A", 12)
     return {
@@ -81,7 +82,7 @@ def _documents() -> dict[str, Receipt]:
             identity=PERSON,
             doc_id="SO20261205ABCDEF",
             issued=ISSUED,
-            say=say,
+            say=Say("en", tr),  # the long English names a 58 mm printer used to break
         ),
         "notice": materials_notice(
             catalog=CATALOG,
