@@ -58,6 +58,7 @@ class Rig:
         self.runtime, self.sam, self.printer = runtime, sam, printer
         self.frames: list[Frame] = []
         self.voice: Voice = runtime.devices.speech  # type: ignore[assignment]
+        self.station_clock: Callable[[], dt.datetime] = runtime.now
         runtime.on_frame = self.frames.append
 
     def until(self, cond: Callable[[], bool], timeout: float = 15.0) -> None:
@@ -137,6 +138,7 @@ def _rig(tmp_path: Path, cups: CupsSandbox, catalog: Catalog) -> Iterator[Rig]:
         health_interval_s=0.2,
     )
     rig = Rig(runtime, sam, printer)
+    rig.station_clock = runtime.now
     runtime.now = lambda: MONDAY
     runtime.start()
     try:
@@ -258,3 +260,11 @@ def test_an_english_session_prints_its_notice_in_english(rig: Rig) -> None:
     assert not CJK.search(paper), paper
     assert "What to bring" in paper and "Documents to bring:" in paper
     assert "(when someone applies for you) (original)" in re.sub(r"\s+", " ", paper)
+
+
+def test_the_runtimes_clock_is_the_stations_not_the_machines(rig: Rig) -> None:
+    """Quiet hours, duty hours and windows are read on the catalog's zone (UTC+8 here), not
+    on the machine's clock, which is UTC on many stations (issue 20, point 9)."""
+    now = rig.station_clock()
+    assert now.utcoffset() == dt.timedelta(hours=8)
+    assert abs(now - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
