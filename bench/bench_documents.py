@@ -27,9 +27,13 @@ from drivers.escpos.printer import EscposPrinter, render_receipt
 from drivers.escpos.simulator import EscposSimulator
 from drivers.providers.demo import build_records, record_from_json
 from flows.catalog import load_catalog
-from flows.documents import record_certificates, service_receipt
+from flows.documents import record_certificates
+from flows.session import selections
+from flows.slips import Say
+from flows.slips import receipt as slip_receipt
 from flows.synthetic import DEMO_RESIDENT
 from flows.tokens import Signer
+from kiosk.i18n import Translator
 from sandbox.cups import CupsSandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -86,13 +90,15 @@ def run(rounds: int = 10) -> dict[str, float]:
             base_ms = median_ms(baseline, rounds)
 
             thermal = EscposPrinter(slip.url)
-            receipt = service_receipt(
+            [one] = [s for s in selections(catalog) if s.code == "social_insurance_certificate"]
+            receipt = slip_receipt(
                 catalog=catalog,
-                services=(catalog.service("social_insurance_certificate"),),
+                selection=one,
+                tickets={},
                 identity=DEMO_RESIDENT,
                 doc_id="SO1",
                 issued=day,
-                pages=1,
+                say=Say("zh", Translator()),
             )
             raw = render_receipt(receipt)
 

@@ -13,9 +13,12 @@ elder mode has to read (the length of every human text, :class:`Text` and its ki
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
+import itertools
 import json
 import tomllib
+import zoneinfo
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, ClassVar
@@ -54,6 +57,9 @@ MAX_BUNDLES = 50
 MAX_CATEGORIES = 30
 MAX_BUNDLE_SERVICES = 10  # services in one bundle: one identification, one confirmation
 MAX_MATERIALS = 20  # on one materials notice, printed on the thermal slip
+MAX_WINDOWS = 26  # staffed windows: one letter prefix each (A-Z) for their queue numbers
+MAX_PERIODS = 4  # opening periods of a window in one day (morning, afternoon, an evening)
+MAX_CALENDAR_DAYS = 100  # holidays, or make-up working days, in one station's calendar
 
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
 Hours = Annotated[str, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")]
@@ -169,10 +175,25 @@ class Notice(_Model):
     place: Line  # 办理地点
 
 
+class Weekday(enum.StrEnum):
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+
+WEEKDAYS = tuple(Weekday)  # index = date.weekday()
+
+
 class Station(_Model):
     name: Name
     help_phone: str = Field(pattern=r"^[0-9+\- ]{3,20}$")
     duty_hours: Hours = "00:00-24:00"
+    # the station's time zone: every hour in the catalog is in it, never the machine's clock
+    timezone: str = Field(default="Asia/Shanghai", max_length=64)
     # answered at any hour (e.g. the 12345 government service hotline): what the help screen
     # offers outside the duty hours, when no one answers help_phone; None: help_phone
     hotline: str | None = Field(default=None, pattern=r"^[0-9+\- ]{3,20}$")
@@ -185,6 +206,61 @@ class Station(_Model):
     def on_duty(self, minute_of_day: int) -> bool:
         """Is staff on duty (help requests answered) at this minute of the day?"""
         return within(self.duty_hours, minute_of_day)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as err:
+            raise ValueError(f"{value!r} is not a known time zone (e.g. Asia/Shanghai)") from err
+        return value
+
+    @property
+    def zone(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+class Calendar(_Model):
+    """The station's own calendar: days its windows are closed (public holidays), and the
+    weekend days worked instead (调休 make-up working days), which count as weekdays."""
+
+    holidays: list[dt.date] = Field(default_factory=list, max_length=MAX_CALENDAR_DAYS)
+    workdays: list[dt.date] = Field(default_factory=list, max_length=MAX_CALENDAR_DAYS)
+
+    @model_validator(mode="after")
+    def _disjoint(self) -> Calendar:
+        both = sorted(set(self.holidays) & set(self.workdays))
+        if both:
+            raise ValueError(
+                f"a day cannot be a holiday and a working day: {', '.join(map(str, both))}"
+            )
+        return self
+
+
+class Window(_Model):
+    """A staffed window: its own opening periods and days, its own queue-number prefix."""
+
+    code: Code
+    name: Name
+    prefix: str = Field(pattern=r"^[A-Z]$")  # its tickets: C001, C002, ...
+    hours: list[Hours] = Field(min_length=1, max_length=MAX_PERIODS)  # 08:30-12:00, 13:30-17:30
+    days: list[Weekday] = Field(
+        default_factory=lambda: list(WEEKDAYS[:5]), min_length=1, max_length=7
+    )
+    holidays: bool = False  # open on the calendar's holidays too
+
+    @field_validator("hours")
+    @classmethod
+    def _periods(cls, value: list[str]) -> list[str]:
+        spans = [tuple(minutes(part) for part in hours.split("-")) for hours in value]
+        for start, end in spans:
+            if not start < end:
+                raise ValueError("a window's period starts before it ends, within one day")
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            if start < end:
+                raise ValueError("a window's periods are in order and do not overlap")
+        return value
 
 
 class Category(_Model):
@@ -205,6 +281,7 @@ class Service(_Model):
     spoken: Text
     notice: Notice | None = None
     hours: Hours | None = None  # when its provider answers (platforms have maintenance windows)
+    window: Code | None = None  # the staffed window that handles it (its notice and tickets)
     enabled: bool = True
 
     @model_validator(mode="after")
@@ -237,6 +314,25 @@ class Catalog(_Model):
     categories: list[Category] = Field(min_length=1, max_length=MAX_CATEGORIES)
     services: list[Service] = Field(min_length=1, max_length=MAX_SERVICES)
     bundles: list[Bundle] = Field(default_factory=list, max_length=MAX_BUNDLES)
+    windows: list[Window] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    calendar: Calendar = Field(default_factory=Calendar)
+
+    @model_validator(mode="after")
+    def _windows(self) -> Catalog:
+        for what, values in (
+            ("window codes", [w.code for w in self.windows]),
+            ("window prefixes", [w.prefix for w in self.windows]),
+        ):
+            dupes = sorted(c for c, n in Counter(values).items() if n > 1)
+            if dupes:
+                raise ValueError(f"{what} must be unique; repeated: {', '.join(dupes)}")
+        codes = {w.code for w in self.windows}
+        for service in self.services:
+            if service.window is not None and service.window not in codes:
+                raise ValueError(
+                    f"{service.code!r} names window {service.window!r}, which is not defined"
+                )
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> Catalog:
@@ -277,6 +373,9 @@ class Catalog(_Model):
             if b.code == code:
                 return b
         raise KeyError(code)
+
+    def window(self, code: str | None) -> Window | None:
+        return next((w for w in self.windows if w.code == code), None)
 
 
 def parse_catalog(data: dict[str, Any], *, source: str = "<catalog>") -> Catalog:

@@ -2,8 +2,7 @@
 
 A4 certificates are PDFs made with reportlab, with the CJK font embedded (WenQuanYi Micro Hei:
 reportlab cannot use Noto CJK's PostScript outlines) so that their text stays extractable.
-Thermal receipts and tickets are :class:`flows.models.Receipt` values that the ESC/POS driver
-turns into bytes.
+Thermal receipts, notices and tickets are in :mod:`flows.slips`.
 """
 
 from __future__ import annotations
@@ -23,13 +22,12 @@ from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
 
-from flows.catalog import Catalog, Service
+from flows.catalog import Catalog
 from flows.errors import KioskError
-from flows.models import Align, Identity, Receipt, ReceiptLine, Record
+from flows.models import Identity, Record
 from flows.tokens import Signer, TokenClaims, content_hash
 
 FONT_NAME = "WenQuanYi"
-RULE = ReceiptLine("-", rule=True)  # across the paper, whatever its width
 
 
 class DocumentError(KioskError):
@@ -206,79 +204,3 @@ def record_certificates(
         _page(c, record, catalog=catalog, doc_id=page_id, issued=issued, signer=signer)
     c.save()
     return Document(doc_id=doc_id, kind=records[0].service, pdf=buf.getvalue(), pages=len(records))
-
-
-def service_receipt(
-    *,
-    catalog: Catalog,
-    services: tuple[Service, ...],
-    identity: Identity | None,
-    doc_id: str,
-    issued: dt.datetime,
-    pages: int,
-) -> Receipt:
-    """The thermal slip that goes with printed certificates: what was done, when, its number."""
-    lines = [
-        ReceiptLine(catalog.station.name.zh, Align.CENTER, bold=True),
-        ReceiptLine("办理回执 Receipt", Align.CENTER, double=True),
-        RULE,
-    ]
-    for service in services:
-        lines += [ReceiptLine(f"事项: {service.name.zh}"), ReceiptLine(service.name.en)]
-    lines += [
-        ReceiptLine(f"结果: 已打印 {pages} 页 / {pages} page(s) printed"),
-    ]
-    if identity is not None:
-        lines.append(ReceiptLine(f"办理人: {identity.masked_name}"))
-    lines += [
-        ReceiptLine(f"时间: {issued:%Y-%m-%d %H:%M}"),
-        ReceiptLine(f"编号: {doc_id}"),
-        RULE,
-        ReceiptLine("请带好您的证件和材料。", Align.CENTER),
-        ReceiptLine("Please take your card and papers.", Align.CENTER),
-        ReceiptLine(f"服务电话 Help: {catalog.station.help_phone}", Align.CENTER),
-    ]
-    return Receipt(lines=tuple(lines), qr=f"KIOSK-DOC:{doc_id}")
-
-
-def queue_ticket(
-    *, catalog: Catalog, service: Service, number: int, issued: dt.datetime
-) -> Receipt:
-    lines = (
-        ReceiptLine(catalog.station.name.zh, Align.CENTER, bold=True),
-        ReceiptLine(service.name.zh, Align.CENTER),
-        ReceiptLine(f"A{number:03d}", Align.CENTER, double=True),
-        ReceiptLine(f"取号时间: {issued:%Y-%m-%d %H:%M}", Align.CENTER),
-        ReceiptLine(f"窗口时间 Window hours: {catalog.station.duty_hours}", Align.CENTER),
-    )
-    return Receipt(lines=lines)
-
-
-def materials_notice(*, catalog: Catalog, service: Service, issued: dt.datetime) -> Receipt:
-    """一次性告知单: everything a staffed window will need, so one visit is enough."""
-    notice = service.notice
-    if notice is None:
-        raise DocumentError(f"{service.code} has no materials notice")
-    lines = [
-        ReceiptLine("一次性告知单", Align.CENTER, double=True),
-        ReceiptLine("What to bring", Align.CENTER),
-        ReceiptLine(service.name.zh, Align.CENTER, bold=True),
-        RULE,
-        ReceiptLine("所需材料:", bold=True),
-    ]
-    for i, item in enumerate(notice.materials, start=1):
-        kind = "原件" if item.original else "复印件"
-        copies = f" {item.copies}份" if item.copies > 1 else ""
-        lines.append(ReceiptLine(f"{i}. {item.name.zh}({kind}{copies})"))
-    lines += [
-        RULE,
-        ReceiptLine(f"办理地点: {notice.place.zh}"),
-        ReceiptLine(f"办理时限: {notice.time_limit.zh}"),
-        ReceiptLine(f"收费标准: {notice.fees.zh}"),
-        ReceiptLine(f"设定依据: {notice.legal_basis.zh}"),
-        RULE,
-        ReceiptLine(catalog.station.name.zh, Align.CENTER),
-        ReceiptLine(f"咨询电话: {catalog.station.help_phone}", Align.CENTER),
-        ReceiptLine(f"{issued:%Y-%m-%d %H:%M}", Align.CENTER),
-    ]
-    return Receipt(lines=tuple(lines))

@@ -73,6 +73,8 @@ class Offer:
     selection: Selection
     available: bool
     reason: str = ""  # translation key when not available
+    # the reason's parameters, in no language (when it opens: day, date, time)
+    params: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +82,7 @@ class PrintDocuments:
     txn_id: str
     selection: Selection
     identity: Identity | None = field(repr=False)
+    lang: str = "zh"  # the session's language: the slips are printed in it
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +92,7 @@ class BuildPreview:
     txn_id: str
     selection: Selection
     identity: Identity | None = field(repr=False)
+    lang: str = "zh"
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,9 @@ SESSION_OVER = ("idle", "out_of_order", "take_card", "thanks")
 """States with no session: no identity, no transaction; a new catalog applies at once."""
 
 
+WINDOW_CLOSED = ("unavailable.window_closed", "unavailable.window_opens")
+
+
 class SessionChart(StateMachine):
     """The resident's session; see the module docstring."""
 
@@ -212,6 +215,7 @@ class Session:
         self._unavailable: dict[str, str] = {}
         self._rated = False
         self._remind_at: float | None = None  # take_card: when to ask for the card again
+        self._reason_params: dict[str, dict[str, str]] = {}
         self._pending_catalog: Catalog | None = None
 
     # --- the catalog: changes apply between sessions, never in the middle of one ---------------
@@ -250,13 +254,19 @@ class Session:
     def offers(self) -> tuple[Offer, ...]:
         result = []
         for sel in self._selections:
-            reason = next(
-                (self._unavailable[s.code] for s in sel.services if s.code in self._unavailable), ""
-            )
+            code = next((s.code for s in sel.services if self._blocks(sel, s.code)), "")
+            reason = self._unavailable.get(code, "")
             if not reason and self._anonymous and sel.needs_identity:
                 reason = "unavailable.needs_id"
-            result.append(Offer(sel, not reason, reason))
+            params = tuple(sorted(self._reason_params.get(code, {}).items()))
+            result.append(Offer(sel, not reason, reason, params))
         return tuple(result)
+
+    def _blocks(self, selection: Selection, code: str) -> bool:
+        """Does the service ``code`` keep ``selection`` from being served now? A bundle is
+        served when one of its windows is closed: its receipt says when that window opens."""
+        reason = self._unavailable.get(code, "")
+        return bool(reason) and not (selection.is_bundle and reason in WINDOW_CLOSED)
 
     def available_services(self) -> tuple[Service, ...]:
         return self.view.services
@@ -296,13 +306,17 @@ class Session:
         self._arm_timeout()
         return [Speak("prompt.elder_on" if elder else "prompt.elder_off")]
 
-    def set_unavailable(self, unavailable: dict[str, str]) -> list[Effect]:
-        """Services that cannot be served now (code → reason key), kept fresh by the shell.
+    def set_unavailable(
+        self, unavailable: dict[str, str], params: dict[str, dict[str, str]] | None = None
+    ) -> list[Effect]:
+        """Services that cannot be served now (code → reason key), kept fresh by the shell;
+        ``params`` are a reason's parameters by service (when a closed window opens).
 
         When nothing at all can be served, an idle terminal goes out of order (and says how to
         get help); when something can again, it comes back.
         """
         self._unavailable = dict(unavailable)
+        self._reason_params = {code: dict(p) for code, p in (params or {}).items()}
         anything = any(s.code not in self._unavailable for s in self.catalog.enabled_services())
         if self.state == "idle" and not anything:
             self.chart.send("break_down")
@@ -314,6 +328,9 @@ class Session:
 
     def unavailable(self) -> dict[str, str]:
         return dict(self._unavailable)
+
+    def reason_params(self) -> dict[str, dict[str, str]]:
+        return {code: dict(p) for code, p in self._reason_params.items()}
 
     # --- resident intents ----------------------------------------------------------------------
 
@@ -341,7 +358,7 @@ class Session:
         effects: list[Effect] = [JournalUpdate(self._txn_id, service=code)]
         effects += self._entered()
         if self.state == "preview":
-            effects.append(BuildPreview(self._txn_id, selection, self._identity))
+            effects.append(BuildPreview(self._txn_id, selection, self._identity, self.lang))
         return effects
 
     def on_preview_ready(self) -> list[Effect]:
@@ -370,7 +387,8 @@ class Session:
             return []  # nothing to print yet: the preview is still being built
         self.chart.send("confirm")
         assert self._txn_id is not None and self._selection is not None
-        return self._entered() + [PrintDocuments(self._txn_id, self._selection, self._identity)]
+        printing = PrintDocuments(self._txn_id, self._selection, self._identity, self.lang)
+        return self._entered() + [printing]
 
     def on_rate(self, rating: int, tags: tuple[str, ...] = ()) -> list[Effect]:
         if not 1 <= rating <= 5:

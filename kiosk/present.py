@@ -9,10 +9,13 @@ a service name holding ``[size=400]`` must show those characters, not restyle th
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from flows.catalog import Catalog, Output
-from flows.session import Selection, View
+from flows.hours import When
+from flows.session import Offer, Selection, View
+from flows.slips import Say, parts, when_text
 from kiosk.i18n import Translator
 from kiosk.shell.helpdesk import HelpState
 from kiosk.shell.maintenance import MaintenanceReport
@@ -27,23 +30,45 @@ def literal(data: str) -> str:
     return data.replace("&", "&amp;").replace("[", "&bl;").replace("]", "&br;")
 
 
+def reason_text(offer: Offer, lang: str, tr: Translator) -> str:
+    """Why an offer cannot be had now, with when it opens if it will (明天 08:30)."""
+    params = dict(offer.params)
+    if "day" in params:
+        moment = When(params["day"], dt.date.fromisoformat(params["date"]), params["time"])
+        return tr(offer.reason, lang, when=when_text(moment, Say(lang, tr)))
+    return tr(offer.reason, lang)
+
+
 def offer_rows(view: View, tr: Translator) -> list[dict[str, Any]]:
     """The choose screen's buttons: every service and bundle, unavailable ones saying why."""
     rows = []
     for offer in view.offers:
         label = offer.selection.name.get(view.lang)
         if not offer.available:
-            label += f"\n({tr(offer.reason, view.lang)})"
+            label += f"\n({reason_text(offer, view.lang, tr)})"
         rows.append({"code": offer.selection.code, "label": label, "available": offer.available})
     return rows
 
 
 def outputs_text(selection: Selection | None, pages: int, lang: str, tr: Translator) -> str:
+    """What the selection prints, every part: A4 pages, notices, tickets, the receipt."""
     if selection is None:
         return ""
-    if Output.A4 in selection.outputs:
-        return tr("preview.outputs_pages", lang, n=str(pages or len(selection.services)))
-    return tr("preview.outputs_thermal", lang)
+    split = parts(selection)
+    if not selection.is_bundle:
+        if split.certificates:
+            return tr("preview.outputs_pages", lang, n=str(pages or len(split.certificates)))
+        return tr("preview.outputs_thermal", lang)
+    items = []
+    if split.certificates:
+        items.append(tr("preview.part_pages", lang, n=str(pages or len(split.certificates))))
+    if split.notices:
+        items.append(tr("preview.part_notices", lang, n=str(len(split.notices))))
+    if split.tickets:
+        items.append(tr("preview.part_tickets", lang, n=str(len(split.tickets))))
+    if Output.THERMAL in selection.outputs:
+        items.append(tr("preview.part_receipt", lang))
+    return tr("preview.outputs_parts", lang, parts=tr("punct.list", lang).join(items))
 
 
 def notice_text(selection: Selection | None, lang: str, tr: Translator) -> str:
@@ -81,16 +106,15 @@ def print_text(view: View, tr: Translator) -> str:
 
 def unavailable_text(view: View, tr: Translator) -> str:
     """For the home screen: what cannot be done right now, and why (what works stays offered)."""
-    parts = [
-        f"{o.selection.name.get(view.lang)}（{tr(o.reason, view.lang)}）"
-        if view.lang == "zh"
-        else f"{o.selection.name.get(view.lang)} ({tr(o.reason, view.lang)})"
+    closed = [
+        f"{o.selection.name.get(view.lang)}{tr('punct.paren', view.lang, text=why)}"
         for o in view.offers
         if not o.available and not o.selection.is_bundle
+        for why in [reason_text(o, view.lang, tr)]
     ]
-    if not parts:
+    if not closed:
         return ""
-    return tr("home.unavailable", view.lang) + ("；" if view.lang == "zh" else "; ").join(parts)
+    return tr("home.unavailable", view.lang) + ("；" if view.lang == "zh" else "; ").join(closed)
 
 
 ZH_DIGITS = "零一二三四五六七八九"

@@ -73,6 +73,17 @@ CREATE TABLE IF NOT EXISTS commands (
     published INTEGER NOT NULL DEFAULT 0  -- the final result was acknowledged by the broker
 );
 CREATE INDEX IF NOT EXISTS commands_open ON commands(state, target);
+CREATE TABLE IF NOT EXISTS queue_numbers (
+    day TEXT NOT NULL,       -- the station's date (its time zone): sequences start again daily
+    prefix TEXT NOT NULL,    -- the window's letter
+    number INTEGER NOT NULL,
+    txn_id TEXT NOT NULL,
+    service TEXT NOT NULL,
+    state TEXT NOT NULL,     -- reserved | issued | released | void
+    updated REAL NOT NULL,
+    PRIMARY KEY (day, prefix, number)
+);
+CREATE INDEX IF NOT EXISTS queue_numbers_txn ON queue_numbers(txn_id, service);
 """
 
 

@@ -6,8 +6,9 @@ and records the commands that arrive. The two meet only here (see DESIGN.md, "Pr
 
 One :class:`Journal` is one pair of connections to the file; its stores are split by table
 family, one module each: :mod:`statedir.transactions` (sessions, ratings, help),
-:mod:`statedir.print_jobs`, :mod:`statedir.outbox`, :mod:`statedir.health` and
-:mod:`statedir.commands`, on :mod:`statedir.db` (schema, connections, ``meta``).
+:mod:`statedir.print_jobs`, :mod:`statedir.outbox`, :mod:`statedir.health`,
+:mod:`statedir.commands` and :mod:`statedir.queue_numbers`, on :mod:`statedir.db` (schema,
+connections, ``meta``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from statedir.db import SCHEMA_VERSION, JournalError
 from statedir.health import HealthStore
 from statedir.outbox import NEVER_DROPPED, OUTBOX_CAPS, OutboxEvent
 from statedir.print_jobs import PrintJobStore
+from statedir.queue_numbers import QueueNumberStore
 from statedir.transactions import (
     OUTCOMES,
     PERSONAL_COLUMNS,
@@ -49,5 +51,5 @@ __all__ = [
 ]
 
 
-class Journal(TransactionStore, PrintJobStore, HealthStore, CommandStore):
+class Journal(TransactionStore, PrintJobStore, HealthStore, CommandStore, QueueNumberStore):
     """One connection to the station's journal; safe to share between threads of one process."""

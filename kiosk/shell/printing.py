@@ -4,7 +4,8 @@ Before a job is submitted it is recorded (``submitted``); its fate is recorded w
 (``completed``, ``failed``, ``unknown``). A key seen before is never submitted again, so a
 crash or a restart cannot print twice. On start-up, :func:`recover` settles the jobs a crash
 left open: an A4 job is looked up in CUPS by its key (the job name) and followed to its end; a
-job CUPS never received failed; a slip whose fate cannot be known is reported as unknown. Every
+job CUPS never received failed; a slip whose fate cannot be known is reported as unknown; a
+queue number reserved for a ticket is settled by its job (issued, void, or free again). Every
 failure and unknown fate reaches the centre as an alert through the journal's outbox.
 """
 
@@ -111,6 +112,7 @@ def recover(
         else:
             journal.end_print(key, state="unknown", reason="interrupted")
             lines.append(f"{key}: slip interrupted; its fate is unknown")
+    lines += journal.settle_numbers()  # queue numbers by the fate of their tickets' jobs
     jobs = journal.print_jobs()
     for txn in open_txns or ():
         mine = [j for j in jobs if j["txn_id"] == txn]

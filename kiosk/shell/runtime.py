@@ -58,6 +58,7 @@ from kiosk.shell.captions import Captions
 from kiosk.shell.catalog_watch import CatalogWatch
 from kiosk.shell.diskguard import DiskGuard
 from kiosk.shell.helpdesk import HelpAnswer, HelpDesk, HelpSlipDone, HelpState
+from kiosk.shell.hours import opening_hours
 from kiosk.shell.journal_writer import JournalWriter
 from kiosk.shell.leftcard import LeftCardWatch
 from kiosk.shell.maintenance import Desk, MaintenanceNote, MaintenanceReport
@@ -202,7 +203,8 @@ class Runtime:
         self._stop = threading.Event()
         self._refresh_health = threading.Event()
         self._health_thread: threading.Thread | None = None
-        self.now: Callable[[], dt.datetime] = dt.datetime.now
+        # the station's clock (its catalog's zone), never the machine's (UTC on many)
+        self.now: Callable[[], dt.datetime] = lambda: dt.datetime.now(self.catalog.station.zone)
         self.paperwork = Paperwork(
             catalog=lambda: self.catalog,
             a4=devices.a4_printer,
@@ -213,6 +215,7 @@ class Runtime:
             signer=signer,
             now=lambda: self.now(),
             post=self.queue.put,
+            tr=translator,
             print_deadline_s=print_deadline_s,
         )
         self.catalog_watch: CatalogWatch | None = None  # offers catalogs the agent committed
@@ -369,7 +372,7 @@ class Runtime:
             if item.error_key:
                 return s.on_fetch_failed(item.error_key)
             self._preview, self._document = item.preview, item.document
-            return s.on_preview_ready()
+            return s.on_preview_ready() + list(item.said)
         if isinstance(item, IdentityRead):
             return s.on_identity(item.identity)
         if isinstance(item, CardRemoved):
@@ -445,6 +448,7 @@ class Runtime:
             if effect.screen in ("idle", "choose", "out_of_order"):
                 self._preview = None
                 self._document = None
+                self.paperwork.release()  # queue numbers shown and not printed
             if effect.screen == "idle":
                 self._help_shown = False
                 self.helpdesk.session_ended()
@@ -577,8 +581,9 @@ class Runtime:
             health=self._health,
             providers={key: p.name for key, p in self.devices.providers.items()},
         )
-        if unavailable == self.session.unavailable():
+        unavailable, params = opening_hours(unavailable, self.catalog, now)
+        if (unavailable, params) == (self.session.unavailable(), self.session.reason_params()):
             return []
-        effects = self.session.set_unavailable(unavailable)
+        effects = self.session.set_unavailable(unavailable, params)
         self._render()
         return effects

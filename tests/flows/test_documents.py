@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image
 
 from flows.catalog import load_catalog
-from flows.documents import materials_notice, record_certificates, service_receipt
+from flows.documents import record_certificates
 from flows.models import CardType, Identity, Record, RecordTable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,31 +64,6 @@ def test_a_bundle_prints_one_page_per_record(tmp_path: Path) -> None:
         ["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True
     ).stdout
     assert f"{doc.doc_id}-1" in text and f"{doc.doc_id}-2" in text
-
-
-def test_receipt_masks_the_resident() -> None:
-    service = CATALOG.service("social_insurance_certificate")
-    receipt = service_receipt(
-        catalog=CATALOG,
-        services=(service,),
-        identity=PERSON,
-        doc_id="SO1",
-        issued=ISSUED,
-        pages=1,
-    )
-    text = "\n".join(line.text for line in receipt.lines)
-    assert "王**" in text and "王小明" not in text and "11010519491231002X" not in text
-    assert service.name.zh in text and receipt.qr == "KIOSK-DOC:SO1"
-
-
-def test_materials_notice_lists_every_item() -> None:
-    service = CATALOG.service("disability_certificate_checklist")
-    receipt = materials_notice(catalog=CATALOG, service=service, issued=ISSUED)
-    text = "\n".join(line.text for line in receipt.lines)
-    assert service.notice is not None
-    for item in service.notice.materials:
-        assert item.name.zh in text
-    assert "3份" in text and service.notice.place.zh in text and service.notice.fees.zh in text
 
 
 def test_the_preview_masks_the_resident_and_the_paper_does_not(tmp_path: Path) -> None:

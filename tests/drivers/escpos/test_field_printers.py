@@ -21,8 +21,10 @@ from drivers.escpos.printer import DLE_EOT, EscposPrinter
 from drivers.escpos.profiles import PrinterProfile, load_profile
 from drivers.escpos.simulator import EscposSimulator
 from flows.catalog import load_catalog
-from flows.documents import materials_notice, queue_ticket, service_receipt
 from flows.models import CardType, DeviceState, Identity, JobState, Receipt, ReceiptLine
+from flows.session import selections
+from flows.slips import Say, Ticket, materials_notice, queue_ticket, receipt
+from kiosk.i18n import Translator
 
 ROOT = Path(__file__).resolve().parents[3]
 CATALOG = load_catalog(ROOT / "assets" / "catalog" / "demo.toml")
@@ -68,22 +70,27 @@ def _print(
 
 
 def _documents() -> dict[str, Receipt]:
-    service = CATALOG.service("social_insurance_certificate")
+    tr = Translator(strict=True)
+    say = Say("zh", tr)
+    [bundle] = [s for s in selections(CATALOG) if s.code == "retirement_bundle"]
+    ticket = Ticket(CATALOG.service("queue_ticket"), "A", 12)
     return {
-        "receipt": service_receipt(
+        "receipt": receipt(
             catalog=CATALOG,
-            services=(service, CATALOG.service("disability_certificate_checklist")),
+            selection=bundle,
+            tickets={},
             identity=PERSON,
             doc_id="SO20261205ABCDEF",
             issued=ISSUED,
-            pages=2,
+            say=Say("en", tr),  # the long English names a 58 mm printer used to break
         ),
         "notice": materials_notice(
             catalog=CATALOG,
             service=CATALOG.service("disability_certificate_checklist"),
             issued=ISSUED,
+            say=say,
         ),
-        "ticket": queue_ticket(catalog=CATALOG, service=service, number=12, issued=ISSUED),
+        "ticket": queue_ticket(catalog=CATALOG, ticket=ticket, issued=ISSUED, say=say),
     }
 
 

@@ -140,7 +140,12 @@ def test_services_outside_their_hours_are_unavailable_with_the_reason(
     runtime, *_ = rig
     runtime.now = lambda: dt.datetime(2026, 11, 23, 2, 0)  # the tax platform's maintenance
     pump_until(runtime, lambda: "personal_tax_record" in runtime.session.unavailable())
-    assert runtime.session.unavailable()["personal_tax_record"] == "unavailable.hours"
+    assert runtime.session.unavailable()["personal_tax_record"] == "unavailable.hours_opens"
+    assert runtime.session.reason_params()["personal_tax_record"] == {
+        "day": "today",
+        "date": "2026-11-23",
+        "time": "06:00",
+    }
     assert "social_insurance_certificate" not in runtime.session.unavailable()
 
 
