@@ -52,6 +52,7 @@ from fleet.mqtt.client import (
 )
 from fleet.protocol.models import (
     CAPABILITIES,
+    HEALTH_EXPIRY_S,
     MAX_PACKET_BYTES,
     MAX_PAYLOAD_BYTES,
     Birth,
@@ -344,7 +345,9 @@ class Agent:
     def _publish_health(self) -> None:
         health = self._health()
         self._last_devices = json.dumps(health["devices"], sort_keys=True)
-        self.client.publish(self.topics.health, dumps(health), qos=1)
+        props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+        props.MessageExpiryInterval = HEALTH_EXPIRY_S  # a late heartbeat is the past
+        self.client.publish(self.topics.health, dumps(health), qos=1, properties=props)
 
     def _health_loop(self) -> None:
         next_at = time.monotonic() + self.config.health_interval_s

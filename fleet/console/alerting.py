@@ -37,6 +37,8 @@ HEALTH_KINDS = (
     "printer_fault",
     "speech_fault",
     "card_left_behind",  # a resident's card left on a reader (kiosk.shell.leftcard)
+    "disk_low",
+    "clock_skew",
 )
 
 
@@ -98,8 +100,9 @@ class AlertDesk:
         for station_id in raised:
             self.resolve(station_id, kind)
 
-    def health_alerts(self, newest: dict[int, dict[str, Any]]) -> None:
-        """Raise what the newest heartbeats say, unless raised; resolve what they no longer say."""
+    def health_alerts(self, newest: dict[int, dict[str, Any]], received: float) -> None:
+        """Raise what the newest heartbeats say, unless raised; resolve what they no longer say.
+        ``received``: when they arrived, by the console's clock."""
         if not newest:
             return
         with self.store.session() as db:
@@ -115,7 +118,7 @@ class AlertDesk:
             )
         raise_: list[tuple[int, str, dict[str, Any], bool]] = []
         for station_id, payload in newest.items():
-            conditions = health_conditions(payload)
+            conditions = health_conditions(payload, received)
             for kind in HEALTH_KINDS:
                 if kind in conditions and (station_id, kind) not in active:
                     raise_.append((station_id, kind, conditions[kind], False))

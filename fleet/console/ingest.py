@@ -395,7 +395,7 @@ class Ingest:
         if duplicates:
             self.metrics.duplicates.inc(duplicates)
         self.alerts.resolve_all(online, "offline")
-        self.alerts.health_alerts(newest)
+        self.alerts.health_alerts(newest, now)
 
     def station_id(self, site: str, station: str) -> int:
         return self.batches.station_id(site, station)

@@ -41,6 +41,10 @@ STATION_DEVICES = ("id_reader", "a4_printer", "thermal_printer", "speech")
 
 Capability = Literal["id_card", "a4", "thermal", "voice"]
 CAPABILITIES: tuple[Capability, ...] = ("id_card", "a4", "thermal", "voice")
+HEALTH_EXPIRY_S = 60
+"""A heartbeat left undelivered this long is dropped by the broker (MQTT 5 message expiry): a
+console coming back gets its stations' present, not their past, and can judge their clocks by
+when a heartbeat arrives (fleet.console.conditions)."""
 MAX_HEALTH_INTERVAL_S = 3600.0  # kiosk.config's bound (a bench's "quiet" 1e6 s is sent as this)
 
 

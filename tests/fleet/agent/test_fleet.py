@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from fleet.agent import Agent, AgentConfig
 from fleet.console import Console
 from fleet.mqtt.client import CONSOLE_USER
-from fleet.protocol.models import MAX_PAYLOAD_BYTES
+from fleet.protocol.models import HEALTH_EXPIRY_S, MAX_PAYLOAD_BYTES
 from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
 
@@ -40,6 +40,7 @@ class Watcher:
 
     def __init__(self, broker: MosquittoBroker) -> None:
         self.messages: list[tuple[str, dict[str, Any], bool]] = []
+        self.expiry: dict[str, int | None] = {}  # topic → the newest message's expiry interval
         self.client = mqtt.Client(
             CallbackAPIVersion.VERSION2, client_id="watcher", protocol=mqtt.MQTTv5
         )
@@ -53,6 +54,8 @@ class Watcher:
         if msg.topic.startswith("kiosk/v1/console/"):
             return  # the console's own presence and probes, not a station's
         self.messages.append((msg.topic, json.loads(msg.payload), bool(msg.retain)))
+        props = msg.properties
+        self.expiry[msg.topic] = getattr(props, "MessageExpiryInterval", None) if props else None
 
     def on(self, suffix: str) -> list[dict[str, Any]]:
         return [p for t, p, _ in self.messages if t.endswith(suffix)]
@@ -113,6 +116,9 @@ def test_birth_state_health_and_events_arrive_once(
         health = watcher.on("/health")[-1]
         assert health["ui_alive"] is True
         assert health["devices"]["thermal_printer"]["state"] == "ok"
+        # a heartbeat not delivered within HEALTH_EXPIRY_S is dropped by the broker: never late
+        expiry = watcher.expiry[f"kiosk/v1/{SITE}/st-0001/health"]
+        assert expiry is not None and 0 < expiry <= HEALTH_EXPIRY_S
         txns = complete_transactions(journal, 5)
         until(lambda: len(watcher.on("/evt/rating")) == 5, what="ratings")
         until(lambda: journal.outbox_size() == 0, what="outbox drained")

@@ -131,3 +131,41 @@ def test_a_device_fault_that_stops_a_service_raises_an_alert_and_its_end_resolve
             ]
     finally:
         store.close()
+
+
+def test_a_disk_nearly_full_and_a_wrong_clock_are_alerts_until_they_are_right(
+    db_url: str,
+) -> None:
+    """Either stops a station quietly: the journal cannot keep a print job, a rating or an event
+    on a full disk; dates on certificates and TLS go wrong with the clock."""
+    from fleet.console.conditions import CLOCK_SKEW_S, DISK_LOW_MIB, health_conditions
+    from fleet.console.ingest import Ingest
+    from fleet.console.store import Store
+    from fleet.mqtt.client import BrokerAccess
+    from tests.fleet import messages
+
+    now = time.time()
+    assert health_conditions({"disk_free_mib": DISK_LOW_MIB - 1})["disk_low"] == {
+        "free_mib": DISK_LOW_MIB - 1
+    }
+    assert "disk_low" not in health_conditions({"disk_free_mib": DISK_LOW_MIB})
+    ahead = health_conditions({"ts": now + CLOCK_SKEW_S + 30}, received=now)
+    assert ahead["clock_skew"] == {"skew_s": round(CLOCK_SKEW_S + 30)}
+    assert "clock_skew" in health_conditions({"ts": now - 3600}, received=now)  # behind
+    assert "clock_skew" not in health_conditions({"ts": now - 5}, received=now)
+    assert "clock_skew" not in health_conditions({"ts": now + 3600})  # arrival unknown: no verdict
+
+    store = Store(db_url)
+    store.migrate()
+    ingest = Ingest(store, BrokerAccess("127.0.0.1", 1, "unused"))
+    try:
+        topic = "kiosk/v1/zibo-gx/st-1/health"
+        ingest.handle(topic, messages.health(disk_free_mib=80, ts=time.time() - 7200))
+        with store.session() as db:
+            active = {a.kind for a in db.query(Alert) if a.active_key is not None}
+        assert active == {"disk_low", "clock_skew"}
+        ingest.handle(topic, messages.health(disk_free_mib=20_000, ts=time.time()))
+        with store.session() as db:
+            assert {a.kind for a in db.query(Alert) if a.active_key is not None} == set()
+    finally:
+        store.close()
