@@ -8,7 +8,7 @@ bootstrap:
 	@$(ROOT)/scripts/bootstrap
 
 run: bootstrap
-	$(ROOT)/.venv/bin/python -m kiosk.tools.devstation
+	$(ROOT)/.venv/bin/python -m kiosk.tools.devstation $(if $(CATALOG),--catalog $(CATALOG))
 
 test: bootstrap
 	$(ROOT)/scripts/test

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -34,6 +35,7 @@ from pydantic import (
 )
 
 from flows.errors import KioskError
+from flows.icons import ICONS, TEMPLATES
 
 MAX_CATALOG_BYTES = 256 * 1024
 """The largest catalog file the signer signs and a terminal downloads. The demo's 12 services take
@@ -62,6 +64,9 @@ MAX_PERIODS = 4  # opening periods of a window in one day (morning, afternoon, a
 MAX_CALENDAR_DAYS = 100  # holidays, or make-up working days, in one station's calendar
 
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
+Initials = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,40}$")]
+"""Pinyin initials of a Chinese name (``GJJ`` for 公积金), for the kiosk's search; given when the
+computed ones (``flows.pinyin``) are wrong for a name (polyphones, rare characters)."""
 Hours = Annotated[str, Field(pattern=r"^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$")]
 """A daily window such as ``08:30-17:30``; ``00:00-24:00`` is the whole day."""
 
@@ -263,9 +268,21 @@ class Window(_Model):
         return value
 
 
+def known_icon(value: str) -> str:
+    if value not in ICONS:
+        raise ValueError(
+            f"{value!r} is not an icon the kiosk has; known: {', '.join(sorted(ICONS))}"
+        )
+    return value
+
+
+Icon = Annotated[str, AfterValidator(known_icon)]
+
+
 class Category(_Model):
     code: Code
     name: Name
+    icon: Icon = "folder"
 
 
 class Service(_Model):
@@ -273,7 +290,8 @@ class Service(_Model):
     category: Code
     name: Name
     description: Text
-    icon: str = "document"
+    icon: Icon = "document"
+    initials: Initials | None = None  # of the Chinese name, when flows.pinyin gets them wrong
     identity: IdentityKind = IdentityKind.ID_CARD
     provider: str = "demo"
     template: str | None = None
@@ -283,6 +301,15 @@ class Service(_Model):
     hours: Hours | None = None  # when its provider answers (platforms have maintenance windows)
     window: Code | None = None  # the staffed window that handles it (its notice and tickets)
     enabled: bool = True
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, value: str | None) -> str | None:
+        if value is not None and value not in TEMPLATES:
+            raise ValueError(
+                f"{value!r} is not a template the kiosk has; known: {', '.join(sorted(TEMPLATES))}"
+            )
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Service:
@@ -304,7 +331,8 @@ class Bundle(_Model):
     description: Text
     spoken: Text
     services: list[Code] = Field(min_length=2, max_length=MAX_BUNDLE_SERVICES)
-    icon: str = "bundle"
+    icon: Icon = "bundle"
+    initials: Initials | None = None
     enabled: bool = True
 
 

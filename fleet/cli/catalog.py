@@ -16,7 +16,9 @@ Usage::
 ``validate`` and ``sign`` apply the terminals' own checks (:func:`fleet.trust.catalog_review.
 check_catalog`: size, nesting, schema, text lengths) and refuse what a terminal would refuse with
 one line per problem on stderr and a non-zero status (1 from validate, 2 from sign), never a
-traceback.
+traceback. ``validate`` also warns (on stderr, exit status still 0) about what the kiosk would
+show badly (:func:`flows.kioskfit.warnings`): names too long for their buttons at elder size,
+matters more than 4 taps from the choose screen in elder mode.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from fleet.trust.catalog_repo import (
 )
 from fleet.trust.catalog_review import InvalidCatalog, check_catalog, diff_catalogs
 from flows.catalog import CatalogError
+from flows.kioskfit import warnings as kiosk_warnings
 
 Hostport = tuple[str, int]
 
@@ -145,12 +148,16 @@ def _validate(args: argparse.Namespace) -> int:
         else:
             _refused(args, err)
         return 1
+    warned = kiosk_warnings(parsed)  # valid, but the kiosk would show it badly
+    for line in [] if args.json else warned:
+        print(f"warning: {line}", file=sys.stderr)
     live = CatalogRepository(args.repo).live_catalog(args.name) if args.repo else None
     labels = (f"{args.name} version {live[0].version}" if live else "nothing", str(args.catalog))
     diff = diff_catalogs(live[1] if live else None, data, labels) if args.repo else None
     if args.json:
         result: dict[str, Any] = {"valid": True, "version": parsed.version}
         result["services"] = len(parsed.services)
+        result["warnings"] = warned
         result["diff"] = diff.to_dict() if diff else None
         print(json.dumps(result, ensure_ascii=False))
         return 0

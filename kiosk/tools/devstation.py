@@ -18,6 +18,7 @@ machine without a sound card the prompts go to ALSA's null device, and the termi
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import secrets
@@ -30,6 +31,7 @@ from typing import Any
 
 from drivers.simtools import free_port
 from drivers.speech.player import player_args, probe_output
+from flows.catalog import CatalogError, load_catalog
 from kiosk.shell.maintenance import hash_pin
 from kiosk.tools import devcentre
 from kiosk.tools.supervise import RUN_MARK, Child, RestartPolicy, Supervisor, describe, sweep
@@ -65,11 +67,19 @@ def start_xvfb(width: int, height: int) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def write_config(
-    path: Path, broker: str, state: Path, pin_hash: str = "", audio: list[str] | None = None
+    path: Path,
+    broker: str,
+    state: Path,
+    pin_hash: str = "",
+    audio: list[str] | None = None,
+    catalog: Path | None = None,
 ) -> None:
+    """``catalog``: the station's catalog (``make run CATALOG=path``); none: the demo's."""
+    station = f"[station]\ncatalog = {json.dumps(str(catalog.resolve()))}\n" if catalog else ""
     path.write_text(
         "# written by `make run`; see assets/config/kiosk.example.toml for every key\n"
         "version = 1\n"
+        f"{station}"
         "[state]\n"
         f'dir = "{state.resolve()}"\n'
         "[devices]\n"
@@ -113,7 +123,18 @@ def audio_args() -> list[str]:
     return ["-D", "null"]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="make run", description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--catalog", type=Path, help="run the station on this catalog (make run CATALOG=path)"
+    )
+    args = parser.parse_args(argv)
+    if args.catalog is not None:
+        try:
+            load_catalog(args.catalog)
+        except CatalogError as err:
+            print(err, file=sys.stderr)
+            return 2
     data = station_data()
     data.mkdir(exist_ok=True)
     state = data / "state"
@@ -144,7 +165,7 @@ def main() -> int:
         say(f"MQTT broker (mosquitto) on {broker_addr}")
         config = data / "kiosk.toml"
         pin = f"{secrets.randbelow(10**6):06d}"  # a new technicians' PIN every time
-        write_config(config, broker_addr, state, hash_pin(pin), audio_args())
+        write_config(config, broker_addr, state, hash_pin(pin), audio_args(), args.catalog)
         say(f"maintenance mode: tap the station's name five times, PIN {pin}")
 
         centre = devcentre.prepare(data, state)
