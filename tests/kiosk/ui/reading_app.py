@@ -78,6 +78,15 @@ class Reading(Journey):
             lambda: self.app.caption_bar.ids.caption.text == "Page 2 of 3", 5, "Page 2 of 3"
         )
         self.shot("reading-2-en-elder")
+        self.tap(self.top_bar().ids.elder_button)  # standard mode: previous and next
+        yield from self.wait(lambda: not vm.elder, 5, "standard mode")
+        yield from self.wait(lambda: screen.ids.prev_page.opacity == 1, 5, "previous page")
+        self.shot("reading-2-en-standard")
+        self.tap(screen.ids.prev_page)
+        yield from self.wait(
+            lambda: self.app.caption_bar.ids.caption.text == "Page 1 of 3", 5, "Page 1 of 3"
+        )
+        print(f"STANDARD prev={screen.ids.prev_page.disabled} page={screen.page}", flush=True)
         self.tap(self.bottom_cancel())
         yield from self.wait_screen("take_card")
         yield from self.wait_screen("idle", timeout=30)

@@ -113,6 +113,7 @@ def test_the_bundles_pages_read_at_elder_size_on_the_configured_screen(
         "HEADING en-1 Page 1 of 3 True",
     ]
     assert "LAST 回到第 1 页" in seen  # from the last page, the one page button goes back
+    assert "STANDARD prev=True page=0" in seen  # standard mode went back; page 1 has no previous
     [zoom] = [line for line in seen if line.startswith("ZOOM ")]
     z = dict(part.split("=") for part in zoom.split()[1:])
     assert float(z["image_w"]) <= float(z["view_w"])  # the page's whole width shows
