@@ -38,11 +38,16 @@ log = logging.getLogger("kiosk.shell.runtime")
 
 @dataclass(frozen=True, slots=True)
 class Preview:
-    """What the preview screen shows: a rendered page (PNG) or the lines of a slip."""
+    """What the preview screen shows: rendered pages (PNG) or the lines of a slip.
+
+    ``png`` is the first page; ``page_pngs`` every page, and ``records`` the masked records
+    they were built from, one per page, for the reading view (:mod:`kiosk.reading`)."""
 
     png: bytes | None = None
     lines: tuple[str, ...] = ()
     pages: int = 0
+    page_pngs: tuple[bytes, ...] = ()
+    records: tuple[Record, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,8 +194,10 @@ class Paperwork:
                 )
 
             document = build(records)  # what prints
-            shown = build([documents.masked_record(r, identity) for r in records])  # the screen
-            preview = Preview(png=printing.render_page(shown.pdf), pages=document.pages)
+            masked = [documents.masked_record(r, identity) for r in records]
+            shown = build(masked)  # the screen
+            pngs = printing.render_pages(shown.pdf)
+            preview = Preview(pngs[0], pages=document.pages, page_pngs=pngs, records=tuple(masked))
             self.post(PreviewDone(effect.txn_id, preview, document, said=said))
         except KioskError as err:
             log.warning("preview of %s failed: %s", selection.code, type(err).__name__)

@@ -133,17 +133,27 @@ def recover(
 
 def render_page(pdf: bytes, *, scale: float = 1.4) -> bytes:
     """The first page of a PDF as PNG bytes: the preview shows exactly what prints."""
+    return render_pages(pdf, scale=scale, limit=1)[0]
+
+
+def render_pages(pdf: bytes, *, scale: float = 2.0, limit: int = 0) -> tuple[bytes, ...]:
+    """Every page of a PDF (the first ``limit`` if given) as PNG bytes.
+
+    The preview's picture zooms to a page's full width on the screen (about 2× its size on
+    paper on a 21.5″ screen), so pages are rendered at 2× (1190 × 1684 px for A4)."""
     import io
 
     import pypdfium2
 
     doc = pypdfium2.PdfDocument(pdf)
     try:
-        page = doc[0]
-        image = page.render(scale=scale).to_pil()
-        out = io.BytesIO()
-        image.save(out, format="PNG")
-        return out.getvalue()
+        out = []
+        for index in range(len(doc) if limit <= 0 else min(limit, len(doc))):
+            image = doc[index].render(scale=scale).to_pil()
+            buf = io.BytesIO()
+            image.save(buf, format="PNG")
+            out.append(buf.getvalue())
+        return tuple(out)
     finally:
         doc.close()
 

@@ -77,7 +77,7 @@ class Intent:
     """Something the resident did on the screen."""
 
     name: str  # start, pick, back, confirm, rate, skip_rating, cancel, help, touch, extend,
-    # lang, elder
+    # lang, elder, page
     arg: Any = None
 
 
@@ -410,6 +410,9 @@ class Runtime:
             self._louder = bool(intent.arg)
             self.devices.speech.set_volume(1.0 if self._louder else self.base_volume())
             return s.on_touch() + [Speak("prompt.louder" if self._louder else "prompt.softer")]
+        if name == "page":  # the preview's reading view turned a page: say which (1-based)
+            page, pages = intent.arg
+            return s.on_touch() + [Speak("preview.page", {"page": str(page), "pages": str(pages)})]
         if name == "lang":
             return s.set_lang(str(intent.arg))
         if name == "elder":

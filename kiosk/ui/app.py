@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kiosk import present
+from kiosk import present, reading
 from kiosk.config import Config
 from kiosk.shell import sdnotify
 from kiosk.shell.runtime import Frame, Intent, Runtime
@@ -137,6 +137,8 @@ def build_app(
         outputs_text = StringProperty("")
         preview_texture = ObjectProperty(None, allownone=True)
         preview_text = StringProperty("")
+        preview_pages = ListProperty()  # a texture for every page (the picture)
+        reading = ListProperty()  # kiosk.reading.ReadingPage for every page, in vm.lang
         print_text = StringProperty("")
         print_failed = BooleanProperty(False)
         preview_ready = BooleanProperty(False)
@@ -268,6 +270,10 @@ def build_app(
             """kv text lookup; the language argument makes kv re-evaluate when it changes."""
             return str(self.vm.txt.get(key, ""))
 
+        def tf(self, key: str, lang: str, **params: object) -> str:
+            """kv text lookup with parameters (``vm.txt`` holds the texts without)."""
+            return runtime.tr(key, lang, **params) if lang else ""
+
         # --- from the screen -----------------------------------------------------------------
 
         def intent(self, name: str, arg: Any = None) -> None:
@@ -381,9 +387,14 @@ def build_app(
             png = frame.preview.png if frame.preview else None
             if png is not self._preview_png:
                 self._preview_png = png
-                self.vm.preview_texture = (
-                    CoreImage(io.BytesIO(png), ext="png").texture if png else None
-                )
+                pngs = frame.preview.page_pngs if frame.preview else ()
+                textures = [CoreImage(io.BytesIO(p), ext="png").texture for p in pngs]
+                if png and not textures:
+                    textures = [CoreImage(io.BytesIO(png), ext="png").texture]
+                self.vm.preview_pages = textures
+                self.vm.preview_texture = textures[0] if textures else None
+            records = frame.preview.records if frame.preview else ()
+            self.vm.reading = reading.reading_pages(records, frame.view.lang)
             self.vm.preview_text = "\n".join(frame.preview.lines) if frame.preview else ""
 
         @staticmethod

@@ -268,3 +268,24 @@ def test_the_runtimes_clock_is_the_stations_not_the_machines(rig: Rig) -> None:
     now = rig.station_clock()
     assert now.utcoffset() == dt.timedelta(hours=8)
     assert abs(now - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=1)
+
+
+def test_a_bundles_preview_has_every_page_and_its_text_masked_and_a_page_turn_is_said(
+    rig: Rig,
+) -> None:
+    rig.start(card=True)
+    rig.preview("pension_bundle")
+    preview = rig.frames[-1].preview
+    assert preview is not None and len(preview.page_pngs) == len(preview.records) == 2
+    assert preview.png == preview.page_pngs[0]
+    for record in preview.records:  # the reading view's text is masked like the picture
+        shown = repr([record.fields, record.table and record.table.rows, record.notes])
+        assert DEMO_RESIDENT.name not in shown and DEMO_RESIDENT.id_number not in shown
+        assert dict(record.fields)["公民身份号码 ID number"] == DEMO_RESIDENT.masked_id_number
+    rig.runtime.post(Intent("page", (2, 2)))
+    rig.until(lambda: rig.runtime.captions.text == "第 2 页，共 2 页")
+    assert rig.runtime.captions.current is not None
+    assert rig.runtime.captions.current.screen == "preview"
+    rig.runtime.post(Intent("cancel"))
+    rig.until(lambda: rig.runtime.session.state in ("take_card", "idle"))
+    rig.sam.remove()

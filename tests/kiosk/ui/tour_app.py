@@ -153,12 +153,12 @@ class Tour(Journey):
         yield from self.wait_screen("preview")
         yield from self.wait(lambda: self.app.vm.preview_texture is not None, 20, "preview")
         self.visit("preview")
-        self.tap(self.screen().ids.magnify_button)  # the magnifier: a larger page to scroll
-        yield from self.wait(lambda: self.screen().zoom > 1, 5, "magnified")
+        self.tap(self.screen().ids.picture_button)  # the page as it prints, at the panel's width
+        yield from self.wait(lambda: self.screen().picture, 5, "the picture")
         yield from self.settle()
         self.visit("preview-magnified")
-        self.tap(self.screen().ids.magnify_button)
-        yield from self.wait(lambda: self.screen().zoom == 1, 5, "whole page")
+        self.tap(self.screen().ids.picture_button)  # back to the reading view
+        yield from self.wait(lambda: not self.screen().picture, 5, "the text")
         release = self.hold_printer()
         self.tap(self.screen().ids.print_button)
         yield from self.wait_screen("printing")
