@@ -111,6 +111,8 @@ class JournalUpdate:
     txn_id: str
     service: str | None = None
     identity_hash: str | None = field(default=None, repr=False)
+    lang: str | None = None  # the language and elder mode as the resident changed them
+    elder: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -218,7 +218,7 @@ def maintenance_texts(
         return {"devices": "", "info": "", "last": "", "log": ""}
     devices = [f"[b]{tr('maint.devices', lang)}[/b]"]
     for kind, state, reasons in report.devices:
-        mark = "✓" if state == "ok" else "✗"
+        mark = "✓" if state == "ok" else "✘"  # ✗ (U+2717) is not in WenQuanYi: a missing-glyph box
         said = f"{kind}: {state}" + (f" ({reasons})" if reasons else "")
         devices.append(f"{mark} {literal(said)}")
     info = [

@@ -65,14 +65,22 @@ class TransactionStore(OutboxStore):
         return txn_id
 
     def update_transaction(
-        self, txn_id: str, *, service: str | None = None, identity_hash: str | None = None
+        self,
+        txn_id: str,
+        *,
+        service: str | None = None,
+        identity_hash: str | None = None,
+        lang: str | None = None,
+        elder: bool | None = None,
     ) -> None:
-        """Fill in what a session learns as it goes: the service picked, who is served."""
+        """Fill in what a session learns as it goes: the service picked, who is served, the
+        language and elder mode the resident switched to (the event says the last ones)."""
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE transactions SET service = COALESCE(?, service),"
-                " identity_hash = COALESCE(?, identity_hash) WHERE id = ? AND outcome IS NULL",
-                (service, identity_hash, txn_id),
+                " identity_hash = COALESCE(?, identity_hash), lang = COALESCE(?, lang),"
+                " elder = COALESCE(?, elder) WHERE id = ? AND outcome IS NULL",
+                (service, identity_hash, lang, None if elder is None else int(elder), txn_id),
             )
             if cur.rowcount != 1:
                 raise JournalError(f"no open transaction {txn_id}")

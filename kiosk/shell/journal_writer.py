@@ -17,10 +17,24 @@ from flows.session import (
     JournalHelp,
     JournalRate,
     JournalUpdate,
+    Session,
 )
 from statedir.journal import Journal
 
 log = logging.getLogger("kiosk.shell.runtime")
+
+OPEN_TRANSACTION = ("identify", "choose", "notice", "preview", "printing")
+"""States whose transaction is still open (it is finished when printing ends or on leaving)."""
+
+
+def mode_update(session: Session) -> list[Effect]:
+    """The language and elder mode as the resident uses them (issue 20 point 9): a switch during
+    a session updates its open transaction, so the journal and the transaction event say what
+    was used, not what the session began with. A switch after the transaction is finished
+    (on the rating page, or after) changes nothing recorded."""
+    if session.txn_id is None or session.state not in OPEN_TRANSACTION:
+        return []
+    return [JournalUpdate(session.txn_id, lang=session.lang, elder=session.elder)]
 
 
 class JournalWriter:
@@ -37,8 +51,14 @@ class JournalWriter:
             txn, lang, elder = effect.txn_id, effect.lang, effect.elder
             return lambda: j.begin_transaction("", lang=lang, elder=elder, txn_id=txn)
         if isinstance(effect, JournalUpdate):
-            txn, service, ih = effect.txn_id, effect.service, effect.identity_hash
-            return lambda: j.update_transaction(txn, service=service, identity_hash=ih)
+            u = effect
+            return lambda: j.update_transaction(
+                u.txn_id,
+                service=u.service,
+                identity_hash=u.identity_hash,
+                lang=u.lang,
+                elder=u.elder,
+            )
         if isinstance(effect, JournalFinish):
             e = effect
             return lambda: j.finish_transaction(

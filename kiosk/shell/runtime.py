@@ -59,7 +59,7 @@ from kiosk.shell.catalog_watch import CatalogWatch
 from kiosk.shell.diskguard import DiskGuard
 from kiosk.shell.helpdesk import HelpAnswer, HelpDesk, HelpSlipDone, HelpState
 from kiosk.shell.hours import opening_hours
-from kiosk.shell.journal_writer import JournalWriter
+from kiosk.shell.journal_writer import JournalWriter, mode_update
 from kiosk.shell.leftcard import LeftCardWatch
 from kiosk.shell.maintenance import Desk, MaintenanceNote, MaintenanceReport
 from kiosk.shell.paperwork import Paperwork, Preview, PreviewDone, PrintDone
@@ -414,9 +414,9 @@ class Runtime:
             page, pages = intent.arg
             return s.on_touch() + [Speak("preview.page", {"page": str(page), "pages": str(pages)})]
         if name == "lang":
-            return s.set_lang(str(intent.arg))
+            return s.set_lang(str(intent.arg)) + mode_update(s)
         if name == "elder":
-            return s.set_elder(bool(intent.arg))
+            return s.set_elder(bool(intent.arg)) + mode_update(s)
         if name == "pick":
             return s.on_pick(str(intent.arg))
         if name == "rate":

@@ -211,6 +211,7 @@ def build_app(
                 distance_mm=config.ui.viewing_distance_mm,
             )
             self._lang_loaded = ""
+            self._attract_index = 0
             self._preview_png: bytes | None = None
             self.help_view = HelpView()
             self.still_there_view = StillThereView()
@@ -235,20 +236,20 @@ def build_app(
             runtime.heartbeat()
             runtime.start()
             Clock.schedule_once(self._ready, 0)  # after the first frame with the home screen
-            self._attract_index = 0
             self._attract(0)
             Clock.schedule_interval(self._attract, 4.0)
             mirror = os.environ.get("KIOSK_SCREEN_MIRROR")
             if mirror:  # development on a machine without a screen (make run): see the screen
                 Clock.schedule_interval(lambda _dt: self._mirror(Path(mirror)), 2.0)
 
-        def _attract(self, _dt: float) -> None:
-            """The attract screen names, one after another, what can be done here."""
+        def _attract(self, _dt: float, step: int = 1) -> None:
+            """The attract screen names, one after another, what can be done here; ``step`` 0
+            says the same one again (in a new language)."""
             names = [s.name.get(self.vm.lang or "zh") for s in runtime.catalog.enabled_services()]
             if not names:
                 self.vm.attract_text = ""
                 return
-            self._attract_index = (self._attract_index + 1) % len(names)
+            self._attract_index = (self._attract_index + step) % len(names)
             self.vm.attract_text = runtime.tr(
                 "home.attract", self.vm.lang or "zh", name=names[self._attract_index]
             )
@@ -321,7 +322,10 @@ def build_app(
                 vm.lang = ""  # re-evaluate every kv text bound to the language
                 vm.station_name = runtime.catalog.station.name.get(view.lang)
                 self._lang_loaded = view.lang
+            relabel = vm.lang != view.lang
             vm.lang = view.lang
+            if relabel:  # the ticker follows the language at once, not at its next turn
+                self._attract(0, step=0)
             if vm.elder != view.elder:
                 self.theme.apply(elder=view.elder)
             vm.elder = view.elder

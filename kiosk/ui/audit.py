@@ -5,13 +5,18 @@ a capital height of at least 0.7° of visual angle in elder mode (≈ 6.1 mm at 
 standard mode), measured from the font's own metrics; a contrast against what is behind it of at
 least 7:1 (4.5:1 in standard mode), computed from the colours the widgets draw with; every touch
 target at least 12 × 12 mm (9 × 9 mm) with gaps of at least 2 mm to its neighbours; and no page
-offers more than six choices. :func:`audit` returns what fails, as sentences a person can act on.
+offers more than six choices. Every text must fit its widget (:func:`text_fits`): painted inside
+its box, nothing shortened with "…", no line dropped or cut by a fixed text box. In elder mode a
+resident's page has at most six targets of its own (:func:`page_target`: the top bar, the bottom
+bar's back and cancel and page turning are the frame, the same on every page, and not counted).
+:func:`audit` returns what fails, as sentences a person can act on.
 """
 
 from __future__ import annotations
 
 import functools
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,10 @@ from kiosk.ui.theme import contrast, visual_angle_mm
 
 MIN_GAP_MM = 2.0
 MAX_CHOICES = 6
+MAX_ELDER_TARGETS = 6  # a resident's elder page: its own targets, the frame not counted
+FRAME_IDS = frozenset({"prev_page", "next_page"})  # page turning: the same on every list
+TECHNICIAN_SCREENS = frozenset({"unlock", "maintenance"})  # not residents' pages
+_MARKUP_TAG = re.compile(r"\[/?[a-z_]+(?:=[^\]]*)?\]")
 
 
 @dataclass(frozen=True)
@@ -117,8 +126,14 @@ def _gap(a: tuple[float, float, float, float], b: tuple[float, float, float, flo
     return max(dx, dy)
 
 
-def audit(root: Any, theme: Any, *, elder: bool, font: Path, name: str) -> Findings:
-    """Check every visible text and target under ``root`` (a screen or an open overlay)."""
+def audit(
+    root: Any, theme: Any, *, elder: bool, font: Path, name: str, page: bool = True
+) -> Findings:
+    """Check every visible text and target under ``root`` (a screen or an open overlay).
+
+    ``page``: ``root`` is a page a resident chooses on, whose targets are counted in elder mode
+    (a technician's screen or the caption bar is not).
+    """
     from kivy.core.window import Window
     from kivy.uix.behaviors import ButtonBehavior
     from kivy.uix.label import Label
@@ -129,12 +144,16 @@ def audit(root: Any, theme: Any, *, elder: bool, font: Path, name: str) -> Findi
     targets: list[tuple[str, tuple[float, float, float, float]]] = []
     drawn: list[tuple[str, tuple[float, float, float, float]]] = []  # where text is painted
     size = (int(Window.width), int(Window.height))
+    own: list[str] = []  # the page's own targets (elder mode counts them)
     for widget in root.walk(restrict=True):
         if not _visible(widget) or not _on_screen(_window_rect(widget), size):
             continue
         label = _label_name(widget)
         if isinstance(widget, Label) and widget.text.strip():
             found.texts += 1
+            misfit = text_fits(widget)
+            if misfit:
+                found.problems.append(f"{name}: text {label} {misfit}")
             rect = _text_rect(widget)
             if not _in_scroll_view(widget):
                 drawn.append((label, rect))
@@ -166,15 +185,18 @@ def audit(root: Any, theme: Any, *, elder: bool, font: Path, name: str) -> Findi
                     f"needs {rules.target_mm:.0f} × {rules.target_mm:.0f} mm"
                 )
             targets.append((label, _window_rect(widget)))
-            if isinstance(widget, Label) and widget.texture_size[0] > widget.width + 2:
-                found.problems.append(f"{name}: the text of {label} is wider than its button")
-            if isinstance(widget, Label) and widget.texture_size[1] > widget.height + 2:
-                found.problems.append(f"{name}: the text of {label} is taller than its button")
+            if page_target(widget):
+                own.append(label)
         choices = [c for c in getattr(widget, "children", ()) if hasattr(c, "service_code")]
         if len(choices) > MAX_CHOICES:
             found.problems.append(
                 f"{name}: {len(choices)} choices on one page, at most {MAX_CHOICES}"
             )
+    if elder and page and len(own) > MAX_ELDER_TARGETS:
+        found.problems.append(
+            f"{name}: {len(own)} targets on one elder page, at most {MAX_ELDER_TARGETS}: "
+            + ", ".join(own)
+        )
     for (la, ra), (lb, rb) in itertools.combinations(drawn, 2):
         if _gap(ra, rb) < -2:
             found.problems.append(f"{name}: texts {la} and {lb} overlap")
@@ -185,6 +207,63 @@ def audit(root: Any, theme: Any, *, elder: bool, font: Path, name: str) -> Findi
                 f"{name}: targets {la} and {lb} are {gap_mm:.1f} mm apart, need {MIN_GAP_MM:.0f} mm"
             )
     return found
+
+
+def text_fits(widget: Any) -> str:
+    """Why a label's text does not fit its widget, or "" when it does.
+
+    Kivy paints a label's texture centred on the widget; ``halign``/``valign``, ``padding`` and
+    ``text_size`` act inside the texture. So the text fits when the texture lies inside the
+    widget's box, nothing was shortened with "…" (``shorten``), and a fixed ``text_size`` did
+    not cut a line (its laid-out size is larger) or drop one (fewer characters were laid out
+    than the text has).
+    """
+    widget.texture_update()
+    tw, th = widget.texture_size
+    if tw > widget.width + 1 or th > widget.height + 1:
+        return (
+            f"is {tw:.0f} × {th:.0f} px, larger than its widget "
+            f"({widget.width:.0f} × {widget.height:.0f} px)"
+        )
+    core = getattr(widget, "_label", None)
+    if core is None:
+        return ""
+    if getattr(core, "is_shortened", False):
+        return "is shortened to fit"
+    uw, uh = core.text_size
+    iw, ih = getattr(core, "_internal_size", (0, 0))
+    if (uw is not None and iw > uw + 1) or (uh is not None and ih > uh + 1):
+        return f"is cut by its text box ({iw:.0f} × {ih:.0f} px in {uw} × {uh})"
+    laid = "".join(w.text for line in core._cached_lines for w in line.words)
+    text = widget.text
+    if widget.markup:
+        text = _MARKUP_TAG.sub("", text)
+        text = text.replace("&bl;", "[").replace("&br;", "]").replace("&amp;", "&")
+    if len("".join(laid.split())) < len("".join(text.split())):
+        return "has lines dropped by its text box"
+    return ""
+
+
+def page_target(widget: Any) -> bool:
+    """A target of the page itself, not of its frame (top bar, back/cancel, page turning)."""
+    from kiosk.ui.widgets import BottomBar, TopBar
+
+    w: Any = widget.parent
+    while w is not None and w.parent is not w:
+        if isinstance(w, TopBar | BottomBar):
+            return False
+        if any(_same(v, widget) for k, v in getattr(w, "ids", {}).items() if k in FRAME_IDS):
+            return False
+        w = w.parent
+    return True
+
+
+def _same(ref: Any, widget: Any) -> bool:
+    """``ids`` hold weak proxies, never the widget itself: compare by the widget's uid."""
+    try:
+        return bool(ref.uid == widget.uid)
+    except ReferenceError:  # the widget it named is gone
+        return False
 
 
 def _text_rect(widget: Any) -> tuple[float, float, float, float]:
@@ -213,6 +292,6 @@ def _label_name(widget: Any) -> str:
         w = getattr(w, "parent", None)
         if w is None or ident:
             break
-        ident = next((k for k, v in getattr(w, "ids", {}).items() if v is widget), "")
+        ident = next((k for k, v in getattr(w, "ids", {}).items() if _same(v, widget)), "")
     short = text[:24] + ("…" if len(text) > 24 else "")
     return f"{type(widget).__name__}{'#' + ident if ident else ''} '{short}'"

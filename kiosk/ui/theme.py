@@ -54,7 +54,8 @@ class Theme(EventDispatcher):
     button_h = NumericProperty(80)
     gap = NumericProperty(16)
     pad = NumericProperty(24)
-    bar_h = NumericProperty(110)
+    bar_h = NumericProperty(110)  # the top bar: elder mode's geometry in both modes (fixed)
+    bar_gap = NumericProperty(16)
 
     bg = ListProperty(_hex("#F7F5F0"))
     fg = ListProperty(_hex("#111111"))
@@ -73,6 +74,11 @@ class Theme(EventDispatcher):
         super().__init__()
         self.px_mm = px_per_mm(width, height, diagonal_in)
         self.distance_mm = distance_mm
+        # the top bar's controls stay where they are when elder mode or the language changes
+        # (a resident aiming at one must not hit another): its geometry is elder mode's
+        self.apply(elder=True)
+        self.bar_h = round(max(self.button_h * 1.15, 24 * self.px_mm))
+        self.bar_gap = self.gap
         self.apply(elder=False)
 
     def cap_height_mm(self, elder: bool) -> float:
@@ -89,4 +95,3 @@ class Theme(EventDispatcher):
         self.button_h = round(max(target_mm * self.px_mm, self.body * 2.0))
         self.gap = round((5.0 if elder else 3.5) * self.px_mm)
         self.pad = round(6.0 * self.px_mm)
-        self.bar_h = round(max(self.button_h * 1.15, 24 * self.px_mm))

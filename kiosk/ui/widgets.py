@@ -5,18 +5,27 @@ from __future__ import annotations
 from typing import Any
 
 from kivy.app import App
-from kivy.properties import BooleanProperty, StringProperty
+from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 from kivy.uix.button import Button
 from kivy.uix.label import Label
+from kivy.uix.togglebutton import ToggleButton
+
+from kiosk.ui.fit import FitText
 
 
-class BigButton(Button):
-    """A large touch target with text; ``kind`` chooses primary or secondary colours."""
+class BigButton(FitText, Button):
+    """A large touch target with text; ``kind`` chooses primary or secondary colours. Its text
+    is set smaller (down to the theme's ``small``) when it does not fit (:mod:`kiosk.ui.fit`)."""
 
     kind = StringProperty("primary")
     enabled = BooleanProperty(True)
     wrap = BooleanProperty(True)  # long text wraps and the button grows; False: one line
+    fixed_h = NumericProperty(0)  # a height that neither the mode nor the text changes; 0: none
+
+
+class FitToggle(FitText, ToggleButton):
+    """A toggle whose text shrinks to fit, like :class:`BigButton` (the rating's reasons)."""
 
 
 class BodyLabel(Label):
@@ -27,8 +36,9 @@ class TitleLabel(Label):
     pass
 
 
-class StationName(Label):
-    """The station's name in the top bar; five quick taps on it are the technicians' way in."""
+class StationName(FitText, Label):
+    """The station's name in the top bar; five quick taps on it are the technicians' way in.
+    A long name is set smaller until it fits, never cut."""
 
     def on_touch_down(self, touch: Any) -> bool:
         if self.collide_point(*touch.pos):

@@ -383,3 +383,30 @@ def test_a_journal_that_cannot_write_puts_the_station_out_of_order(
     # ... and the writes that waited were made, in order: the refused session is on record
     [txn] = journal.transactions()
     assert (txn.outcome, txn.abandoned_state, txn.reason) == ("abandoned", "identify", "cancel")
+
+
+def test_the_journal_records_the_language_and_mode_the_resident_used(
+    rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]],
+) -> None:
+    """Issue 20 point 9: a session begun in Chinese, standard mode, and switched on its way
+    is recorded (and reported to the centre) as it was used; a switch on the rating page,
+    after the transaction is finished, changes nothing and breaks nothing."""
+    runtime, sam, _printer, _frames = rig
+    runtime.post(Intent("start"))
+    pump_until(runtime, lambda: runtime.session.state == "identify")
+    runtime.post(Intent("lang", "en"))
+    runtime.post(Intent("elder", True))
+    sam.insert(DEMO_RESIDENT)
+    pump_until(runtime, lambda: runtime.session.state == "choose")
+    runtime.post(Intent("pick", "personal_tax_record"))
+    pump_until(runtime, lambda: runtime.session.view.preview_ready)
+    runtime.post(Intent("confirm"))
+    pump_until(runtime, lambda: runtime.session.state == "rate")
+    runtime.post(Intent("elder", False))  # after the finish: the transaction stays as used
+    runtime.post(Intent("rate", (5, ())))
+    pump_until(runtime, lambda: runtime.session.state == "take_card")
+    assert runtime.writer.ok
+    [txn] = runtime.journal.transactions()
+    assert (txn.lang, txn.elder, txn.outcome, txn.rating) == ("en", True, "completed", 5)
+    events = [e for e in runtime.journal.pending_events() if e.type == "transaction"]
+    assert [(e.payload["lang"], e.payload["elder"]) for e in events] == [("en", True)]

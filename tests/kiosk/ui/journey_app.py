@@ -169,12 +169,15 @@ class Journey(ScriptedRun):
         self.shot("bundle-4-preview-elder")
         self.tap(self.screen().ids.print_button)
         yield from self.wait_screen("rate", timeout=120)
+        self.shot("bundle-5-rate-elder")
+        self.tap(self.screen().ids.rate4)  # elder mode: the level, then the optional reasons
+        yield from self.wait(lambda: self.screen().level == 4, 5, "reasons step")
         for widget in self.screen().walk():
             if getattr(widget, "tag", "") == "slow":
                 self.tap(widget)
         yield from self.wait(lambda: self.app.vm.rate_tags == ["slow"], 5, "tag")
-        self.shot("bundle-5-rate-elder")
-        self.tap(self.screen().ids.rate4)
+        self.shot("bundle-5-rate-reasons-elder")
+        self.tap(self.screen().ids.send_button)
         yield from self.wait_screen("take_card")  # the elder left the card on the reader
         self.shot("bundle-6-take-card-elder")
         yield from self.wait_screen("thanks", timeout=30)

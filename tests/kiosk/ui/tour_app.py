@@ -38,6 +38,7 @@ class Tour(Journey):
         self.visits: list[dict[str, Any]] = []
         self.lang_now = "zh"
         self.elder_now = False
+        self.bars: list[dict[str, Any]] = []  # the top bar's controls, in every combination
 
     def script(self) -> Iterator[None]:
         yield from self.wait_screen("idle")
@@ -64,7 +65,7 @@ class Tour(Journey):
             yield from self.wait(lambda: self.app.vm.elder == self.elder_now, 5, "elder mode")
 
     def visit(self, name: str, root: Any = None) -> None:
-        from kiosk.ui.audit import audit
+        from kiosk.ui.audit import TECHNICIAN_SCREENS, audit
 
         mode = "elder" if self.elder_now else "standard"
         label = f"{self.orientation}-{self.lang_now}-{mode}-{name}"
@@ -74,6 +75,7 @@ class Tour(Journey):
             elder=self.app.vm.elder,
             font=self.station.font,
             name=label,
+            page=self.app.manager.current not in TECHNICIAN_SCREENS or root is not None,
         )
         if root is None:  # a screen: with the caption bar under it (a modal has its own)
             bar = audit(
@@ -82,6 +84,7 @@ class Tour(Journey):
                 elder=self.app.vm.elder,
                 font=self.station.font,
                 name=f"{label}-caption",
+                page=False,
             )
             found.texts += bar.texts
             found.problems += bar.problems
@@ -100,6 +103,24 @@ class Tour(Journey):
             }
         )
 
+    def expect_ticker(self, lang: str) -> None:
+        """The home screen's ticker speaks the language the screen is in, at once (issue 20
+        point 9: it stayed in English after a session returned to Chinese)."""
+        text = self.app.vm.attract_text
+        chinese = any("\u4e00" <= c <= "\u9fff" for c in text.split("：")[0])
+        if not text or chinese != (lang == "zh"):
+            raise AssertionError(f"the ticker says {text!r} on a screen in {lang}")
+
+    def bar_places(self) -> dict[str, list[int]]:
+        """Where the top bar's controls are, in window pixels (they must never move)."""
+        bar = self.top_bar()
+        places = {}
+        for key in ("lang_button", "elder_button", "louder_button", "help_button"):
+            w = bar.ids[key]
+            x, y = w.to_window(w.x, w.y)
+            places[key] = [round(x), round(y), round(w.width), round(w.height)]
+        return places
+
     def bottom_bar(self) -> Any:
         from kiosk.ui.widgets import BottomBar
 
@@ -113,6 +134,22 @@ class Tour(Journey):
         yield from self.set_mode()
         yield from self.settle()
         self.visit("home")
+        self.expect_ticker(self.lang_now)
+        self.bars.append(
+            {"lang": self.lang_now, "elder": self.elder_now, "places": self.bar_places()}
+        )
+
+        # without an ID card first: the services that need one say so on their buttons
+        self.tap(self.screen().ids.start_button)
+        yield from self.wait_screen("identify")
+        self.tap(self.screen().ids.no_card_button)
+        yield from self.wait_screen("choose")
+        yield from self.settle()
+        self.visit("choose-no-card")
+        self.tap(self.bottom_bar().ids.cancel_button)
+        yield from self.wait_screen("idle")
+        yield from self.set_mode()  # home again: the station's language and mode are back
+        yield from self.settle()
 
         self.tap(self.screen().ids.start_button)
         yield from self.wait_screen("identify")
@@ -168,6 +205,11 @@ class Tour(Journey):
         yield from self.wait_screen("rate", timeout=120)
         self.visit("rate")
         self.tap(self.screen().ids.rate5)
+        if self.elder_now:  # elder mode rates in two steps: the level, then optional reasons
+            yield from self.wait(lambda: self.screen().level == 5, 5, "reasons step")
+            yield from self.settle()
+            self.visit("rate-reasons")
+            self.tap(self.screen().ids.send_button)
         yield from self.wait_screen("take_card")  # the card is still on the reader
         yield from self.settle()
         self.visit("take-card")
@@ -176,6 +218,7 @@ class Tour(Journey):
         yield from self.settle()
         self.visit("thanks")
         yield from self.wait_screen("idle")
+        self.expect_ticker(self.station.config.station.lang)  # back in the station's language
 
         yield from self.out_of_order()
         yield from self.maintenance()
@@ -265,7 +308,8 @@ def main() -> int:
 
     Clock.schedule_once(tour.begin, 0.5)
     app.run()
-    Path(args.report).write_text(json.dumps({"ok": tour.ok, "visits": tour.visits}, indent=1))
+    report = {"ok": tour.ok, "visits": tour.visits, "bars": tour.bars}
+    Path(args.report).write_text(json.dumps(report, indent=1))
     if not tour.ok:
         print(f"TOUR FAILED: {tour.error}", file=sys.stderr, flush=True)
     return 0 if tour.ok else 1
