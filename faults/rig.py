@@ -43,6 +43,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from assets import ASSETS_DIR
 from drivers.escpos.simulator import EscposSimulator, SimReceipt
 from drivers.sam.simulator import SamSimulator
 from fleet.mqtt.client import CONSOLE_USER
@@ -56,6 +57,19 @@ SITE = "faults-site"
 STATION = "faults-0001"
 CERTIFICATE = "social_insurance_certificate"  # A4 + thermal, needs the ID card
 TICKET = "queue_ticket"  # thermal only, no card
+WINDOW_HOURS = 'hours = ["08:30-12:00", "13:30-17:30"]\ndays = ["mon", "tue", "wed", "thu", "fri"]'
+
+
+def always_open_catalog() -> str:
+    """The demo catalog with the ticket's window open at every hour of every day: a scenario
+    takes a queue ticket whenever it runs (the windows' hours have tests of their own)."""
+    text = (ASSETS_DIR / "catalog" / "demo.toml").read_text(encoding="utf-8")
+    if WINDOW_HOURS not in text:
+        raise FaultError("the demo catalog's window 1 changed: update faults.rig.WINDOW_HOURS")
+    days = 'days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]\nholidays = true'
+    return text.replace(WINDOW_HOURS, f'hours = ["00:00-23:59"]\n{days}')
+
+
 AFTER_RATING = ["idle", "out_of_order", "take_card", "thanks"]  # issue 20: card, thank-you
 
 
@@ -410,6 +424,8 @@ class Rig:
             self.pcscd = Pcscd(self.root / "pcscd")
             self.pcscd.start()
             self._stack.append(self.stop_pcscd)
+        self.catalog = self.root / "catalog.toml"
+        self.catalog.write_text(always_open_catalog(), encoding="utf-8")
         self.config = self.root / "kiosk.toml"
         self.config.write_text(self._config_text(), encoding="utf-8")
 
@@ -421,7 +437,7 @@ class Rig:
         smartcard = 'smartcard_reader = "pcsc:Virtual PCD"\n' if self.pcsc else ""
         return (
             "version = 1\n"
-            f'[station]\nid = "{STATION}"\nsite = "{SITE}"\n'
+            f'[station]\nid = "{STATION}"\nsite = "{SITE}"\ncatalog = "{self.catalog}"\n'
             f'[state]\ndir = "{self.state}"\n'
             "[devices]\n"
             f'id_reader = "sam:{self.root / "sam-link"}"\n'
@@ -489,6 +505,7 @@ class Rig:
     def ticket_session(self, *, rate: int = 5, timeout: float = 30.0) -> Session:
         """A queue ticket: no card, one slip."""
         ui = self._ui()
+        ui.wait(state=["idle"], timeout=timeout)  # the last resident's thank-you ends first
         st = ui.do("start", state=["identify"], timeout=timeout)
         session = Session(st["txn_id"], TICKET)
         self.ledger.sessions.append(session)
@@ -506,6 +523,7 @@ class Rig:
         """An ID card on the SAM reader, a certificate on A4 and its slip."""
         ui = self._ui()
         self.take_card()
+        ui.wait(state=["idle"], timeout=timeout)  # the last resident's thank-you ends first
         st = ui.do("start", state=["identify"], timeout=timeout)
         session = Session(st["txn_id"], CERTIFICATE)
         self.ledger.sessions.append(session)

@@ -64,8 +64,6 @@ __all__ = [
     "selections",
 ]
 
-# --- timeouts, declared on states ---------------------------------------------------------------
-
 TIMEOUTS_S: dict[str, float] = {
     "identify": 60.0,
     "choose": 120.0,
@@ -82,7 +80,6 @@ taken (its reminder is :data:`REMIND_TAKE_CARD_S`; the console is told by the sh
 
 NO_WARNING = ("thanks",)
 """States that end without asking "are you still there?" (the thank-you is short on purpose)."""
-
 REMIND_TAKE_CARD_S = 20.0
 """A card left on the reader is asked for again this often (spoken; it stays on the screen)."""
 
@@ -90,11 +87,9 @@ WARN_BEFORE_S = 15.0
 """The resident is warned (shown and spoken) this long before a timeout and can extend."""
 
 MAX_EXTENSIONS = 20
-
 IN_SESSION = ("identify", "choose", "notice", "preview", "rate")
 SESSION_OVER = ("idle", "out_of_order", "take_card", "thanks")
 """States with no session: no identity, no transaction; a new catalog applies at once."""
-
 
 WINDOW_CLOSED = ("unavailable.window_closed", "unavailable.window_opens")
 
@@ -317,7 +312,7 @@ class Session:
         """
         self._unavailable = dict(unavailable)
         self._reason_params = {code: dict(p) for code, p in (params or {}).items()}
-        anything = any(s.code not in self._unavailable for s in self.catalog.enabled_services())
+        anything = self._anything()
         if self.state == "idle" and not anything:
             self.chart.send("break_down")
             return self._entered()
@@ -325,6 +320,9 @@ class Session:
             self.chart.send("back_in_service")
             return self._entered()
         return []
+
+    def _anything(self) -> bool:
+        return any(s.code not in self._unavailable for s in self.catalog.enabled_services())
 
     def unavailable(self) -> dict[str, str]:
         return dict(self._unavailable)
@@ -544,6 +542,8 @@ class Session:
 
     def _entered(self) -> list[Effect]:
         """Effects of arriving in the current state; identity is wiped on the way to idle."""
+        if self.state == "idle" and not self._anything():  # a device broke in the last session
+            self.chart.send("break_down")
         self._arm_timeout()
         self._remind_at = None
         if self.state == "take_card":

@@ -271,6 +271,28 @@ def test_out_of_order_when_nothing_can_be_served(session: Session) -> None:
     assert shows(session.set_unavailable(partly)) == ["idle"]
 
 
+def test_a_device_that_broke_during_a_session_puts_the_station_out_of_order_after_it(
+    session: Session, clock: FakeClock
+) -> None:
+    """The thank-you ends on the idle screen only if something can be served there."""
+    everything = {s.code: "unavailable.thermal_printer" for s in CATALOG.enabled_services()}
+    session.on_start()
+    session.on_skip_identity()
+    session.on_pick("queue_ticket")
+    session.on_preview_ready()
+    session.on_confirm()
+    session.on_printed(PrintOutcome(JobState.FAILED, "error.print_failed"), ())
+    assert session.set_unavailable(everything) == []  # mid-session: the resident goes on
+    session.on_rate(2)
+    assert session.state == "thanks"
+    clock.now += TIMEOUTS_S["thanks"] + 0.1
+    assert shows(session.on_tick()) == ["out_of_order"] and session.state == "out_of_order"
+    session.set_unavailable({})
+    session.on_start()
+    assert session.set_unavailable(everything) == []
+    assert shows(session.on_cancel()) == ["out_of_order"]  # straight there
+
+
 def test_identity_outside_identify_is_dropped(session: Session) -> None:
     assert session.on_identity(PERSON) == []
     assert session.identity is None

@@ -85,7 +85,7 @@ def test_the_fleet_page_at_10000_stations_is_small_fast_and_lists_exactly_the_fa
                 assert best[0] < 1000, f"the fleet page took {best[0]:.0f} ms"
                 counts = browser.find_element(By.CSS_SELECTOR, "p.counts").text
                 assert f"{KIOSKS} 台终端" in counts
-                assert f"needs attention: {KIOSKS // EVERY}" in counts
+                assert f"需要处理：{KIOSKS // EVERY}" in counts
                 # the stations that need attention come first, and only they are listed here
                 listed: list[str] = []
                 page = 1

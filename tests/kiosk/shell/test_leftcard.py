@@ -9,6 +9,7 @@ voice is the caption of the frame that follows, on the screen it was said on (po
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -79,6 +80,9 @@ def rig(
         health_interval_s=0.2,
         card_left_alert_s=1.0,
     )
+    # a Monday morning at the station: staffed (the help line names the station's phone)
+    monday = dt.datetime(2026, 12, 7, 10, 0, tzinfo=runtime.catalog.station.zone)
+    runtime.now = lambda: monday
     frames: list[Frame] = []
     runtime.on_frame = frames.append
     runtime.start()
