@@ -130,7 +130,8 @@ def _page(
         "特此证明。本证明由自助服务终端打印，扫描右侧二维码可核验真伪。",
         "This certifies the record above. Printed by a self-service terminal;"
         " scan the QR code to verify.",
-        f"出具单位 Issued by: {catalog.station.name.zh}",
+        f"出具单位 Issued by: {record.issuer_zh or catalog.station.name.zh}",
+        *([f"打印地点 Printed at: {catalog.station.name.zh}"] if record.issuer_zh else []),
         f"打印时间 Printed: {issued:%Y-%m-%d %H:%M}    证明编号 No.: {doc_id}",
     ]
     for note in notes:

@@ -222,3 +222,5 @@ class Record:
     fields: tuple[tuple[str, str], ...] = field(repr=False)
     table: RecordTable | None = None
     notes: tuple[str, ...] = ()
+    issuer_zh: str = ""  # the agency the record is issued by (出具单位); the station only prints
+    issuer_en: str = ""

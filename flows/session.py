@@ -255,7 +255,7 @@ class Session:
                 reason = "unavailable.needs_id"
             params = tuple(sorted(self._reason_params.get(code, {}).items()))
             result.append(Offer(sel, not reason, reason, params))
-        return tuple(result)
+        return tuple(sorted(result, key=lambda o: o.reason == "unavailable.needs_id"))
 
     def _blocks(self, selection: Selection, code: str) -> bool:
         """Does the service ``code`` keep ``selection`` from being served now? A bundle is

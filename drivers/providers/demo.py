@@ -43,33 +43,92 @@ def _months_back(today: dt.date, n: int) -> list[str]:
     return out
 
 
+ISSUERS = {
+    "social_insurance_certificate": ("淄博市社会保险事业中心", "Zibo Social Insurance Centre"),
+    "medical_insurance_record": ("淄博市医疗保障局", "Zibo Healthcare Security Bureau"),
+    "retirement_status": ("淄博市社会保险事业中心", "Zibo Social Insurance Centre"),
+    "residence_certificate": ("淄博市公安局高新区分局", "Zibo Public Security, High-tech Zone"),
+    "personal_tax_record": ("国家税务总局淄博市税务局", "Zibo Taxation Bureau"),
+    "real_estate_query": ("淄博市不动产登记中心", "Zibo Real Estate Registration Centre"),
+    "business_licence_print": ("淄博市市场监督管理局", "Zibo Market Regulation Bureau"),
+}
+"""The agency each record is issued by (printed as 出具单位; the station only prints it)."""
+
+
+def birth_of(id_number: str) -> dt.date:
+    """The birth date an 18-character ID number carries (characters 7 to 14)."""
+    return dt.date(int(id_number[6:10]), int(id_number[10:12]), int(id_number[12:14]))
+
+
+def pensionable(person: Identity, today: dt.date) -> bool:
+    """Drawing a pension: 60 for men, 55 for women (the ages before the 2025 reform, which
+    raises them by months from 2025; the demo residents are far from the boundary)."""
+    born = birth_of(person.id_number)
+    age = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+    return age >= (55 if person.sex == "女" else 60)
+
+
 def build_records(person: Identity, today: dt.date) -> dict[str, dict[str, Any]]:
-    """Every service's record for one synthetic resident (labels bilingual, values Chinese)."""
+    """Every service's record for one synthetic resident (labels bilingual, values Chinese),
+    consistent with the resident's age: a retired resident draws a pension and pays in nothing."""
     n = person.id_number
     s = _seed(n, "pension")
-    first = dt.date(2005 + s % 12, 1 + s % 12, 1)
-    months = (today.year - first.year) * 12 + (today.month - first.month)
+    retired = pensionable(person, today)
+    born = birth_of(n)
+    first = dt.date(max(1995, born.year + 22 + s % 6), 1 + s % 12, 1)  # the scheme's start
+    end = dt.date(born.year + (55 if person.sex == "女" else 60), born.month, 1)
+    last = min(today, end) if retired else today
+    months = max(0, (last.year - first.year) * 12 + (last.month - first.month))
     base = 3800 + (s >> 8) % 4000
-    recent = [
-        [m, f"{base:.2f}", f"{base * 0.08:.2f}", f"{base * 0.16:.2f}"]
-        for m in _months_back(today, 6)
-    ]
+    pension = 2100 + (s >> 12) % 1800
+    employer = EMPLOYERS[(s >> 16) % len(EMPLOYERS)]
+    if retired:
+        insurance = [
+            ["参保状态 Status", "待遇领取 (Drawing a pension)"],
+            ["首次参保年月 First month", first.strftime("%Y-%m")],
+            ["累计缴费月数 Months paid", str(months)],
+            ["退休年月 Retired", end.strftime("%Y-%m")],
+            ["退休前单位 Last employer", employer],
+        ]
+        paid = [
+            "近六个月养老金发放 Pension paid in the last six months",
+            ["年月 Month", "发放金额 Amount", "发放方式 Paid into"],
+            [
+                [m, f"{pension:.2f}", "社保卡金融账户 (Social security card)"]
+                for m in _months_back(today, 6)
+            ],
+        ]
+        drawing = [
+            ["领取状态 Status", "正常领取 (Receiving)"],
+            [f"{today.year} 年度认证 This year's check", f"已认证 {today.year}-03-1{s % 9}"],
+            ["认证方式 Method", "自助终端人脸识别 (Self-service terminal)"],
+        ]
+    else:
+        insurance = [
+            ["参保状态 Status", "正常参保 (Contributing)"],
+            ["首次参保年月 First month", first.strftime("%Y-%m")],
+            ["累计缴费月数 Months paid", str(months)],
+            ["缴费单位 Paid through", employer],
+        ]
+        paid = [
+            "近六个月缴费明细 Contributions of the last six months",
+            ["年月 Month", "缴费基数 Base", "个人缴费 Personal", "单位缴费 Employer"],
+            [
+                [m, f"{base:.2f}", f"{base * 0.08:.2f}", f"{base * 0.16:.2f}"]
+                for m in _months_back(today, 6)
+            ],
+        ]
+        drawing = [
+            ["领取状态 Status", "未领取：在职参保 (Not drawing: still contributing)"],
+            ["可领取年月 From", end.strftime("%Y-%m")],
+        ]
     tax = _seed(n, "tax") % 300
+    income = pension if retired else base
     records: dict[str, dict[str, Any]] = {
         "social_insurance_certificate": {
             "title": ["社会保险参保证明", "Social Insurance Participation Certificate"],
-            "fields": [
-                ["参保险种 Insurance", "企业职工基本养老保险"],
-                ["参保状态 Status", "正常参保 (Contributing)"],
-                ["首次参保年月 First month", first.strftime("%Y-%m")],
-                ["累计缴费月数 Months paid", str(months)],
-                ["缴费单位 Paid through", EMPLOYERS[(s >> 16) % len(EMPLOYERS)]],
-            ],
-            "table": [
-                "近六个月缴费明细 Contributions of the last six months",
-                ["年月 Month", "缴费基数 Base", "个人缴费 Personal", "单位缴费 Employer"],
-                recent,
-            ],
+            "fields": [["参保险种 Insurance", "企业职工基本养老保险"], *insurance],
+            "table": paid,
         },
         "medical_insurance_record": {
             "title": ["城乡居民医疗保险缴费记录", "Resident Medical Insurance Payment Record"],
@@ -88,11 +147,7 @@ def build_records(person: Identity, today: dt.date) -> dict[str, dict[str, Any]]
         },
         "retirement_status": {
             "title": ["养老金领取资格认证状态", "Pension Entitlement Check"],
-            "fields": [
-                ["领取状态 Status", "正常领取 (Receiving)"],
-                [f"{today.year} 年度认证 This year's check", f"已认证 {today.year}-03-1{s % 9}"],
-                ["认证方式 Method", "自助终端人脸识别 (Self-service terminal)"],
-            ],
+            "fields": drawing,
         },
         "residence_certificate": {
             "title": ["户籍证明", "Residence Registration Certificate"],
@@ -109,7 +164,10 @@ def build_records(person: Identity, today: dt.date) -> dict[str, dict[str, Any]]
             "table": [
                 "近六个月 Last six months",
                 ["所属期 Period", "收入 Income", "已缴税额 Tax"],
-                [[m, f"{base:.2f}", f"{tax / 10:.2f}"] for m in _months_back(today, 6)],
+                [
+                    [m, f"{income:.2f}", f"{0 if retired else tax / 10:.2f}"]
+                    for m in _months_back(today, 6)
+                ],
             ],
         },
         "real_estate_query": {
@@ -139,6 +197,8 @@ def build_records(person: Identity, today: dt.date) -> dict[str, dict[str, Any]]
                 ["经营范围 Scope", "餐饮服务"],
             ],
         }
+    for service, body in records.items():
+        body["issuer"] = list(ISSUERS.get(service, ("", "")))
     return records
 
 
@@ -225,6 +285,7 @@ def record_from_json(service: str, body: dict[str, Any], identity: Identity) -> 
         table = RecordTable(
             str(table_title), tuple(map(str, headers)), tuple(tuple(map(str, r)) for r in rows)
         )
+    issuer = body.get("issuer") or ["", ""]
     return Record(
         service,
         str(title[0]),
@@ -232,4 +293,6 @@ def record_from_json(service: str, body: dict[str, Any], identity: Identity) -> 
         tuple(fields),
         table,
         tuple(map(str, body.get("notes", []))),
+        issuer_zh=str(issuer[0]),
+        issuer_en=str(issuer[1]),
     )

@@ -48,6 +48,9 @@ def test_certificate(code: str, provider: DemoProvider, tmp_path: Path) -> None:
     service = CATALOG.service(code)
     assert record.title_zh in text and DEMO_RESIDENT.name in text and doc.doc_id in text
     assert service.name.zh[:2] in text or record.title_zh[:2] in text
+    # issued by the agency that holds the record, printed at the station
+    assert f"出具单位 Issued by: {record.issuer_zh}" in text and record.issuer_zh
+    assert f"打印地点 Printed at: {CATALOG.station.name.zh}" in text
     subprocess.run(["pdftoppm", "-png", "-r", "150", str(pdf), str(tmp_path / "p")], check=True)
     image = Image.open(sorted(tmp_path.glob("p*.png"))[0])
     low, high = image.convert("L").getextrema()

@@ -52,6 +52,32 @@ def test_records_are_deterministic_and_synthetic() -> None:
     assert "business_licence_print" not in build_records(neighbour, day)
 
 
+def test_records_agree_with_the_residents_age_and_name_their_issuer(demo: DemoProvider) -> None:
+    """A 70-year-old draws a pension and pays in nothing; a 36-year-old contributes and draws
+    none; every record names the agency that issues it, not the station that prints it."""
+    elder = DEMO_RESIDENT  # born 1956, a woman
+    young = next(p for p in SYNTHETIC_RESIDENTS if p.birth_date and p.birth_date.year == 1990)
+    old = demo.fetch("social_insurance_certificate", elder, deadline_s=2)
+    fields = dict(old.fields)
+    assert (
+        fields["参保状态 Status"].startswith("待遇领取") and "缴费单位 Paid through" not in fields
+    )
+    assert old.table is not None and "养老金发放" in old.table.title
+    assert dict(demo.fetch("retirement_status", elder, deadline_s=2).fields)[
+        "领取状态 Status"
+    ].startswith("正常领取")
+    now = demo.fetch("social_insurance_certificate", young, deadline_s=2)
+    assert dict(now.fields)["参保状态 Status"].startswith("正常参保")
+    assert now.table is not None and "缴费明细" in now.table.title
+    assert dict(demo.fetch("retirement_status", young, deadline_s=2).fields)[
+        "领取状态 Status"
+    ].startswith("未领取")
+    for code in (s.code for s in CATALOG.services if s.provider == "demo"):
+        record = demo.fetch(code, elder, deadline_s=2)
+        assert record.issuer_zh and record.issuer_en, code
+    assert old.issuer_zh == "淄博市社会保险事业中心"
+
+
 def test_unknown_resident_and_missing_record(demo: DemoProvider) -> None:
     with pytest.raises(RecordNotFound):
         demo.fetch("social_insurance_certificate", STRANGER, deadline_s=2)
