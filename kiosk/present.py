@@ -104,6 +104,10 @@ def print_text(view: View, tr: Translator) -> str:
     return tr(view.print_error_key or "error.print_failed", view.lang)
 
 
+HOME_LISTED = 3
+"""The home screen names at most this many services that cannot be done now, then how many more."""
+
+
 def unavailable_text(view: View, tr: Translator) -> str:
     """For the home screen: what cannot be done right now, and why (what works stays offered)."""
     closed = [
@@ -114,7 +118,10 @@ def unavailable_text(view: View, tr: Translator) -> str:
     ]
     if not closed:
         return ""
-    return tr("home.unavailable", view.lang) + ("；" if view.lang == "zh" else "; ").join(closed)
+    shown = closed[:HOME_LISTED]
+    if len(closed) > len(shown):  # a short summary: a long catalog must not push the title away
+        shown.append(tr("home.unavailable_more", view.lang, n=len(closed) - len(shown)))
+    return tr("home.unavailable", view.lang) + ("；" if view.lang == "zh" else "; ").join(shown)
 
 
 ZH_DIGITS = "零一二三四五六七八九"

@@ -62,3 +62,24 @@ def test_the_maintenance_screen_shows_devices_versions_network_and_log_as_writte
     for key, markup in texts.items():
         assert set(tags(markup)) <= {"[b]", "[/b]"}, key
         assert DATA in unescaped(markup), key
+
+
+def test_the_home_screen_names_three_closed_services_then_says_how_many_more() -> None:
+    from flows.catalog import load_catalog
+    from flows.session import Session
+    from kiosk.shell.catalog_watch import DEMO_CATALOG
+
+    catalog = load_catalog(DEMO_CATALOG)
+    session = Session(catalog, clock=lambda: 0.0)
+    singles = [s.code for s in catalog.enabled_services()]
+    closed = {code: "unavailable.a4_printer" for code in singles[:-1]}  # one still offered
+    session.set_unavailable(closed)
+    tr = Translator(strict=True)
+    text = present.unavailable_text(session.view, tr)
+    names = [s.name.zh for s in catalog.enabled_services() if s.code in closed]
+    listed = [n for n in names if n in text]
+    assert len(names) > 4 and listed == names[:3]
+    assert text.endswith(tr("home.unavailable_more", "zh", n=len(names) - 3))
+    session.set_unavailable(dict(list(closed.items())[:2]))
+    few = present.unavailable_text(session.view, tr)
+    assert "另有" not in few and all(n in few for n in names[:2])
