@@ -229,7 +229,6 @@ class Session:
         self._pending_catalog = None
 
     # --- reading -------------------------------------------------------------------------------
-
     @property
     def state(self) -> str:
         return str(self.chart.current_state_value)
@@ -251,11 +250,13 @@ class Session:
         for sel in self._selections:
             code = next((s.code for s in sel.services if self._blocks(sel, s.code)), "")
             reason = self._unavailable.get(code, "")
-            if not reason and self._anonymous and sel.needs_identity:
+            if self._anonymous and sel.needs_identity:  # without a card, this is the reason
                 reason = "unavailable.needs_id"
             params = tuple(sorted(self._reason_params.get(code, {}).items()))
             result.append(Offer(sel, not reason, reason, params))
-        return tuple(sorted(result, key=lambda o: o.reason == "unavailable.needs_id"))
+        if self._anonymous:  # usable first; what needs a card after, marked
+            result.sort(key=lambda o: (o.reason.endswith("needs_id"), not o.available))
+        return tuple(result)
 
     def _blocks(self, selection: Selection, code: str) -> bool:
         """Does the service ``code`` keep ``selection`` from being served now? A bundle is
@@ -289,7 +290,6 @@ class Session:
         )
 
     # --- settings the resident may change on any screen ----------------------------------------
-
     def set_lang(self, lang: str) -> list[Effect]:
         if lang not in ("zh", "en"):
             raise ValueError(f"unsupported language {lang!r}")

@@ -224,8 +224,8 @@ def test_notice_flow_needs_no_card_and_prints_the_notice(session: Session) -> No
     assert not offers["social_insurance_certificate"].available
     assert offers["social_insurance_certificate"].reason == "unavailable.needs_id"
     # what can be done without a card comes first; what needs one follows, marked
-    needs = [o.reason == "unavailable.needs_id" for o in view.offers]
-    assert needs == sorted(needs) and not needs[0] and needs[-1]
+    order = [(o.reason == "unavailable.needs_id", not o.available) for o in view.offers]
+    assert order == sorted(order) and order[0] == (False, False) and order[-1][0]
     with pytest.raises(KeyError):
         session.on_pick("social_insurance_certificate")
     effects = session.on_pick("disability_certificate_checklist")
