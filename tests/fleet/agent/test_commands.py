@@ -4,6 +4,7 @@ UI-side commands the real kiosk runtime on simulated devices sharing the journal
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import io
 import json
 import random
@@ -306,6 +307,9 @@ class Kiosk:
             secret=b"k" * 32,
             health_interval_s=0.2,
         )
+        # a Monday morning at the station: every service and window open, whenever CI runs
+        monday = dt.datetime(2026, 12, 7, 10, 0, tzinfo=self.runtime.catalog.station.zone)
+        self.runtime.now = lambda: monday
         self.runtime.remote.screenshot = fake_screen
         self.runtime.remote.catalog_loader = lambda: load_catalog(DEMO_CATALOG).model_copy(
             update={"version": 7}
