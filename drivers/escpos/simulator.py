@@ -401,14 +401,14 @@ class EscposSimulator(PtyPlug):
     def finish(self, receipt: SimReceipt) -> None:
         if self.paper_out or self.cover_open:
             return  # nothing comes out of a printer without paper or with its cover open
-        with self._lock:
-            self.receipts.append(receipt)
         number = self._numbers.next()
-        if self.out_dir is not None:
+        if self.out_dir is not None:  # its files first: whoever sees the receipt finds them
             receipt.picture().save(self.out_dir / f"receipt-{number:04d}.png")
             (self.out_dir / f"receipt-{number:04d}.txt").write_text(
                 receipt.text + (f"\n[QR] {receipt.qr}\n" if receipt.qr else "\n"), encoding="utf-8"
             )
+        with self._lock:
+            self.receipts.append(receipt)
 
     def _accept(self) -> None:
         assert self._server is not None
