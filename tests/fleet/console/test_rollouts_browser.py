@@ -88,10 +88,12 @@ def section(driver: WebDriver, rollout_id: str) -> Any:
 
 
 def rollout_ids(driver: WebDriver) -> list[str]:
-    return [
-        str(e.get_attribute("data-rollout"))
-        for e in driver.find_elements(By.CSS_SELECTOR, "section.rollout")
-    ]
+    """Read in one script: a live refresh between two webdriver calls can replace a section."""
+    ids = driver.execute_script(
+        "return [...document.querySelectorAll('section.rollout')]"
+        ".map(e => e.getAttribute('data-rollout'))"
+    )
+    return [str(i) for i in ids]
 
 
 def api(driver: WebDriver, path: str) -> Any:
