@@ -1,11 +1,12 @@
 """Finding a matter among a station's 100-odd: the pages of the choose step, as plain data.
 
-The choose screen opens on the station's categories (icons, ≤ 6 a page in elder mode), the
-most-used matters as the first tile (counted from the station's own journal); bundles (一件事)
-and the pinyin-initials search are entries of their own. A resident without a card sees only
-what needs none, by category. :func:`taps` counts the taps from the choose screen to every
-matter along the best way (categories, most used, bundles, search), so the validator and tests
-can hold the station to "any matter within 4 taps in elder mode".
+The choose screen opens on tiles, six a page in both modes: the most-used matters first
+(counted from the station's own journal), the bundles (一件事), the pinyin-initials search, then
+the catalog's categories. A station whose matters fit one page shows them at once, with no tiles
+(:attr:`Finder.flat`). A resident without a card sees only what needs none, by category.
+:func:`taps` counts the taps from the choose screen to every matter along the best way
+(categories, most used, bundles, search), so the validator and tests can hold the station to
+"any matter within 4 taps in elder mode".
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from flows.catalog import Catalog, Text
 from flows.effects import Offer
 from flows.pinyin import initials
 
+HOME = "home"  # the tiles
 TOP = "top"  # the most-used matters' tile
+BUNDLES = "bundles"  # the bundles' (一件事) tile
+SEARCH = "search"  # the pinyin keypad's tile; its lists are "search:QUERY"
 TOP_COUNT = 10
-TILES_PER_PAGE = 6  # category tiles: three by two, in both modes
+TILES_PER_PAGE = 6  # three by two (two by three upright), in both modes
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +35,14 @@ class Item:
     icon: str
     tile: bool = False  # a category (or the most-used) tile: opens a list
     offer: Offer | None = None  # a matter's offer
+
+
+TILE_NAMES: dict[str, Text] = {
+    TOP: Text(zh="常用事项", en="Most used"),
+    BUNDLES: Text(zh="一件事", en="Life events"),
+    SEARCH: Text(zh="拼音首字母查找", en="Find by pinyin initials"),
+}
+"""The names of the tiles that are not categories; the kiosk gives its translations instead."""
 
 
 def _initials(offer: Offer, given: Mapping[str, str]) -> str:
@@ -48,6 +60,7 @@ class Finder:
         usage: Mapping[str, int] | None = None,
         per_page: int = 6,
         anonymous: bool = False,
+        tile_names: Mapping[str, Text] = TILE_NAMES,
     ) -> None:
         self.per_page = per_page
         # the no-ID path lists only what can be done without a card
@@ -77,32 +90,35 @@ class Finder:
             key=lambda pair: -pair[0],
         )
         self.top = [self._items[code] for _, code in used[:TOP_COUNT]]
-        tiles = (
-            [Item(TOP, Text(zh="常用事项", en="Most used"), "star", tile=True)] if self.top else []
-        )
+        tiles = [Item(TOP, tile_names[TOP], "star", tile=True)] if self.top else []
+        if self.bundles:
+            tiles.append(Item(BUNDLES, tile_names[BUNDLES], "bundle", tile=True))
+        tiles.append(Item(SEARCH, tile_names[SEARCH], "search", tile=True))
         tiles += [
             Item(c.code, c.name, c.icon, tile=True)
             for c in catalog.categories
             if self.by_category.get(c.code)
         ]
         self.home = tiles
+        self.flat = len(self.offers) <= per_page  # one page: the matters themselves, no tiles
 
     # --- lists ---------------------------------------------------------------------------------
 
     def items(self, level: str) -> list[Item]:
-        """``home`` (tiles), ``top``, ``bundles``, ``search:QUERY`` or a category's code."""
-        if level == "home":
-            return self.home
+        """``home`` (tiles; every matter when :attr:`flat`), ``top``, ``bundles``,
+        ``search:QUERY`` or a category's code."""
+        if level == HOME:
+            return [self._items[o.selection.code] for o in self.offers] if self.flat else self.home
         if level == TOP:
             return self.top
-        if level == "bundles":
+        if level == BUNDLES:
             return self.bundles
         if level.startswith("search:"):
             return self.matches(level.removeprefix("search:"))
         return self.by_category.get(level, [])
 
     def per(self, level: str) -> int:
-        return TILES_PER_PAGE if level == "home" else self.per_page
+        return TILES_PER_PAGE if level == HOME and not self.flat else self.per_page
 
     def page_of(self, level: str, code: str) -> int | None:
         items = self.items(level)
@@ -116,6 +132,11 @@ class Finder:
     def matches(self, query: str) -> list[Item]:
         """Matters whose name's initials hold ``query`` (GJJ finds 住房公积金…)."""
         return [self._items[c] for c, ini in self._initials.items() if query and query in ini]
+
+    def alphabet(self) -> list[str]:
+        """The keypad's letters: every letter some matter's initials hold, in order (pinyin
+        starts no syllable with I, U or V, so those keys are left off)."""
+        return sorted({c for ini in self._initials.values() for c in ini})
 
     def keys(self, query: str) -> set[str]:
         """The letters that, typed next, still find something: the others are greyed."""
@@ -141,19 +162,23 @@ class Finder:
     # --- taps ----------------------------------------------------------------------------------
 
     def taps(self) -> dict[str, int]:
-        """The fewest taps from the choose screen to each matter (the last tap picks it)."""
+        """The fewest taps from the choose screen to each matter (the last tap picks it): page
+        turns count, the tap on a tile, page turns in its list, the tap on the matter."""
         best: dict[str, int] = {}
 
         def note(code: str, n: int) -> None:
             best[code] = min(best.get(code, n), n)
 
-        for tile_page, tile in enumerate(self.home):
-            i = tile_page // TILES_PER_PAGE
-            level = tile.code
-            for j, item in enumerate(self.items(level)):
-                note(item.code, i + 1 + j // self.per_page + 1)
-        for j, item in enumerate(self.bundles):
-            note(item.code, 1 + j // self.per_page + 1)
+        if self.flat:
+            return {item.code: i // self.per_page + 1 for i, item in enumerate(self.items(HOME))}
+        search_at = 0
+        for index, tile in enumerate(self.home):
+            turns = index // TILES_PER_PAGE
+            if tile.code == SEARCH:
+                search_at = turns + 1
+                continue
+            for j, item in enumerate(self.items(tile.code)):
+                note(item.code, turns + 1 + j // self.per_page + 1)
         for code, ini in self._initials.items():
             for start in range(len(ini)):
                 for end in range(start + 1, len(ini) + 1):
@@ -161,6 +186,6 @@ class Finder:
                     if self.show_results(query):
                         page = self.page_of(f"search:{query}", code)
                         if page is not None:
-                            note(code, 1 + len(query) + page + 1)
+                            note(code, search_at + len(query) + page + 1)
                         break
         return best

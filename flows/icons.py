@@ -34,6 +34,7 @@ ICONS: dict[str, str] = {
     "tax": "税",
     "school": "学",
     "house": "住",
+    "search": "查",
 }
 """Icon name → the character drawn for it."""
 

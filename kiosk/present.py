@@ -10,10 +10,13 @@ a service name holding ``[size=400]`` must show those characters, not restyle th
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
-from flows.catalog import Catalog, Output
+from flows.catalog import Catalog, Output, Text
+from flows.finder import BUNDLES, HOME, SEARCH, TOP, Finder, Item
 from flows.hours import When
+from flows.icons import ICONS
 from flows.session import Offer, Selection, View
 from flows.slips import Say, parts, when_text
 from kiosk.i18n import Translator
@@ -48,6 +51,55 @@ def offer_rows(view: View, tr: Translator) -> list[dict[str, Any]]:
             label += f"\n({reason_text(offer, view.lang, tr)})"
         rows.append({"code": offer.selection.code, "label": label, "available": offer.available})
     return rows
+
+
+def finder_rows(items: Sequence[Item], lang: str, tr: Translator) -> list[dict[str, Any]]:
+    """The choose screen's buttons for a page of a :class:`~flows.finder.Finder` list: tiles
+    with their icon's character, matters with their description and, when they cannot be had
+    now, why."""
+    rows = []
+    for item in items:
+        offer = item.offer
+        label, detail, available = item.name.get(lang), "", True
+        if offer is not None:
+            available = offer.available
+            detail = offer.selection.description.get(lang)
+            if not available:
+                label += tr("punct.paren", lang, text=reason_text(offer, lang, tr))
+                detail = ""
+        glyph = ICONS.get(item.icon, "") if item.tile else ""
+        rows.append(
+            {
+                "code": item.code,
+                "label": label,
+                "detail": detail,
+                "glyph": glyph,
+                "tile": item.tile,
+                "available": available,
+            }
+        )
+    return rows
+
+
+def tile_names(tr: Translator) -> dict[str, Text]:
+    """The names of the tiles that are not the catalog's categories, translated."""
+    return {
+        code: Text(zh=tr(f"choose.tile_{code}", "zh"), en=tr(f"choose.tile_{code}", "en"))
+        for code in (TOP, BUNDLES, SEARCH)
+    }
+
+
+def choose_title(level: str, finder: Finder, lang: str, tr: Translator) -> str:
+    """The choose screen's title for one of the finder's lists."""
+    if level == HOME:
+        return tr("choose.title", lang)
+    if level.startswith("search:"):
+        query = level.removeprefix("search:")
+        return tr(
+            "choose.search_results", lang, query=" ".join(query), n=str(len(finder.matches(query)))
+        )
+    tile = next((t for t in finder.home if t.code == level), None)
+    return tile.name.get(lang) if tile is not None else tr("choose.title", lang)
 
 
 def outputs_text(selection: Selection | None, pages: int, lang: str, tr: Translator) -> str:
@@ -201,6 +253,9 @@ def spoken_texts(catalog: Catalog, tr: Translator) -> list[tuple[str, str]]:
                 items.append((tr(key, lang, **said), lang))
         items += [(s.spoken.get(lang), lang) for s in catalog.enabled_services()]
         items += [(b.spoken.get(lang), lang) for b in catalog.enabled_bundles()]
+        lists = [c.name.get(lang) for c in catalog.categories]  # the choose screen's lists
+        lists += [tr(f"choose.tile_{code}", lang) for code in (TOP, BUNDLES)]
+        items += [(tr("choose.say_list", lang, name=name), lang) for name in lists]
     return items
 
 

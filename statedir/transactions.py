@@ -190,6 +190,18 @@ class TransactionStore(OutboxStore):
             row = db.execute("SELECT MAX(ended) FROM transactions").fetchone()
         return None if row is None or row[0] is None else float(row[0])
 
+    def usage(self, *, days: float = 90.0) -> dict[str, int]:
+        """How often each matter was done here lately: completed sessions by service (or bundle)
+        code over the last ``days``, for the choose screen's "most used" tile."""
+        since = self._clock() - days * 86400.0
+        with self._read() as db:
+            rows = db.execute(
+                "SELECT service, COUNT(*) FROM transactions WHERE outcome = 'completed'"
+                " AND service != '' AND started >= ? GROUP BY service",
+                (since,),
+            ).fetchall()
+        return {str(service): int(n) for service, n in rows}
+
     def open_transactions(self) -> list[str]:
         """Transactions begun and never finished (the UI was killed in the middle of one)."""
         with self._read() as db:

@@ -413,6 +413,9 @@ class Runtime:
         if name == "page":  # the preview's reading view turned a page: say which (1-based)
             page, pages = intent.arg
             return s.on_touch() + [Speak("preview.page", {"page": str(page), "pages": str(pages)})]
+        if name == "browse":  # the choose screen opened another list: say which
+            key, params = intent.arg
+            return s.on_touch() + [Speak(str(key), {k: str(v) for k, v in params.items()})]
         if name == "lang":
             return s.set_lang(str(intent.arg)) + mode_update(s)
         if name == "elder":

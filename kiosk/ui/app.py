@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from flows.finder import Finder
 from kiosk import present, reading
 from kiosk.config import Config
 from kiosk.shell import sdnotify
@@ -111,6 +112,7 @@ def build_app(
     from kivy.uix.modalview import ModalView
     from kivy.uix.screenmanager import NoTransition, ScreenManager
 
+    from kiosk.ui.screens.choose import per_page as choose_per_page
     from kiosk.ui.theme import Theme
 
     LabelBase.register(DEFAULT_FONT, str(font))
@@ -133,6 +135,7 @@ def build_app(
         station_name = StringProperty("")
         greeting = StringProperty("")
         services = ListProperty()
+        finder = ObjectProperty(None, allownone=True)  # the choose screen's lists
         service_name = StringProperty("")
         outputs_text = StringProperty("")
         preview_texture = ObjectProperty(None, allownone=True)
@@ -213,6 +216,8 @@ def build_app(
             self._lang_loaded = ""
             self._attract_index = 0
             self._preview_png: bytes | None = None
+            self._finder_key: Any = None
+            self._usage: dict[str, int] = {}
             self.help_view = HelpView()
             self.still_there_view = StillThereView()
             self.manager = ScreenManager(transition=NoTransition())
@@ -336,6 +341,7 @@ def build_app(
                 else ""
             )
             vm.services = present.offer_rows(view, runtime.tr)
+            self._find(view)
             vm.unavailable_text = present.unavailable_text(view, runtime.tr)
             selection = view.selection
             vm.service_name = selection.name.get(view.lang) if selection else ""
@@ -361,6 +367,41 @@ def build_app(
             self._help(frame)
             self._overlay(self.help_view, frame.help_shown)
             self._overlay(self.still_there_view, view.warning and not frame.help_shown)
+
+        def _find(self, view: Any) -> None:
+            """The choose screen's lists, made again when what it offers or how it is laid out
+            changes (the most used are counted once a session, from the journal)."""
+            if view.screen != "choose":
+                self._finder_key = None
+                return
+            per = choose_per_page(elder=view.elder, landscape=not self.vm.portrait)
+            key = (view.offers, per, bool(view.masked_name))
+            if key == self._finder_key:
+                return
+            if self._finder_key is None:
+                self._usage = runtime.journal.usage()
+            self._finder_key = key
+            self.vm.finder = Finder(
+                runtime.catalog,
+                view.offers,
+                usage=self._usage,
+                per_page=per,
+                anonymous=not view.masked_name,
+                tile_names=present.tile_names(runtime.tr),
+            )
+
+        def choose_rows(self, items: Any, lang: str) -> list[dict[str, Any]]:
+            return present.finder_rows(items, lang, runtime.tr)
+
+        def choose_title(self, level: str, finder: Any, lang: str) -> str:
+            return present.choose_title(level, finder, lang, runtime.tr)
+
+        def back(self) -> None:
+            """The bottom bar's back: the screen's own step back first (a list, a step of the
+            rating), then the session's."""
+            up = getattr(self.manager.current_screen, "up", None)
+            if up is None or not up():
+                self.intent("back")
 
         def _maintenance(self, frame: Frame) -> None:
             vm, lang = self.vm, frame.view.lang

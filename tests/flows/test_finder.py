@@ -7,7 +7,7 @@ from pathlib import Path
 
 from flows.catalog import load_catalog
 from flows.effects import Offer
-from flows.finder import TOP, Finder
+from flows.finder import BUNDLES, SEARCH, TOP, Finder
 from flows.kioskfit import ELDER_PER_PAGE
 from flows.pinyin import initials
 from flows.view import selections
@@ -32,7 +32,8 @@ def test_every_matter_within_four_taps_in_elder_mode() -> None:
     taps = f.taps()
     assert len(taps) == 125  # 120 services, 5 bundles
     assert max(taps.values()) <= 4
-    assert len(f.home) == 12 and all(item.tile for item in f.home)
+    assert [t.code for t in f.home[:2]] == [BUNDLES, SEARCH] and len(f.home) == 14
+    assert all(item.tile for item in f.home)
 
 
 def test_the_ten_most_used_come_first() -> None:
@@ -59,5 +60,5 @@ def test_the_no_id_path_lists_only_what_needs_no_card_by_category() -> None:
     f = finder(anonymous=True)
     listed = [i for items in f.by_category.values() for i in items]
     assert listed and all(not i.offer.selection.needs_identity for i in listed if i.offer)
-    assert all(f.by_category.get(t.code) for t in f.home)  # no empty category
+    assert all(f.items(t.code) for t in f.home if t.code != SEARCH)  # no empty tile
     assert max(f.taps().values()) <= 4

@@ -170,3 +170,23 @@ def test_reads_do_not_wait_behind_a_write_that_waits_for_the_lock(tmp_path: Path
         writer.join(timeout=30)
     assert not failed and j.get_meta("session") == "8"  # the write went through once free
     j.close()
+
+
+def test_usage_counts_completed_matters_of_the_last_90_days(tmp_path: Path) -> None:
+    now = [1_000_000_000.0]
+    j = Journal(tmp_path / "j.sqlite3", clock=lambda: now[0])
+
+    def session(service: str, outcome: str) -> None:
+        txn = j.begin_transaction("", lang="zh", elder=False)
+        if service:
+            j.update_transaction(txn, service=service)
+        j.finish_transaction(txn, outcome=outcome)
+
+    session("fund_01", "completed")  # 100 days before the count: too old
+    now[0] += 100 * 86400
+    for _ in range(3):
+        session("fund_02", "completed")
+    session("fund_01", "completed")
+    session("fund_01", "abandoned")  # not done: not counted
+    session("", "abandoned")  # left before picking anything
+    assert j.usage() == {"fund_02": 3, "fund_01": 1}

@@ -108,15 +108,44 @@ class Journey(ScriptedRun):
         raise LookupError(code)
 
     def find_service(self, code: str) -> Iterator[None]:
-        """Turn the pages of the choose screen until the service's button shows."""
+        """Reach the service's button as a resident would: back to the tiles, the tile of the
+        list that holds it (turning the tiles' pages), then that list's pages."""
+        from flows.finder import HOME, SEARCH, TOP
+
+        screen = self.screen()
+        while screen.level != HOME:
+            self.tap(self.bottom_bar().ids.back_button)
+            yield from self.frames(3)
+        finder = screen.finder
+        if not finder.flat:
+            tile = next(
+                t.code
+                for t in finder.home
+                if t.code not in (SEARCH, TOP) and any(i.code == code for i in finder.items(t.code))
+            )
+            yield from self.turn_to(tile)
+            self.tap(self.service_button(tile))
+            yield from self.frames(3)
+        yield from self.turn_to(code)
+
+    def turn_to(self, code: str) -> Iterator[None]:
+        """Turn the pages of the choose screen's list until the button ``code`` shows."""
         screen = self.screen()
         for _ in range(int(screen.pages) + 1):
             if any(getattr(c, "service_code", None) == code for c in screen.ids.grid.children):
                 return
             self.tap(screen.ids.next_page)
-            for _ in range(3):
-                yield
+            yield from self.frames(3)
         raise LookupError(code)
+
+    def frames(self, n: int) -> Iterator[None]:
+        for _ in range(n):
+            yield
+
+    def bottom_bar(self) -> Any:
+        from kiosk.ui.widgets import BottomBar
+
+        return next(w for w in self.screen().walk() if isinstance(w, BottomBar))
 
     def top_bar(self) -> Any:
         return self.screen().children[0].children[-1]
@@ -163,6 +192,7 @@ class Journey(ScriptedRun):
         self.shot("bundle-2-identify-elder")
         yield from self.wait_screen("choose", timeout=30)
         self.shot("bundle-3-choose-elder")
+        yield from self.find_service("retirement_bundle")
         self.tap(self.service_button("retirement_bundle"))
         yield from self.wait_screen("preview")
         yield from self.wait(lambda: self.app.vm.preview_ready, 15, "preview")
@@ -205,6 +235,7 @@ class Journey(ScriptedRun):
         self.shot(f"02-identify{suffix}")
         yield from self.wait_screen("choose", timeout=30)
         self.shot(f"03-choose{suffix}")
+        yield from self.find_service("social_insurance_certificate")
         self.tap(self.service_button("social_insurance_certificate"))
         yield from self.wait_screen("preview")
         yield from self.wait(lambda: self.app.vm.preview_texture is not None, 10, "preview")
@@ -231,6 +262,7 @@ class Journey(ScriptedRun):
         self.tap(self.screen().ids.start_button)
         yield from self.wait_screen("identify")
         yield from self.wait_screen("choose", timeout=30)
+        yield from self.find_service("social_insurance_certificate")
         self.tap(self.service_button("social_insurance_certificate"))
         yield from self.wait_screen("preview")
         yield from self.wait(lambda: self.app.vm.preview_ready, 15, "preview")

@@ -55,11 +55,6 @@ class MarkupWalk(Journey):
         for _ in range(8):
             yield
 
-    def bottom_bar(self) -> Any:
-        from kiosk.ui.widgets import BottomBar
-
-        return next(w for w in self.screen().walk() if isinstance(w, BottomBar))
-
     def check(self, where: str, expected: list[str]) -> None:
         """Every text in ``expected`` drawn as written; no label drawn with injected markup."""
         from kivy.uix.label import Label

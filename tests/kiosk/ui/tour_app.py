@@ -121,11 +121,6 @@ class Tour(Journey):
             places[key] = [round(x), round(y), round(w.width), round(w.height)]
         return places
 
-    def bottom_bar(self) -> Any:
-        from kiosk.ui.widgets import BottomBar
-
-        return next(w for w in self.screen().walk() if isinstance(w, BottomBar))
-
     # --- one language and mode -----------------------------------------------------------------
 
     def combination(self) -> Iterator[None]:
