@@ -16,10 +16,11 @@ from __future__ import annotations
 import functools
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from statemachine import State, StateMachine
+from statemachine.transition_list import TransitionList
 
 from flows.catalog import Catalog, Service
 from flows.effects import (
@@ -94,6 +95,17 @@ SESSION_OVER = ("idle", "out_of_order", "take_card", "thanks")
 WINDOW_CLOSED = ("unavailable.window_closed", "unavailable.window_opens")
 
 
+def _card_first(sources: Iterable[State], take_card: State, *, otherwise: State) -> TransitionList:
+    """From each of ``sources``: to ``take_card`` while a card lies on the reader, else to
+    ``otherwise`` (the chart takes the first transition whose guard holds, so the card first)."""
+    transitions = TransitionList()
+    for source in sources:
+        transitions.add_transitions(
+            source.to(take_card, cond="card_on_reader") | source.to(otherwise)
+        )
+    return transitions
+
+
 class SessionChart(StateMachine):
     """The resident's session; see the module docstring."""
 
@@ -121,33 +133,13 @@ class SessionChart(StateMachine):
     fetch_failed = preview.to(choose)
     confirm = preview.to(printing) | notice.to(printing)
     printed = printing.to(rate)
-    rated = rate.to(take_card, cond="card_on_reader") | rate.to(thanks)
-    skip_rating = rate.to(take_card, cond="card_on_reader") | rate.to(thanks)
     # a session that ends with its card on the reader asks for the card before anything else
-    cancel = (
-        identify.to(take_card, cond="card_on_reader")
-        | identify.to(idle)
-        | choose.to(take_card, cond="card_on_reader")
-        | choose.to(idle)
-        | notice.to(take_card, cond="card_on_reader")
-        | notice.to(idle)
-        | preview.to(take_card, cond="card_on_reader")
-        | preview.to(idle)
-        | rate.to(take_card, cond="card_on_reader")
-        | rate.to(idle)
-        | thanks.to(idle)
-    )
+    rated = _card_first((rate,), take_card, otherwise=thanks)
+    skip_rating = _card_first((rate,), take_card, otherwise=thanks)
+    _in_session = (identify, choose, notice, preview, rate)  # IN_SESSION's states
+    cancel = _card_first(_in_session, take_card, otherwise=idle) | thanks.to(idle)
     timeout = (
-        identify.to(take_card, cond="card_on_reader")
-        | identify.to(idle)
-        | choose.to(take_card, cond="card_on_reader")
-        | choose.to(idle)
-        | notice.to(take_card, cond="card_on_reader")
-        | notice.to(idle)
-        | preview.to(take_card, cond="card_on_reader")
-        | preview.to(idle)
-        | rate.to(take_card, cond="card_on_reader")
-        | rate.to(idle)
+        _card_first(_in_session, take_card, otherwise=idle)
         | thanks.to(idle)
         | unlock.to(idle)
         | maintenance.to(idle)

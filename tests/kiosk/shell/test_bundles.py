@@ -3,7 +3,6 @@ real drivers against the ESC/POS simulator over TCP and the private cupsd (issue
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import re
 import time
@@ -12,22 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from drivers.cups.printer import CupsPrinter
-from drivers.escpos.printer import EscposPrinter
-from drivers.escpos.simulator import EscposSimulator
-from drivers.providers.demo import DemoProvider, generate_dataset
-from drivers.sam.reader import SamReader
-from drivers.sam.simulator import SamSimulator
-from flows.catalog import Catalog
 from flows.synthetic import DEMO_RESIDENT
 from kiosk import present
-from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
 from kiosk.shell.devices import SpeechOff
-from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
+from kiosk.shell.runtime import Intent
 from sandbox.cups import CupsSandbox
-from statedir.journal import Journal
 from tests.flows.bundle_catalog import NOTICES, bundle_catalog
+from tests.kiosk.shell.station import Station, pump_until, running_station
 
 MONDAY = dt.datetime(2026, 12, 7, 9, 15)  # the station's time: every window is open
 SATURDAY = dt.datetime(2026, 12, 5, 10, 0)
@@ -45,28 +36,15 @@ class Voice(SpeechOff):
         self.said.append(text)
 
 
-@pytest.fixture(scope="module")
-def cups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CupsSandbox]:
-    sandbox = CupsSandbox(tmp_path_factory.mktemp("cups"))
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
-
-
 class Rig:
-    def __init__(self, runtime: Runtime, sam: SamSimulator, printer: EscposSimulator) -> None:
-        self.runtime, self.sam, self.printer = runtime, sam, printer
-        self.frames: list[Frame] = []
-        self.voice: Voice = runtime.devices.speech  # type: ignore[assignment]
-        self.station_clock: Callable[[], dt.datetime] = runtime.now
-        runtime.on_frame = self.frames.append
+    def __init__(self, station: Station, voice: Voice) -> None:
+        self.runtime, self.sam, self.printer = station.runtime, station.sam, station.printer
+        self.frames = station.frames
+        self.voice = voice
+        self.station_clock = station.station_clock
 
     def until(self, cond: Callable[[], bool], timeout: float = 15.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not cond():
-            assert time.monotonic() < deadline, "condition not met in time"
-            self.runtime.pump()
-            time.sleep(0.02)
+        pump_until(self.runtime, cond, timeout)
 
     def at(self, now: dt.datetime) -> None:
         self.runtime.now = lambda: now
@@ -115,44 +93,13 @@ def flat(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
-@contextlib.contextmanager
-def _rig(tmp_path: Path, cups: CupsSandbox, catalog: Catalog) -> Iterator[Rig]:
-    sam = SamSimulator()
-    sam.start()
-    printer = EscposSimulator(profile="escpos-58")
-    printer.start()
-    devices = Devices(
-        SamReader(sam.port, poll_s=0.05),
-        CupsPrinter(cups.queue, server=cups.server),
-        EscposPrinter(printer.url),
-        Voice(),
-        {"demo": DemoProvider(generate_dataset(tmp_path / "demo.sqlite3"))},
-    )
-    runtime = Runtime(
-        catalog=catalog,
-        devices=devices,
-        journal=Journal(tmp_path / "journal.sqlite3"),
-        translator=TR,
-        font=find_cjk_font(),
-        secret=b"k" * 32,
-        health_interval_s=0.2,
-    )
-    rig = Rig(runtime, sam, printer)
-    rig.station_clock = runtime.now
-    runtime.now = lambda: MONDAY
-    runtime.start()
-    try:
-        yield rig
-    finally:
-        runtime.stop()
-        printer.stop()
-        sam.stop()
-
-
 @pytest.fixture
 def rig(tmp_path: Path, cups: CupsSandbox) -> Iterator[Rig]:
-    with _rig(tmp_path, cups, bundle_catalog()) as parts:
-        yield parts
+    voice = Voice()
+    with running_station(
+        tmp_path, cups, catalog=bundle_catalog(), speech=voice, now=MONDAY
+    ) as station:
+        yield Rig(station, voice)
 
 
 def test_a_bundle_of_four_notices_prints_four_notices_with_their_materials(rig: Rig) -> None:

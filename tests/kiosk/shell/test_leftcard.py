@@ -9,29 +9,20 @@ voice is the caption of the frame that follows, on the screen it was said on (po
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from drivers.cups.printer import CupsPrinter
-from drivers.escpos.printer import EscposPrinter
-from drivers.escpos.simulator import EscposSimulator
-from drivers.providers.demo import DemoProvider, generate_dataset
-from drivers.sam.reader import SamReader
 from drivers.sam.simulator import SamSimulator
-from flows.catalog import load_catalog
 from flows.synthetic import DEMO_RESIDENT
-from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
-from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
 from kiosk.shell.leftcard import REASON, LeftCardWatch
-from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
+from kiosk.shell.runtime import Frame, Intent, Runtime
 from sandbox.cups import CupsSandbox
-from statedir.journal import Journal
+from tests.kiosk.shell.station import pump_until, running_station
 
 TR = Translator(strict=True)
 
@@ -46,58 +37,14 @@ class HeardSpeech(SpeechOff):
         self.heard.append(text)
 
 
-@pytest.fixture(scope="module")
-def cups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CupsSandbox]:
-    sandbox = CupsSandbox(tmp_path_factory.mktemp("cups"))
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
-
-
 @pytest.fixture
 def rig(
     tmp_path: Path, cups: CupsSandbox
 ) -> Iterator[tuple[Runtime, SamSimulator, HeardSpeech, list[Frame]]]:
-    sam = SamSimulator()
-    sam.start()
-    printer = EscposSimulator()
-    printer.start()
     speech = HeardSpeech()
-    devices = Devices(
-        SamReader(sam.port, poll_s=0.05),
-        CupsPrinter(cups.queue, server=cups.server),
-        EscposPrinter(printer.url),
-        speech,
-        {"demo": DemoProvider(generate_dataset(tmp_path / "demo.sqlite3"))},
-    )
-    runtime = Runtime(
-        catalog=load_catalog(DEMO_CATALOG),
-        devices=devices,
-        journal=Journal(tmp_path / "journal.sqlite3"),
-        translator=Translator(strict=True),
-        font=find_cjk_font(),
-        secret=b"k" * 32,
-        health_interval_s=0.2,
-        card_left_alert_s=1.0,
-    )
-    # a Monday morning at the station: staffed (the help line names the station's phone)
-    monday = dt.datetime(2026, 12, 7, 10, 0, tzinfo=runtime.catalog.station.zone)
-    runtime.now = lambda: monday
-    frames: list[Frame] = []
-    runtime.on_frame = frames.append
-    runtime.start()
-    yield runtime, sam, speech, frames
-    runtime.stop()
-    printer.stop()
-    sam.stop()
-
-
-def pump_until(runtime: Runtime, cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        runtime.pump()
-        time.sleep(0.02)
+    # on a Monday morning at the station (the rig's clock): staffed, the help line names its phone
+    with running_station(tmp_path, cups, speech=speech, card_left_alert_s=1.0) as station:
+        yield station.runtime, station.sam, speech, station.frames
 
 
 def reader_reasons(runtime: Runtime) -> list[str]:

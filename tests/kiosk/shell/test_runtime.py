@@ -2,90 +2,32 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from drivers.cups.printer import CupsPrinter
-from drivers.escpos.printer import EscposPrinter
 from drivers.escpos.simulator import EscposSimulator
-from drivers.providers.demo import DemoProvider, generate_dataset
-from drivers.sam.reader import SamReader
 from drivers.sam.simulator import SamSimulator
-from flows.catalog import load_catalog
 from flows.synthetic import DEMO_RESIDENT
-from kiosk.fonts import find_cjk_font
-from kiosk.i18n import Translator
-from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
-from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
+from kiosk.shell.runtime import Frame, Intent, Runtime
 from sandbox.cups import CupsSandbox
 from statedir.journal import Journal
-
-
-@pytest.fixture(scope="module")
-def cups(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CupsSandbox]:
-    sandbox = CupsSandbox(tmp_path_factory.mktemp("cups"))
-    sandbox.start()
-    yield sandbox
-    sandbox.stop()
+from tests.kiosk.shell.station import pump_until, running_station
 
 
 @pytest.fixture
 def rig(
     tmp_path: Path, cups: CupsSandbox
 ) -> Iterator[tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]]]:
-    with _rig(tmp_path, cups, "escpos-58") as parts:
-        yield parts
-
-
-@contextlib.contextmanager
-def _rig(
-    tmp_path: Path, cups: CupsSandbox, thermal_profile: str
-) -> Iterator[tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]]]:
-    sam = SamSimulator()
-    sam.start()
-    printer = EscposSimulator(profile=thermal_profile)
-    printer.start()
-    devices = Devices(
-        SamReader(sam.port, poll_s=0.05),
-        CupsPrinter(cups.queue, server=cups.server),
-        EscposPrinter(printer.url),
-        SpeechOff(),
-        {"demo": DemoProvider(generate_dataset(tmp_path / "demo.sqlite3"))},
-    )
-    runtime = Runtime(
-        catalog=load_catalog(DEMO_CATALOG),
-        devices=devices,
-        journal=Journal(tmp_path / "journal.sqlite3"),
-        translator=Translator(strict=True),
-        font=find_cjk_font(),
-        secret=b"k" * 32,
-        health_interval_s=0.2,
-    )
-    # a Monday morning at the station: every service and window open, whenever CI runs
-    monday = dt.datetime(2026, 12, 7, 10, 0, tzinfo=runtime.catalog.station.zone)
-    runtime.now = lambda: monday
-    frames: list[Frame] = []
-    runtime.on_frame = frames.append
-    runtime.start()
-    yield runtime, sam, printer, frames
-    runtime.stop()
-    printer.stop()
-    sam.stop()
-
-
-def pump_until(runtime: Runtime, cond: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not met in time"
-        runtime.pump()
-        time.sleep(0.02)
+    """The shell on a Monday morning at the station (the rig's clock): every service and window
+    open, whenever CI runs."""
+    with running_station(tmp_path, cups) as station:
+        yield station.runtime, station.sam, station.printer, station.frames
 
 
 def test_a_session_through_the_shell(
@@ -117,7 +59,8 @@ def test_a_printer_that_never_answers_status_still_prints_the_notice(
     tmp_path: Path, cups: CupsSandbox
 ) -> None:
     """Status "unknown" (a printer silent to DLE EOT): the station serves, the slip prints."""
-    with _rig(tmp_path, cups, "no-status-58") as (runtime, _, printer, _frames):
+    with running_station(tmp_path, cups, thermal_profile="no-status-58") as station:
+        runtime, printer = station.runtime, station.printer
         thermal = runtime.devices.thermal_printer
         pump_until(runtime, lambda: thermal.health().reasons == ("no_status",))
         assert thermal.health().state.value == "unknown"
