@@ -92,7 +92,7 @@ class Finder:
         self.top = [self._items[code] for _, code in used[:TOP_COUNT]]
         tiles = [Item(TOP, tile_names[TOP], "star", tile=True)] if self.top else []
         if self.bundles:
-            tiles.append(Item(BUNDLES, tile_names[BUNDLES], "bundle", tile=True))
+            tiles.append(Item(BUNDLES, tile_names[BUNDLES], "event", tile=True))
         tiles.append(Item(SEARCH, tile_names[SEARCH], "search", tile=True))
         tiles += [
             Item(c.code, c.name, c.icon, tile=True)

@@ -35,6 +35,7 @@ ICONS: dict[str, str] = {
     "school": "学",
     "house": "住",
     "search": "查",
+    "event": "事",
 }
 """Icon name → the character drawn for it."""
 

@@ -251,7 +251,7 @@ class Pyttsx3Speech:
 
     def _end_synth(self) -> None:
         proc, self._proc = self._proc, None
-        if proc is None:
+        if proc is None or proc.pid is None:  # none, or closed while it was being started
             return
         try:
             self._requests.put(None)

@@ -8,7 +8,8 @@ target at least 12 × 12 mm (9 × 9 mm) with gaps of at least 2 mm to its neighb
 offers more than six choices. Every text must fit its widget (:func:`text_fits`): painted inside
 its box, nothing shortened with "…", no line dropped or cut by a fixed text box. In elder mode a
 resident's page has at most six targets of its own (:func:`page_target`: the top bar, the bottom
-bar's back and cancel and page turning are the frame, the same on every page, and not counted).
+bar's back and cancel and page turning are the frame, the same on every page, and not counted;
+the pinyin keypad counts as one, as a keyboard is read as one control).
 :func:`audit` returns what fails, as sentences a person can act on.
 """
 
@@ -187,6 +188,8 @@ def audit(
             targets.append((label, _window_rect(widget)))
             if page_target(widget):
                 own.append(label)
+        if type(widget).__name__ == "Keypad" and any(not c.disabled for c in widget.children):
+            own.append("the keypad")  # a keyboard is read as one control, not 23 choices
         choices = [c for c in getattr(widget, "children", ()) if hasattr(c, "service_code")]
         if len(choices) > MAX_CHOICES:
             found.problems.append(
@@ -245,12 +248,13 @@ def text_fits(widget: Any) -> str:
 
 
 def page_target(widget: Any) -> bool:
-    """A target of the page itself, not of its frame (top bar, back/cancel, page turning)."""
+    """A target of the page itself, not of its frame (top bar, back/cancel, page turning); the
+    keys of a keypad count as one target, the keypad (:func:`audit`)."""
     from kiosk.ui.widgets import BottomBar, TopBar
 
     w: Any = widget.parent
     while w is not None and w.parent is not w:
-        if isinstance(w, TopBar | BottomBar):
+        if isinstance(w, TopBar | BottomBar) or type(w).__name__ == "Keypad":
             return False
         if any(_same(v, widget) for k, v in getattr(w, "ids", {}).items() if k in FRAME_IDS):
             return False

@@ -29,7 +29,7 @@ from kiosk.ui.widgets import BigButton
 PER_PAGE = 6  # at most six choices per page (elder mode's rule, kept in both modes)
 ELDER_LANDSCAPE_PER_PAGE = 4  # elder sizes on a landscape screen: two rows fit, not three
 ROW_HEIGHT = 1.6  # a service button's height in button heights (choose.kv's grid rows)
-TILE_ROW_HEIGHT = 2.4  # a tile's: its icon above a name of two lines
+TILE_ROW_HEIGHT = 2.0  # a tile's: its icon above a name of two lines
 KEYPAD = "keypad"  # the level of the pinyin keypad; its results are "search:QUERY"
 
 
@@ -55,9 +55,15 @@ class ServiceButton(BigButton):
     _fitted: tuple[Any, ...] = ()
 
     def on_size(self, *_args: Any) -> None:
-        self.fit()
+        self.fit_soon()
 
     def on_name(self, *_args: Any) -> None:
+        self.fit_soon()
+
+    def _refit(self, _dt: float) -> None:
+        """After every observer of a change has run (the label's own text options among them:
+        fitting at once may have measured with the old text box), fit again."""
+        self._fitted = ()
         self.fit()
 
     def fit(self) -> None:
@@ -65,7 +71,7 @@ class ServiceButton(BigButton):
         if app is None or self._fitting or getattr(self, "_label", None) is None:
             return  # still being made, or this is the fitting's own change
         theme = app.theme
-        key = (self.name, self.detail, self.glyph, round(self.width), theme.title, theme.gap)
+        key = (self.name, self.detail, self.glyph, tuple(self.text_size), theme.title, theme.gap)
         if key == self._fitted:
             return
         rows = TILE_ROW_HEIGHT if self.glyph else ROW_HEIGHT
@@ -91,7 +97,7 @@ class ServiceButton(BigButton):
         while True:
             parts = []
             if self.glyph:
-                parts.append(f"[size={round(theme.title * 1.1)}][b]{self.glyph}[/b][/size]")
+                parts.append(f"[size={round(theme.body * 1.6)}][b]{self.glyph}[/b][/size]")
             parts.append(escape_markup(self.name))
             if detail:  # a step smaller than the name, never below the floor
                 small = round(max(floor, size * 0.8))

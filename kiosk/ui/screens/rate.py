@@ -3,7 +3,8 @@ way home.
 
 Standard mode asks for the level and the optional reasons on one page. Elder mode asks in two
 steps, so that no page offers more than six targets (``kiosk.ui.audit``): first the five levels
-and "skip"; a level then opens the optional reasons with "send" and "skip reasons". Either way
+and "skip"; a level then opens the optional reasons with "send" and "skip reasons", and "back"
+to change the level. Either way
 the rating goes to the session as one ``rate`` intent, ``(level, tags)``: the journal and the
 fleet's rating event keep their shape.
 """
@@ -29,6 +30,13 @@ class RateScreen(Screen):
 
     def on_elder(self, *_args: Any) -> None:
         self.level = 0
+
+    def up(self) -> bool:
+        """The bottom bar's back in step two: the five levels again, to change the level."""
+        if not self.level:
+            return False
+        self.level = 0
+        return True
 
     def pick(self, level: int) -> None:
         """A level: sent at once in standard mode; in elder mode, the reasons come next."""

@@ -200,6 +200,10 @@ class Journey(ScriptedRun):
         self.tap(self.screen().ids.print_button)
         yield from self.wait_screen("rate", timeout=120)
         self.shot("bundle-5-rate-elder")
+        self.tap(self.screen().ids.rate5)  # a slip of the finger: back, and the level meant
+        yield from self.wait(lambda: self.screen().level == 5, 5, "reasons step")
+        self.tap(self.bottom_bar().ids.back_button)
+        yield from self.wait(lambda: self.screen().level == 0, 5, "the levels again")
         self.tap(self.screen().ids.rate4)  # elder mode: the level, then the optional reasons
         yield from self.wait(lambda: self.screen().level == 4, 5, "reasons step")
         for widget in self.screen().walk():

@@ -2,22 +2,20 @@
 (issue 17: text lengths bounded in the schema, with limits that still fit the screens).
 
 The demo catalog's services are renamed with ``NAME_ZH`` Chinese and ``NAME_EN`` English
-characters — realistic words, not one repeated glyph — and the real app (``longnames_app.py``)
-walks every page of services in elder mode on the smallest screen we configure (1600x900).
+characters — realistic words, not one repeated glyph — and the real app (``finder_app.py``)
+walks every list of the choose screen in elder mode on the smallest screen we configure
+(1600x900), measuring every page (:func:`kiosk.ui.audit.audit`: text inside its widget).
 """
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from flows.catalog import NAME_EN, NAME_ZH, load_catalog
+from tests.kiosk.ui.test_finder_gui import walk_choose_screen
 
 HERE = Path(__file__).resolve().parent
 DEMO = HERE.parents[2] / "assets" / "catalog" / "demo.toml"
@@ -55,40 +53,9 @@ def test_the_longest_names_fit_the_service_buttons_in_elder_mode(
     renamed = long_names_catalog(catalog)
     services = load_catalog(catalog).services
     assert renamed == len(services) and {s.name.zh for s in services} == {ZH[:NAME_ZH]}
-    state = tmp_path / "state"
-    config = tmp_path / "kiosk.toml"
-    config.write_text(
-        "version = 1\n"
-        f'[station]\ncatalog = "{catalog}"\n'
-        f'[state]\ndir = "{state}"\n'
-        '[devices]\naudio_player_args = ["-D", "null"]\n'
-        "[ui]\nwidth = 1600\nheight = 900\nshow_simulator_controls = false\n",
-        encoding="utf-8",
-    )
     shots = artifacts / "long-names"
-    shots.mkdir(exist_ok=True)
-    report = tmp_path / "report.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "longnames_app.py"),
-            *("--config", str(config), "--artifacts", str(shots), "--report", str(report)),
-        ],
-        capture_output=True,
-        text=True,
-        env=dict(os.environ, DISPLAY=xvfb),
-        timeout=600,
-        check=False,
-    )
-    log = state / "logs" / "kiosk.log"
-    tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-    assert report.exists(), proc.stderr[-3000:] + tail
-    data = json.loads(report.read_text())
-    assert proc.returncode == 0, str(data["error"]) + proc.stderr[-3000:] + tail
-    assert data["problems"] == [], "\n".join(data["problems"])
-    # every service was looked at, on its page, in both languages
-    seen = {
-        lang: {c.split(":")[1] for c in data["checked"] if c.startswith(lang)}
-        for lang in ("zh", "en")
-    }
-    assert seen["zh"] == seen["en"] >= {s.code for s in services}
+    data = walk_choose_screen(tmp_path, xvfb, shots, catalog, ("zh-elder", "en-elder"))
+    assert data["problems"] == [], "\n".join(data["problems"][:40])
+    # every service was looked at, in its list, in both languages
+    seen = {combo: set(codes) for combo, codes in data["taps"].items()}
+    assert seen["zh-elder"] == seen["en-elder"] >= {s.code for s in services}

@@ -169,12 +169,14 @@ class Tour(Journey):
         self.station.simulate("insert")
         yield from self.wait_screen("choose", timeout=30)
         self.visit("choose")
+        yield from self.search()
+        yield from self.find_service(NOTICE)
+        self.visit("choose-list")
         screen = self.screen()
         if screen.pages > 1:
             self.tap(screen.ids.next_page)
             yield from self.settle()
             self.visit("choose-page-2")
-        yield from self.find_service(NOTICE)
         self.tap(self.service_button(NOTICE))
         yield from self.wait_screen("notice")
         self.visit("notice")
@@ -217,6 +219,22 @@ class Tour(Journey):
 
         yield from self.out_of_order()
         yield from self.maintenance()
+
+    def search(self) -> Iterator[None]:
+        """The pinyin keypad, one letter typed, and the results it shows."""
+        from flows.finder import SEARCH
+
+        screen = self.screen()
+        self.tap(self.service_button(SEARCH))
+        yield from self.wait(lambda: screen.level == "keypad", 5, "the keypad")
+        self.visit("choose-keypad")
+        key = next(k for k in reversed(screen.ids.keypad.children) if not k.disabled)
+        self.tap(key)
+        yield from self.settle()
+        self.visit("choose-keypad-typed")
+        self.tap(screen.ids.results_button)
+        yield from self.wait(lambda: screen.level.startswith("search:"), 5, "the results")
+        self.visit("choose-results")
 
     def hold_printer(self) -> threading.Event:
         """The A4 printer waits until the tour has seen the printing screen (it is quick here)."""
