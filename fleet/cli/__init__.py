@@ -1,19 +1,18 @@
-"""``fleet``: the centre's command line (``console``, ``catalog``, ``verify``, ``simulate``)."""
+"""``fleet``: the centre's command line (``console``, ``ca``, ``enroll``, ``catalog``, ...).
+
+The argparse tree is :mod:`fleet.cli.parser` (fast to import: ``fleet --help`` loads no database
+or web code); each subcommand names the function that runs it, imported after parsing.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
-
-
-def _hostport(value: str) -> tuple[str, int]:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host, int(port)
 
 
 def verify_token(
@@ -40,106 +39,46 @@ def verify_token(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="fleet", description="Station kiosk fleet (centre side)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    console = sub.add_parser("console", help="run the web console")
-    console.add_argument("--broker", type=_hostport, required=True, help="MQTT broker HOST:PORT")
-    console.add_argument(
-        "--http",
-        type=_hostport,
-        default=("127.0.0.1", 8080),
-        help="where to serve the web console (HOST:PORT)",
-    )
-    console.add_argument(
-        "--password-file", type=Path, help="file holding the console's MQTT password"
-    )
-    _console_options(console)
-    user = sub.add_parser("user", help="add a console user (technician, operator, admin)")
-    user.add_argument("--db", default=default_db_url(), help="console database URL")
-    user.add_argument("--name", required=True)
-    user.add_argument("--role", required=True, choices=["technician", "operator", "admin"])
-    user.add_argument("--password-file", type=Path, required=True, help="file with the password")
-    from fleet.cli import ops as ops_cli
+    from fleet.cli.parser import build_parser
 
-    ops_cli.add_parsers(sub, default_db_url())  # fleet stations, fleet alerts
-    from fleet.cli import keys as keys_cli
-    from fleet.cli import rollout as rollout_cli
-
-    rollout_cli.add_parser(sub, default_db_url())  # fleet rollout start/status/list/pause/...
-    keys_cli.add_parser(sub, default_db_url())  # fleet keys list
-    from fleet.cli import enroll as enroll_cli
-
-    enroll_cli.add_parser(sub, default_db_url())  # fleet enroll, --revoke, --write-crl, --list
-    from fleet.cli import followups as followups_cli
-
-    followups_cli.add_parser(sub, default_db_url())  # fleet followups [--set ID STATE --note]
-    verify = sub.add_parser("verify", help="check a certificate's QR token offline")
-    verify.add_argument("token")
-    verify.add_argument(
-        "--key",
-        type=Path,
-        action="append",
-        default=[],
-        help="a station's document-signing public key (PEM); repeat for several",
-    )
-    verify.add_argument("--keys", type=Path, help="a folder of *.pub station keys")
-    verify.add_argument("--db", help="also the keys recorded at enrolment (console database URL)")
-    simulate = sub.add_parser("simulate", help="simulated terminals, one MQTT connection each")
-    simulate.add_argument("--kiosks", type=int, default=100, help="how many terminals")
-    simulate.add_argument(
-        "--broker", type=_hostport, help="MQTT broker HOST:PORT (default: a private mosquitto)"
-    )
-    simulate.add_argument("--sites", type=int, default=10)
-    simulate.add_argument("--health-interval", type=float, default=60.0, metavar="S")
-    simulate.add_argument("--event-interval", type=float, default=300.0, metavar="S")
-    simulate.add_argument("--failure-fraction", type=float, default=0.0)
-    simulate.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
-    simulate.add_argument("--seed", type=int, default=0)
-    from fleet.cli import catalog as catalog_cli
-
-    catalog_cli.add_parser(sub)  # fleet catalog init/sign/publish/rotate-key/...
-    args = parser.parse_args(argv)
+    args = build_parser(default_db_url()).parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    if args.command == "catalog":
-        from fleet.cli import catalog as catalog_cli
-        from fleet.trust.catalog_repo import RepositoryError
-        from flows.catalog import CatalogError
+    module, _, name = str(args.run).partition(":")
+    run: Callable[[argparse.Namespace], int] = getattr(importlib.import_module(module), name)
+    return int(run(args))
 
-        try:
-            return catalog_cli.run(args)
-        except CatalogError as err:  # said plainly, one line per problem, not as a traceback
-            for path, rule in err.problems:
-                where = f"{err.source}: {path}"
-                print(f"fleet catalog {args.catalog_command}: {where}: {rule}", file=sys.stderr)
-            return 2
-        except RepositoryError as err:
-            print(f"fleet catalog {args.catalog_command}: {err}", file=sys.stderr)
-            return 2
-    if args.command == "verify":
-        return verify_token(args.token, args.key, args.keys, args.db)
-    if args.command == "stations":
-        return ops_cli.run_stations(args)
-    if args.command == "alerts":
-        return ops_cli.run_alerts(args)
-    if args.command in ("rollout", "keys", "enroll", "followups"):
-        return int(args.run(args))
-    if args.command == "simulate":
-        from fleet.simulate.process import simulate_command
 
-        return simulate_command(args)
-    if args.command == "console":
-        return run_console(args)
-    if args.command == "user":
-        from fleet.console import Console
+def run_catalog(args: argparse.Namespace) -> int:
+    from fleet.cli import catalog as catalog_cli
+    from fleet.trust.catalog_repo import RepositoryError
+    from flows.catalog import CatalogError
 
-        Console("127.0.0.1", 0, db_url=args.db).add_user(
-            args.name, args.password_file.read_text().strip(), args.role
-        )
-        print(f"user {args.name} ({args.role}) added")
-        return 0
-    return 2
+    try:
+        return catalog_cli.run(args)
+    except CatalogError as err:  # said plainly, one line per problem, not as a traceback
+        for path, rule in err.problems:
+            where = f"{err.source}: {path}"
+            print(f"fleet catalog {args.catalog_command}: {where}: {rule}", file=sys.stderr)
+        return 2
+    except RepositoryError as err:
+        print(f"fleet catalog {args.catalog_command}: {err}", file=sys.stderr)
+        return 2
+
+
+def run_verify(args: argparse.Namespace) -> int:
+    return verify_token(args.token, args.key, args.keys, args.db)
+
+
+def add_user(args: argparse.Namespace) -> int:
+    from fleet.console import Console
+
+    Console("127.0.0.1", 0, db_url=args.db).add_user(
+        args.name, args.password_file.read_text().strip(), args.role
+    )
+    print(f"user {args.name} ({args.role}) added")
+    return 0
 
 
 def default_db_url() -> str:
@@ -148,41 +87,6 @@ def default_db_url() -> str:
     folder = Path(user_data_dir("station-kiosk"))
     folder.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{folder / 'console.sqlite3'}"
-
-
-def _console_options(console: argparse.ArgumentParser) -> None:
-    add = console.add_argument
-    add("--db", default=None, help="database URL (default: SQLite in the user data folder)")
-    add("--admin-password-file", type=Path, help="with no user yet, make 'admin' with this")
-    add("--insecure-cookies", action="store_true", help="plain HTTP on loopback (development)")
-    add("--webhook", help="URL that new alerts are POSTed to (JSON)")
-    add("--followup-due-hours", type=float, default=24.0, help="a bad review is settled within")
-    add("--offline-alert-after", type=float, default=300.0, help="seconds offline before alerting")
-    add(
-        "--timezone",
-        "--duty-timezone",  # the old name: duty hours are in the stations' zone too
-        dest="timezone",
-        help="the stations' time zone: duty hours, times on pages, statistics' days "
-        "(default: $FLEET_TIMEZONE, else Asia/Shanghai)",
-    )
-    add("--fleet-ca", type=Path, nargs=2, metavar=("CERT", "KEY"), help="signs renewal CSRs")
-    add("--tls", type=Path, nargs=3, metavar=("CA", "CERT", "KEY"), help="TLS to the broker")
-    add("--token-keys", type=Path, help="folder of station *.pub keys for the verify page")
-    add("--crl", type=Path, help="the CRL file a revocation on the Enrolment page rewrites")
-    add("--metrics-token-file", type=Path, help="bearer token Prometheus uses for /metrics")
-    add("--share-group", default="console", help="MQTT shared-subscription group ('' = none)")
-    add("--client-id", help="the ingest's MQTT client id (default: console-HOST-HTTPPORT)")
-    add(
-        "--session-expiry",
-        type=int,
-        default=3600,
-        metavar="S",
-        help="how long the broker keeps this console's share while it is away (0: not at all)",
-    )
-    add(
-        "--catalog-repo", type=Path, help="the catalog repository (fleet catalog init) to sign into"
-    )
-    add("--catalog-url", help="where that repository is served, e.g. http://repo.example/")
 
 
 def run_console(args: argparse.Namespace) -> int:

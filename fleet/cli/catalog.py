@@ -41,61 +41,6 @@ from fleet.trust.catalog_review import InvalidCatalog, check_catalog, diff_catal
 from flows.catalog import CatalogError
 from flows.kioskfit import warnings as kiosk_warnings
 
-Hostport = tuple[str, int]
-
-
-def _hostport(value: str) -> Hostport:
-    host, _, port = value.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {value!r}")
-    return host, int(port)
-
-
-def add_parser(sub: Any) -> None:
-    """Add ``catalog`` and its subcommands to ``fleet``'s subparsers."""
-    catalog = sub.add_parser("catalog", help="the signed catalog repository (TUF)")
-    commands = catalog.add_subparsers(dest="catalog_command", required=True)
-
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        parser: argparse.ArgumentParser = commands.add_parser(name, help=text)
-        parser.add_argument("--repo", type=Path, required=True, help="the repository folder")
-        return parser
-
-    init = command("init", "create a repository and its keys")
-    init.add_argument("--root-keys", type=Path, required=True, help="folder to keep offline")
-    init.add_argument("--root-key-count", type=int, default=3)
-    init.add_argument("--threshold", type=int, default=2)
-    command("anchor", "print the current root, the trust anchor of new terminals")
-    check = commands.add_parser(
-        "validate", help="check a catalog as a terminal would, and what it changes against the live"
-    )
-    check.add_argument("catalog", type=Path)
-    check.add_argument("--repo", type=Path, help="compare with the catalog live in this repository")
-    check.add_argument("--name", default="catalog.toml", help="its target name")
-    check.add_argument("--json", action="store_true", help="one JSON object")
-    sign = command("sign", "validate a catalog and sign it into the repository")
-    sign.add_argument("catalog", type=Path)
-    sign.add_argument("--name", default="catalog.toml", help="its target name")
-    publish = command("publish", "send a station the desired catalog (retained, QoS 1)")
-    publish.add_argument("--name", default="catalog.toml")
-    publish.add_argument("--broker", type=_hostport, required=True)
-    publish.add_argument("--password-file", type=Path, required=True)
-    publish.add_argument("--site", required=True)
-    publish.add_argument("--station", required=True)
-    publish.add_argument("--rev", type=int, required=True, help="must rise at every publish")
-    publish.add_argument("--base-url", required=True, help="where the repository is served")
-    rotate = command("rotate-key", "replace an online key through a new root")
-    rotate.add_argument("role", choices=["targets", "snapshot", "timestamp"])
-    rotate.add_argument("--root-keys", type=Path, required=True)
-    root = command("rotate-root", "replace the root keys (signed by the old and the new)")
-    root.add_argument("--root-keys", type=Path, required=True)
-    root.add_argument("--new-root-keys", type=Path, required=True)
-    root.add_argument("--key-count", type=int, default=3)
-    root.add_argument("--threshold", type=int, default=2)
-    command("refresh", "sign a fresh timestamp (it expires daily)")
-    serve = command("serve", "serve the repository over HTTP")
-    serve.add_argument("--http", type=_hostport, default=("127.0.0.1", 8081))
-
 
 def _release(repo: CatalogRepository, name: str) -> Release:
     target = repo.targets.signed.targets.get(name)

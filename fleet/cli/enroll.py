@@ -37,32 +37,6 @@ ACTOR = "cli"
 INSTALL_DIR = enroll.TERMINAL_TLS_DIR
 
 
-def add_parser(sub: Any, default_db: str) -> None:
-    """Add ``enroll`` to ``fleet``'s subparsers."""
-    p = sub.add_parser(
-        "enroll", help="enrol a terminal (its certificate), revoke one, write the CRL"
-    )
-    p.set_defaults(run=run, default_db=default_db)
-    p.add_argument("site", nargs="?")
-    p.add_argument("station", nargs="?")
-    action = p.add_mutually_exclusive_group()
-    action.add_argument("--revoke", action="store_true", help="revoke SITE STATION (--reason)")
-    action.add_argument(
-        "--set-doc-key", action="store_true", help="record --doc-key-pub for SITE STATION"
-    )
-    action.add_argument("--write-crl", action="store_true", help="only (re)write the CRL")
-    action.add_argument("--list", action="store_true", help="every enrolment")
-    p.add_argument("--ca-cert", type=Path, help="the fleet CA's certificate")
-    p.add_argument("--ca-key", type=Path, help="the fleet CA's private key")
-    p.add_argument("--out", type=Path, help="folder for the terminal's files")
-    p.add_argument("--doc-key-pub", type=Path, help="the terminal's document-signing.pub")
-    p.add_argument("--days", type=float, default=365.0, help="certificate validity (365)")
-    p.add_argument("--reason", default="", help="why a station is revoked (audited)")
-    p.add_argument("--crl", type=Path, help="the CRL file mosquitto's crlfile names")
-    p.add_argument("--db", help="the console's database URL")
-    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
-
-
 class Usage(Exception):
     pass
 

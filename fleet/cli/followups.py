@@ -21,24 +21,6 @@ from fleet.console.auth import acting_as
 from fleet.console.store import Store, audit
 
 
-def add_parser(sub: Any, default_db: str) -> None:
-    fu = sub.add_parser("followups", help="bad reviews to follow up; --set ID STATE moves one on")
-    fu.add_argument("--db", default=default_db, help="the console's database URL")
-    fu.add_argument("--site", default="", help="only this site")
-    fu.add_argument("--station", default="", help="only this station")
-    fu.add_argument(
-        "--state",
-        default="pending",
-        choices=["pending", "all", *followups.STATES],
-        help="which ones (default: pending, i.e. not resolved)",
-    )
-    fu.add_argument("--set", nargs=2, metavar=("ID", "STATE"), help="move follow-up ID to STATE")
-    fu.add_argument("--note", default="", help="what was done or said (required with --set)")
-    fu.add_argument("--as", dest="actor", help="console user who does it (with --set)")
-    fu.add_argument("--json", action="store_true", help="one JSON array instead of a table")
-    fu.set_defaults(run=run)
-
-
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]

@@ -33,19 +33,6 @@ DAY = 86400.0
 ROLES = ("root", "targets", "snapshot", "timestamp")
 
 
-def add_parser(sub: Any, default_db: str) -> None:
-    """Add ``keys list`` to ``fleet``'s subparsers."""
-    keys = sub.add_parser("keys", help="catalog signing keys, station certificates and keys")
-    keys.set_defaults(run=run, default_db=default_db)
-    commands = keys.add_subparsers(dest="keys_command", required=True)
-    listing = commands.add_parser("list", help="every key with its expiry")
-    listing.add_argument("--repo", type=Path, help="the catalog repository (fleet catalog init)")
-    listing.add_argument("--db", help="the console's database URL")
-    listing.add_argument("--token-keys", type=Path, help="folder of station *.pub keys")
-    listing.add_argument("--within", type=float, default=30.0, metavar="DAYS")
-    listing.add_argument("--json", action="store_true", help="one JSON object instead of text")
-
-
 def _expiry(expires: dt.datetime, now: dt.datetime, window_days: float) -> dict[str, Any]:
     if expires.tzinfo is None:
         expires = expires.replace(tzinfo=dt.UTC)

@@ -24,25 +24,7 @@ from fleet.console import i18n
 from fleet.console.auth import acting_as
 from fleet.console.help_reply import ReplyError, acknowledge, queue_command, reply_from
 from fleet.console.store import Alert, Store, Timers, audit
-from fleet.console.views import STATUSES, alert_total, alerts, stations
-
-
-def add_parsers(sub: Any, default_db: str) -> None:
-    st = sub.add_parser("stations", help="every station with its state, devices and versions")
-    st.add_argument("--db", default=default_db, help="the console's database URL")
-    st.add_argument("--site", default="", help="only this site")
-    st.add_argument("--status", choices=STATUSES, help="only stations in this state")
-    st.add_argument("--json", action="store_true", help="one JSON array instead of a table")
-    al = sub.add_parser("alerts", help="open alerts; --ack ID acknowledges one")
-    al.add_argument("--db", default=default_db, help="the console's database URL")
-    al.add_argument("--all", action="store_true", help="resolved alerts too")
-    al.add_argument("--ack", type=int, metavar="ID", help="acknowledge this alert")
-    al.add_argument("--as", dest="actor", help="console user who acknowledges (technician)")
-    reply = al.add_mutually_exclusive_group()  # an answer to a help request, with --ack
-    reply.add_argument("--on-the-way", type=int, metavar="MIN", help="answer: coming, in MIN min")
-    reply.add_argument("--call", metavar="NUMBER", help="answer: please call NUMBER")
-    reply.add_argument("--say", metavar="TEXT", help="answer: a short text (60 characters)")
-    al.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+from fleet.console.views import alert_total, alerts, stations
 
 
 def _words(kind: str, code: str) -> str:

@@ -21,7 +21,8 @@ the broker reads, and alerts 30 days before a certificate runs out (issue #9).
   its ``birth`` if that is earlier (a renewal that was issued but never installed).
 
 A station id is unique across sites here: the broker's ACL knows the certificate's CN only.
-Tables (migration ``0005``): ``enrolments`` and ``enrolment_certificates``.
+Tables (migration ``0005``): ``enrolments`` and ``enrolment_certificates``; (``0009``)
+``revoked_certificates``, what ``fleet ca revoke`` revoked by serial (:func:`revoke_certificate`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ from fleet.trust.pki import (
     atomic_write,
     cert_pem,
     check_station_id,
+    common_name,
+    issued_by,
     key_pem,
 )
 from flows.tokens import key_id, load_public, public_pem
@@ -101,6 +104,21 @@ class IssuedCertificate(Base):
     issued_at: Mapped[float] = mapped_column(Float)
     origin: Mapped[str] = mapped_column(String(16))  # enrol, renewal
     revoked_at: Mapped[float | None] = mapped_column(Float, nullable=True, index=True)
+
+
+class RevokedCertificate(Base):
+    """A certificate revoked by serial with ``fleet ca revoke`` (the console's, a broker's, a
+    station's issued outside enrolment): the CRL lists it beside the enrolments' (migration
+    ``0009``)."""
+
+    __tablename__ = "revoked_certificates"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial: Mapped[str] = mapped_column(String(40), unique=True)  # hex
+    common_name: Mapped[str] = mapped_column(String(64))
+    not_after: Mapped[float] = mapped_column(Float, index=True)
+    revoked_at: Mapped[float] = mapped_column(Float)
+    revoked_by: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(200))
 
 
 # --- what goes to the terminal -------------------------------------------------------------------
@@ -372,6 +390,45 @@ def revoke(
     return view(row, now)
 
 
+def revoke_certificate(
+    db: Session,
+    ca: CertificateAuthority,
+    cert: x509.Certificate,
+    actor: str,
+    reason: str,
+    *,
+    now: float | None = None,
+) -> dict[str, Any]:
+    """Revoke one certificate the fleet CA issued, by its serial (idempotent); a certificate of
+    an enrolled station is marked in its enrolment's list too. The CRL (:func:`crl_pem`) lists
+    it from then on, until it expires."""
+    now = time.time() if now is None else now
+    reason = " ".join(reason.split())[:200]
+    if not reason:
+        raise EnrolError("a revocation needs a reason")
+    if not issued_by(cert, ca.cert):
+        raise EnrolError("this certificate was not issued by this fleet CA")
+    serial = f"{cert.serial_number:x}"
+    cn = common_name(cert.subject)
+    issued = db.scalars(select(IssuedCertificate).where(IssuedCertificate.serial == serial))
+    for row in issued:
+        row.revoked_at = row.revoked_at or now
+    known = db.scalars(select(RevokedCertificate).where(RevokedCertificate.serial == serial))
+    if known.first() is None:
+        db.add(
+            RevokedCertificate(
+                serial=serial,
+                common_name=cn[:64],
+                not_after=cert.not_valid_after_utc.timestamp(),
+                revoked_at=now,
+                revoked_by=actor,
+                reason=reason,
+            )
+        )
+    audit(db, actor, "revoke_certificate", cn, reason=reason, serials=[serial])
+    return {"serial": serial, "common_name": cn, "expires": cert.not_valid_after_utc.isoformat()}
+
+
 def renewal_refused(db: Session, station: str) -> bool:
     """True if the station is enrolled and revoked (its CSRs get no certificate)."""
     row = find(db, station)
@@ -415,6 +472,13 @@ def crl_pem(db: Session, ca: CertificateAuthority, *, now: float | None = None) 
         )
         .order_by(IssuedCertificate.id)
     )
+    by_serial: dict[str, float | None] = {serial: when for serial, when in rows}
+    for serial, when in db.execute(
+        select(RevokedCertificate.serial, RevokedCertificate.revoked_at)
+        .where(RevokedCertificate.not_after > moment.timestamp())
+        .order_by(RevokedCertificate.id)
+    ):
+        by_serial.setdefault(serial, when)
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(ca.cert.subject)
@@ -425,7 +489,7 @@ def crl_pem(db: Session, ca: CertificateAuthority, *, now: float | None = None) 
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca.key.public_key()), False
         )
     )
-    for serial, revoked_at in rows:
+    for serial, revoked_at in by_serial.items():
         builder = builder.add_revoked_certificate(
             x509.RevokedCertificateBuilder()
             .serial_number(int(serial, 16))

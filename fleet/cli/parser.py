@@ -1,0 +1,370 @@
+"""The ``fleet`` command line's argparse tree, and nothing that is slow to import.
+
+Every subcommand is defined here with its one-line description and every option with its help
+(units and defaults); the code that runs a subcommand lives in its own module and is imported
+only once the command line has been parsed (``run`` names it as ``"module:function"``), so
+``fleet --help`` and a mistyped option answer without loading SQLAlchemy, the console's web
+application or argon2 (docs/performance.md, "fleet --help start-up").
+``tests/fleet/cli/test_cli_help.py`` walks this tree: an option or subcommand without help text
+fails it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from fleet.cli.parser_catalog import add_catalog, add_rollout, hostport
+
+# the console's station states and follow-up states (fleet.console.views.STATUSES,
+# fleet.console.followups.STATES), here so that parsing needs no database code; a test checks
+# they agree
+STATION_STATUSES = ("online", "stale", "offline", "out_of_order")
+FOLLOWUP_STATES = ("open", "contacted", "unreachable", "resolved")
+
+EPILOG = """\
+exit statuses:
+  0   done
+  1   refused or failed: a check did not pass, a file or the database could not be used,
+      a forged QR token (fleet verify), a rollout request refused
+  2   usage: a wrong option or argument, an invalid catalog, a token signed by an unknown key
+      (fleet verify), an unknown $FLEET_TIMEZONE
+  3   fleet rollout: the console did not take the request up within --timeout
+
+environment:
+  FLEET_TIMEZONE  the stations' time zone the commands print times in, and fleet console's
+                  default for --timezone (default: Asia/Shanghai)
+
+Each subcommand has its own help: fleet COMMAND --help."""
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed distribution's version, looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kw: Any):
+        super().__init__(option_strings, dest=dest, nargs=0, default=argparse.SUPPRESS, **kw)
+
+    def __call__(self, parser: argparse.ArgumentParser, *_: Any) -> None:
+        from fleet.version import version
+
+        print(f"{parser.prog} {version()}")
+        parser.exit()
+
+
+def command(sub: Any, name: str, text: str, **kw: Any) -> argparse.ArgumentParser:
+    """A subcommand whose one line shows in its parent's list and heads its own --help."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=text, description=text, **kw)
+    return parser
+
+
+def build_parser(default_db: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleet",
+        description="Station kiosk fleet, the centre's side: the console, its database, the "
+        "fleet CA, the signed catalog and its rollouts.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--version", action=_Version, help="print the installed version of fleet and exit"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    db_help = f"the console's database URL (default: {default_db})"
+    _console(sub)
+    _user(sub, db_help, default_db)
+    _ops(sub, db_help, default_db)
+    add_rollout(sub, db_help, default_db)
+    _keys(sub, default_db)
+    _enroll(sub, default_db)
+    _ca(sub, default_db)
+    _followups(sub, db_help, default_db)
+    _verify(sub)
+    _simulate(sub)
+    add_catalog(sub)
+    return parser
+
+
+def _console(sub: Any) -> None:
+    console = command(sub, "console", "run the web console (and the ingest of station messages)")
+    console.set_defaults(run="fleet.cli:run_console")
+    add = console.add_argument
+    add("--broker", type=hostport, required=True, help="the MQTT broker, HOST:PORT")
+    add(
+        "--http",
+        type=hostport,
+        default=("127.0.0.1", 8080),
+        help="where to serve the web console, HOST:PORT (default: 127.0.0.1:8080)",
+    )
+    add("--password-file", type=Path, help="file holding the console's MQTT password (no TLS)")
+    add("--db", default=None, help="database URL (default: SQLite in the user data folder)")
+    add(
+        "--admin-password-file",
+        type=Path,
+        help="with no user yet, make the user 'admin' with the password in this file",
+    )
+    add("--insecure-cookies", action="store_true", help="plain HTTP on loopback (development)")
+    add("--webhook", help="URL that new alerts are POSTed to, as JSON (default: none)")
+    add(
+        "--followup-due-hours",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="hours within which a bad review is to be followed up (default: 24)",
+    )
+    add(
+        "--offline-alert-after",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="seconds a station is offline before it is alerted (default: 300)",
+    )
+    add(
+        "--timezone",
+        "--duty-timezone",  # the old name: duty hours are in the stations' zone too
+        dest="timezone",
+        help="the stations' time zone: duty hours, times on pages, statistics' days "
+        "(default: $FLEET_TIMEZONE, else Asia/Shanghai)",
+    )
+    add(
+        "--fleet-ca",
+        type=Path,
+        nargs=2,
+        metavar=("CERT", "KEY"),
+        help="the fleet CA's certificate and key: sign renewal CSRs, enrol (default: neither)",
+    )
+    add(
+        "--tls",
+        type=Path,
+        nargs=3,
+        metavar=("CA", "CERT", "KEY"),
+        help="TLS to the broker: the CA's certificate, the console's certificate and key",
+    )
+    add("--token-keys", type=Path, help="folder of station *.pub keys for the verify page")
+    add("--crl", type=Path, help="the CRL file a revocation on the Enrolment page rewrites")
+    add("--metrics-token-file", type=Path, help="bearer token Prometheus uses for /metrics")
+    add(
+        "--share-group",
+        default="console",
+        help="MQTT shared-subscription group, '' for none (default: console)",
+    )
+    add("--client-id", help="the ingest's MQTT client id (default: console-HOST-HTTPPORT)")
+    add(
+        "--session-expiry",
+        type=int,
+        default=3600,
+        metavar="S",
+        help="seconds the broker keeps this console's share while it is away, 0: not at all "
+        "(default: 3600)",
+    )
+    add("--catalog-repo", type=Path, help="the catalog repository (fleet catalog init) to sign")
+    add("--catalog-url", help="where that repository is served, e.g. http://repo.example/")
+
+
+def _user(sub: Any, db_help: str, default_db: str) -> None:
+    user = command(sub, "user", "add a console user (technician, operator or admin)")
+    user.set_defaults(run="fleet.cli:add_user")
+    user.add_argument("--db", default=default_db, help=db_help)
+    user.add_argument("--name", required=True, help="the user's login name")
+    user.add_argument(
+        "--role",
+        required=True,
+        choices=["technician", "operator", "admin"],
+        help="what they may do",
+    )
+    user.add_argument("--password-file", type=Path, required=True, help="file holding the password")
+
+
+def _ops(sub: Any, db_help: str, default_db: str) -> None:
+    st = command(sub, "stations", "every station with its state, devices and versions")
+    st.set_defaults(run="fleet.cli.ops:run_stations")
+    st.add_argument("--db", default=default_db, help=db_help)
+    st.add_argument("--site", default="", help="only this site (default: every site)")
+    st.add_argument("--status", choices=STATION_STATUSES, help="only stations in this state")
+    st.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+    al = command(sub, "alerts", "open alerts; --ack ID acknowledges one")
+    al.set_defaults(run="fleet.cli.ops:run_alerts")
+    al.add_argument("--db", default=default_db, help=db_help)
+    al.add_argument("--all", action="store_true", help="resolved alerts too")
+    al.add_argument("--ack", type=int, metavar="ID", help="acknowledge this alert")
+    al.add_argument("--as", dest="actor", help="console user who acknowledges (technician)")
+    reply = al.add_mutually_exclusive_group()  # an answer to a help request, with --ack
+    reply.add_argument("--on-the-way", type=int, metavar="MIN", help="answer: coming, in MIN min")
+    reply.add_argument("--call", metavar="NUMBER", help="answer: please call NUMBER")
+    reply.add_argument("--say", metavar="TEXT", help="answer: a short text (60 characters)")
+    al.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+
+
+def _keys(sub: Any, default_db: str) -> None:
+    keys = command(sub, "keys", "catalog signing keys, station certificates and keys")
+    keys.set_defaults(run="fleet.cli.keys:run", default_db=default_db)
+    commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
+    listing = command(commands, "list", "every key with its expiry")
+    listing.add_argument("--repo", type=Path, help="the catalog repository (fleet catalog init)")
+    listing.add_argument(
+        "--db", help=f"the console's database URL (default without --repo/--token-keys: "
+        f"{default_db})",
+    )  # fmt: skip
+    listing.add_argument("--token-keys", type=Path, help="folder of station *.pub keys")
+    listing.add_argument(
+        "--within",
+        type=float,
+        default=30.0,
+        metavar="DAYS",
+        help="flag what expires within this many days (default: 30)",
+    )
+    listing.add_argument("--json", action="store_true", help="one JSON object instead of text")
+
+
+def _enroll(sub: Any, default_db: str) -> None:
+    p = command(sub, "enroll", "enrol a terminal (its certificate), revoke one, write the CRL")
+    p.set_defaults(run="fleet.cli.enroll:run", default_db=default_db)
+    p.add_argument("site", nargs="?", help="the terminal's site, e.g. zibo-gx")
+    p.add_argument("station", nargs="?", help="the terminal's station id, e.g. st-0001")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--revoke", action="store_true", help="revoke SITE STATION (--reason)")
+    action.add_argument(
+        "--set-doc-key", action="store_true", help="record --doc-key-pub for SITE STATION"
+    )
+    action.add_argument("--write-crl", action="store_true", help="only (re)write the CRL")
+    action.add_argument("--list", action="store_true", help="every enrolment")
+    p.add_argument("--ca-cert", type=Path, help="the fleet CA's certificate (fleet ca init)")
+    p.add_argument("--ca-key", type=Path, help="the fleet CA's private key")
+    p.add_argument("--out", type=Path, help="folder for the terminal's files")
+    p.add_argument("--doc-key-pub", type=Path, help="the terminal's document-signing.pub")
+    p.add_argument(
+        "--days", type=float, default=365.0, help="certificate validity in days (default: 365)"
+    )
+    p.add_argument("--reason", default="", help="why a station is revoked (audited)")
+    p.add_argument("--crl", type=Path, help="the CRL file mosquitto's crlfile names")
+    p.add_argument("--db", help=f"the console's database URL (default: {default_db})")
+    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+
+
+def _ca(sub: Any, default_db: str) -> None:
+    ca = command(
+        sub, "ca", "the fleet CA: create it, issue the broker's and console's certificates"
+    )
+    ca.set_defaults(run="fleet.cli.ca:run")
+    commands = ca.add_subparsers(dest="ca_command", required=True, metavar="COMMAND")
+
+    def step(name: str, text: str) -> argparse.ArgumentParser:
+        parser = command(commands, name, text)
+        parser.add_argument(
+            "--dir",
+            type=Path,
+            default=Path("."),
+            help="the CA's folder: ca.crt and ca.key, 0600 (default: the current folder)",
+        )
+        return parser
+
+    def out(parser: argparse.ArgumentParser, days: int, what: str) -> None:
+        parser.add_argument(
+            "--out", type=Path, help=f"folder for {what}, keys 0600 (default: the CA's folder)"
+        )
+        parser.add_argument(
+            "--days", type=int, default=days, help=f"validity in days (default: {days})"
+        )
+        parser.add_argument(
+            "--force", action="store_true", help="replace a key and certificate already there"
+        )
+
+    init = step("init", "create the fleet CA (its key stays here, never on the broker)")
+    init.add_argument(
+        "--name",
+        default="station kiosk fleet CA",
+        help="the CA's common name (default: station kiosk fleet CA)",
+    )
+    init.add_argument(
+        "--days", type=int, default=3650, help="validity in days (default: 3650, ten years)"
+    )
+    init.add_argument("--force", action="store_true", help="replace a CA already in --dir")
+    broker = step("issue-broker", "the broker's server certificate: server.crt, server.key")
+    broker.add_argument(
+        "--host",
+        action="append",
+        required=True,
+        metavar="NAME|ADDRESS",
+        help="a DNS name or IP address clients reach the broker by (its subjectAltName); "
+        "repeat for several, the first is also its common name",
+    )
+    out(broker, 825, "server.crt and server.key")
+    console = step("issue-console", "the console's client certificate: console.crt, console.key")
+    out(console, 365, "console.crt, console.key and a copy of ca.crt")
+    revoke = step("revoke", "revoke certificates: record them and rewrite the broker's CRL")
+    revoke.add_argument("cert", nargs="+", type=Path, help="certificate file(s) to revoke (PEM)")
+    revoke.add_argument(
+        "--reason", required=True, help="why, in words (audited, at most 200 characters)"
+    )
+    revoke.add_argument(
+        "--crl", type=Path, required=True, help="the CRL file mosquitto's crlfile names"
+    )
+    revoke.add_argument("--db", help=f"the console's database URL (default: {default_db})")
+    revoke.set_defaults(default_db=default_db)
+    for parser in (init, broker, console, revoke):
+        parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
+
+
+def _followups(sub: Any, db_help: str, default_db: str) -> None:
+    fu = command(sub, "followups", "bad reviews to follow up; --set ID STATE moves one on")
+    fu.set_defaults(run="fleet.cli.followups:run")
+    fu.add_argument("--db", default=default_db, help=db_help)
+    fu.add_argument("--site", default="", help="only this site (default: every site)")
+    fu.add_argument("--station", default="", help="only this station (default: every station)")
+    fu.add_argument(
+        "--state",
+        default="pending",
+        choices=["pending", "all", *FOLLOWUP_STATES],
+        help="which ones (default: pending, i.e. not resolved)",
+    )
+    fu.add_argument("--set", nargs=2, metavar=("ID", "STATE"), help="move follow-up ID to STATE")
+    fu.add_argument("--note", default="", help="what was done or said (required with --set)")
+    fu.add_argument("--as", dest="actor", help="console user who does it (with --set)")
+    fu.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+
+
+def _verify(sub: Any) -> None:
+    verify = command(sub, "verify", "check a certificate's QR token offline")
+    verify.set_defaults(run="fleet.cli:run_verify")
+    verify.add_argument("token", help="the token as read from the QR code")
+    verify.add_argument(
+        "--key",
+        type=Path,
+        action="append",
+        default=[],
+        help="a station's document-signing public key (PEM); repeat for several",
+    )
+    verify.add_argument("--keys", type=Path, help="a folder of *.pub station keys")
+    verify.add_argument("--db", help="also the keys recorded at enrolment (console database URL)")
+
+
+def _simulate(sub: Any) -> None:
+    simulate = command(sub, "simulate", "simulated terminals, one MQTT connection each")
+    simulate.set_defaults(run="fleet.simulate.process:simulate_command")
+    add = simulate.add_argument
+    add("--kiosks", type=int, default=100, help="how many terminals (default: 100)")
+    add("--broker", type=hostport, help="MQTT broker HOST:PORT (default: a private mosquitto)")
+    add("--sites", type=int, default=10, help="sites the terminals are spread over (default: 10)")
+    add(
+        "--health-interval",
+        type=float,
+        default=60.0,
+        metavar="S",
+        help="seconds between a terminal's health reports (default: 60)",
+    )
+    add(
+        "--event-interval",
+        type=float,
+        default=300.0,
+        metavar="S",
+        help="mean seconds between a terminal's events, 0: none (default: 300)",
+    )
+    add(
+        "--failure-fraction",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="share of terminals, 0 to 1, that fail to apply a catalog (default: 0)",
+    )
+    add("--duration", type=float, metavar="S", help="stop after S seconds (default: run on)")
+    add("--seed", type=int, default=0, help="random seed, for a repeatable run (default: 0)")
