@@ -28,9 +28,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 
+from drivers.escpos import importing_escpos
 from drivers.escpos.layout import text_width, wrap
 from drivers.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from drivers.escpos.transports import Flow, Transport, make_transport, parse_url
@@ -45,8 +45,7 @@ from flows.models import (
     ReceiptLine,
 )
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # python-escpos imports pkg_resources-era modules
+with importing_escpos():
     from escpos.exceptions import ImageWidthError
     from escpos.printer import Dummy
 
