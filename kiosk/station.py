@@ -16,7 +16,7 @@ from typing import Any
 from flows.catalog import Catalog
 from flows.errors import ConfigError
 from flows.tokens import Signer
-from kiosk import __version__ as APP_VERSION
+from kiosk import version as app_version
 from kiosk.config import Config, keep_escpos_cache, state_dir_problem
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
@@ -160,7 +160,7 @@ def create_station(config: Config, *, strict_translations: bool = False) -> Stat
     runtime.desk = Desk(
         guard=PinGuard(config.maintenance.pin_hash, state_dir / "maintenance-pin.json"),
         state_dir=state_dir,
-        app_version=APP_VERSION,
+        app_version=app_version(),
         post=runtime.queue.put,
     )
     runtime.catalog_watch = CatalogWatch(store_dir(state_dir), runtime.offer_catalog, catalog)
