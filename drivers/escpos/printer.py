@@ -1,7 +1,9 @@
 """The thermal printer driver: python-escpos composes the bytes, the transport and status are ours.
 
-python-escpos' transports can block forever and its ``paper_status()`` reports an unanswered query
-as "no paper", so this driver keeps only its command composition (``escpos.printer.Dummy``) and
+python-escpos' transports can block forever (its USB class has no timeout by default) and its
+``paper_status()`` (3.1) reports an unanswered query, an empty read, as 2 "paper adequate": a
+printer that is off or hung would look fine. So this driver keeps only its command composition
+(``escpos.printer.Dummy``) and
 talks to the printer itself through :mod:`drivers.escpos.transports` (TCP, serial, USB printer
 class; deadlines on every call), with DLE EOT status queries before and after every job and
 three-way answers: fine, a named problem, or unknown (silence is never "fine"). The device is
