@@ -7,8 +7,9 @@ import logging
 import os
 import signal
 import sys
+import textwrap
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from fleet.errors import FleetError
 from flows.errors import ConfigError, KioskError
@@ -18,10 +19,44 @@ EXIT_CONFIG = 2
 """The exit status when the configuration (or the command line) is wrong: every mistake is on
 stderr, one a line. argparse uses the same status for a wrong command line."""
 
-EXIT_STATUSES = """exit statuses: 0 done; 1 a check or a device failed; 2 the configuration or the
-command line is wrong (every mistake on stderr, one a line, naming the file and the key);
-kiosk run also: 3 a technician left to the desktop, 4 a restart was asked for, 70 errors kept
-reaching the UI loop"""
+STATUSES = (
+    "0 done",
+    "1 a check, a device or the work failed (said on stderr)",
+    "2 the configuration or the command line is wrong (every mistake on stderr, one a line, "
+    "naming the file and the key)",
+    "130 interrupted (Ctrl-C)",
+)
+RUN_STATUSES = (
+    "0 stopped (SIGTERM or Ctrl-C)",
+    "1 the catalog cannot be loaded (said on stderr before the window opens)",
+    "2 the configuration or the command line is wrong, or the state directory cannot be used",
+    "3 a technician left to the desktop (the systemd unit does not restart it)",
+    "4 a restart was asked for: the console's restart_ui or the nightly restart",
+    "70 errors kept reaching the UI loop",
+)
+"""``kiosk run``'s exit statuses (kiosk.shell.maintenance, kiosk.shell.remote, kiosk.ui.app)."""
+
+ENVIRONMENT = {
+    "KIOSK_CONFIG": "the configuration file when --config is not given",
+    "JOURNAL_STREAM": "set by systemd: log lines go to the journal too, with their priority",
+    "NOTIFY_SOCKET": "set by systemd (Type=notify): readiness and watchdog pings go there",
+    "WATCHDOG_USEC": "set by systemd (WatchdogSec=): how often to ping, in microseconds",
+    "KIOSK_SCREEN_MIRROR": "a PNG file the screen is copied to every 2 s (development)",
+    "ESCPOS_CAPABILITIES_PICKLE_DIR": "python-escpos' cache folder (default: escpos-cache/ in "
+    "the state directory)",
+}
+
+
+def epilog(statuses: tuple[str, ...], environment: tuple[str, ...] = ("KIOSK_CONFIG",)) -> str:
+    """The exit statuses and the environment variables a command reads, for its ``--help``."""
+    lines = ["exit statuses:"]
+    for status in statuses:
+        lines += textwrap.wrap(status, 88, initial_indent="  ", subsequent_indent="      ")
+    if environment:
+        lines += ["", "environment:"]
+    for name in environment:
+        lines += [f"  {name}", *textwrap.wrap(ENVIRONMENT[name], 88, initial_indent=" " * 6)]
+    return "\n".join(lines)
 
 
 def _config(args: argparse.Namespace, *, state_dir: bool = False, broker: bool = False) -> Config:
@@ -67,6 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_agent(args: argparse.Namespace) -> int:
     config = _config(args, state_dir=True, broker=True)  # TLS files: all three or none, too
     from fleet.agent import AgentConfig, run_agent
+    from kiosk import version
     from kiosk.station import setup_logging
 
     setup_logging(config.state_dir, name="agent")
@@ -80,6 +116,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
         state_dir=config.state_dir / "agent",
         journal_path=config.state_dir / "journal.sqlite3",
         health_interval_s=config.fleet.health_interval_s,
+        app_version=version(),
         ca_file=Path(fleet.ca_file) if fleet.ca_file else None,
         cert_file=Path(fleet.cert_file) if fleet.cert_file else None,
         key_file=Path(fleet.key_file) if fleet.key_file else None,
@@ -190,58 +227,184 @@ def cmd_doc_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+class _Version(argparse.Action):
+    """``--version``: the installed package's version (read only when asked), on stdout."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: object) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            nargs=0,
+            default=argparse.SUPPRESS,
+            help="print the installed version and exit",
+        )
+
+    def __call__(self, parser: argparse.ArgumentParser, *_args: object) -> None:
+        from kiosk import version
+
+        print(f"kiosk {version()}", flush=True)
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command line; the global options are accepted after the subcommand too."""
+    text = argparse.RawDescriptionHelpFormatter
+    config_help = (
+        "the station's TOML configuration (default: $KIOSK_CONFIG, else the simulated station's "
+        "defaults); before or after the subcommand"
+    )
     parser = argparse.ArgumentParser(
         prog="kiosk",
-        description="Station kiosk terminal",
-        epilog=EXIT_STATUSES,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="The station's kiosk terminal: the UI, the fleet agent, a check of the "
+        "station and technicians' tools.",
+        epilog=epilog(STATUSES, tuple(ENVIRONMENT)),
+        formatter_class=text,
     )
-    parser.add_argument("--config", help="TOML configuration (default: the simulated station)")
-    sub = parser.add_subparsers(dest="command", required=True)
-    run = sub.add_parser("run", help="run the kiosk app")
-    run.add_argument("--debug", action="store_true", help="log at debug level (wire logs too)")
+    parser.add_argument("--version", action=_Version)
+    parser.add_argument("--config", metavar="FILE", help=config_help)
+    # the same options after the subcommand; SUPPRESS: absent there, the value above stands
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--version", action=_Version)
+    configured = argparse.ArgumentParser(add_help=False, parents=[common])
+    configured.add_argument("--config", metavar="FILE", default=argparse.SUPPRESS, help=config_help)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str,
+        summary: str,
+        *,
+        statuses: tuple[str, ...] = STATUSES,
+        config: bool = True,
+        env: tuple[str, ...] = (),
+    ) -> Any:
+        """A subcommand; ``config``: it reads the configuration (takes ``--config``); ``env``:
+        the variables it reads besides ``KIOSK_CONFIG``."""
+        environment = ("KIOSK_CONFIG", *env) if config else env
+        return sub.add_parser(
+            name,
+            parents=[configured if config else common],
+            help=summary,
+            description=summary[0].upper() + summary[1:] + ".",
+            epilog=epilog(statuses, environment),
+            formatter_class=text,
+        )
+
+    systemd = ("JOURNAL_STREAM", "NOTIFY_SOCKET", "WATCHDOG_USEC")
+    run = command(
+        "run",
+        "run the kiosk's UI full screen until it is stopped",
+        statuses=RUN_STATUSES,
+        env=(*systemd, "KIOSK_SCREEN_MIRROR", "ESCPOS_CAPABILITIES_PICKLE_DIR"),
+    )
+    run.add_argument(
+        "--debug", action="store_true", help="log at debug level, wire logs too (default: info)"
+    )
     run.set_defaults(func=cmd_run)
-    sub.add_parser("agent", help="run the fleet agent").set_defaults(func=cmd_agent)
-    doctor = sub.add_parser("doctor", help="check what this station needs, with a fix for each")
+    agent = command(
+        "agent",
+        "run the fleet agent: health reports and the console's commands over MQTT",
+        env=systemd,
+    )
+    agent.set_defaults(func=cmd_agent)
+    doctor = command("doctor", "check what this station needs, with a fix for each")
     doctor.add_argument(
         "--font-path",
         type=Path,
         action="append",
+        metavar="FILE",
         help="font file tried before fontconfig (repeatable; default: Debian's WenQuanYi paths)",
     )
     doctor.set_defaults(func=cmd_doctor)
-    say = sub.add_parser("say", help="speak a text with the configured voice (or write a WAV)")
-    say.add_argument("text")
-    say.add_argument("--lang", choices=["zh", "en"], default="zh")
-    say.add_argument("--elder", action="store_true", help="elder mode: slower")
-    say.add_argument("--out", type=Path, help="write the WAV here instead of playing it")
+    say = command("say", "speak a text with the configured voice (or write a WAV)")
+    say.add_argument("text", help="the text to speak")
+    say.add_argument(
+        "--lang",
+        choices=["zh", "en"],
+        default="zh",
+        help="the text's language, which picks the voice (default: %(default)s)",
+    )
+    say.add_argument(
+        "--elder",
+        action="store_true",
+        help="elder mode: slower, by [devices] speech_elder_factor (default: normal speed)",
+    )
+    say.add_argument(
+        "--out", type=Path, metavar="FILE", help="write the WAV here instead of playing it"
+    )
     say.set_defaults(func=cmd_say)
-    test = sub.add_parser("print-test", help="print a test page and/or receipt, say how it ended")
-    test.add_argument("--a4", help="CUPS queue, optionally @HOST:PORT of the CUPS server")
+    test = command(
+        "print-test",
+        "print a test page and/or receipt, say how it ended",
+        config=False,
+    )
     test.add_argument(
-        "--thermal", help="ESC/POS printer: tcp:HOST:PORT, serial:/dev/… (9600 8N1) or usb:/dev/…"
+        "--a4", metavar="QUEUE[@HOST:PORT]", help="CUPS queue, optionally @HOST:PORT of its server"
     )
-    test.add_argument("--timeout", type=float, default=60.0)
+    test.add_argument(
+        "--thermal",
+        metavar="URL",
+        help="ESC/POS printer: tcp:HOST:PORT, serial:/dev/… (9600 8N1) or usb:/dev/…",
+    )
+    test.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long each printer may take to finish (default: %(default)g s)",
+    )
     test.set_defaults(func=cmd_print_test)
-    card = sub.add_parser("read-card", help="wait for one ID card, read it, print it masked")
+    card = command("read-card", "wait for one ID card, read it, print it masked", config=False)
     card.add_argument(
-        "--reader", required=True, help="sam:/dev/ttyUSB0, pcsc (any reader) or pcsc:NAME PREFIX"
+        "--reader",
+        required=True,
+        metavar="SPEC",
+        help="sam:/dev/ttyUSB0, pcsc (any reader) or pcsc:NAME PREFIX",
     )
-    card.add_argument("--baud", type=int, default=115200)
-    card.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a card")
+    card.add_argument(
+        "--baud",
+        type=int,
+        default=115200,
+        help="a sam: reader's serial speed in bit/s (default: %(default)s; pcsc: unused)",
+    )
+    card.add_argument(
+        "--timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for a card (default: %(default)g s)",
+    )
     card.add_argument("--json", action="store_true", help="one JSON object instead of a table")
-    card.add_argument("--profile", type=Path, help="a TOML card profile (PC/SC; default: SSC)")
-    card.set_defaults(func=cmd_read_card)
-    pin = sub.add_parser("pin-hash", help="hash a maintenance PIN for the configuration")
-    pin.add_argument("--stdin", action="store_true", help="read the PIN from standard input")
-    pin.set_defaults(func=cmd_pin_hash)
-    doc_key = sub.add_parser(
-        "doc-key", help="print the station's document-signing public key, for fleet enroll"
+    card.add_argument(
+        "--profile",
+        type=Path,
+        metavar="FILE",
+        help="a TOML card profile (PC/SC; default: the social security card's)",
     )
-    doc_key.add_argument("--out", type=Path, help="write the PEM here instead of printing it")
-    doc_key.add_argument("--create", action="store_true", help="make the key if there is none")
+    card.set_defaults(func=cmd_read_card)
+    pin = command(
+        "pin-hash", "hash a maintenance PIN for the configuration's [maintenance]", config=False
+    )
+    pin.add_argument(
+        "--stdin",
+        action="store_true",
+        help="read the PIN from standard input (default: ask twice on the terminal)",
+    )
+    pin.set_defaults(func=cmd_pin_hash)
+    doc_key = command(
+        "doc-key", "print the station's document-signing public key, for fleet enroll"
+    )
+    doc_key.add_argument(
+        "--out", type=Path, metavar="FILE", help="write the PEM here instead of printing it"
+    )
+    doc_key.add_argument(
+        "--create", action="store_true", help="make the key if there is none (as the kiosk's user)"
+    )
     doc_key.set_defaults(func=cmd_doc_key)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     # the terminal's own stream, even where a library has replaced sys.stderr by now
     stderr = sys.__stderr__ or sys.stderr

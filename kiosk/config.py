@@ -400,23 +400,34 @@ def load_config(path: Path | None, *, state_dir: bool = False, broker: bool = Fa
     source = str(path) if path is not None else "the default configuration"
     data = _read(path) if path is not None else {}
     problems: list[str] = []
+    # the other checks read their own section even when mistakes elsewhere stop the whole
+    state = _state_section(data)
+    if state_dir and state is not None:
+        folder = Config(state=state).state_dir
+        why = state_dir_problem(folder)
+        if why:
+            problems.append(f"{source}: [state] dir {why}; the kiosk keeps its journal there")
+        else:  # before [devices] thermal_printer_model's check first imports python-escpos
+            keep_escpos_cache(folder)
     config: Config | None = None
     try:
         config = parse_config(data, source=source)
     except ConfigProblems as err:
-        problems += err.problems
-    # the other checks read their own section even when mistakes elsewhere stopped the whole
-    state = config.state if config is not None else _state_section(data)
-    if state_dir and state is not None:
-        why = state_dir_problem(Config(state=state).state_dir)
-        if why:
-            problems.append(f"{source}: [state] dir {why}; the kiosk keeps its journal there")
+        problems[:0] = err.problems
     fleet = data.get("fleet", {})
     if broker and isinstance(fleet, dict) and fleet.get("broker", "") == "":
         problems.append(f"{source}: [fleet] broker is empty: the agent needs `HOST:PORT`")
     if problems or config is None:
         raise ConfigProblems(problems)
     return config
+
+
+def keep_escpos_cache(state_dir: Path) -> None:
+    """python-escpos' capabilities pickle in the state directory, not a new folder in ``/tmp``
+    each start (``drivers.escpos``); to be called before anything imports python-escpos."""
+    from drivers.escpos import keep_capabilities_in
+
+    keep_capabilities_in(state_dir / "escpos-cache")
 
 
 def _state_section(data: dict[str, Any]) -> StateSection | None:

@@ -16,8 +16,8 @@ from typing import Any
 from flows.catalog import Catalog
 from flows.errors import ConfigError
 from flows.tokens import Signer
-from kiosk import __version__ as APP_VERSION
-from kiosk.config import Config, state_dir_problem
+from kiosk import version as app_version
+from kiosk.config import Config, keep_escpos_cache, state_dir_problem
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
 from kiosk.shell.catalog_watch import CatalogWatch, active_catalog, store_dir
@@ -128,6 +128,7 @@ def fix_malloc_threshold() -> bool:
 
 def create_station(config: Config, *, strict_translations: bool = False) -> Station:
     """Everything but the window: call ``kiosk.ui.app.configure_kivy`` before ``build_app``."""
+    keep_escpos_cache(config.state_dir)  # kiosk run did at load_config; a caller may not have
     from kiosk.shell.devices import build_devices
 
     fix_malloc_threshold()
@@ -159,7 +160,7 @@ def create_station(config: Config, *, strict_translations: bool = False) -> Stat
     runtime.desk = Desk(
         guard=PinGuard(config.maintenance.pin_hash, state_dir / "maintenance-pin.json"),
         state_dir=state_dir,
-        app_version=APP_VERSION,
+        app_version=app_version(),
         post=runtime.queue.put,
     )
     runtime.catalog_watch = CatalogWatch(store_dir(state_dir), runtime.offer_catalog, catalog)

@@ -1,7 +1,9 @@
 """The thermal printer driver: python-escpos composes the bytes, the transport and status are ours.
 
-python-escpos' transports can block forever and its ``paper_status()`` reports an unanswered query
-as "no paper", so this driver keeps only its command composition (``escpos.printer.Dummy``) and
+python-escpos' transports can block forever (its USB class has no timeout by default) and its
+``paper_status()`` (3.1) reports an unanswered query, an empty read, as 2 "paper adequate": a
+printer that is off or hung would look fine. So this driver keeps only its command composition
+(``escpos.printer.Dummy``) and
 talks to the printer itself through :mod:`drivers.escpos.transports` (TCP, serial, USB printer
 class; deadlines on every call), with DLE EOT status queries before and after every job and
 three-way answers: fine, a named problem, or unknown (silence is never "fine"). The device is
@@ -28,9 +30,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import warnings
 from dataclasses import dataclass
 
+from drivers.escpos import importing_escpos
 from drivers.escpos.layout import text_width, wrap
 from drivers.escpos.profiles import DEFAULT_PROFILE, PrinterProfile
 from drivers.escpos.transports import Flow, Transport, make_transport, parse_url
@@ -45,8 +47,7 @@ from flows.models import (
     ReceiptLine,
 )
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # python-escpos imports pkg_resources-era modules
+with importing_escpos():
     from escpos.exceptions import ImageWidthError
     from escpos.printer import Dummy
 

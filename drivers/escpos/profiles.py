@@ -20,14 +20,13 @@ database's own column counts are not used (``NT-80-V-UL`` gives 12 for an 80 mm 
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from drivers.escpos import importing_escpos
 from flows.errors import ConfigError
 
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore")  # python-escpos imports pkg_resources-era modules
+with importing_escpos():
     from escpos.capabilities import CAPABILITIES, BaseProfile, get_profile
 
 QrMode = Literal["native", "raster", "text"]

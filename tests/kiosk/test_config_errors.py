@@ -220,4 +220,4 @@ def test_the_exit_status_is_documented() -> None:
         timeout=60,
         check=True,
     )
-    assert "2 the configuration or the\ncommand line is wrong" in result.stdout
+    assert "2 the configuration or the command line is wrong" in result.stdout
