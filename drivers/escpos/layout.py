@@ -113,6 +113,9 @@ def wrap(text: str, columns: int, *, indent: bool = True) -> list[str]:
         nonlocal cur, cur_w
         if cur.strip():
             lines.append(cur.rstrip(" "))
+        elif not lines:  # nothing on the first line yet: it does not hang
+            cur, cur_w = "", 0
+            return
         cur, cur_w = " " * hang, hang
 
     for atom in _atoms(text):
