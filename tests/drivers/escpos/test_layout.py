@@ -121,7 +121,9 @@ _WORDS = st.tuples(
         st.from_regex(r"[0-9]{1,8}([.:-][0-9]{1,4})?", fullmatch=True),
         st.text(alphabet="证明材料原件复印窗口办理社会保险", min_size=1, max_size=8),
     ),
-    st.sampled_from(["", "", "", "，", "。", "、", "：", "（原件）", "《办法》", ",", ".", "(s)", "—"]),
+    st.sampled_from(
+        ["", "", "", "，", "。", "、", "：", "（原件）", "《办法》", ",", ".", "(s)", "—"]
+    ),
 ).map("".join)
 
 
