@@ -10,7 +10,7 @@ a service name holding ``[size=400]`` must show those characters, not restyle th
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flows.catalog import Catalog, Output, Text
@@ -142,6 +142,28 @@ def notice_text(selection: Selection | None, lang: str, tr: Translator) -> str:
     ):
         lines += ["", f"[b]{tr(key, lang)}[/b]", literal(text.get(lang))]
     return "\n".join(lines)
+
+
+def paginate(lines: list[str], fits: Callable[[str], bool]) -> list[str]:
+    """``lines`` as pages: each as many lines as ``fits(text)`` allows (at least one), no page
+    starting with a blank line, a heading (``[b]…``) carried over to the page its text is on."""
+    pages: list[list[str]] = []
+    cur: list[str] = []
+    for line in lines:
+        if not cur and not line.strip():
+            continue
+        if cur and not fits("\n".join([*cur, line])):
+            carry = [cur.pop()] if len(cur) > 1 and cur[-1].startswith("[b]") else []
+            while cur and not cur[-1].strip():
+                cur.pop()
+            pages.append(cur)
+            cur = carry
+            if not line.strip():
+                continue
+        cur.append(line)
+    if cur:
+        pages.append(cur)
+    return ["\n".join(p) for p in pages] or [""]
 
 
 def out_of_order_text(catalog: Catalog, lang: str, tr: Translator) -> str:

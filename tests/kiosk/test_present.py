@@ -83,3 +83,22 @@ def test_the_home_screen_names_three_closed_services_then_says_how_many_more() -
     session.set_unavailable(dict(list(closed.items())[:2]))
     few = present.unavailable_text(session.view, tr)
     assert "另有" not in few and all(n in few for n in names[:2])
+
+
+def test_a_notice_is_cut_into_pages_that_fit_headings_with_their_text() -> None:
+    from kiosk.present import paginate
+
+    lines = ["[b]材料[/b]", "1. 申请表", "2. 身份证", ""]
+    lines += ["[b]地点[/b]", "三号窗口", "", "[b]收费[/b]", "免费"]
+    pages = paginate(lines, lambda text: len(text.split("\n")) <= 4)
+    # the heading 收费 would end page 2: it goes on to the page with its text
+    assert pages == [
+        "[b]材料[/b]\n1. 申请表\n2. 身份证",
+        "[b]地点[/b]\n三号窗口",
+        "[b]收费[/b]\n免费",
+    ]
+    kept = [line for page in pages for line in page.split("\n") if line.strip()]
+    assert kept == [line for line in lines if line.strip()]  # nothing lost, nothing doubled
+    assert all(not page.split("\n")[-1].startswith("[b]") for page in pages)
+    assert paginate([], lambda _t: True) == [""]
+    assert paginate(["a very long line"], lambda _t: False) == ["a very long line"]

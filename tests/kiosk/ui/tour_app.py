@@ -179,7 +179,9 @@ class Tour(Journey):
             self.visit("choose-page-2")
         self.tap(self.service_button(NOTICE))
         yield from self.wait_screen("notice")
+        yield from self.settle()
         self.visit("notice")
+        yield from self.notice_pages()
         self.tap(self.bottom_bar().ids.back_button)
         yield from self.wait_screen("choose")
         yield from self.find_service(CERTIFICATE)
@@ -219,6 +221,21 @@ class Tour(Journey):
 
         yield from self.out_of_order()
         yield from self.maintenance()
+
+    def notice_pages(self) -> Iterator[None]:
+        """Every page of the notice, turned with its buttons; together they hold every line."""
+        screen = self.screen()
+        whole = [line for line in self.app.vm.notice_text.split("\n") if line.strip()]
+        paged = [line for page in screen.pages for line in page.split("\n") if line.strip()]
+        if paged != whole:
+            raise AssertionError(f"{self.lang_now}: the notice's pages do not hold it all")
+        for n in range(1, len(screen.pages)):
+            self.tap(screen.ids.next_page)
+            yield from self.settle()
+            self.visit(f"notice-page-{n + 1}")
+        while screen.page > 0:
+            self.tap(screen.ids.prev_page)
+            yield from self.settle()
 
     def search(self) -> Iterator[None]:
         """The pinyin keypad, one letter typed, and the results it shows."""
