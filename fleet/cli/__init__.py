@@ -13,6 +13,10 @@ import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fleet.cli.console_config import ConsoleOptions
 
 
 def verify_token(
@@ -90,49 +94,70 @@ def default_db_url() -> str:
 
 
 def run_console(args: argparse.Namespace) -> int:
-    from fleet.cli.timefmt import zone_name
+    from fleet.cli.console_config import ConsoleConfigProblems, console_options
+    from fleet.cli.parser import console_parser
+
+    try:  # the file under the options given, every mistake at once, before anything starts
+        options = console_options(args, console_parser())
+    except ConsoleConfigProblems as err:
+        say_config_problems(err.problems)
+        return 2
+    return start_console(options)
+
+
+def say_config_problems(problems: tuple[str, ...]) -> None:
+    """One line for one mistake; a heading and one indented line each for several."""
+    if len(problems) == 1:
+        print(f"fleet console: configuration error: {problems[0]}", file=sys.stderr)
+        return
+    said = "\n".join(f"  {line}" for line in problems)
+    print(f"fleet console: {len(problems)} configuration errors:\n{said}", file=sys.stderr)
+
+
+def start_console(options: ConsoleOptions) -> int:
     from fleet.console import Console, Settings, WebSettings
-    from fleet.console.zone import ZoneError, load
     from fleet.mqtt.client import TlsFiles
     from fleet.trust.pki import CertificateAuthority
 
-    timezone = args.timezone or zone_name()
-    try:
-        load(timezone)
-    except ZoneError as err:
-        print(f"fleet console: --timezone: {err}", file=sys.stderr)
-        return 2
-    password = args.password_file.read_text().strip() if args.password_file else ""
-    host, port = args.broker
-    http_host, http_port = args.http
+    c = options.section
+    host, port = options.broker
+    http_host, http_port = options.http
+    tls = (c.tls_ca, c.tls_cert, c.tls_key)
+    password_file, metrics_token_file = (
+        options.path("password_file"),
+        options.path("metrics_token_file"),
+    )
     console = Console(
         host,
         port,
-        password=password,
-        db_url=args.db or default_db_url(),
-        tls=TlsFiles(*args.tls) if args.tls else None,
-        ca=CertificateAuthority.load(*args.fleet_ca) if args.fleet_ca else None,
+        password=password_file.read_text().strip() if password_file else "",
+        db_url=c.db or default_db_url(),
+        tls=TlsFiles(*(Path(p) for p in tls)) if all(tls) else None,
+        ca=(
+            CertificateAuthority.load(Path(c.fleet_ca_cert), Path(c.fleet_ca_key))
+            if c.fleet_ca_cert
+            else None
+        ),
         settings=Settings(
-            offline_alert_after_s=args.offline_alert_after,
-            webhook_url=args.webhook,
-            timezone=timezone,
-            share_group=args.share_group or None,
-            client_id=args.client_id or f"console-{socket.gethostname()}-{http_port}"[:64],
-            session_expiry_s=args.session_expiry,
-            followup_due_s=args.followup_due_hours * 3600.0,
+            offline_alert_after_s=c.offline_alert_after,
+            webhook_url=c.webhook or None,
+            timezone=options.timezone,
+            share_group=c.share_group or None,
+            client_id=c.client_id or f"console-{socket.gethostname()}-{http_port}"[:64],
+            session_expiry_s=c.session_expiry,
+            followup_due_s=c.followup_due_hours * 3600.0,
             console_url=f"http://{http_host}:{http_port}",
         ),
         web=WebSettings(
-            secure_cookies=not args.insecure_cookies,
-            metrics_token=(
-                args.metrics_token_file.read_text().strip() if args.metrics_token_file else None
-            ),
-            token_keys_dir=args.token_keys,
-            crl_file=args.crl,
-            catalog_repo=args.catalog_repo,
-            catalog_url=args.catalog_url,
+            secure_cookies=not c.insecure_cookies,
+            metrics_token=(metrics_token_file.read_text().strip() if metrics_token_file else None),
+            token_keys_dir=options.path("token_keys"),
+            crl_file=options.path("crl"),
+            catalog_repo=options.path("catalog_repo"),
+            catalog_url=c.catalog_url or None,
         ),
     )
-    if args.admin_password_file:
-        console.ensure_admin(args.admin_password_file)
+    admin_password_file = options.path("admin_password_file")
+    if admin_password_file:
+        console.ensure_admin(admin_password_file)
     return console.serve(http_host, http_port)

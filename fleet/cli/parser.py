@@ -35,6 +35,8 @@ exit statuses:
 environment:
   FLEET_TIMEZONE  the stations' time zone the commands print times in, and fleet console's
                   default for --timezone (default: Asia/Shanghai)
+  FLEET_CONSOLE_CONFIG
+                  fleet console's TOML configuration file when --config is not given
 
 Each subcommand has its own help: fleet COMMAND --help."""
 
@@ -85,19 +87,62 @@ def build_parser(default_db: str) -> argparse.ArgumentParser:
     return parser
 
 
+CONSOLE_EPILOG = """\
+configuration file:
+  --config FILE (or $FLEET_CONSOLE_CONFIG) names a TOML file with version = 1 and a [console]
+  section holding one key per option, named as the option with underscores (--session-expiry:
+  session_expiry); --tls CA CERT KEY is tls_ca, tls_cert, tls_key and --fleet-ca CERT KEY is
+  fleet_ca_cert, fleet_ca_key. An option given here wins over the file. Every key is described
+  in assets/config/console.example.toml.
+
+exit statuses:
+  0   stopped
+  2   usage: a wrong option, or a wrong configuration: every mistake is printed at once, naming
+      the file, line and key (or the option), and nothing is started
+
+environment:
+  FLEET_CONSOLE_CONFIG  the configuration file when --config is not given
+  FLEET_TIMEZONE        the default for --timezone when neither it nor the file sets one"""
+
+
+def console_parser() -> argparse.ArgumentParser:
+    """``fleet console``'s parser on its own: the options its configuration file mirrors."""
+    sub = argparse.ArgumentParser(prog="fleet").add_subparsers()
+    _console(sub)
+    parser: argparse.ArgumentParser = sub.choices["console"]
+    return parser
+
+
 def _console(sub: Any) -> None:
-    console = command(sub, "console", "run the web console (and the ingest of station messages)")
+    # options default to absent, so that the file's values stand where no option was given; the
+    # defaults are the file's (fleet.console.config), the help says them
+    console = command(
+        sub,
+        "console",
+        "run the web console (and the ingest of station messages)",
+        epilog=CONSOLE_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
     console.set_defaults(run="fleet.cli:run_console")
+    console.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="the console's TOML configuration; options given here win over it "
+        "(default: $FLEET_CONSOLE_CONFIG, else none)",
+    )
     add = console.add_argument
-    add("--broker", type=hostport, required=True, help="the MQTT broker, HOST:PORT")
+    add(
+        "--broker", type=hostport, help="the MQTT broker, HOST:PORT (required, here or in the file)"
+    )
     add(
         "--http",
         type=hostport,
-        default=("127.0.0.1", 8080),
         help="where to serve the web console, HOST:PORT (default: 127.0.0.1:8080)",
     )
     add("--password-file", type=Path, help="file holding the console's MQTT password (no TLS)")
-    add("--db", default=None, help="database URL (default: SQLite in the user data folder)")
+    add("--db", help="database URL (default: SQLite in the user data folder)")
     add(
         "--admin-password-file",
         type=Path,
@@ -108,14 +153,12 @@ def _console(sub: Any) -> None:
     add(
         "--followup-due-hours",
         type=float,
-        default=24.0,
         metavar="HOURS",
         help="hours within which a bad review is to be followed up (default: 24)",
     )
     add(
         "--offline-alert-after",
         type=float,
-        default=300.0,
         metavar="S",
         help="seconds a station is offline before it is alerted (default: 300)",
     )
@@ -145,14 +188,12 @@ def _console(sub: Any) -> None:
     add("--metrics-token-file", type=Path, help="bearer token Prometheus uses for /metrics")
     add(
         "--share-group",
-        default="console",
         help="MQTT shared-subscription group, '' for none (default: console)",
     )
     add("--client-id", help="the ingest's MQTT client id (default: console-HOST-HTTPPORT)")
     add(
         "--session-expiry",
         type=int,
-        default=3600,
         metavar="S",
         help="seconds the broker keeps this console's share while it is away, 0: not at all "
         "(default: 3600)",
