@@ -53,7 +53,9 @@ def test_alerts_are_printed_in_the_stations_zone(
 
 def test_the_console_refuses_an_unknown_zone(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["console", "--broker", "127.0.0.1:1", "--timezone", "Mars/Olympus"])
-    assert code == 2 and "--timezone: unknown time zone 'Mars/Olympus'" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert code == 2 and "--timezone must be an IANA time zone name" in err
+    assert "got `Mars/Olympus`" in err
     # the old name still works for the same setting
     code = main(["console", "--broker", "127.0.0.1:1", "--duty-timezone", "Mars/Olympus"])
-    assert code == 2 and "unknown time zone" in capsys.readouterr().err
+    assert code == 2 and "--timezone must be an IANA time zone name" in capsys.readouterr().err
