@@ -49,7 +49,7 @@ class FinderWalk(Journey):
         self.states: dict[str, int] = {}
         self.shots: list[str] = []
 
-    def settle(self, n: int = 3) -> Iterator[None]:
+    def settle(self, n: int = 2) -> Iterator[None]:
         for _ in range(n):
             yield
 
@@ -115,7 +115,7 @@ class FinderWalk(Journey):
         if (screen.level, int(screen.page), screen.query) != state:
             screen.query, screen.level, screen.page = query, level, page
             screen._rebuild()
-            yield from self.settle(2)
+            yield from self.settle(1)
 
     def matters(self) -> list[Any]:
         return [
