@@ -43,8 +43,12 @@ def verify_token(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from fleet.cli.legacy import translate
     from fleet.cli.parser import build_parser
 
+    argv, deprecated = translate(sys.argv[1:] if argv is None else list(argv))
+    if deprecated:  # an old form (enroll --revoke, alerts --ack, ...): it still works, for now
+        print(deprecated, file=sys.stderr)
     args = build_parser(default_db_url()).parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -73,16 +77,6 @@ def run_catalog(args: argparse.Namespace) -> int:
 
 def run_verify(args: argparse.Namespace) -> int:
     return verify_token(args.token, args.key, args.keys, args.db)
-
-
-def add_user(args: argparse.Namespace) -> int:
-    from fleet.console import Console
-
-    Console("127.0.0.1", 0, db_url=args.db).add_user(
-        args.name, args.password_file.read_text().strip(), args.role
-    )
-    print(f"user {args.name} ({args.role}) added")
-    return 0
 
 
 def default_db_url() -> str:

@@ -18,7 +18,7 @@ an existing key is replaced only with ``--force``.
 ``revoked_certificates``), so every later CRL, whether ``fleet enroll`` or the console's
 Enrolment page writes it, still lists it, and writes the CRL at once; mosquitto reads it at start
 and on SIGHUP (``systemctl reload mosquitto``). Stations are revoked with ``fleet enroll
---revoke``, which also refuses their renewals.
+revoke``, which also refuses their renewals.
 
 Exit statuses: 0 done, 1 refused (a file exists, a certificate not of this CA, an unreadable
 file, the database), 2 usage.

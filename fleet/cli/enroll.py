@@ -2,12 +2,15 @@
 
 ::
 
-    fleet enroll SITE STATION --ca-cert ca.crt --ca-key ca.key --out DIR \\
-        [--doc-key-pub document-signing.pub] [--days 365] [--db URL] [--json]
-    fleet enroll --revoke SITE STATION --reason "stolen" --ca-cert F --ca-key F --crl fleet.crl
-    fleet enroll --set-doc-key SITE STATION --doc-key-pub document-signing.pub
-    fleet enroll --write-crl --ca-cert F --ca-key F --crl fleet.crl
-    fleet enroll --list [--json]
+    fleet enroll add SITE STATION --ca-cert ca.crt --ca-key ca.key --out DIR \\
+        [--doc-key-pub document-signing.pub] [--days 365] [--crl fleet.crl] [--db URL] [--json]
+    fleet enroll revoke SITE STATION --reason "stolen" --ca-cert F --ca-key F --crl fleet.crl
+    fleet enroll set-doc-key SITE STATION --doc-key-pub document-signing.pub
+    fleet enroll crl --ca-cert F --ca-key F --crl fleet.crl
+    fleet enroll list [--json]
+
+(The mode flags of before, ``--revoke``, ``--set-doc-key``, ``--write-crl``, ``--list`` and no
+verb for ``add``, still work for one release: :mod:`fleet.cli.legacy`.)
 
 Enrolling writes ``ca.crt``, ``station.crt``, ``station.key`` (0600) and ``kiosk-fleet.toml`` (the
 ``[station]`` and ``[fleet]`` lines) into DIR, to be copied to the terminal's
@@ -48,8 +51,6 @@ def _ca(args: argparse.Namespace) -> CertificateAuthority:
 
 
 def _names(args: argparse.Namespace) -> tuple[str, str]:
-    if not args.site or not args.station:
-        raise Usage("name the terminal: SITE STATION")
     return str(args.site), str(args.station)
 
 
@@ -70,7 +71,7 @@ def _write_crl(store: Store, ca: CertificateAuthority, path: Path) -> dict[str, 
 def _enrol(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     site, station = _names(args)
     if args.out is None:
-        raise Usage("enrolling needs --out DIR for the terminal's files")
+        raise Usage("add needs --out DIR for the terminal's files")
     ca = _ca(args)
     if (args.out / "station.key").exists():
         raise enroll.EnrolError(f"{args.out / 'station.key'} exists: choose an empty folder")
@@ -95,7 +96,7 @@ def _enrol(store: Store, args: argparse.Namespace) -> dict[str, Any]:
 def _revoke(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     site, station = _names(args)
     if args.crl is None:
-        raise Usage("--revoke needs --crl FILE (and the CA) to write the CRL the broker reads")
+        raise Usage("revoke needs --crl FILE (and the CA) to write the CRL the broker reads")
     ca = _ca(args)
     with store.session() as db:
         revoked = enroll.revoke(db, site, station, ACTOR, args.reason)
@@ -105,7 +106,7 @@ def _revoke(store: Store, args: argparse.Namespace) -> dict[str, Any]:
 def _set_doc_key(store: Store, args: argparse.Namespace) -> dict[str, Any]:
     site, station = _names(args)
     if args.doc_key_pub is None:
-        raise Usage("--set-doc-key needs --doc-key-pub FILE")
+        raise Usage("set-doc-key needs --doc-key-pub FILE")
     with store.session() as db:
         row = enroll.set_doc_key(db, site, station, ACTOR, args.doc_key_pub.read_bytes())
     return {"action": "set_doc_key", "enrolment": row}
@@ -134,7 +135,7 @@ def _text(report: dict[str, Any]) -> str:
         else:
             lines.append(
                 "no document-signing key recorded: once the kiosk has run, copy its "
-                "document-signing.pub back and run fleet enroll --set-doc-key"
+                "document-signing.pub back and run fleet enroll set-doc-key"
             )
         lines.append(f"copy to the terminal's {INSTALL_DIR}/ (owner kiosk):")
         for name, step in report["install"].items():
@@ -154,18 +155,19 @@ def run(args: argparse.Namespace) -> int:
     store = Store(args.db or args.default_db)
     try:
         store.migrate()
-        if args.list:
+        verb = args.enroll_command
+        if verb == "list":
             with store.session() as db:
                 report: dict[str, Any] = {"action": "list", "enrolments": enroll.listing(db)}
             for r in report["enrolments"]:
                 r.pop("doc_key_pem", None)
-        elif args.write_crl:
+        elif verb == "crl":
             if args.crl is None:
-                raise Usage("--write-crl needs --crl FILE")
+                raise Usage("crl needs --crl FILE")
             report = {"action": "write_crl", "crl": _write_crl(store, _ca(args), args.crl)}
-        elif args.revoke:
+        elif verb == "revoke":
             report = _revoke(store, args)
-        elif args.set_doc_key:
+        elif verb == "set-doc-key":
             report = _set_doc_key(store, args)
         else:
             report = _enrol(store, args)

@@ -1,4 +1,7 @@
-"""``fleet keys list``: the keys the fleet's trust rests on, and when they run out.
+"""``fleet keys list|rotate``: the keys the fleet's trust rests on, when they run out, and
+replacing the catalog's online signing keys.
+
+``list``:
 
 - the catalog repository's TUF roles (``--repo``): for root, targets, snapshot and timestamp
   their key ids, threshold, metadata version and expiry, and whether each private key lies in
@@ -12,6 +15,18 @@ Anything that expires within ``--within`` days (30) is flagged ``expiring``; for
 TUF roles the window is at most a quarter of the role's usual lifetime (snapshot and timestamp
 are re-signed by ``fleet catalog refresh``). Without ``--repo`` and ``--token-keys`` the default
 console database is read.
+
+``rotate ROLE --repo DIR --root-keys OFFLINE_DIR`` replaces the online key of the catalog
+repository's ``targets``, ``snapshot`` or ``timestamp`` role (one suspected stolen, or due):
+:meth:`fleet.trust.catalog_repo.CatalogRepository.rotate_key`, the same as ``fleet catalog
+rotate-key``, under the repository's lock. The new private key is written to the repository's
+``keys/`` (0600) and the old one deleted; a new root version, signed by the offline root keys,
+names the new key, and the role is signed again with it; terminals take the new root at their next
+update. The console reads the repository afresh for every signing, so it signs with the new key
+from then on. ``--db`` also records the rotation in the console's audit log. The root keys
+themselves are replaced by ``fleet catalog rotate-root`` (they are offline: a new set is made and
+kept apart). Station certificates are not rotated here: ``fleet enroll add`` issues a new one and
+terminals renew theirs through the console.
 """
 
 from __future__ import annotations
@@ -154,7 +169,53 @@ def _text(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def rotate(args: argparse.Namespace) -> int:
+    from fleet.console.store import audit
+    from fleet.trust.catalog_repo import CatalogRepository, RepositoryError, locked
+
+    try:
+        with locked(args.repo):  # the console may be signing too
+            repo = CatalogRepository(args.repo)
+            old = [key.keyid for key in repo.keys_of(args.role)]
+            key = repo.rotate_key(args.role, args.root_keys)
+            root_version = repo.root.signed.version
+    except (RepositoryError, OSError, ValueError) as err:
+        print(f"fleet keys rotate: {err}", file=sys.stderr)
+        return 1
+    report: dict[str, Any] = {
+        "role": args.role,
+        "old_keyids": old,
+        "keyid": key.keyid,
+        "root_version": root_version,
+        "key_file": str(args.repo / "keys" / f"{key.keyid}.pem"),
+    }
+    if args.db:
+        store = Store(args.db)
+        try:
+            with store.session() as db:
+                audit(
+                    db, "cli", "rotate_key", f"catalog/{args.role}", keyid=key.keyid,
+                    old_keyids=old, root_version=root_version,
+                )  # fmt: skip
+        except SQLAlchemyError as err:
+            print(f"fleet keys rotate: rotated, but not audited: {err}", file=sys.stderr)
+            return 1
+        finally:
+            store.close()
+    if args.json:
+        print(json.dumps(report, indent=1))
+    else:
+        print(
+            f"{args.role}: new key {key.keyid[:16]} ({report['key_file']}), replacing "
+            f"{', '.join(k[:16] for k in old) or 'none'}; root version {root_version}: terminals "
+            "take it at their next update"
+        )
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.keys_command == "rotate":
+        return rotate(args)
     from fleet.trust.catalog_repo import RepositoryError
 
     now = dt.datetime.now(dt.UTC)

@@ -4,9 +4,11 @@ They read (and, for acknowledgements, write) the console's own database, the sam
 pages show, with the same status rules (the console's timers, never broker presence alone).
 Human-readable tables by default, in English words from the console's catalogs ("Out of order",
 "Help request", "A4 printer") and times in ``$FLEET_TIMEZONE`` (:mod:`fleet.cli.timefmt`),
-``--json`` (codes) for machines. Acknowledging needs a console user's
-name, follows the alerts page's rules (:mod:`fleet.console.help_reply`: a help request is
-resolved by it) and lands in the audit log like a click there. ``--on-the-way MIN``, ``--call
+``--json`` (codes) for machines. ``fleet alerts list`` shows them; ``fleet alerts ack ID --as
+USER`` acknowledges one (the old ``fleet alerts`` and ``fleet alerts --ack ID`` still work for one
+release, :mod:`fleet.cli.legacy`). Acknowledging needs a console user's name, follows the alerts
+page's rules (:mod:`fleet.console.help_reply`: a help request is resolved by it) and lands in the
+audit log like a click there. ``--on-the-way MIN``, ``--call
 NUMBER`` or ``--say TEXT`` answer a help request; the answer is queued in the database and a
 running console sends it to the station.
 """
@@ -82,8 +84,8 @@ def run_stations(args: argparse.Namespace) -> int:
 def run_alerts(args: argparse.Namespace) -> int:
     store = Store(args.db)
     try:
-        if args.ack is not None:
-            return _acknowledge(store, args.ack, args.actor, _reply_fields(args))
+        if args.alerts_command == "ack":
+            return _acknowledge(store, args.alert_id, args.actor, _reply_fields(args))
         with store.session() as db:
             views = alerts(db, active_only=not args.all)
             total = alert_total(db, active_only=not args.all)
@@ -126,7 +128,7 @@ def _reply_fields(args: argparse.Namespace) -> dict[str, Any]:
 
 def _acknowledge(store: Store, alert_id: int, actor: str | None, fields: dict[str, Any]) -> int:
     if not actor:
-        print("fleet alerts: --ack needs --as USER (a console user)", file=sys.stderr)
+        print("fleet alerts ack: needs --as USER (a console user)", file=sys.stderr)
         return 2
     try:
         reply = reply_from(fields)

@@ -202,18 +202,44 @@ def _console(sub: Any) -> None:
     add("--catalog-url", help="where that repository is served, e.g. http://repo.example/")
 
 
+USER_ROLES = ("technician", "operator", "admin")  # fleet.console.store.ROLES; a test checks
+
+
 def _user(sub: Any, db_help: str, default_db: str) -> None:
-    user = command(sub, "user", "add a console user (technician, operator or admin)")
-    user.set_defaults(run="fleet.cli:add_user")
-    user.add_argument("--db", default=default_db, help=db_help)
-    user.add_argument("--name", required=True, help="the user's login name")
-    user.add_argument(
+    user = command(sub, "user", "console users: add, list, disable, enable, set a password")
+    user.set_defaults(run="fleet.cli.users:run")
+    commands = user.add_subparsers(dest="user_command", required=True, metavar="COMMAND")
+
+    def verb(name: str, text: str, *, named: bool = True) -> argparse.ArgumentParser:
+        parser = command(commands, name, text)
+        parser.add_argument("--db", default=default_db, help=db_help)
+        if named:
+            parser.add_argument("name", metavar="NAME", help="the user's login name")
+        return parser
+
+    def password(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--password-file",
+            type=Path,
+            metavar="FILE",
+            help="file holding the password, at least 10 characters (default: asked for twice "
+            "on the terminal, not echoed)",
+        )
+
+    add = verb("add", "add a console user (technician, operator or admin)")
+    add.add_argument(
         "--role",
         required=True,
-        choices=["technician", "operator", "admin"],
-        help="what they may do",
+        choices=USER_ROLES,
+        help="what they may do: technician (alerts, station commands), operator (catalogs, "
+        "rollouts), admin (everything, users and keys too)",
     )
-    user.add_argument("--password-file", type=Path, required=True, help="file holding the password")
+    password(add)
+    listing = verb("list", "every console user: name, role, enabled or disabled", named=False)
+    listing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+    verb("disable", "stop a user logging in; their open sessions end (the last admin stays)")
+    verb("enable", "let a disabled user log in again")
+    password(verb("set-password", "set a user's password; their open sessions end"))
 
 
 def _ops(sub: Any, db_help: str, default_db: str) -> None:
@@ -223,21 +249,27 @@ def _ops(sub: Any, db_help: str, default_db: str) -> None:
     st.add_argument("--site", default="", help="only this site (default: every site)")
     st.add_argument("--status", choices=STATION_STATUSES, help="only stations in this state")
     st.add_argument("--json", action="store_true", help="one JSON array instead of a table")
-    al = command(sub, "alerts", "open alerts; --ack ID acknowledges one")
+    al = command(sub, "alerts", "alerts: list them, acknowledge one (and answer a help request)")
     al.set_defaults(run="fleet.cli.ops:run_alerts")
-    al.add_argument("--db", default=default_db, help=db_help)
-    al.add_argument("--all", action="store_true", help="resolved alerts too")
-    al.add_argument("--ack", type=int, metavar="ID", help="acknowledge this alert")
-    al.add_argument("--as", dest="actor", help="console user who acknowledges (technician)")
-    reply = al.add_mutually_exclusive_group()  # an answer to a help request, with --ack
+    commands = al.add_subparsers(dest="alerts_command", required=True, metavar="COMMAND")
+    listing = command(commands, "list", "open alerts, help requests and faults first")
+    listing.add_argument("--db", default=default_db, help=db_help)
+    listing.add_argument("--all", action="store_true", help="resolved alerts too")
+    listing.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+    ack = command(commands, "ack", "acknowledge an alert as a console user, as its page does")
+    ack.add_argument("alert_id", type=int, metavar="ID", help="the alert's id (fleet alerts list)")
+    ack.add_argument(
+        "--as", dest="actor", required=True, help="console user who acknowledges (technician)"
+    )
+    ack.add_argument("--db", default=default_db, help=db_help)
+    reply = ack.add_mutually_exclusive_group()  # an answer to a help request
     reply.add_argument("--on-the-way", type=int, metavar="MIN", help="answer: coming, in MIN min")
     reply.add_argument("--call", metavar="NUMBER", help="answer: please call NUMBER")
     reply.add_argument("--say", metavar="TEXT", help="answer: a short text (60 characters)")
-    al.add_argument("--json", action="store_true", help="one JSON array instead of a table")
 
 
 def _keys(sub: Any, default_db: str) -> None:
-    keys = command(sub, "keys", "catalog signing keys, station certificates and keys")
+    keys = command(sub, "keys", "the keys trust rests on: list them and their expiry, rotate one")
     keys.set_defaults(run="fleet.cli.keys:run", default_db=default_db)
     commands = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
     listing = command(commands, "list", "every key with its expiry")
@@ -255,31 +287,78 @@ def _keys(sub: Any, default_db: str) -> None:
         help="flag what expires within this many days (default: 30)",
     )
     listing.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    rotate = command(
+        commands,
+        "rotate",
+        "replace a catalog role's online signing key, through a new root the root keys sign "
+        "(as fleet catalog rotate-key)",
+    )
+    rotate.add_argument(
+        "role",
+        choices=["targets", "snapshot", "timestamp"],
+        help="the role whose key to replace (root keys: fleet catalog rotate-root)",
+    )
+    rotate.add_argument(
+        "--repo", type=Path, required=True, help="the catalog repository (fleet catalog init)"
+    )
+    rotate.add_argument(
+        "--root-keys", type=Path, required=True, help="the offline folder of root keys"
+    )
+    rotate.add_argument(
+        "--db",
+        help="also record the rotation in this console database's audit log (default: not "
+        "recorded)",
+    )
+    rotate.add_argument("--json", action="store_true", help="one JSON object instead of text")
 
 
 def _enroll(sub: Any, default_db: str) -> None:
-    p = command(sub, "enroll", "enrol a terminal (its certificate), revoke one, write the CRL")
+    p = command(sub, "enroll", "terminals' certificates: enrol, revoke, write the CRL, list")
     p.set_defaults(run="fleet.cli.enroll:run", default_db=default_db)
-    p.add_argument("site", nargs="?", help="the terminal's site, e.g. zibo-gx")
-    p.add_argument("station", nargs="?", help="the terminal's station id, e.g. st-0001")
-    action = p.add_mutually_exclusive_group()
-    action.add_argument("--revoke", action="store_true", help="revoke SITE STATION (--reason)")
-    action.add_argument(
-        "--set-doc-key", action="store_true", help="record --doc-key-pub for SITE STATION"
-    )
-    action.add_argument("--write-crl", action="store_true", help="only (re)write the CRL")
-    action.add_argument("--list", action="store_true", help="every enrolment")
-    p.add_argument("--ca-cert", type=Path, help="the fleet CA's certificate (fleet ca init)")
-    p.add_argument("--ca-key", type=Path, help="the fleet CA's private key")
-    p.add_argument("--out", type=Path, help="folder for the terminal's files")
-    p.add_argument("--doc-key-pub", type=Path, help="the terminal's document-signing.pub")
-    p.add_argument(
+    commands = p.add_subparsers(dest="enroll_command", required=True, metavar="COMMAND")
+
+    def verb(name: str, text: str, *, named: bool = False) -> argparse.ArgumentParser:
+        parser = command(commands, name, text)
+        if named:
+            parser.add_argument("site", metavar="SITE", help="the terminal's site, e.g. zibo-gx")
+            parser.add_argument(
+                "station", metavar="STATION", help="the terminal's station id, e.g. st-0001"
+            )
+        parser.add_argument("--db", help=f"the console's database URL (default: {default_db})")
+        parser.add_argument("--json", action="store_true", help="one JSON object instead of text")
+        return parser
+
+    def ca(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument(
+            "--ca-cert", type=Path, help="the fleet CA's certificate, ca.crt (required)"
+        )
+        parser.add_argument("--ca-key", type=Path, help="the fleet CA's private key (required)")
+
+    def crl(parser: argparse.ArgumentParser, required: bool) -> None:
+        also = "(required)" if required else "(default: none written)"
+        parser.add_argument(
+            "--crl", type=Path, help=f"the CRL file mosquitto's crlfile names, rewritten {also}"
+        )
+
+    doc_key_help = "the terminal's document-signing.pub (kiosk doc-key)"
+    add = verb("add", "enrol a terminal: its certificate and key, files to copy to it", named=True)
+    ca(add)
+    add.add_argument("--out", type=Path, help="an empty folder for the terminal's files (required)")
+    add.add_argument("--doc-key-pub", type=Path, help=f"{doc_key_help} (default: none yet)")
+    add.add_argument(
         "--days", type=float, default=365.0, help="certificate validity in days (default: 365)"
     )
-    p.add_argument("--reason", default="", help="why a station is revoked (audited)")
-    p.add_argument("--crl", type=Path, help="the CRL file mosquitto's crlfile names")
-    p.add_argument("--db", help=f"the console's database URL (default: {default_db})")
-    p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    crl(add, required=False)
+    revoke = verb("revoke", "revoke a terminal's certificate and rewrite the CRL", named=True)
+    revoke.add_argument("--reason", default="", help="why, in words (required; audited)")
+    ca(revoke)
+    crl(revoke, required=True)
+    written = verb("crl", "(re)write the CRL from the console's database")
+    ca(written)
+    crl(written, required=True)
+    verb("list", "every enrolment: state, certificate expiry, document key")
+    doc = verb("set-doc-key", "record a terminal's document-signing key", named=True)
+    doc.add_argument("--doc-key-pub", type=Path, help=f"{doc_key_help} (required)")
 
 
 def _ca(sub: Any, default_db: str) -> None:

@@ -213,7 +213,7 @@ def _iso(ts: float) -> str:
 
 
 def view(row: Enrolment, now: float) -> dict[str, Any]:
-    """An enrolment as the page, the API and ``fleet enroll --json`` show it."""
+    """An enrolment as the page, the API and ``fleet enroll list --json`` show it."""
     left = (row.not_after - now) / DAY
     state = "revoked" if row.revoked_at is not None else "expired" if left <= 0 else "active"
     return {

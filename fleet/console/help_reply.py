@@ -1,7 +1,7 @@
 """Acknowledging an alert, and answering a resident's help request with it (帮办).
 
 A technician acknowledges an alert on the alerts page, through ``POST /api/alerts/{id}/ack`` or
-with ``fleet alerts --ack ID``. For a ``help_request`` they may add one short answer
+with ``fleet alerts ack ID``. For a ``help_request`` they may add one short answer
 (:class:`fleet.protocol.help.HelpReply`): "on the way, about N minutes", "please call NUMBER", or
 a free text of at most 60 characters. The answer goes to the station as the ``help_reply``
 command; the kiosk shows and speaks it to the resident.

@@ -337,6 +337,7 @@ class CatalogRepository:
         key, signed by the root keys; then the role is signed again with it."""
         if role not in ONLINE_ROLES:
             raise RepositoryError(f"{role}: only online keys rotate this way (see rotate_root)")
+        self._signers("root", root_keys)  # refused before the old key is deleted, not after
         root = self.root.signed
         for key in self.keys_of(role):
             root.revoke_key(key.keyid, role)

@@ -146,7 +146,7 @@ def test_the_shipped_broker_accepts_what_fleet_ca_issues_and_refuses_what_it_rev
          "--out", root],
         ["ca", "issue-console", "--dir", ca_dir, "--out", console_dir],
         # the broker does not start with crlfile set and no CRL: the first, empty one
-        ["enroll", "--write-crl", "--ca-cert", ca_dir / "ca.crt", "--ca-key", ca_dir / "ca.key",
+        ["enroll", "crl", "--ca-cert", ca_dir / "ca.crt", "--ca-key", ca_dir / "ca.key",
          "--crl", crl, "--db", db],
     ]  # fmt: skip
     for argv in steps:
@@ -180,7 +180,7 @@ def test_the_shipped_broker_accepts_what_fleet_ca_issues_and_refuses_what_it_rev
     assert not connects(broker, console_dir)
     # the revocation is recorded: a CRL written again by fleet enroll still lists it
     code, _, err = run(
-        capsys, "enroll", "--write-crl", "--ca-cert", ca_dir / "ca.crt",
+        capsys, "enroll", "crl", "--ca-cert", ca_dir / "ca.crt",
         "--ca-key", ca_dir / "ca.key", "--crl", crl, "--db", db,
     )  # fmt: skip
     assert code == 0, err

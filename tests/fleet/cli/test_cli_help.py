@@ -50,7 +50,15 @@ def test_every_subcommand_and_option_has_help() -> None:
     tree = list(walk(parser))
     assert len(tree) > 30  # the walk reaches the nested subcommands
     names = {path for path, _ in tree}
-    for path in ("fleet ca init", "fleet ca issue-broker", "fleet rollout start"):
+    for path in (
+        "fleet ca init",
+        "fleet ca issue-broker",
+        "fleet rollout start",
+        "fleet enroll revoke",
+        "fleet alerts ack",
+        "fleet user set-password",
+        "fleet keys rotate",
+    ):
         assert path in names
     missing = [m for path, p in tree for m in missing_help(p, path)]
     assert missing == []

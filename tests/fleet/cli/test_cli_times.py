@@ -40,14 +40,14 @@ def test_alerts_are_printed_in_the_stations_zone(
         db.flush()
         db.add(Alert(station_id=row.id, kind="offline", raised_at=raised, last_at=raised))
     store.close()
-    assert main(["alerts", "--db", url]) == 0
+    assert main(["alerts", "list", "--db", url]) == 0
     assert "2026-12-05 21:03 +08:00" in capsys.readouterr().out
     monkeypatch.setenv("FLEET_TIMEZONE", "UTC")
-    assert main(["alerts", "--db", url]) == 0
+    assert main(["alerts", "list", "--db", url]) == 0
     assert "2026-12-05 13:03 +00:00" in capsys.readouterr().out
     monkeypatch.setenv("FLEET_TIMEZONE", "Mars/Olympus")
     with pytest.raises(SystemExit) as exit_:
-        main(["alerts", "--db", url])
+        main(["alerts", "list", "--db", url])
     assert exit_.value.code == 2 and "unknown time zone" in capsys.readouterr().err
 
 

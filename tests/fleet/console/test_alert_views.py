@@ -75,13 +75,13 @@ def test_every_alert_view_shows_the_help_requests_and_how_many_of_how_many(
             assert f"显示前 {shown} 条，共 {total} 条" in html
             assert len(re.findall('<td class="kind">求助</td>', html)) >= HELP, page
 
-        assert fleet(["alerts", "--db", db_url]) == 0
+        assert fleet(["alerts", "list", "--db", db_url]) == 0
         out = capsys.readouterr().out
         lines = out.splitlines()
         assert lines[0].split()[:2] == ["id", "kind"]
         assert [line.split()[1:3] for line in lines[1 : 1 + HELP]] == [["Help", "request"]] * HELP
         assert f"200 of {total} open alerts" in lines[-1]
-        assert fleet(["alerts", "--db", db_url, "--json"]) == 0
+        assert fleet(["alerts", "list", "--db", db_url, "--json"]) == 0
         captured = capsys.readouterr()
         assert [a["kind"] for a in json.loads(captured.out)][:HELP] == ["help_request"] * HELP
         assert f"200 of {total}" in captured.err

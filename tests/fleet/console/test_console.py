@@ -604,7 +604,7 @@ def test_the_cli_lists_stations_and_alerts_and_acknowledges_with_the_same_rules(
         journal.help_request(screen="identify")
         until(
             lambda: (
-                fleet(["alerts", "--db", db_url, "--json"]) == 0
+                fleet(["alerts", "list", "--db", db_url, "--json"]) == 0
                 and "help_request" in capsys.readouterr().out
             ),
             what="the help request in the CLI",
@@ -615,16 +615,16 @@ def test_the_cli_lists_stations_and_alerts_and_acknowledges_with_the_same_rules(
         assert fleet(["stations", "--db", db_url]) == 0
         table = capsys.readouterr().out
         assert "st-0042" in table and "Online" in table  # in words
-        assert fleet(["alerts", "--db", db_url, "--json"]) == 0
+        assert fleet(["alerts", "list", "--db", db_url, "--json"]) == 0
         [alert] = [a for a in json.loads(capsys.readouterr().out) if a["kind"] == "help_request"]
         # an operator may not acknowledge (as on the web page); a technician may
-        assert fleet(["alerts", "--db", db_url, "--ack", str(alert["id"]), "--as", "oper"]) == 1
-        assert fleet(["alerts", "--db", db_url, "--ack", str(alert["id"]), "--as", "tech"]) == 0
+        assert fleet(["alerts", "ack", str(alert["id"]), "--db", db_url, "--as", "oper"]) == 1
+        assert fleet(["alerts", "ack", str(alert["id"]), "--db", db_url, "--as", "tech"]) == 0
         capsys.readouterr()
         # as on the web page, acknowledging a help request resolves it: it shows under --all
-        assert fleet(["alerts", "--db", db_url, "--json"]) == 0
+        assert fleet(["alerts", "list", "--db", db_url, "--json"]) == 0
         assert alert["id"] not in [a["id"] for a in json.loads(capsys.readouterr().out)]
-        assert fleet(["alerts", "--db", db_url, "--json", "--all"]) == 0
+        assert fleet(["alerts", "list", "--db", db_url, "--json", "--all"]) == 0
         acked = [a for a in json.loads(capsys.readouterr().out) if a["id"] == alert["id"]]
         assert acked[0]["acknowledged_by"] == "tech"
         with console.store.session() as db:

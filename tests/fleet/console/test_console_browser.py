@@ -99,13 +99,13 @@ def console_process(
     *options: str,
 ) -> Iterator[str]:
     """``fleet console`` in its own process (as in production) with ``users`` (name → role)
-    made by ``fleet user``; yields its URL; it must exit cleanly when terminated."""
+    made by ``fleet user add``; yields its URL; it must exit cleanly when terminated."""
     secret = tmp_path / "user.password"
     secret.write_text(PASSWORD)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     for name, role in users.items():
         subprocess.run(
-            [sys.executable, "-m", "fleet.cli", "user", "--db", db_url, "--name", name]
+            [sys.executable, "-m", "fleet.cli", "user", "add", name, "--db", db_url]
             + ["--role", role, "--password-file", str(secret)],
             check=True,
             env=env,

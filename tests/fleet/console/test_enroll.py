@@ -105,7 +105,7 @@ def test_fleet_enroll_issues_the_terminals_files_and_records_it(
     signer = doc_signer(tmp_path / "terminal")
     out = tmp_path / "out"
     code, text, err = run_fleet(
-        capsys, "enroll", SITE, "st-0001", *ca_args(tmp_path), "--out", out,
+        capsys, "enroll", "add", SITE, "st-0001", *ca_args(tmp_path), "--out", out,
         "--doc-key-pub", tmp_path / "terminal" / "document-signing.pub",
         "--db", db_url, "--days", "90", "--json",
     )  # fmt: skip
@@ -155,29 +155,29 @@ def test_fleet_enroll_issues_the_terminals_files_and_records_it(
         ([SITE, "console", "--out", tmp_path / "console"], "not a valid station id"),
         ([SITE, "St 3", "--out", tmp_path / "bad"], "not a valid station id"),
     ):
-        code, _, err = run_fleet(capsys, "enroll", *argv, *ca_args(tmp_path), "--db", db_url)
+        code, _, err = run_fleet(capsys, "enroll", "add", *argv, *ca_args(tmp_path), "--db", db_url)
         assert code == 1 and says in err, err
         assert not (Path(str(argv[3])) / "station.key").exists()
     # a folder holding a key is never overwritten
     code, _, err = run_fleet(
-        capsys, "enroll", SITE, "st-0004", *ca_args(tmp_path), "--out", out, "--db", db_url
+        capsys, "enroll", "add", SITE, "st-0004", *ca_args(tmp_path), "--out", out, "--db", db_url
     )
     assert code == 1 and "exists" in err
     assert load_cert(out / "station.crt").serial_number == cert.serial_number
 
     # revocation needs a reason and the CRL's path
     code, _, err = run_fleet(
-        capsys, "enroll", "--revoke", SITE, "st-0001", "--reason", "x", "--db", db_url
+        capsys, "enroll", "revoke", SITE, "st-0001", "--reason", "x", "--db", db_url
     )
     assert code == 2 and "--crl" in err
     crl_file = tmp_path / "fleet.crl"
     code, _, err = run_fleet(
-        capsys, "enroll", "--revoke", SITE, "st-0001", *ca_args(tmp_path), "--crl", crl_file,
+        capsys, "enroll", "revoke", SITE, "st-0001", *ca_args(tmp_path), "--crl", crl_file,
         "--db", db_url,
     )  # fmt: skip
     assert code == 1 and "needs a reason" in err
     code, text, err = run_fleet(
-        capsys, "enroll", "--revoke", SITE, "st-0001", "--reason", "terminal stolen",
+        capsys, "enroll", "revoke", SITE, "st-0001", "--reason", "terminal stolen",
         *ca_args(tmp_path), "--crl", crl_file, "--db", db_url, "--json",
     )  # fmt: skip
     assert code == 0, err
@@ -193,7 +193,7 @@ def test_fleet_enroll_issues_the_terminals_files_and_records_it(
 
     # enrolled again (a re-imaged terminal): a new certificate, the old one stays in the CRL
     code, text, err = run_fleet(
-        capsys, "enroll", SITE, "st-0001", *ca_args(tmp_path), "--out", tmp_path / "new",
+        capsys, "enroll", "add", SITE, "st-0001", *ca_args(tmp_path), "--out", tmp_path / "new",
         "--db", db_url, "--crl", crl_file, "--json",
     )  # fmt: skip
     assert code == 0, err
@@ -204,11 +204,11 @@ def test_fleet_enroll_issues_the_terminals_files_and_records_it(
     assert crl.get_revoked_certificate_by_serial_number(new.serial_number) is None
     # the document key is recorded later, once the kiosk has made it
     code, text, err = run_fleet(
-        capsys, "enroll", "--set-doc-key", SITE, "st-0001", "--doc-key-pub",
+        capsys, "enroll", "set-doc-key", SITE, "st-0001", "--doc-key-pub",
         signer_pub(tmp_path), "--db", db_url, "--json",
     )  # fmt: skip
     assert code == 0 and json.loads(text)["enrolment"]["doc_key_id"] == signer.key_id, err
-    code, text, _ = run_fleet(capsys, "enroll", "--list", "--db", db_url, "--json")
+    code, text, _ = run_fleet(capsys, "enroll", "list", "--db", db_url, "--json")
     [listed] = json.loads(text)["enrolments"]
     assert (listed["station"], listed["state"], listed["doc_key_id"]) == (
         "st-0001",
@@ -320,9 +320,7 @@ def test_a_revoked_terminal_is_refused_by_the_broker_after_a_reload(
     ca_files = ["--ca-cert", broker.ca_file, "--ca-key", broker.root / "ca" / "ca.key"]
     crl_file = broker.root / "fleet.crl"  # where the derived config's crlfile points
     # with crlfile set mosquitto does not start without a CRL: write the first, empty one
-    code, _, err = run_fleet(
-        capsys, "enroll", "--write-crl", *ca_files, "--crl", crl_file, "--db", db_url
-    )
+    code, _, err = run_fleet(capsys, "enroll", "crl", *ca_files, "--crl", crl_file, "--db", db_url)
     assert code == 0, err
     assert len(x509.load_pem_x509_crl(crl_file.read_bytes())) == 0
     broker.start()
@@ -331,7 +329,7 @@ def test_a_revoked_terminal_is_refused_by_the_broker_after_a_reload(
     assert "require_certificate true" in running and "use_identity_as_username true" in running
     for station in ("st-0001", "st-0002"):
         code, _, err = run_fleet(
-            capsys, "enroll", SITE, station, *ca_files, "--out", tmp_path / station,
+            capsys, "enroll", "add", SITE, station, *ca_files, "--out", tmp_path / station,
             "--days", "90", "--db", db_url,
         )  # fmt: skip
         assert code == 0, err
@@ -344,7 +342,7 @@ def test_a_revoked_terminal_is_refused_by_the_broker_after_a_reload(
     finally:
         agent.stop()
     code, said, err = run_fleet(
-        capsys, "enroll", "--revoke", SITE, "st-0001", "--reason", "stolen from the lobby",
+        capsys, "enroll", "revoke", SITE, "st-0001", "--reason", "stolen from the lobby",
         *ca_files, "--crl", crl_file, "--db", db_url,
     )  # fmt: skip
     assert code == 0, err
@@ -407,7 +405,7 @@ def test_expiry_alerts_30_days_ahead_renewals_recorded_and_refused_once_revoked(
     ca = make_ca(tmp_path)
     out = tmp_path / "st-a"
     code, _, err = run_fleet(
-        capsys, "enroll", SITE, "st-a", *ca_args(tmp_path), "--out", out, "--days", "40",
+        capsys, "enroll", "add", SITE, "st-a", *ca_args(tmp_path), "--out", out, "--days", "40",
         "--db", db_url,
     )  # fmt: skip
     assert code == 0, err
@@ -449,7 +447,7 @@ def test_expiry_alerts_30_days_ahead_renewals_recorded_and_refused_once_revoked(
 
         # revoked: the next request gets no certificate, and the refusal is audited
         code, _, err = run_fleet(
-            capsys, "enroll", "--revoke", SITE, "st-a", "--reason", "decommissioned",
+            capsys, "enroll", "revoke", SITE, "st-a", "--reason", "decommissioned",
             *ca_args(tmp_path), "--crl", tmp_path / "fleet.crl", "--db", db_url,
         )  # fmt: skip
         assert code == 0, err
@@ -475,7 +473,7 @@ def test_a_station_never_seen_is_not_alerted_but_shown_expiring(
 ) -> None:
     ca = make_ca(tmp_path)
     code, _, err = run_fleet(
-        capsys, "enroll", SITE, "st-b", *ca_args(tmp_path), "--out", tmp_path / "b",
+        capsys, "enroll", "add", SITE, "st-b", *ca_args(tmp_path), "--out", tmp_path / "b",
         "--days", "5", "--db", db_url,
     )  # fmt: skip
     assert code == 0, err

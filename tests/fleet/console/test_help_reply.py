@@ -153,7 +153,7 @@ def test_the_cli_queues_the_answer_and_the_console_sends_it(
 
     press(console, "st-1", "identify")
     [alert] = help_alerts(console, "st-1")
-    ack = ["alerts", "--db", db_url, "--ack", str(alert.id), "--as", "tech"]
+    ack = ["alerts", "ack", str(alert.id), "--db", db_url, "--as", "tech"]
     assert fleet([*ack, "--on-the-way", "0"]) == 2  # refused before anything is written
     assert "minutes" in capsys.readouterr().err
     assert help_alerts(console, "st-1")[0].acknowledged_at is None
@@ -170,8 +170,7 @@ def test_the_cli_queues_the_answer_and_the_console_sends_it(
     press(console, "st-1", "choose")
     [_, again] = help_alerts(console, "st-1")
     assert (
-        fleet(["alerts", "--db", db_url, "--ack", str(again.id), "--as", "tech", "--say", "ok"])
-        == 0
+        fleet(["alerts", "ack", str(again.id), "--db", db_url, "--as", "tech", "--say", "ok"]) == 0
     )
     capsys.readouterr()
     late = [c for c in reply_commands(console) if c.status == "queued"]
