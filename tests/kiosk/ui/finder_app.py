@@ -12,7 +12,8 @@ elder page) except search results beyond the first few, which show matters alrea
 their lists. The keypad is explored deeply (two letters) only where taps are counted.
 
 Findings go to ``--report`` as JSON; screenshots of the tiles, a list, the keypad and results to
-``--artifacts``.
+``--artifacts``. (The walk puts the screen back on a state without a tap, so the caption bar in a
+screenshot may show what the last tap said, not what a resident arriving there would hear.)
 """
 
 from __future__ import annotations
