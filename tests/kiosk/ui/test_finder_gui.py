@@ -24,9 +24,15 @@ COMBOS = ("zh-elder", "en-elder", "zh-standard", "en-standard")
 
 
 def walk_choose_screen(
-    tmp_path: Path, display: str, shots: Path, catalog: Path, combos: tuple[str, ...]
+    tmp_path: Path,
+    display: str,
+    shots: Path,
+    catalog: Path,
+    combos: tuple[str, ...],
+    taps: str = "zh-elder",
 ) -> dict:
-    """Run finder_app.py on ``catalog`` (1600x900, the smallest screen configured)."""
+    """Run finder_app.py on ``catalog`` (1600x900, the smallest screen configured); ``taps``:
+    the language and mode whose keypad is explored deeply, to count taps ("" for none)."""
     state = tmp_path / "state"
     config = tmp_path / "kiosk.toml"
     config.write_text(
@@ -44,7 +50,7 @@ def walk_choose_screen(
             sys.executable,
             str(HERE / "finder_app.py"),
             *("--config", str(config), "--artifacts", str(shots), "--report", str(report)),
-            *("--combos", ",".join(combos)),
+            *("--combos", ",".join(combos), "--taps", taps),
         ],
         capture_output=True,
         text=True,
