@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 import shutil
 import signal
-import socket
 import ssl
 import stat
 import threading
@@ -23,6 +22,7 @@ from fleet.cli import main as fleet
 from fleet.trust.pki import CONSOLE_CN, common_name, issued_by, load_cert
 from tests.fleet.console.test_console import until
 from tests.fleet.console.test_enroll import CrlBroker
+from tests.fleet.console.test_enroll import tls_answer as enroll_tls_answer
 
 REVOKED = "SSLV3_ALERT_CERTIFICATE_REVOKED"
 
@@ -112,24 +112,8 @@ def connects(broker: CrlBroker, folder: Path) -> bool:
 
 
 def tls_answer(broker: CrlBroker, folder: Path) -> str:
-    context = ssl.create_default_context(cafile=str(folder / "ca.crt"))
-    context.load_cert_chain(folder / "console.crt", folder / "console.key")
-    with (
-        socket.create_connection((broker.host, broker.port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname="localhost") as tls,
-    ):
-        tls.settimeout(2.0)
-        try:
-            tls.recv(16)
-        except ssl.SSLError as err:
-            return f"{err.reason}"
-        except TimeoutError:
-            pass
-        tls.sendall(bytes([0x10, 13, 0, 4]) + b"MQTT" + bytes([5, 2, 0, 60, 0, 0, 0]))
-        try:
-            return "answered" if tls.recv(16)[:1] == b"\x20" else "no CONNACK"
-        except ssl.SSLError as err:
-            return f"{err.reason}"
+    """The broker's answer to the console's files, its name checked as "localhost" (the SAN)."""
+    return enroll_tls_answer(broker, folder, "console", "localhost")
 
 
 @pytest.mark.slow

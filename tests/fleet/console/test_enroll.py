@@ -267,15 +267,18 @@ def crl_broker(tmp_path: Path) -> Iterator[CrlBroker]:
     broker.stop()
 
 
-def tls_answer(broker: MosquittoBroker, folder: Path) -> str:
-    """The broker's answer to a TLS client with the terminal's files: 'answered' (a CONNACK) or
-    the TLS alert it sent (with TLS 1.3 the client's certificate is judged after the handshake,
-    so the alert comes with the first read)."""
+def tls_answer(
+    broker: MosquittoBroker, folder: Path, name: str = "station", host: str | None = None
+) -> str:
+    """The broker's answer to a TLS client with ``folder``'s files (``ca.crt``, ``NAME.crt``,
+    ``NAME.key``), checking the broker's name as ``host``: 'answered' (a CONNACK) or the TLS
+    alert it sent (with TLS 1.3 the client's certificate is judged after the handshake, so the
+    alert comes with the first read)."""
     context = ssl.create_default_context(cafile=str(folder / "ca.crt"))
-    context.load_cert_chain(folder / "station.crt", folder / "station.key")
+    context.load_cert_chain(folder / f"{name}.crt", folder / f"{name}.key")
     with (
         socket.create_connection((broker.host, broker.port), timeout=5) as raw,
-        context.wrap_socket(raw, server_hostname=broker.host) as tls,
+        context.wrap_socket(raw, server_hostname=host or broker.host) as tls,
     ):
         tls.settimeout(2.0)
         try:
