@@ -1,9 +1,9 @@
 """Each role installs alone: ``pip install '.[terminal]'`` and ``pip install '.[console]'`` into a
 fresh venv each, the dependencies from that role's lock with every hash checked
-(``requirements/terminal.txt``, ``requirements/console.txt``, as docs/deploy.md installs the
-console), then the project with ``--no-index``, so pip must find every requirement of the
-group already there. Then each venv runs its command and imports every module of its side, and
-holds none of the other side's libraries.
+(``requirements/terminal.txt``, ``requirements/console.txt``: the console by docs/deploy.md's
+own block, read from the document), then the project with ``--no-index``, so pip must find
+every requirement of the group already there. Then each venv runs its command, imports every
+module of its side, and holds none of the other side's libraries.
 
 Slow (a Kivy install and, the first time, pyscard and pycups compiled: pip's cache keeps them).
 """
@@ -18,6 +18,7 @@ import pytest
 
 from tests.deploy.venvs import (
     REPO,
+    block,
     installed,
     lock_stanzas,
     new_venv,
@@ -43,29 +44,50 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return source_copy(tmp_path_factory.mktemp("checkout"))
 
 
-def install_role(role: str, venv: Path, sources: Path) -> Path:
+CONSOLE = "# at the centre: install the console from its lock, in a checkout of the release"
+
+
+def install_terminal_group(venv: Path, sources: Path) -> Path:
+    """As docs/deploy.md installs the console (below), from requirements/terminal.txt: its
+    build tools first (swig on PATH for pyscard), sdists built with them, no isolation."""
     bin_dir = new_venv(venv)
     pip = [str(bin_dir / "python"), "-m", "pip", "install", "-q"]
-    env = pip_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")  # swig, for pyscard
-    lock = REPO / "requirements" / f"{role}.txt"
-    tools = ("pip", "setuptools", "wheel") + (("swig",) if role == "terminal" else ())
-    (venv / "build.txt").write_text(lock_stanzas(lock, tools))
+    env = pip_env(PATH=f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    lock = REPO / "requirements" / "terminal.txt"
+    (venv / "build.txt").write_text(lock_stanzas(lock, ("pip", "setuptools", "wheel", "swig")))
     run([*pip, "--require-hashes", "--no-deps", "-r", str(venv / "build.txt")], venv, env)
     run([*pip, "--require-hashes", "--no-deps", "--no-build-isolation", "-r", str(lock)], venv, env)
     # the project with its group, no index: pip checks each requirement is already installed
-    run([*pip, "--no-index", "--no-build-isolation", f".[{role}]"], sources, env)
-    run([str(bin_dir / "python"), "-m", "pip", "check"], venv, env)
+    run([*pip, "--no-index", "--no-build-isolation", ".[terminal]"], sources, env)
     return bin_dir
+
+
+def install_console_group(opt: Path, sources: Path) -> Path:
+    """docs/deploy.md's block for the console's machine, run as written (in a copy of this
+    checkout, /opt/station-kiosk moved into ``opt``)."""
+    commands = block(CONSOLE)
+    assert any("--no-index" in c and "'.[console]'" in c for c in commands)
+    for command in commands:
+        run(
+            ["bash", "-euo", "pipefail", "-c", command.replace("/opt/station-kiosk", str(opt))],
+            sources,
+            pip_env(),
+        )
+    return opt / "venv" / "bin"
 
 
 @pytest.fixture(scope="session")
 def terminal_venv(tmp_path_factory: pytest.TempPathFactory, sources: Path) -> Path:
-    return install_role("terminal", tmp_path_factory.mktemp("terminal") / "venv", sources)
+    bin_dir = install_terminal_group(tmp_path_factory.mktemp("terminal") / "venv", sources)
+    run([str(bin_dir / "python"), "-m", "pip", "check"], bin_dir, pip_env())
+    return bin_dir
 
 
 @pytest.fixture(scope="session")
 def console_venv(tmp_path_factory: pytest.TempPathFactory, sources: Path) -> Path:
-    return install_role("console", tmp_path_factory.mktemp("console") / "venv", sources)
+    bin_dir = install_console_group(tmp_path_factory.mktemp("console"), sources)
+    run([str(bin_dir / "python"), "-m", "pip", "check"], bin_dir, pip_env())
+    return bin_dir
 
 
 def import_everything(bin_dir: Path, packages: tuple[str, ...], home: Path) -> list[str]:

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.venvs import REPO, installed, pip_env, run, source_copy
+from tests.deploy.venvs import REPO, block, installed, pip_env, run, source_copy
 
 pytestmark = pytest.mark.slow
 
-DEPLOY_MD = REPO / "docs" / "deploy.md"
 CENTRE = "# at the centre: build the terminal's wheelhouse"
 TERMINAL = "# on the terminal: install from the wheelhouse, no package index"
 NEEDS_A_STATION = (  # root on a real terminal: units, users, the kiosk's own account, a reboot
@@ -32,16 +31,6 @@ NEEDS_A_STATION = (  # root on a real terminal: units, users, the kiosk's own ac
     "sudo -u kiosk ",
     "reboot",
 )
-
-
-def block(first_line: str) -> list[str]:
-    """The commands of the ``sh`` block that starts with ``first_line``: continuations joined,
-    comments dropped."""
-    blocks = re.findall(r"```sh\n(.*?)```", DEPLOY_MD.read_text(), flags=re.S)
-    found = [b for b in blocks if b.startswith(first_line + "\n")]
-    assert len(found) == 1, f"docs/deploy.md has {len(found)} blocks starting {first_line!r}"
-    text = found[0].replace("\\\n", " ")
-    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
 
 
 def apt_packages(command: str) -> list[str]:

@@ -6,12 +6,14 @@ pip's own cache kept (downloads and wheels it compiled from hashed sdists are re
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+DEPLOY_MD = REPO / "docs" / "deploy.md"
 
 
 def pip_env(**extra: str) -> dict[str, str]:
@@ -89,3 +91,13 @@ def installed(bin_dir: Path) -> set[str]:
     )
     done = run([str(bin_dir / "python"), "-c", code], cwd=bin_dir, env=pip_env())
     return set(done.stdout.split())
+
+
+def block(first_line: str) -> list[str]:
+    """The commands of the ``sh`` block that starts with ``first_line``: continuations joined,
+    comments dropped."""
+    blocks = re.findall(r"```sh\n(.*?)```", DEPLOY_MD.read_text(), flags=re.S)
+    found = [b for b in blocks if b.startswith(first_line + "\n")]
+    assert len(found) == 1, f"docs/deploy.md has {len(found)} blocks starting {first_line!r}"
+    text = found[0].replace("\\\n", " ")
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
