@@ -351,7 +351,8 @@ class Service(_Model):
     hours: Hours | None = None  # when its provider answers (platforms have maintenance windows)
     window: Code | None = None  # the staffed window that handles it (its notice and tickets)
     kind: ServiceKind = ServiceKind.STANDARD
-    mobile: MobileGuide | None = None  # doable on a phone: the kiosk offers its 掌上办 guide
+    mobile: MobileGuide | None = None  # a mobile guide's app, page and steps
+    guides: Code | None = None  # a mobile guide: the matter it shows how to do on a phone
     enabled: bool = True
 
     @field_validator("template")
@@ -378,6 +379,8 @@ class Service(_Model):
                 raise ValueError('a mobile guide prints one thermal slip: outputs = ["thermal"]')
             if self.identity is not IdentityKind.NONE:
                 raise ValueError('a mobile guide needs no identity: identity = "none"')
+        elif self.mobile is not None or self.guides is not None:
+            raise ValueError('mobile and guides belong to a service of kind = "mobile_guide"')
         return self
 
 
@@ -435,6 +438,20 @@ class Catalog(_Model):
                     f"{item.code!r} names category {item.category!r}, which is not defined"
                 )
         services = {s.code: s for s in self.services}
+        for service in self.services:
+            guided = services.get(service.guides or "")
+            if service.guides is not None and (
+                guided is None or guided.kind is not ServiceKind.STANDARD
+            ):
+                raise ValueError(
+                    f"{service.code!r} guides {service.guides!r}, which is not a matter "
+                    "of this catalog"
+                )
+            if guided is not None and guided.category != service.category:
+                raise ValueError(
+                    f"{service.code!r} guides {service.guides!r}: put it in that matter's "
+                    f"category ({guided.category!r}), where it is offered beside it"
+                )
         for bundle in self.bundles:
             for code in bundle.services:
                 if code not in services:
@@ -451,6 +468,10 @@ class Catalog(_Model):
 
     def enabled_services(self) -> list[Service]:
         return [s for s in self.services if s.enabled]
+
+    def guide_for(self, code: str) -> Service | None:
+        """The enabled 掌上办 guide of the matter ``code``, if it is doable on a phone."""
+        return next((s for s in self.enabled_services() if s.guides == code), None)
 
     def enabled_bundles(self) -> list[Bundle]:
         return [b for b in self.bundles if b.enabled]
