@@ -447,7 +447,7 @@ def _followups(sub: Any, db_help: str, default_db: str) -> None:
 def _verify(sub: Any) -> None:
     verify = command(sub, "verify", "check a certificate's QR token offline")
     verify.set_defaults(run="fleet.cli:run_verify")
-    verify.add_argument("token", help="the token as read from the QR code")
+    verify.add_argument("token", help="the token or the URL, as read from the QR code")
     verify.add_argument(
         "--key",
         type=Path,
