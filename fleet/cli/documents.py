@@ -46,5 +46,5 @@ def run(args: argparse.Namespace) -> int:
 
         when = local_time().when
         for row in rows:
-            print(f"{row['doc_id']}  {when(float(str(row['at'])))}  {row['by']}  {row['reason']}")
+            print(f"{row['doc_id']}  {when(row['at'])}  {row['by']}  {row['reason']}")
     return 0

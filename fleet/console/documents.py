@@ -19,6 +19,7 @@ import enum
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Float, String, select
@@ -134,7 +135,7 @@ def withdraw(db: Session, doc_id: str, actor: str, reason: str, now: float | Non
     return number
 
 
-def withdrawn(db: Session, limit: int = 100) -> list[dict[str, object]]:
+def withdrawn(db: Session, limit: int = 100) -> list[dict[str, Any]]:
     rows = db.scalars(
         select(WithdrawnDocument).order_by(WithdrawnDocument.withdrawn_at.desc()).limit(limit)
     )

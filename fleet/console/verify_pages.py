@@ -6,8 +6,9 @@ answers valid or not, and for a token that verifies: the document's type, its nu
 issuing station and agency, the time of issue and the hash of the signed content; never a name or
 an ID number, which the token does not hold. It says what "valid" means, and what the centre has
 learnt since: withdrawn, or signed after its station's key was revoked
-(:mod:`fleet.console.documents`). Each client address may open :data:`~fleet.console.throttle.
-VERIFY_PER_MINUTE` pages a minute (:meth:`fleet.console.throttle.Throttle.spend`).
+(:mod:`fleet.console.documents`). Each client address may open
+:data:`~fleet.console.throttle.VERIFY_PER_MINUTE` pages a minute
+(:meth:`fleet.console.throttle.Throttle.spend`); the rest wait, with 429 and ``Retry-After``.
 
 ``POST /verify/withdraw`` (permission ``withdraw``: operators and admins) withdraws a document by
 its number, with a reason, audited; ``fleet document withdraw`` does the same from a shell.
