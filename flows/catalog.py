@@ -36,6 +36,7 @@ from pydantic import (
 
 from flows.errors import KioskError
 from flows.icons import ICONS, TEMPLATES
+from flows.tokens import valid_base_url
 
 MAX_CATALOG_BYTES = 256 * 1024
 """The largest catalog file the signer signs and a terminal downloads. The demo's 12 services take
@@ -62,6 +63,8 @@ MAX_MATERIALS = 20  # on one materials notice, printed on the thermal slip
 MAX_WINDOWS = 26  # staffed windows: one letter prefix each (A-Z) for their queue numbers
 MAX_PERIODS = 4  # opening periods of a window in one day (morning, afternoon, an evening)
 MAX_CALENDAR_DAYS = 100  # holidays, or make-up working days, in one station's calendar
+MAX_GUIDE_STEPS = 8  # steps of a 掌上办 guide, one short line each on the thermal slip
+MAX_URL = 300  # a guide's page: its QR code must stay readable on 58 mm paper
 
 Code = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{1,40}$")]
 Initials = Annotated[str, Field(pattern=r"^[A-Z0-9]{1,40}$")]
@@ -163,6 +166,40 @@ class Output(enum.StrEnum):
     THERMAL = "thermal"
 
 
+class Step(Text):
+    """One step of a 掌上办 guide: a short line of the thermal slip (two lines of 58 mm paper)."""
+
+    limits: ClassVar[tuple[int, int]] = (24, 72)
+    kind: ClassVar[str] = "a step of a guide"
+
+
+def https_url(value: str) -> str:
+    """A page a resident's phone opens from a printed QR code: https only, no spaces, short."""
+    if len(value) > MAX_URL:
+        raise ValueError(
+            f"is {len(value)} characters long; a guide's URL may have at most {MAX_URL}"
+        )
+    if not value.startswith("https://") or any(c.isspace() or ord(c) < 32 for c in value):
+        raise ValueError("must be an https:// URL without spaces (a phone opens it from paper)")
+    return value
+
+
+HttpsUrl = Annotated[str, AfterValidator(https_url)]
+
+
+class MobileGuide(_Model):
+    """掌上办: how to do a matter on a phone next time, printed as a thermal slip."""
+
+    app: Name  # the app or mini-program, e.g. 爱山东 / the Ai Shandong app
+    url: HttpsUrl  # the matter's page in it; printed as a QR code, from the signed catalog only
+    steps: list[Step] = Field(min_length=1, max_length=MAX_GUIDE_STEPS)
+
+
+class ServiceKind(enum.StrEnum):
+    STANDARD = "standard"
+    MOBILE_GUIDE = "mobile_guide"  # its paper is its 掌上办 guide slip
+
+
 class Material(_Model):
     name: Name
     copies: int = Field(default=1, ge=1, le=10)
@@ -199,6 +236,9 @@ class Station(_Model):
     duty_hours: Hours = "00:00-24:00"
     # the station's time zone: every hour in the catalog is in it, never the machine's clock
     timezone: str = Field(default="Asia/Shanghai", max_length=64)
+    # where a certificate's QR code leads: https://HOST[/path], its page at {verify_url}/v/<token>;
+    # None: the QR code holds the bare token (still verifiable offline with ``fleet verify``)
+    verify_url: str | None = Field(default=None, max_length=200)
     # answered at any hour (e.g. the 12345 government service hotline): what the help screen
     # offers outside the duty hours, when no one answers help_phone; None: help_phone
     hotline: str | None = Field(default=None, pattern=r"^[0-9+\- ]{3,20}$")
@@ -211,6 +251,16 @@ class Station(_Model):
     def on_duty(self, minute_of_day: int) -> bool:
         """Is staff on duty (help requests answered) at this minute of the day?"""
         return within(self.duty_hours, minute_of_day)
+
+    @field_validator("verify_url")
+    @classmethod
+    def _verify_url(cls, value: str | None) -> str | None:
+        if value is not None and not valid_base_url(value):
+            raise ValueError(
+                "must be https://HOST, optionally with a path, no trailing slash "
+                "(e.g. https://verify.example.gov.cn)"
+            )
+        return value
 
     @field_validator("timezone")
     @classmethod
@@ -300,6 +350,9 @@ class Service(_Model):
     notice: Notice | None = None
     hours: Hours | None = None  # when its provider answers (platforms have maintenance windows)
     window: Code | None = None  # the staffed window that handles it (its notice and tickets)
+    kind: ServiceKind = ServiceKind.STANDARD
+    mobile: MobileGuide | None = None  # a mobile guide's app, page and steps
+    guides: Code | None = None  # a mobile guide: the matter it shows how to do on a phone
     enabled: bool = True
 
     @field_validator("template")
@@ -319,6 +372,15 @@ class Service(_Model):
             raise ValueError("a materials notice is printed on the thermal printer")
         if self.identity is IdentityKind.NONE and self.provider != "none":
             raise ValueError("a provider needs to know who asks: identity cannot be none")
+        if self.kind is ServiceKind.MOBILE_GUIDE:
+            if self.mobile is None:
+                raise ValueError("a mobile guide needs its [mobile] section (app, url, steps)")
+            if self.outputs != [Output.THERMAL] or self.notice is not None:
+                raise ValueError('a mobile guide prints one thermal slip: outputs = ["thermal"]')
+            if self.identity is not IdentityKind.NONE:
+                raise ValueError('a mobile guide needs no identity: identity = "none"')
+        elif self.mobile is not None or self.guides is not None:
+            raise ValueError('mobile and guides belong to a service of kind = "mobile_guide"')
         return self
 
 
@@ -376,6 +438,20 @@ class Catalog(_Model):
                     f"{item.code!r} names category {item.category!r}, which is not defined"
                 )
         services = {s.code: s for s in self.services}
+        for service in self.services:
+            guided = services.get(service.guides or "")
+            if service.guides is not None and (
+                guided is None or guided.kind is not ServiceKind.STANDARD
+            ):
+                raise ValueError(
+                    f"{service.code!r} guides {service.guides!r}, which is not a matter "
+                    "of this catalog"
+                )
+            if guided is not None and guided.category != service.category:
+                raise ValueError(
+                    f"{service.code!r} guides {service.guides!r}: put it in that matter's "
+                    f"category ({guided.category!r}), where it is offered beside it"
+                )
         for bundle in self.bundles:
             for code in bundle.services:
                 if code not in services:
@@ -392,6 +468,10 @@ class Catalog(_Model):
 
     def enabled_services(self) -> list[Service]:
         return [s for s in self.services if s.enabled]
+
+    def guide_for(self, code: str) -> Service | None:
+        """The enabled 掌上办 guide of the matter ``code``, if it is doable on a phone."""
+        return next((s for s in self.enabled_services() if s.guides == code), None)
 
     def enabled_bundles(self) -> list[Bundle]:
         return [b for b in self.bundles if b.enabled]

@@ -25,7 +25,7 @@ from reportlab.pdfgen.canvas import Canvas
 from flows.catalog import Catalog
 from flows.errors import KioskError
 from flows.models import Identity, Record
-from flows.tokens import Signer, TokenClaims, content_hash
+from flows.tokens import Signer, TokenClaims, content_hash, verify_url
 
 FONT_NAME = "WenQuanYi"
 
@@ -137,19 +137,41 @@ def _page(
     for note in notes:
         c.drawString(left, y, note)
         y -= 6.5 * mm
-    token = (
-        signer.sign(
-            TokenClaims(record.service, doc_id, int(issued.timestamp()), record_digest(record))
+    digest = record_digest(record)
+    if signer is not None:
+        issuer = record.issuer_zh or catalog.station.name.zh
+        claims = TokenClaims(
+            record.service, doc_id, int(issued.timestamp()), digest, record.title_zh, issuer
         )
-        if signer is not None
-        else f"KIOSK-DOC:{doc_id}"
-    )
-    _qr(c, token, right - 36 * mm, 22 * mm, 36 * mm)
+        token = signer.sign(claims)
+        base = catalog.station.verify_url
+        code = verify_url(base, token) if base else token
+    else:
+        code = f"KIOSK-DOC:{doc_id}"
+    _qr(c, code, right - 38 * mm, 34 * mm, 38 * mm)
+    _signed_fields(c, right, doc_id, digest if signer is not None else "")
     c.setFont(FONT_NAME, 8)
     c.drawString(
-        left, 20 * mm, "本证明仅证明打印时的记录 / Valid for the record at the time of printing."
+        left, 14 * mm, "本证明仅证明打印时的记录 / Valid for the record at the time of printing."
     )
     c.showPage()
+
+
+SIGNED_ZH = "签名覆盖：文件类型、编号、打印时间、出具单位及上列全部内容"
+SIGNED_EN = "Signed: type, No., time, issuer and all the content above"
+
+
+def _signed_fields(c: Canvas, right: float, doc_id: str, digest: str) -> None:
+    """Under the QR code: the short document number, and what the signature covers, so that a
+    reader of the verification page knows what to compare with the paper."""
+    c.setFont(FONT_NAME, 9)
+    c.drawRightString(right, 29.5 * mm, f"编号 No. {doc_id}")
+    if not digest:
+        return
+    c.setFont(FONT_NAME, 7)
+    c.drawRightString(right, 25.5 * mm, SIGNED_ZH)
+    c.drawRightString(right, 22.5 * mm, SIGNED_EN)
+    c.drawRightString(right, 19.5 * mm, f"内容摘要 Content hash {digest[:8]}…")
 
 
 def masked_record(record: Record, identity: Identity) -> Record:

@@ -16,7 +16,17 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from flows.catalog import WEEKDAYS, Calendar, Catalog, Output, Service, Window, minutes, within
+from flows.catalog import (
+    WEEKDAYS,
+    Calendar,
+    Catalog,
+    Output,
+    Service,
+    ServiceKind,
+    Window,
+    minutes,
+    within,
+)
 
 SEARCH_DAYS = 40  # the longest closure looked through for the next opening (holidays run ~8)
 
@@ -69,8 +79,13 @@ def _daily_opening(hours: str, now: dt.datetime) -> dt.datetime:
 
 
 def is_ticket(service: Service) -> bool:
-    """A queue ticket: printed on the thermal printer, neither a certificate nor a notice."""
-    return Output.A4 not in service.outputs and service.notice is None
+    """A queue ticket: printed on the thermal printer, neither a certificate nor a notice nor a
+    掌上办 guide."""
+    return (
+        Output.A4 not in service.outputs
+        and service.notice is None
+        and service.kind is ServiceKind.STANDARD
+    )
 
 
 @dataclass(frozen=True, slots=True)

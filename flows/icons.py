@@ -36,6 +36,7 @@ ICONS: dict[str, str] = {
     "house": "住",
     "search": "查",
     "event": "事",
+    "mobile": "掌",  # 掌上办: a matter done on a phone
 }
 """Icon name → the character drawn for it."""
 

@@ -1,10 +1,12 @@
 """The thermal slips of a selection, in the session's language: every part has its paper.
 
 A selection (one service or a bundle) is made of parts (:func:`parts`): certificates (A4 pages,
-built in :mod:`flows.documents`), materials notices, and queue tickets for a staffed window.
+built in :mod:`flows.documents`), materials notices, queue tickets for a staffed window, and
+掌上办 guides (:func:`mobile_guide`: how to do a matter on a phone next time).
 :func:`slips` gives the slips it prints, in order: a receipt when certificates were printed or
 the selection is a bundle (what was printed, and what is still to do at which window), one
-notice per notice with its materials, one ticket per ticket whose window is open.
+notice per notice with its materials, one ticket per ticket whose window is open, one guide per
+guide.
 
 Words come from the kiosk's catalogs through ``say`` (a translation bound to the session's
 language, ``say(key, **params)``), punctuation included, so an English session's paper is
@@ -17,7 +19,16 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from flows.catalog import WEEKDAYS, Catalog, Output, Service, Weekday, Window
+from flows.catalog import (
+    WEEKDAYS,
+    Catalog,
+    Output,
+    Service,
+    ServiceKind,
+    Weekday,
+    Window,
+    https_url,
+)
 from flows.effects import Selection
 from flows.hours import When, is_ticket, station_time, when
 from flows.models import Align, Identity, Receipt, ReceiptLine
@@ -58,6 +69,7 @@ class Parts:
     certificates: tuple[Service, ...]
     notices: tuple[Service, ...]
     tickets: tuple[Service, ...]
+    guides: tuple[Service, ...] = ()
 
 
 def parts(selection: Selection) -> Parts:
@@ -67,6 +79,7 @@ def parts(selection: Selection) -> Parts:
         certificates=tuple(s for s in services if Output.A4 in s.outputs),
         notices=tuple(s for s in services if Output.A4 not in s.outputs and s.notice),
         tickets=tuple(s for s in services if is_ticket(s)),
+        guides=tuple(s for s in services if s.kind is ServiceKind.MOBILE_GUIDE),
     )
 
 
@@ -180,6 +193,27 @@ def materials_notice(
     ):
         lines.append(ReceiptLine(say("slip.field", label=say(key), text=text.get(lang))))
     return Receipt(lines=tuple(lines + _footer(catalog, issued, say)))
+
+
+def mobile_guide(*, catalog: Catalog, service: Service, issued: dt.datetime, say: Say) -> Receipt:
+    """掌上办 guide: the matter's name, the app or mini-program to use, the steps in short lines,
+    and a QR code to the matter's page. The URL comes from the signed catalog only, and is
+    checked once more here (https, no spaces) before it goes on paper."""
+    guide = service.mobile
+    if guide is None:
+        raise ValueError(f"{service.code} has no mobile guide")
+    lang = say.lang
+    lines = [
+        ReceiptLine(say("slip.guide.title"), Align.CENTER, double=True),
+        ReceiptLine(service.name.get(lang), Align.CENTER, bold=True),
+        RULE,
+        ReceiptLine(say("slip.guide.app", app=guide.app.get(lang)), bold=True),
+        ReceiptLine(say("slip.guide.steps"), bold=True),
+        *(ReceiptLine(f"{i}. {step.get(lang)}") for i, step in enumerate(guide.steps, start=1)),
+        *_footer(catalog, issued, say),
+        ReceiptLine(say("slip.guide.scan"), Align.CENTER, bold=True),
+    ]
+    return Receipt(lines=tuple(lines), qr=https_url(guide.url))
 
 
 def queue_ticket(*, catalog: Catalog, ticket: Ticket, issued: dt.datetime, say: Say) -> Receipt:
@@ -299,4 +333,7 @@ def slips(
         if ticket is not None and ticket.number is not None:
             slip = queue_ticket(catalog=catalog, ticket=ticket, issued=issued, say=say)
             out.append((f"ticket:{service.code}", slip))
+    for service in split.guides:
+        guide = mobile_guide(catalog=catalog, service=service, issued=issued, say=say)
+        out.append((f"guide:{service.code}", guide))
     return out

@@ -5,6 +5,13 @@ the station's Ed25519 document key. It travels in the certificate's QR code as
 ``KD1.<payload>.<signature>.<key id>`` (base64url without padding; the payload is compact JSON).
 Anyone holding the station's public key can check it without asking anyone: ``fleet verify``.
 The key id is the first 16 hex digits of the SHA-256 of the raw public key.
+
+A deployment with a public verification page prints the token inside a URL,
+``https://VERIFY-HOST/v/<token>`` (:func:`verify_url`), so that a phone's camera opens the page; the
+token in it is the whole proof, and :func:`token_of` takes it back out, so that the URL verifies
+offline as the bare token does. The payload names, besides type, number, time and hash, the
+document's title and the agency that issued it (both optional: a four-field token from before
+verifies too), so that the page can say what the paper is without the console knowing catalogs.
 """
 
 from __future__ import annotations
@@ -13,14 +20,23 @@ import base64
 import enum
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 PREFIX = "KD1"
+VERIFY_PATH = "/v/"  # the verification page's path; the token follows it
+SIGNED_FIELDS = ("doc_type", "doc_id", "issued", "content_hash", "title", "issuer")
+"""What a token's signature covers, in the payload's order; the content hash stands for the
+record's title, fields (name and ID number among them) and table, which it hashes."""
+_BASE_URL = re.compile(
+    r"^https://[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~-]+)*$"
+)
 
 
 class Verdict(enum.StrEnum):
@@ -35,6 +51,8 @@ class TokenClaims:
     doc_id: str
     issued: int  # unix seconds
     content_hash: str  # hex SHA-256 of the document's content, first 32 digits
+    title: str = ""  # the document's title as printed (Chinese), e.g. 社会保险参保证明
+    issuer: str = ""  # the agency it is issued by (出具单位), else the printing station
 
 
 def _b64(data: bytes) -> str:
@@ -92,10 +110,11 @@ class Signer:
         return signer
 
     def sign(self, claims: TokenClaims) -> str:
-        payload = json.dumps(
-            [claims.doc_type, claims.doc_id, claims.issued, claims.content_hash],
-            separators=(",", ":"),
-        ).encode()
+        fields: list[str | int] = [claims.doc_type, claims.doc_id, claims.issued]
+        fields.append(claims.content_hash)
+        if claims.title or claims.issuer:
+            fields += [claims.title, claims.issuer]
+        payload = json.dumps(fields, ensure_ascii=False, separators=(",", ":")).encode()
         signature = self._private.sign(payload)
         return f"{PREFIX}.{_b64(payload)}.{_b64(signature)}.{self.key_id}"
 
@@ -113,9 +132,33 @@ def load_public(pem: bytes) -> Ed25519PublicKey:
     return key
 
 
+def valid_base_url(url: str) -> bool:
+    """Is ``url`` a verification site's base (``https://host[:port][/path]``, no query, no
+    trailing slash)? Only https: a phone must not open a paper's page in the clear."""
+    return bool(_BASE_URL.match(url))
+
+
+def verify_url(base: str, token: str) -> str:
+    """The URL a certificate's QR code carries: ``{base}/v/{token}``."""
+    if not valid_base_url(base):
+        raise ValueError(f"{base!r} is not an https:// base URL")
+    return f"{base}{VERIFY_PATH}{token}"
+
+
+def token_of(text: str) -> str:
+    """The token in what a QR code says: the token itself, or a verification URL holding it."""
+    text = text.strip()
+    if text.startswith(("https://", "http://")):
+        path = urlsplit(text).path
+        _, sep, token = path.rpartition(VERIFY_PATH)
+        return token if sep else ""
+    return text
+
+
 def verify(token: str, keys: dict[str, Ed25519PublicKey]) -> tuple[Verdict, TokenClaims | None]:
-    """Check a token against known station keys (key id → public key)."""
-    parts = token.strip().split(".")
+    """Check a token (or a verification URL holding one) against known station keys (key id →
+    public key)."""
+    parts = token_of(token).split(".")
     if len(parts) != 4 or parts[0] != PREFIX:
         return Verdict.FORGED, None
     _, payload_b64, signature_b64, kid = parts
@@ -125,8 +168,16 @@ def verify(token: str, keys: dict[str, Ed25519PublicKey]) -> tuple[Verdict, Toke
     try:
         payload = _unb64(payload_b64)
         public.verify(_unb64(signature_b64), payload)
-        doc_type, doc_id, issued, digest = json.loads(payload)
-        claims = TokenClaims(str(doc_type), str(doc_id), int(issued), str(digest))
+        fields = json.loads(payload)
+        if not isinstance(fields, list) or len(fields) not in (4, 6):
+            raise ValueError("a token's payload has 4 or 6 fields")
+        doc_type, doc_id, issued, digest, *named = fields
+        title, issuer = named or ("", "")
+        if not isinstance(issued, int):
+            raise TypeError("the time of issue is a whole number")
+        claims = TokenClaims(
+            str(doc_type), str(doc_id), issued, str(digest), str(title), str(issuer)
+        )
     except (InvalidSignature, ValueError, TypeError):
         return Verdict.FORGED, None
     return Verdict.VALID, claims

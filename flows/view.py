@@ -49,13 +49,21 @@ class View:
 def selections(catalog: Catalog) -> tuple[Selection, ...]:
     """Every enabled bundle and service of the catalog, as things a resident can pick.
 
-    Bundles come first: "one thing, one visit" is what many residents came for.
+    Bundles come first: "one thing, one visit" is what many residents came for. A matter doable
+    on a phone is followed by its 掌上办 guide (a service of kind ``mobile_guide`` that
+    ``guides`` it), so that the choose screen offers the guide beside the matter.
     """
     out = []
     for b in catalog.enabled_bundles():
         services = tuple(catalog.service(code) for code in b.services)
         out.append(Selection(b.code, b.name, b.description, b.spoken, services, is_bundle=True))
-    out += [
-        Selection(s.code, s.name, s.description, s.spoken, (s,)) for s in catalog.enabled_services()
-    ]
+    enabled = catalog.enabled_services()
+    codes = {s.code for s in enabled}
+    for s in enabled:
+        if s.guides in codes:
+            continue  # offered right after the matter it guides, below
+        out.append(Selection(s.code, s.name, s.description, s.spoken, (s,)))
+        guide = catalog.guide_for(s.code)
+        if guide is not None:  # doable on a phone: its 掌上办 guide is offered beside it
+            out.append(Selection(guide.code, guide.name, guide.description, guide.spoken, (guide,)))
     return tuple(out)

@@ -82,6 +82,7 @@ def build_parser(default_db: str) -> argparse.ArgumentParser:
     _ca(sub, default_db)
     _followups(sub, db_help, default_db)
     _verify(sub)
+    _document(sub, db_help, default_db)
     _simulate(sub)
     add_catalog(sub)
     return parser
@@ -446,7 +447,7 @@ def _followups(sub: Any, db_help: str, default_db: str) -> None:
 def _verify(sub: Any) -> None:
     verify = command(sub, "verify", "check a certificate's QR token offline")
     verify.set_defaults(run="fleet.cli:run_verify")
-    verify.add_argument("token", help="the token as read from the QR code")
+    verify.add_argument("token", help="the token or the URL, as read from the QR code")
     verify.add_argument(
         "--key",
         type=Path,
@@ -456,6 +457,23 @@ def _verify(sub: Any) -> None:
     )
     verify.add_argument("--keys", type=Path, help="a folder of *.pub station keys")
     verify.add_argument("--db", help="also the keys recorded at enrolment (console database URL)")
+
+
+def _document(sub: Any, db_help: str, default_db: str) -> None:
+    doc = command(sub, "document", "printed documents: check one as its page does, withdraw one")
+    doc.set_defaults(run="fleet.cli.documents:run")
+    doc_sub = doc.add_subparsers(dest="document_command", required=True, metavar="ACTION")
+    check = command(doc_sub, "check", "what the verification page says of a token or its URL")
+    check.add_argument("token", help="the token, or the URL, as read from the QR code")
+    check.add_argument("--keys", type=Path, help="also a folder of *.pub station keys")
+    withdraw = command(doc_sub, "withdraw", "withdraw a document: its page says so (audited)")
+    withdraw.add_argument("doc_id", help="the document number printed under the QR code")
+    withdraw.add_argument("--reason", required=True, help="why (kept in the audit log)")
+    withdraw.add_argument("--as", dest="actor", default="cli", help="who does it (audit log)")
+    listing = command(doc_sub, "list", "the documents withdrawn, newest first")
+    listing.add_argument("--json", action="store_true", help="one JSON array")
+    for action in (check, withdraw, listing):
+        action.add_argument("--db", default=default_db, help=db_help)
 
 
 def _simulate(sub: Any) -> None:

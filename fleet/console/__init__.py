@@ -17,6 +17,9 @@ The parts:
   :mod:`fleet.console.throttle`: growing delays after failed logins, trusted devices.
 - :mod:`fleet.console.followups`: bad reviews (one or two stars) followed up to resolved, audited;
   its page and API in :mod:`fleet.console.followup_pages`.
+- :mod:`fleet.console.verify_pages`: the public page a certificate's QR code opens (``/v/<token>``,
+  no login, rate-limited) and withdrawing documents; what it says is
+  :mod:`fleet.console.documents`.
 
 :class:`Console` puts them together; tests and ``kiosk/tools/devstation.py`` use it.
 """

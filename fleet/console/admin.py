@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from fleet.console import auth as auth
-from fleet.console import enroll
+from fleet.console import documents, enroll
 from fleet.console import views as views
 from fleet.console.store import ROLES, AuditEntry, User, audit, valid_duty_hours
 from flows.tokens import Verdict, key_id, load_public, verify
@@ -68,7 +68,8 @@ class AdminRoutes:
                     db, who.name, "verify_token", verdict=verdict.value, valid=result["valid"]
                 )
             )
-        return self.web.page(request, "verify.html", who, result=result)
+        listed = await self.web.db(documents.withdrawn)
+        return self.web.page(request, "verify.html", who, result=result, withdrawn=listed)
 
     async def duty_hours(self, request: Request) -> Response:
         who = await self.web.require(request, "rollout")  # operators decide what stations offer

@@ -1,6 +1,7 @@
 """The console's web side: Starlette routes, Jinja2 pages, live updates (SSE), the JSON API.
 
-Every route but ``/login`` and ``/static`` needs a session (pages redirect to the login, the API
+Every route but ``/login``, ``/static`` and the public verification page ``/v/<token>``
+(:mod:`fleet.console.verify_pages`) needs a session (pages redirect to the login, the API
 and ``/events`` answer 401); ``/metrics`` also takes a bearer token for Prometheus. Every
 state-changing request needs the session's CSRF token (:mod:`fleet.console.auth`); failed logins
 slow further ones down (:mod:`fleet.console.throttle`). Pages are rendered on the server;
@@ -50,6 +51,7 @@ from fleet.console.rollout_pages import RolloutRoutes, RolloutService
 from fleet.console.routing import Refused, is_api
 from fleet.console.stats import StatsRoutes
 from fleet.console.store import CommandRow, Store, audit
+from fleet.console.verify_pages import VerifyRoutes
 from fleet.console.zone import LocalTime
 from fleet.protocol.commands import COMMANDS as PROTOCOL_COMMANDS
 
@@ -125,6 +127,7 @@ class WebApp:
             *CatalogRoutes(self).routes(),
             *EnrolRoutes(self).routes(),
             *FollowUpRoutes(self).routes(),
+            *VerifyRoutes(self).routes(),
             Mount("/static", StaticFiles(directory=str(TEMPLATE_DIR / "static")), name="static"),
         ]
         self.app = Starlette(

@@ -43,6 +43,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "admin": frozenset({"admin"}),  # users, keys, the audit log
     "enroll": frozenset({"admin"}),  # terminals' certificates: enrol, revoke (all may look)
     "followup": frozenset({"technician", "operator", "admin"}),  # bad reviews: move them on
+    "withdraw": frozenset({"operator", "admin"}),  # printed documents: withdraw one (audited)
 }
 
 _hasher = PasswordHasher()

@@ -39,6 +39,11 @@ can read the database could forge a device cookie, but such a reader has the has
 a device cookie only lifts throttling, never the password. A browser keeps one device cookie, the
 last user's to log in on it; a shared workstation trusts only that user.
 
+The same table also paces the public verification page (:meth:`Throttle.spend`, keys
+``verify:<address>``): there each request is counted in a fixed window, and a client over
+:data:`VERIFY_PER_MINUTE` waits for the next window. Forging a token is not the worry (an Ed25519
+signature is not guessed); the page is open to the whole internet and costs a database read.
+
 The database (table ``login_throttle``) is the truth, so limits hold across restarts and across
 console processes sharing it. A failure updates its rows under a row lock (PostgreSQL; SQLite
 writes one at a time), so no failure is lost; but the check before the password and the count
@@ -91,6 +96,7 @@ class Limit:
 CLIENT = Limit(free=5, first_s=1.0, cap_s=900.0)
 NAME = Limit(free=5, first_s=1.0, cap_s=30.0)
 DEVICE = Limit(free=5, first_s=1.0, cap_s=900.0)
+VERIFY_PER_MINUTE = 30  # verification pages one client address may open a minute
 
 
 @dataclass(frozen=True)
@@ -163,6 +169,20 @@ class Throttle:
             row.blocked_until = max(row.blocked_until, now + delay)
             longest = max(longest, delay)
         return longest
+
+    def spend(self, db: Session, key: str, allowed: int, window_s: float = 60.0) -> float:
+        """Count one request against ``key`` in its fixed window (the row's ``failures`` is the
+        count, ``last_failure_at`` the window's start): 0 if it may go on, else the seconds
+        until the next window."""
+        now = self.clock()
+        row = _locked_row(db, key[:200], now)
+        if now - row.last_failure_at >= window_s or row.failures == 0:
+            row.failures, row.last_failure_at = 0, now
+        row.failures += 1
+        if row.failures <= allowed:
+            return 0.0
+        row.blocked_until = row.last_failure_at + window_s
+        return max(0.0, row.blocked_until - now)
 
     def clear(self, db: Session, keys: Iterable[Key]) -> None:
         db.execute(delete(LoginThrottle).where(LoginThrottle.key.in_([k.key for k in keys])))

@@ -363,12 +363,12 @@ def test_a_new_catalog_waits_for_the_end_of_the_session(session: Session) -> Non
     session.on_start()
     session.on_identity(PERSON)
     assert session.offer_catalog(smaller) is False
-    assert len(session.view.offers) == 13  # the resident keeps what they saw
+    assert len(session.view.offers) == 14  # the resident keeps what they saw
     session.on_cancel()  # the session is over (its card is asked for): the new catalog applies
     assert session.state == "take_card"
     assert [o.selection.code for o in session.view.offers] == ["queue_ticket"]
     assert session.offer_catalog(CATALOG) is True  # between sessions: at once
-    assert len(session.view.offers) == 13
+    assert len(session.view.offers) == 14  # 12 services, a 掌上办 guide, a bundle
 
 
 def test_activity_postpones_the_timeout(session: Session, clock: FakeClock) -> None:

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import zxingcpp
 from PIL import Image
 
@@ -107,7 +108,8 @@ def test_fleet_verify_says_valid_forged_or_unknown_key(tmp_path: Path) -> None:
 
     ok = fleet(token, "--key", str(tmp_path / "s.pub"))
     assert ok.returncode == 0 and ok.stdout.startswith("valid: residence_certificate RE1234")
-    forged = fleet(token[:-20] + "x" + token[-19:], "--keys", str(tmp_path))
+    changed = "x" if token[-20] != "x" else "y"  # always a change (the key is random)
+    forged = fleet(token[:-20] + changed + token[-19:], "--keys", str(tmp_path))
     assert forged.returncode in (1, 2) and forged.stdout.strip() in ("forged", "unknown key")
     tampered = token.split(".")
     tampered[1] = tampered[1][:-2] + ("AA" if tampered[1][-2:] != "AA" else "BB")
@@ -115,3 +117,26 @@ def test_fleet_verify_says_valid_forged_or_unknown_key(tmp_path: Path) -> None:
     assert (bad.returncode, bad.stdout.strip()) == (1, "forged")
     unknown = fleet(token)
     assert (unknown.returncode, unknown.stdout.strip()) == (2, "unknown key")
+
+
+def test_a_verification_url_carries_the_token_and_verifies_offline_like_it(tmp_path: Path) -> None:
+    from flows.tokens import TokenClaims, token_of, valid_base_url, verify_url
+
+    signer = Signer.load_or_create(tmp_path / "s.key")
+    claims = TokenClaims(
+        "residence_certificate", "RE1", 1795400000, "cd" * 16, "户籍证明", "派出所"
+    )
+    token = signer.sign(claims)
+    url = verify_url("https://verify.example.gov.cn", token)
+    assert url == f"https://verify.example.gov.cn/v/{token}" and token_of(url) == token
+    assert verify(url, {signer.key_id: signer.public}) == (Verdict.VALID, claims)
+    assert token_of(" " + token + "\n") == token
+    assert token_of("https://verify.example.gov.cn/x/" + token) == ""  # not the page's path
+    assert verify("https://verify.example.gov.cn/", {signer.key_id: signer.public})[0] is (
+        Verdict.FORGED
+    )
+    for base in ("http://verify.example.gov.cn", "https://verify.example.gov.cn/", "https://a b"):
+        assert not valid_base_url(base)
+        with pytest.raises(ValueError):
+            verify_url(base, token)
+    assert valid_base_url("https://verify.example.gov.cn:8443/kiosk")

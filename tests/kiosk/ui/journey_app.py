@@ -159,6 +159,7 @@ class Journey(ScriptedRun):
             "bundle": self.bundle,
             "out_of_order": self.out_of_order,
             "left_card": self.left_card,
+            "guide": self.guide,
         }[self.scenario]()
 
     def notice(self) -> Iterator[None]:
@@ -178,6 +179,26 @@ class Journey(ScriptedRun):
         self.tap(self.screen().ids.skip_button)
         yield from self.wait_screen("thanks")
         self.shot("notice-3-thanks")
+        yield from self.wait_screen("idle")
+        self.ok = True
+
+    def guide(self) -> Iterator[None]:
+        """A resident without an ID card takes a 掌上办 guide home: the tax record on a phone."""
+        yield from self.wait_screen("idle")
+        self.tap(self.screen().ids.start_button)
+        yield from self.wait_screen("identify")
+        self.tap(self.screen().ids.no_card_button)
+        yield from self.wait_screen("choose")
+        yield from self.find_service("personal_tax_mobile_guide")
+        self.shot("guide-1-choose")
+        self.tap(self.service_button("personal_tax_mobile_guide"))
+        yield from self.wait_screen("preview")
+        yield from self.wait(lambda: self.app.vm.preview_ready, 15, "preview")
+        self.shot("guide-2-preview")
+        self.tap(self.screen().ids.print_button)
+        yield from self.wait_screen("rate", timeout=60)
+        self.tap(self.screen().ids.skip_button)
+        yield from self.wait_screen("thanks")
         yield from self.wait_screen("idle")
         self.ok = True
 

@@ -303,6 +303,38 @@ def test_notice_without_a_card(
 
 @pytest.mark.gui
 @pytest.mark.slow
+def test_a_mobile_guide_without_a_card(
+    tmp_path: Path,
+    xvfb: str,
+    artifacts: Path,
+    sam: SamSimulator,
+    thermal: EscposSimulator,
+    cups: CupsSandbox,
+) -> None:
+    """The choose screen offers the tax record's 掌上办 guide beside it; picked without a card,
+    it prints a slip whose QR code opens the page the signed catalog names."""
+    state, seen = run_journey(tmp_path, xvfb, artifacts, (sam, thermal, cups), scenario="guide")
+    assert_everything_said_was_shown(seen, keys={"prompt.goodbye"})
+    [slip] = thermal.receipts
+    on_paper = "".join(line.strip() for line in slip.lines)
+    for text in ("掌上办指南", "个人所得税App", "选年度，点“开具纳税记录”"):
+        assert text in on_paper.replace(" ", "")
+    found = [code.text for code in zxingcpp.read_barcodes(slip.picture())]
+    assert found == ["https://etax.chinatax.gov.cn/"]
+    slip.picture().save(artifacts / "journey" / "guide-3-slip.png")
+    assert cups.printed_files() == []
+    journal = Journal(state / "journal.sqlite3")
+    [txn] = journal.transactions()
+    assert (txn.service, txn.outcome, txn.outputs) == (
+        "personal_tax_mobile_guide",
+        "completed",
+        ["thermal"],
+    )
+    journal.close()
+
+
+@pytest.mark.gui
+@pytest.mark.slow
 def test_retirement_bundle_in_elder_mode(
     tmp_path: Path,
     xvfb: str,
