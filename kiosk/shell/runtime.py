@@ -77,7 +77,7 @@ class Intent:
     """Something the resident did on the screen."""
 
     name: str  # start, pick, back, confirm, rate, skip_rating, cancel, help, touch, extend,
-    # lang, elder, page
+    # lang, elder, page, browse, say
     arg: Any = None
 
 
@@ -413,7 +413,8 @@ class Runtime:
         if name == "page":  # the preview's reading view turned a page: say which (1-based)
             page, pages = intent.arg
             return s.on_touch() + [Speak("preview.page", {"page": str(page), "pages": str(pages)})]
-        if name == "browse":  # the choose screen opened another list: say which
+        # the choose screen opened another list: say which; a key moved the focus: say where
+        if name in ("browse", "say"):
             key, params = intent.arg
             return s.on_touch() + [Speak(str(key), {k: str(v) for k, v in params.items()})]
         if name == "lang":
