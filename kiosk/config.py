@@ -73,7 +73,7 @@ HOURS_PATTERN = r"^$|^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
 HOURS_FORM = "empty or `HH:MM-HH:MM`, e.g. `21:00-08:00`"
 
 
-KEY_NAMES = ("up", "down", "back", "select", "help", "volume_up", "volume_down")
+KEY_NAMES = ("up", "down", "back", "select", "help", "volume_up", "volume_down", "headphones")
 
 
 class DevicesSection(_Section):
@@ -155,6 +155,18 @@ class DevicesSection(_Section):
     key_help: list[int] = Field(default_factory=lambda: [282])  # F1
     key_volume_up: list[int] = Field(default_factory=lambda: [270, 61])  # keypad +, =
     key_volume_down: list[int] = Field(default_factory=lambda: [269, 45])  # keypad -, -
+    key_headphones: list[int] = Field(default_factory=list)  # headphones="key": plugged/unplugged
+    # the headphone jack: "" none, "alsa:CARD" (ALSA's "Headphone Jack" control, polled), "key"
+    # (where the jack is not detected: key_headphones says so) or "file:PATH" ("1" plugged, a
+    # simulated jack); speech then goes to headphone_player_args' device only (-D DEVICE)
+    headphones: Annotated[
+        str,
+        Field(
+            pattern=r"^(|key|alsa:\S+|file:.+)$",
+            description="empty, `key`, `alsa:CARD` or `file:PATH`",
+        ),
+    ] = ""
+    headphone_player_args: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _keys_distinct(self) -> DevicesSection:
@@ -166,6 +178,8 @@ class DevicesSection(_Section):
                 if code in seen and seen[code] != name:
                     raise ValueError(f"key code {code} is both key_{seen[code]} and key_{name}")
                 seen[code] = name
+        if self.headphones and not self.headphone_player_args:
+            raise ValueError('headphones: set headphone_player_args, e.g. ["-D", "plughw:0,1"]')
         return self
 
 

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from kiosk.config import KEY_NAMES
 from kiosk.ui.theme import contrast
 
 log = logging.getLogger("kiosk.ui.focus")
@@ -48,19 +49,15 @@ class KeyMap:
     help: frozenset[int]
     volume_up: frozenset[int]
     volume_down: frozenset[int]
+    headphones: frozenset[int] = frozenset()  # a jack that is not detected: plugged / unplugged
 
     @classmethod
     def from_config(cls, devices: Any) -> KeyMap:
-        return cls(
-            **{
-                name: frozenset(getattr(devices, f"key_{name}"))
-                for name in ("up", "down", "back", "select", "help", "volume_up", "volume_down")
-            }
-        )
+        return cls(**{name: frozenset(getattr(devices, f"key_{name}")) for name in KEY_NAMES})
 
     def action(self, code: int) -> str:
         """The key's name, or "" for a key that is not the keypad's."""
-        for name in ("up", "down", "back", "select", "help", "volume_up", "volume_down"):
+        for name in KEY_NAMES:
             if code in getattr(self, name):
                 return name
         return ""
@@ -177,7 +174,6 @@ class Focus:
         intent: Callable[[str, Any], None],
         back: Callable[[], None],
         warning: Callable[[], bool] = lambda: False,
-        who: Callable[[], str] = lambda: "",
     ) -> None:
         self.keys = keys
         self._root = root
@@ -185,7 +181,6 @@ class Focus:
         self._tr = tr
         self._intent = intent
         self._back = back
-        self._who = who
         self._warning = warning
         self._focused: weakref.ReferenceType[Any] | None = None
         self._context: Any = None
@@ -225,6 +220,8 @@ class Focus:
             self._back()
         elif action == "help":
             self.summary()
+        elif action == "headphones":
+            self._intent("headphones", None)  # the runtime knows whether they were in
         else:
             self._intent("louder", action == "volume_up")
         return True
@@ -291,15 +288,10 @@ class Focus:
         if detail:
             detail = detail.rstrip("。.！!")  # the sentence's stop is the line's
             about = self._tr("focus.about", label=label_of(widget), detail=detail)
-        who = self._who()
+        # the runtime adds the resident's masked ID number, in headphones only
         self._say(
             "focus.summary",
-            {
-                "about": about,
-                "items": str(items),
-                "buttons": str(len(controls) - items),
-                "who": self._tr("focus.who", id=who) if who else "",
-            },
+            {"about": about, "items": str(items), "buttons": str(len(controls) - items)},
         )
 
     # --- the ring -----------------------------------------------------------------------------

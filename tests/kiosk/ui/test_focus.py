@@ -72,6 +72,10 @@ def test_keys_come_from_the_devices_section_and_may_not_clash() -> None:
     assert custom.action(104) == "help"
     with pytest.raises(ValueError, match="key code 274 is both key_down and key_select"):
         DevicesSection(key_select=[274])
+    with pytest.raises(ValueError, match="headphones: set headphone_player_args"):
+        DevicesSection(headphones="alsa:0")  # plugged in, the voice would have nowhere to go
+    jack = DevicesSection(headphones="key", key_headphones=[104], headphone_player_args=["-D", "x"])
+    assert KeyMap.from_config(jack).action(104) == "headphones"
 
 
 def test_a_clashing_key_in_the_toml_is_a_configuration_mistake() -> None:
