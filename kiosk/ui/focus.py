@@ -90,12 +90,14 @@ def window_rect(widget: Any) -> tuple[float, float, float, float]:
 
 def actionable(root: Any, size: tuple[float, float] | None = None) -> list[Any]:
     """The enabled, visible buttons under ``root`` (inside the window of ``size``), in tree
-    order."""
+    order; a matter that cannot be had now too (disabled, it says why: heard, not pressed)."""
     from kivy.uix.behaviors import ButtonBehavior
 
     found = []
     for widget in root.walk(restrict=True):
-        if not isinstance(widget, ButtonBehavior) or widget.disabled or not _visible(widget):
+        if not isinstance(widget, ButtonBehavior) or not _visible(widget):
+            continue
+        if widget.disabled and not hasattr(widget, "service_code"):
             continue
         if size is not None:
             x0, y0, x1, y1 = window_rect(widget)
@@ -134,6 +136,8 @@ def label_of(widget: Any) -> str:
 def role_of(widget: Any) -> str:
     """The translation key of the control's role."""
     if hasattr(widget, "service_code"):
+        if getattr(widget, "disabled", False):
+            return "focus.role.unavailable"
         return "focus.role.list" if getattr(widget, "glyph", "") else "focus.role.matter"
     if getattr(widget, "group", None) is not None or hasattr(widget, "allow_no_selection"):
         on = getattr(widget, "state", "normal") == "down"
@@ -273,6 +277,9 @@ class Focus:
         widget = self.focused
         if widget is None or widget not in self.controls():
             self.move(1)  # nothing in focus: the first control is said, not pressed blind
+            return
+        if widget.disabled:  # a matter that cannot be had now: said again, never pressed
+            self.focus(widget, self.controls())
             return
         self._intent("touch", None)
         widget.trigger_action(duration=0)

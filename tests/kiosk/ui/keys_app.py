@@ -29,7 +29,15 @@ from kiosk.ui.app import configure_kivy
 
 CERTIFICATE = "social_insurance_certificate"
 NOTICE = "disability_certificate_checklist"
-KEYSYMS = {"up": "Up", "down": "Down", "select": "Return", "back": "BackSpace", "help": "F1"}
+KEYSYMS = {
+    "up": "Up",
+    "down": "Down",
+    "select": "Return",
+    "back": "BackSpace",
+    "help": "F1",
+    "volume_up": "KP_Add",
+    "volume_down": "KP_Subtract",
+}
 MAX_PRESSES = 80  # down presses to find one control: more means it cannot be reached
 
 
@@ -201,6 +209,9 @@ class KeyJourney(Journey):
     def certificate(self, lang: str) -> Iterator[None]:
         yield from self.wait_screen("idle")
         yield from self.to_language(lang)
+        yield from self.press("volume_up")  # louder for this session, and back
+        yield from self.press("volume_down")
+        yield from self.press("up")  # the last control of the page: the list wraps around
         yield from self.choose(self.runtime.tr("home.start", lang))
         yield from self.wait_screen("identify")
         self.station.simulate("insert")

@@ -106,6 +106,8 @@ def test_roles() -> None:
     assert role_of(Control("OK")) == "focus.role.button"
     assert role_of(Control("社保", service_code="a", glyph="")) == "focus.role.matter"
     assert role_of(Control("社保医保", service_code="b", glyph="\ue000")) == "focus.role.list"
+    shut = Control("公积金（需要身份证）", service_code="c", glyph="", disabled=True)
+    assert role_of(shut) == "focus.role.unavailable"
     on = Control("慢", group=None, allow_no_selection=True, state="down")
     assert role_of(on) == "focus.role.toggle_on"
     assert role_of(Control("慢", allow_no_selection=True, state="normal")) == (

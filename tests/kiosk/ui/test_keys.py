@@ -82,6 +82,9 @@ def test_a_certificate_and_a_notice_by_keys_alone_in_both_languages(
     assert all(p["said_key"] == "focus.summary" for p in helps), helps
     assert any("本页有 " in p["said"] and "个事项" in p["said"] for p in helps), helps
     assert any("This page has " in p["said"] for p in helps), helps
+    # the volume keys turn the voice up and down
+    volume = [p["said_key"] for p in presses if p["key"].startswith("volume")]
+    assert volume == ["prompt.louder", "prompt.softer"] * 2, volume
     # back went up a list and select pressed; the warning was answered by a key
     assert any(p["key"] == "back" for p in presses)
     assert sum(1 for p in presses if p.get("answered_warning")) == 2
