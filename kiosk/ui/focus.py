@@ -230,8 +230,8 @@ class Focus:
             self._intent("louder", action == "volume_up")
         return True
 
-    def move(self, step: int, *, quiet: bool = False) -> None:
-        controls = self.controls()
+    def move(self, step: int, *, quiet: bool = False, controls: list[Any] | None = None) -> None:
+        controls = self.controls() if controls is None else controls
         if not controls:
             if not quiet:
                 self.summary()
@@ -250,8 +250,9 @@ class Focus:
         without saying them (the tour's check that every control can be reached)."""
         self.clear()
         reached: list[Any] = []
-        for _ in range(len(self.controls()) + 1):
-            self.move(1, quiet=True)
+        controls = self.controls()  # nothing changes while nothing is pressed
+        for _ in range(len(controls) + 1):
+            self.move(1, quiet=True, controls=controls)
             widget = self.focused
             if widget is None or widget in reached:
                 break
@@ -260,9 +261,9 @@ class Focus:
 
     def focus(self, widget: Any, controls: Sequence[Any], *, quiet: bool = False) -> None:
         self._focused = weakref.ref(widget)
-        self.draw()
         if quiet:
-            return
+            return  # drawn at the next tick
+        self.draw()
         self._say(
             "focus.said",
             {
