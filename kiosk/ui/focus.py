@@ -122,8 +122,11 @@ def reading_order(widgets: Iterable[Any]) -> list[Any]:
 
 
 def label_of(widget: Any) -> str:
-    """What a control is called, as it reads on the screen: a matter's name, else its text
-    without markup."""
+    """What a control is called, as it reads on the screen: its ``spoken`` words when it has
+    them, a matter's name, else its text without markup."""
+    spoken = str(getattr(widget, "spoken", "") or "")
+    if spoken:
+        return spoken
     name = str(getattr(widget, "name", "") or "") if hasattr(widget, "service_code") else ""
     text = name or str(getattr(widget, "text", "") or "")
     text = _MARKUP_TAG.sub("", text)

@@ -153,7 +153,7 @@ class KeyJourney(Journey):
 
     def to_language(self, lang: str) -> Iterator[None]:
         if self.app.vm.lang != lang:
-            yield from self.choose(self.runtime.tr("bar.lang", self.app.vm.lang))
+            yield from self.choose(self.runtime.tr("focus.lang", self.app.vm.lang))
             yield from self.wait(lambda: self.app.vm.lang == lang, 5, "the language")
 
     def find(self, code: str) -> Iterator[None]:

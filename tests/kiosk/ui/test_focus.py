@@ -100,6 +100,10 @@ def test_labels_are_the_words_on_the_control_without_markup_or_pictures() -> Non
     )
     assert label_of(matter) == "社保"
     assert label_of(Control("")) == ""
+    assert (
+        label_of(Control("中文", spoken="Chinese: switch to Chinese"))
+        == "Chinese: switch to Chinese"
+    )
 
 
 def test_roles() -> None:

@@ -73,6 +73,9 @@ def test_a_certificate_and_a_notice_by_keys_alone_in_both_languages(
     assert any(s.startswith("按钮：") and "，第 " in s and " 项，共 " in s for s in zh), zh[:5]
     assert any(s.startswith("事项：社会保险参保证明，第 ") for s in zh), zh
     assert any(s.startswith("Button: ") and " of " in s for s in en), en[:5]
+    # the language button is said in the voice's language, never as the other's script
+    assert any(s.startswith("按钮：English，改用英文，第 ") for s in zh), zh
+    assert not any("中文" in s for s in en), en
     # every screen of both journeys was walked by keys
     walked = {p["screen"] for p in moves}
     assert {"idle", "identify", "choose", "preview", "notice", "rate"} <= walked, walked
