@@ -12,8 +12,12 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
+
+from flows.ports import Speech
+from flows.session import Effect, Speak
 
 log = logging.getLogger("kiosk.shell.jack")
 
@@ -88,3 +92,31 @@ class JackWatch:
                     log.exception("reading the headphone jack failed")
 
         threading.Thread(target=loop, name="jack", daemon=True).start()
+
+
+class Headphones:
+    """Whether the voice is in the headphones, and what that allows: the runtime's part.
+
+    Plugged in, the speech port plays into the jack's device only (``Speech.route``) and the help
+    key's summary may carry the resident's masked ID number (``focus.summary_who``); unplugged,
+    the loudspeaker again, and it may not."""
+
+    def __init__(self, speech: Speech) -> None:
+        self.speech = speech
+        self.plugged = False
+
+    def plugged_in(self, plugged: object) -> list[Effect]:
+        plugged = bool(plugged)
+        if self.speech.route(plugged) is False and plugged:
+            log.warning("headphones plugged in, but no headphone output is configured")
+            return []
+        self.plugged = plugged
+        return [Speak("focus.headphones_on" if plugged else "focus.headphones_off")]
+
+    def private(self, key: str, params: Mapping[str, Any], masked_id: str) -> Speak:
+        """A line the keys' focus asked for; the page's summary names the card read, in the
+        headphones only."""
+        said = {k: str(v) for k, v in params.items()}
+        if key == "focus.summary" and self.plugged and masked_id:
+            key, said["id"] = "focus.summary_who", masked_id
+        return Speak(key, said)

@@ -59,7 +59,7 @@ from kiosk.shell.catalog_watch import CatalogWatch
 from kiosk.shell.diskguard import DiskGuard
 from kiosk.shell.helpdesk import HelpAnswer, HelpDesk, HelpSlipDone, HelpState
 from kiosk.shell.hours import opening_hours
-from kiosk.shell.jack import JackWatch
+from kiosk.shell.jack import Headphones, JackWatch
 from kiosk.shell.journal_writer import JournalWriter, mode_update
 from kiosk.shell.leftcard import LeftCardWatch
 from kiosk.shell.maintenance import Desk, MaintenanceNote, MaintenanceReport
@@ -188,7 +188,7 @@ class Runtime:
         self.diskguard: DiskGuard | None = None
         self._volume = (volume, quiet_volume, quiet_hours)
         self._louder = False
-        self._headphones = False  # the voice in the headphone jack only (kiosk.shell.jack)
+        self.phones = Headphones(devices.speech)  # the voice in the jack only, privately
         self.jack: JackWatch | None = None
         # a journal that cannot write (a full disk): nothing is served that would not be
         # recorded, and the writes that failed wait here, in order, until they can be made
@@ -421,14 +421,10 @@ class Runtime:
         # the choose screen opened another list: say which; a key moved the focus: say where
         if name in ("browse", "say"):
             key, params = intent.arg
-            said = {k: str(v) for k, v in params.items()}
-            masked = s.view.masked_id_number
-            if key == "focus.summary" and self._headphones and masked:
-                key, said["id"] = "focus.summary_who", masked  # privately, in headphones only
-            return s.on_touch() + [Speak(str(key), said)]
+            return s.on_touch() + [self.phones.private(str(key), params, s.view.masked_id_number)]
         if name == "headphones":  # the jack (kiosk.shell.jack) or, where it is not detected, a key
-            plugged = not self._headphones if intent.arg is None else bool(intent.arg)
-            return self._headphones_plugged(plugged)
+            plugged = not self.phones.plugged if intent.arg is None else intent.arg
+            return s.on_touch() + self.phones.plugged_in(plugged)
         if name == "lang":
             return s.set_lang(str(intent.arg)) + mode_update(s)
         if name == "elder":
@@ -449,20 +445,6 @@ class Runtime:
             "extend": s.on_extend,
         }[name]
         return handler()
-
-    def _headphones_plugged(self, plugged: bool) -> list[Effect]:
-        """Headphones in: the voice goes to them only, and personal data may be said; out: the
-        loudspeaker again, and it may not."""
-        if self.devices.speech.route(plugged) is False and plugged:
-            log.warning("headphones plugged in, but no headphone output is configured")
-            return []
-        self._headphones = plugged
-        key = "focus.headphones_on" if plugged else "focus.headphones_off"
-        return self.session.on_touch() + [Speak(key)]
-
-    @property
-    def headphones(self) -> bool:
-        return self._headphones
 
     # --- effects -------------------------------------------------------------------------------
 

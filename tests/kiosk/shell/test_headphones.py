@@ -101,7 +101,7 @@ def test_headphones_take_the_voice_and_only_they_hear_the_id_number(
 
         # headphones in: said so in them, and from now on only in them, the number too
         jack.write_text("1")
-        pump_until(runtime, lambda: runtime.headphones)
+        pump_until(runtime, lambda: runtime.phones.plugged)
         assert runtime.captions.history[-1].key == "focus.headphones_on"
         assert speech.wait_idle(60)
         loud, private = played(speaker), played(phones)
@@ -113,7 +113,7 @@ def test_headphones_take_the_voice_and_only_they_hear_the_id_number(
 
         # unplugged: the loudspeaker again, and the number is not read there
         jack.write_text("0")
-        pump_until(runtime, lambda: not runtime.headphones)
+        pump_until(runtime, lambda: not runtime.phones.plugged)
         assert speech.wait_idle(60)
         private = played(phones)
         said = summary(runtime, speech)
