@@ -194,11 +194,10 @@ class Focus:
         self._ring: Any = None
         self._drawn: tuple[float, ...] = ()
 
-    # the focused control, if it is still there
     @property
     def focused(self) -> Any:
-        widget = self._focused() if self._focused is not None else None
-        return widget
+        """The control in focus; None when none is, or it is gone."""
+        return self._focused() if self._focused is not None else None
 
     def controls(self) -> list[Any]:
         from kivy.core.window import Window
