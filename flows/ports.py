@@ -82,6 +82,10 @@ class Speech(Protocol):
     def set_volume(self, level: float) -> None:
         """Loudness (0..1) of what is spoken from now on."""
 
+    def route(self, headphones: bool) -> bool:
+        """Speak into the headphone jack only (True) or the loudspeaker (False), from now on;
+        False when there is no headphone output to speak into privately."""
+
     def close(self) -> None:
         """Stop and release the engine and the player."""
 

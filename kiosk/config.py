@@ -73,6 +73,9 @@ HOURS_PATTERN = r"^$|^([01]\d|2[0-4]):[0-5]\d-([01]\d|2[0-4]):[0-5]\d$"
 HOURS_FORM = "empty or `HH:MM-HH:MM`, e.g. `21:00-08:00`"
 
 
+KEY_NAMES = ("up", "down", "back", "select", "help", "volume_up", "volume_down", "headphones")
+
+
 class DevicesSection(_Section):
     id_reader: Annotated[
         str, Field(pattern=r"^(sim|sam:.+)$", description="`sim` or `sam:/dev/…` (a serial port)")
@@ -143,6 +146,41 @@ class DevicesSection(_Section):
     speech_quiet_volume: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5  # in the quiet hours
     audio_player: str = "aplay"
     audio_player_args: list[str] = Field(default_factory=list)
+    # the tactile keypad (USB HID, EZ Access style) and a keyboard in tests: Kivy key codes that
+    # move the focus, choose, go back, say the page, turn the voice up and down (kiosk.ui.focus)
+    key_up: list[int] = Field(default_factory=lambda: [273])  # arrow up
+    key_down: list[int] = Field(default_factory=lambda: [274])  # arrow down
+    key_back: list[int] = Field(default_factory=lambda: [8])  # backspace
+    key_select: list[int] = Field(default_factory=lambda: [13, 271])  # enter, keypad enter
+    key_help: list[int] = Field(default_factory=lambda: [282])  # F1
+    key_volume_up: list[int] = Field(default_factory=lambda: [270, 61])  # keypad +, =
+    key_volume_down: list[int] = Field(default_factory=lambda: [269, 45])  # keypad -, -
+    key_headphones: list[int] = Field(default_factory=list)  # headphones="key": plugged/unplugged
+    # the headphone jack: "" none, "alsa:CARD" (ALSA's "Headphone Jack" control, polled), "key"
+    # (where the jack is not detected: key_headphones says so) or "file:PATH" ("1" plugged, a
+    # simulated jack); speech then goes to headphone_player_args' device only (-D DEVICE)
+    headphones: Annotated[
+        str,
+        Field(
+            pattern=r"^(|key|alsa:\S+|file:.+)$",
+            description="empty, `key`, `alsa:CARD` or `file:PATH`",
+        ),
+    ] = ""
+    headphone_player_args: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _keys_distinct(self) -> DevicesSection:
+        seen: dict[int, str] = {}
+        for name in KEY_NAMES:
+            for code in getattr(self, f"key_{name}"):
+                if not 0 < code < 100_000:
+                    raise ValueError(f"key_{name}: {code} is not a key code")
+                if code in seen and seen[code] != name:
+                    raise ValueError(f"key code {code} is both key_{seen[code]} and key_{name}")
+                seen[code] = name
+        if self.headphones and not self.headphone_player_args:
+            raise ValueError('headphones: set headphone_player_args, e.g. ["-D", "plughw:0,1"]')
+        return self
 
 
 class UiSection(_Section):

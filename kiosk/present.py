@@ -223,7 +223,7 @@ def hours_text(hours: str, lang: str) -> str:
     return f"{start}至{end}" if lang == "zh" else f"{start} to {end}"  # (Kivy wraps at spaces)
 
 
-SPOKEN_DIGITS = frozenset({"phone"})
+SPOKEN_DIGITS = frozenset({"phone", "id"})  # digit by digit ("id": a masked ID number)
 """Speech parameters that are phone numbers, read digit by digit."""
 
 

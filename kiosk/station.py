@@ -22,8 +22,9 @@ from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
 from kiosk.shell.catalog_watch import CatalogWatch, active_catalog, store_dir
 from kiosk.shell.diskguard import DiskGuard
+from kiosk.shell.jack import JackWatch
 from kiosk.shell.maintenance import Desk, PinGuard
-from kiosk.shell.runtime import Runtime
+from kiosk.shell.runtime import Intent, Runtime
 from statedir.journal import Journal
 
 
@@ -163,6 +164,10 @@ def create_station(config: Config, *, strict_translations: bool = False) -> Stat
         app_version=app_version(),
         post=runtime.queue.put,
     )
+    if config.devices.headphones:
+        runtime.jack = JackWatch(
+            config.devices.headphones, lambda plugged: runtime.post(Intent("headphones", plugged))
+        )
     runtime.catalog_watch = CatalogWatch(store_dir(state_dir), runtime.offer_catalog, catalog)
     return Station(config=config, runtime=runtime, simulate=simulate, font=font)
 

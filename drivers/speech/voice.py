@@ -48,6 +48,7 @@ class Pyttsx3Speech:
         name: str = "speech",
         player: str = "aplay",
         player_args: tuple[str, ...] = (),
+        headphone_args: tuple[str, ...] = (),
         rate_wpm: dict[str, int] | None = None,
         elder_rate_factor: float = 0.8,
         volume: float = 1.0,
@@ -63,6 +64,11 @@ class Pyttsx3Speech:
         self.synth_timeout_s = synth_timeout_s
         self.synth_delay_s = synth_delay_s
         self.player = Player(player, player_args_of(player, player_args))
+        self.loudspeaker = self.player
+        # the headphone jack's own ALSA device: the player to it, when there is one
+        self.headphones = (
+            Player(player, player_args_of(player, headphone_args)) if headphone_args else None
+        )
         self.last_wav: Path | None = None
         self.recent: deque[tuple[str, str, Path]] = deque(maxlen=20)  # (text hash, lang, wav)
         self.synth_count = 0
@@ -195,6 +201,18 @@ class Pyttsx3Speech:
             except SpeechEngineError as err:
                 self._fault("engine_failed", str(err))
                 return
+
+    def route(self, headphones: bool) -> bool:
+        """Speak into the headphone jack's device only, or the loudspeaker's; whatever is being
+        said on the other is stopped at once (a line never continues on the loudspeaker)."""
+        target = self.headphones if headphones else self.loudspeaker
+        if target is None:
+            return False
+        if target is not self.player:
+            self.stop()
+            self.player = target
+            log.info("speech goes to the %s", "headphones" if headphones else "loudspeaker")
+        return True
 
     def set_volume(self, level: float) -> None:
         """Loudness of what is spoken from now on; prompts are cached per loudness."""

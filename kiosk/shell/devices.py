@@ -52,6 +52,9 @@ class SpeechOff:
     def set_volume(self, level: float) -> None:
         return None
 
+    def route(self, headphones: bool) -> bool:
+        return False
+
     def close(self) -> None:
         return None
 
@@ -119,6 +122,7 @@ def build_devices(config: Config, state_dir: Path) -> tuple[Devices, Callable[[s
             state_dir / "voice-cache",
             player=dev.audio_player,
             player_args=tuple(dev.audio_player_args),
+            headphone_args=tuple(dev.headphone_player_args),
             rate_wpm={"zh": dev.speech_rate_zh, "en": dev.speech_rate_en},
             elder_rate_factor=dev.speech_elder_factor,
             volume=dev.speech_volume,

@@ -59,6 +59,7 @@ from kiosk.shell.catalog_watch import CatalogWatch
 from kiosk.shell.diskguard import DiskGuard
 from kiosk.shell.helpdesk import HelpAnswer, HelpDesk, HelpSlipDone, HelpState
 from kiosk.shell.hours import opening_hours
+from kiosk.shell.jack import Headphones, JackWatch
 from kiosk.shell.journal_writer import JournalWriter, mode_update
 from kiosk.shell.leftcard import LeftCardWatch
 from kiosk.shell.maintenance import Desk, MaintenanceNote, MaintenanceReport
@@ -77,7 +78,7 @@ class Intent:
     """Something the resident did on the screen."""
 
     name: str  # start, pick, back, confirm, rate, skip_rating, cancel, help, touch, extend,
-    # lang, elder, page
+    # lang, elder, page, browse, say
     arg: Any = None
 
 
@@ -187,6 +188,8 @@ class Runtime:
         self.diskguard: DiskGuard | None = None
         self._volume = (volume, quiet_volume, quiet_hours)
         self._louder = False
+        self.phones = Headphones(devices.speech)  # the voice in the jack only, privately
+        self.jack: JackWatch | None = None
         # a journal that cannot write (a full disk): nothing is served that would not be
         # recorded, and the writes that failed wait here, in order, until they can be made
         self.writer = JournalWriter(journal)
@@ -254,6 +257,8 @@ class Runtime:
         self._health_thread.start()
         if self.catalog_watch is not None:
             self.catalog_watch.start(self._stop)
+        if self.jack is not None:
+            self.jack.start(self._stop)
         self.devices.speech.set_volume(self.base_volume())
         self._note_catalog()
         self._render()
@@ -413,9 +418,13 @@ class Runtime:
         if name == "page":  # the preview's reading view turned a page: say which (1-based)
             page, pages = intent.arg
             return s.on_touch() + [Speak("preview.page", {"page": str(page), "pages": str(pages)})]
-        if name == "browse":  # the choose screen opened another list: say which
+        # the choose screen opened another list: say which; a key moved the focus: say where
+        if name in ("browse", "say"):
             key, params = intent.arg
-            return s.on_touch() + [Speak(str(key), {k: str(v) for k, v in params.items()})]
+            return s.on_touch() + [self.phones.private(str(key), params, s.view.masked_id_number)]
+        if name == "headphones":  # the jack (kiosk.shell.jack) or, where it is not detected, a key
+            plugged = not self.phones.plugged if intent.arg is None else intent.arg
+            return s.on_touch() + self.phones.plugged_in(plugged)
         if name == "lang":
             return s.set_lang(str(intent.arg)) + mode_update(s)
         if name == "elder":

@@ -112,6 +112,7 @@ def build_app(
     from kivy.uix.modalview import ModalView
     from kivy.uix.screenmanager import NoTransition, ScreenManager
 
+    from kiosk.ui.focus import Focus, KeyMap
     from kiosk.ui.screens.choose import per_page as choose_per_page
     from kiosk.ui.theme import Theme
 
@@ -228,6 +229,15 @@ def build_app(
             self.caption_bar = Factory.CaptionBar()
             root.add_widget(self.caption_bar)
             Window.bind(on_request_close=self._refuse_close)  # lockdown: closing does nothing
+            self.focus = Focus(
+                KeyMap.from_config(config.devices),
+                root=self._focus_root,
+                say=lambda key, params: self.intent("say", (key, params)),
+                tr=lambda key, **params: runtime.tr(key, self.vm.lang or "zh", **params),
+                intent=self.intent,
+                back=self.back,
+                warning=lambda: self.still_there_view.parent is not None,
+            )
             Window.bind(on_keyboard=self._swallow_keys)
             Window.bind(on_touch_down=self._any_touch)
             return root
@@ -238,6 +248,7 @@ def build_app(
             runtime.remote.screenshot = lambda path: Window.screenshot(name=str(path))
             Clock.schedule_interval(lambda _dt: runtime.pump(), 1 / 30)
             Clock.schedule_interval(lambda _dt: runtime.heartbeat(), 5.0)
+            Clock.schedule_interval(self.focus.tick, 0.1)  # the ring follows its control
             runtime.heartbeat()
             runtime.start()
             Clock.schedule_once(self._ready, 0)  # after the first frame with the home screen
@@ -294,20 +305,39 @@ def build_app(
                 simulate(action)
 
         def _any_touch(self, *_args: Any) -> None:
+            self.focus.clear()  # a touch: the ring was for keys
             runtime.post(Intent("touch"))
 
+        def _focus_root(self) -> Any:
+            """What the keys move in: the open overlay, else the current screen."""
+            for view in (self.still_there_view, self.help_view):
+                if view.parent is not None:
+                    return view
+            return self.manager.current_screen
+
         # --- lockdown --------------------------------------------------------------------------
+
+        def _on_keyboard_settings(self, *_args: Any) -> bool:
+            """Kivy's F1 opens its settings panel (the app's and Kivy's own configuration, on
+            the screen of a public station): never here; F1 is the keypad's help key."""
+            return False
+
+        def open_settings(self, *_args: Any) -> bool:
+            return False
 
         def _refuse_close(self, *_args: Any, **_kw: Any) -> bool:
             """Window close and Alt+F4 arrive here; only a technician leaves (maintenance)."""
             log.warning("a request to close the window was refused")
             return True
 
-        @staticmethod
         def _swallow_keys(
-            _window: Any, key: int, _scancode: int, _text: Any, modifiers: Any
+            self, _window: Any, key: int, _scancode: int, _text: Any, modifiers: Any
         ) -> bool:
-            """No key does anything on a kiosk: Escape, Alt+F4, F11 and the rest are swallowed."""
+            """The keypad's keys move the focus (:mod:`kiosk.ui.focus`); no other key does
+            anything on a kiosk: Escape, Alt+F4, F11 and the rest are swallowed."""
+            chord = {"alt", "ctrl", "meta", "super"} & set(modifiers or ())
+            if not chord and self.focus.key(key):
+                return True
             if key in (27, 285) or "alt" in (modifiers or ()):
                 log.info("key %d swallowed", key)
             return True

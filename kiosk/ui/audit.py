@@ -10,7 +10,8 @@ its box, nothing shortened with "…", no line dropped or cut by a fixed text bo
 resident's page has at most six targets of its own (:func:`page_target`: the top bar, the bottom
 bar's back and cancel and page turning are the frame, the same on every page, and not counted;
 the pinyin keypad counts as one, as a keyboard is read as one control).
-:func:`audit` returns what fails, as sentences a person can act on.
+:func:`audit` returns what fails, as sentences a person can act on; :func:`keys_audit` checks
+that every target is reached by the keypad, has a spoken label and a visible focus ring.
 """
 
 from __future__ import annotations
@@ -299,3 +300,44 @@ def _label_name(widget: Any) -> str:
         ident = next((k for k, v in getattr(w, "ids", {}).items() if _same(v, widget)), "")
     short = text[:24] + ("…" if len(text) > 24 else "")
     return f"{type(widget).__name__}{'#' + ident if ident else ''} '{short}'"
+
+
+def keys_audit(root: Any, theme: Any, focus: Any, *, name: str) -> list[str]:
+    """Usable without sight (:mod:`kiosk.ui.focus`): every target under ``root`` is reached by
+    the down key, is named when it is (a spoken label), and the focus ring stands out at least
+    3:1 against the control and what is around it. Returns the problems; leaves no focus."""
+    from kivy.core.window import Window
+    from kivy.uix.behaviors import ButtonBehavior
+
+    from kiosk.ui.focus import MIN_RING_CONTRAST, label_of, ring_contrast
+
+    size = (int(Window.width), int(Window.height))
+    targets = [
+        w
+        for w in root.walk(restrict=True)
+        if isinstance(w, ButtonBehavior)
+        and not w.disabled
+        and _visible(w)
+        and _on_screen(_window_rect(w), size)
+    ]
+    reached = focus.walk()
+    problems = []
+    uids = {w.uid for w in reached}
+    for widget in targets:
+        if widget.uid not in uids:
+            problems.append(f"{name}: target {_label_name(widget)} cannot be reached by keys")
+    for widget in reached:
+        if not label_of(widget):
+            problems.append(f"{name}: target {_label_name(widget)} has no spoken label")
+        for where, behind in (
+            ("the control", _background(widget, theme)),
+            ("its surroundings", _background(widget.parent, theme)),
+        ):
+            ratio = ring_contrast(behind)
+            if ratio < MIN_RING_CONTRAST:
+                problems.append(
+                    f"{name}: the focus ring on {_label_name(widget)} has contrast "
+                    f"{ratio:.1f}:1 against {where}, needs {MIN_RING_CONTRAST}:1"
+                )
+    focus.clear()
+    return problems

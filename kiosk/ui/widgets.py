@@ -21,6 +21,7 @@ class BigButton(FitText, Button):
     kind = StringProperty("primary")
     enabled = BooleanProperty(True)
     wrap = BooleanProperty(True)  # long text wraps and the button grows; False: one line
+    spoken = StringProperty("")  # what the keys' focus says instead of the text (kiosk.ui.focus)
     fixed_h = NumericProperty(0)  # a height that neither the mode nor the text changes; 0: none
 
 

@@ -181,4 +181,16 @@ def _check_audio_output(config: Config, voices: str) -> Check:
             "needs group audio; a card other than the default goes in [devices] "
             'audio_player_args, e.g. ["-D", "plughw:1"]',
         )
+    if config.devices.headphones:  # the jack's own device: the private voice (issue 23)
+        phones = player_args(player, config.devices.headphone_player_args)
+        refused = probe_output(player, phones)
+        if refused:
+            return Check(
+                "voice",
+                False,
+                f"no headphone output — headphones would hear nothing ({refused})"[:200],
+                "set [devices] headphone_player_args to the jack's device (aplay -l), e.g. "
+                '["-D", "plughw:0,1"]',
+            )
+        shown += f"; headphones: {' '.join([player, *phones])}"
     return Check("voice", True, f"{voices}, played by {shown}")

@@ -218,6 +218,9 @@ class LoudnessLog(SpeechOff):
     def set_volume(self, level: float) -> None:
         self.levels.append(level)
 
+    def route(self, headphones: bool) -> bool:
+        return False
+
 
 def test_volume_follows_the_hours_and_resets_after_each_session(
     rig: tuple[Runtime, SamSimulator, EscposSimulator, list[Frame]],

@@ -141,6 +141,19 @@ def test_a_station_that_cannot_speak_fails_with_the_fix(
     assert said in voice and fix in voice
 
 
+def test_a_headphone_output_that_does_not_open_fails_with_the_fix(tmp_path: Path) -> None:
+    """Issue 23: plugged-in headphones must be heard; the jack's device is probed as well."""
+    env, _ = recording_sound_card(tmp_path)
+    devices = '[devices]\nheadphones = "alsa:0"\nheadphone_player_args = '
+    bad = write_config(tmp_path, devices + '["-D", "plughw:99"]\n')
+    voice = row(doctor("--config", str(bad), "doctor", env=env).stdout, "voice")
+    assert "FAIL  no headphone output — headphones would hear nothing (aplay: main:" in voice
+    assert "fix: set [devices] headphone_player_args to the jack's device" in voice
+    good = write_config(tmp_path, devices + '["-D", "default"]\n')
+    voice = row(doctor("--config", str(good), "doctor", env=env).stdout, "voice")
+    assert "  ok  " in voice and "headphones: aplay -q -D default" in voice
+
+
 def test_a_cups_configuration_cupsd_refuses_fails_with_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

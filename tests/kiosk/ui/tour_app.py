@@ -39,6 +39,7 @@ class Tour(Journey):
         self.lang_now = "zh"
         self.elder_now = False
         self.bars: list[dict[str, Any]] = []  # the top bar's controls, in every combination
+        self.focus_shots: list[dict[str, Any]] = []  # the focus ring, where it was drawn
 
     def script(self) -> Iterator[None]:
         yield from self.wait_screen("idle")
@@ -65,7 +66,7 @@ class Tour(Journey):
             yield from self.wait(lambda: self.app.vm.elder == self.elder_now, 5, "elder mode")
 
     def visit(self, name: str, root: Any = None) -> None:
-        from kiosk.ui.audit import TECHNICIAN_SCREENS, audit
+        from kiosk.ui.audit import TECHNICIAN_SCREENS, audit, keys_audit
 
         mode = "elder" if self.elder_now else "standard"
         label = f"{self.orientation}-{self.lang_now}-{mode}-{name}"
@@ -76,6 +77,10 @@ class Tour(Journey):
             font=self.station.font,
             name=label,
             page=self.app.manager.current not in TECHNICIAN_SCREENS or root is not None,
+        )
+        # usable without sight: every target reached by the keypad, named, ringed visibly
+        found.problems += keys_audit(
+            root if root is not None else self.screen(), self.app.theme, self.app.focus, name=label
         )
         if root is None:  # a screen: with the caption bar under it (a modal has its own)
             bar = audit(
@@ -103,6 +108,21 @@ class Tour(Journey):
             }
         )
 
+    def focus_shot(self, name: str, steps: int = 1) -> Iterator[None]:
+        """A screenshot with the focus ring on the page's ``steps``-th control (the keys' first
+        stop on a new page is its first control below the top bar)."""
+        mode = "elder" if self.elder_now else "standard"
+        label = f"{self.orientation}-{self.lang_now}-{mode}-{name}-focus"
+        focus = self.app.focus
+        focus.clear()
+        for _ in range(steps):
+            focus.move(1, quiet=True)
+        yield from self.settle()
+        self.shot(label)
+        self.focus_shots.append({"shot": f"{label}.png", "rect": list(focus.ring_rect)})
+        focus.clear()
+        yield from self.settle()
+
     def expect_ticker(self, lang: str) -> None:
         """The home screen's ticker speaks the language the screen is in, at once (issue 20
         point 9: it stayed in English after a session returned to Chinese)."""
@@ -129,6 +149,7 @@ class Tour(Journey):
         yield from self.set_mode()
         yield from self.settle()
         self.visit("home")
+        yield from self.focus_shot("home")
         self.expect_ticker(self.lang_now)
         self.bars.append(
             {"lang": self.lang_now, "elder": self.elder_now, "places": self.bar_places()}
@@ -169,6 +190,7 @@ class Tour(Journey):
         self.station.simulate("insert")
         yield from self.wait_screen("choose", timeout=30)
         self.visit("choose")
+        yield from self.focus_shot("choose", steps=2)
         yield from self.search()
         yield from self.find_service(NOTICE)
         self.visit("choose-list")
@@ -203,6 +225,7 @@ class Tour(Journey):
         release.set()
         yield from self.wait_screen("rate", timeout=120)
         self.visit("rate")
+        yield from self.focus_shot("rate")
         self.tap(self.screen().ids.rate5)
         if self.elder_now:  # elder mode rates in two steps: the level, then optional reasons
             yield from self.wait(lambda: self.screen().level == 5, 5, "reasons step")
@@ -338,7 +361,7 @@ def main() -> int:
 
     Clock.schedule_once(tour.begin, 0.5)
     app.run()
-    report = {"ok": tour.ok, "visits": tour.visits, "bars": tour.bars}
+    report = {"ok": tour.ok, "visits": tour.visits, "bars": tour.bars, "focus": tour.focus_shots}
     Path(args.report).write_text(json.dumps(report, indent=1))
     if not tour.ok:
         print(f"TOUR FAILED: {tour.error}", file=sys.stderr, flush=True)

@@ -1,0 +1,295 @@
+"""Runs the real kiosk app and walks resident journeys with the keypad only (used by test_keys).
+
+The keys are real X key events: this process is also an X client that presses them through
+XTEST on the Xvfb display (as a USB keypad's keys reach X), and never touches the screen. A
+resident who cannot see chooses by what is said: the script presses down until the control it
+wants is the one in focus, then select. After every key it records what the voice was given
+(the captions' history, the line given to the speech port), and whether it is the focused
+control's label, role and position as ``focus.said`` words them. The ID card is placed and taken
+with the simulator's hands (``station.simulate``), as in the other journeys. The report (JSON)
+holds every key press and the line said after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from journey_app import Journey
+
+from kiosk.config import load_config
+from kiosk.station import create_station, setup_logging
+from kiosk.ui.app import configure_kivy
+
+CERTIFICATE = "social_insurance_certificate"
+NOTICE = "disability_certificate_checklist"
+KEYSYMS = {
+    "up": "Up",
+    "down": "Down",
+    "select": "Return",
+    "back": "BackSpace",
+    "help": "F1",
+    "volume_up": "KP_Add",
+    "volume_down": "KP_Subtract",
+}
+MAX_PRESSES = 80  # down presses to find one control: more means it cannot be reached
+
+
+class KeyJourney(Journey):
+    interval_s = 0.0
+
+    def __init__(self, app: Any, station: Any, artifacts: Path, display: str) -> None:
+        super().__init__(app, artifacts, "zh", "keys")
+        self.station = station
+        self.runtime = station.runtime
+        self.display_name = display
+        self.presses: list[dict[str, Any]] = []
+        self.handled = 0  # keys the app has handled (counted by a wrapper around focus.key)
+        self._x: Any = None
+
+    # --- the keypad --------------------------------------------------------------------------
+
+    def begin(self, _dt: float = 0.0) -> None:
+        from Xlib import X, display
+
+        focus_key = self.app.focus.key
+
+        def counted(code: int) -> bool:
+            handled = bool(focus_key(code))
+            self.handled += handled
+            return handled
+
+        self.app.focus.key = counted
+        self._x = display.Display(self.display_name)
+        windows = self._x.screen().root.query_tree().children
+        window = max(windows, key=lambda w: w.get_geometry().width * w.get_geometry().height)
+        window.set_input_focus(X.RevertToParent, X.CurrentTime)
+        self._x.sync()
+        super().begin(_dt)
+
+    def press(self, key: str) -> Iterator[None]:
+        """Press and release one key through XTEST; wait until the app has handled it and the
+        runtime has acted on what it asked for."""
+        from Xlib import XK, X
+        from Xlib.ext import xtest
+
+        before, said = self.handled, len(self.runtime.captions.history)
+        code = self._x.keysym_to_keycode(XK.string_to_keysym(KEYSYMS[key]))
+        xtest.fake_input(self._x, X.KeyPress, code)
+        xtest.fake_input(self._x, X.KeyRelease, code)
+        self._x.sync()
+        deadline = time.monotonic() + 10
+        while self.handled == before:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the app never saw the {key} key")
+            yield
+        for _ in range(3):  # the runtime pumps the intent on its next tick
+            yield
+        self.record(key, said)
+
+    def record(self, key: str, said_before: int) -> None:
+        from kiosk.ui.focus import label_of, role_of
+
+        history = list(self.runtime.captions.history)[said_before:]
+        said = history[-1] if history else None
+        entry: dict[str, Any] = {
+            "key": key,
+            "screen": self.app.manager.current,
+            "lang": self.app.vm.lang,
+            "said_key": said.key if said else "",
+            "said": said.shown if said else "",
+            "spoken": said.spoken if said else "",
+        }
+        widget = self.app.focus.focused
+        if key in ("up", "down") and widget is not None:
+            controls = self.app.focus.controls()
+            expected = self.runtime.tr(
+                "focus.said",
+                self.app.vm.lang,
+                role=self.runtime.tr(role_of(widget), self.app.vm.lang),
+                label=label_of(widget),
+                n=str(controls.index(widget) + 1),
+                total=str(len(controls)),
+            )
+            entry["label"] = label_of(widget)
+            entry["expected"] = expected
+            entry["ok"] = said is not None and said.shown == expected and said.spoken == expected
+        self.presses.append(entry)
+        print(f"KEY {key} -> {entry['said']}", flush=True)
+
+    def focused_label(self) -> str:
+        from kiosk.ui.focus import label_of
+
+        widget = self.app.focus.focused
+        return label_of(widget) if widget is not None else ""
+
+    def seek(self, label: str) -> Iterator[None]:
+        """Down until the control called ``label`` is in focus (as heard)."""
+        for _ in range(MAX_PRESSES):
+            yield from self.press("down")
+            if self.focused_label() == label:
+                return
+        raise LookupError(f"no control called {label!r} on {self.app.manager.current}")
+
+    def choose(self, label: str) -> Iterator[None]:
+        yield from self.seek(label)
+        yield from self.press("select")
+
+    # --- the journeys ------------------------------------------------------------------------
+
+    def script(self) -> Iterator[None]:
+        yield from self.wait_screen("idle")
+        yield from self.certificate("zh")
+        yield from self.notice("zh")
+        yield from self.certificate("en")
+        yield from self.notice("en")
+        self.ok = True
+
+    def to_language(self, lang: str) -> Iterator[None]:
+        if self.app.vm.lang != lang:
+            yield from self.choose(self.runtime.tr("focus.lang", self.app.vm.lang))
+            yield from self.wait(lambda: self.app.vm.lang == lang, 5, "the language")
+
+    def find(self, code: str) -> Iterator[None]:
+        """The matter's button in focus: its tile opened, its list's pages turned, by keys."""
+        from flows.finder import SEARCH, TOP
+
+        screen = self.screen()
+        finder = screen.finder
+        lang = self.app.vm.lang
+        name = next(
+            i.name.get(lang) for t in finder.home for i in finder.items(t.code) if i.code == code
+        )
+        if not finder.flat:
+            tile = next(
+                t
+                for t in finder.home
+                if t.code not in (SEARCH, TOP) and any(i.code == code for i in finder.items(t.code))
+            )
+            yield from self.turn_until(
+                lambda: any(
+                    getattr(c, "service_code", "") == tile.code for c in screen.ids.grid.children
+                )
+            )
+            yield from self.choose(tile.name.get(lang))
+            yield from self.wait(lambda: screen.level == tile.code, 5, "the list")
+            # back (the keypad's) goes up to the tiles, as the bottom bar's back does
+            yield from self.press("back")
+            yield from self.wait(lambda: screen.level != tile.code, 5, "the tiles again")
+            yield from self.turn_until(
+                lambda: any(
+                    getattr(c, "service_code", "") == tile.code for c in screen.ids.grid.children
+                )
+            )
+            yield from self.choose(tile.name.get(lang))
+            yield from self.wait(lambda: screen.level == tile.code, 5, "the list")
+        yield from self.turn_until(
+            lambda: any(getattr(c, "service_code", "") == code for c in screen.ids.grid.children)
+        )
+        yield from self.seek(name)
+        yield from self.press("help")  # what this page holds, and what the matter is
+
+    def turn_until(self, shown: Any) -> Iterator[None]:
+        from kiosk.ui.focus import label_of
+
+        screen = self.screen()
+        for _ in range(10):
+            if shown():
+                return
+            yield from self.choose(label_of(screen.ids.next_page))
+            yield from self.frames(3)
+        raise LookupError("never shown")
+
+    def certificate(self, lang: str) -> Iterator[None]:
+        yield from self.wait_screen("idle")
+        yield from self.to_language(lang)
+        yield from self.press("volume_up")  # louder for this session, and back
+        yield from self.press("volume_down")
+        yield from self.press("up")  # the last control of the page: the list wraps around
+        yield from self.choose(self.runtime.tr("home.start", lang))
+        yield from self.wait_screen("identify")
+        self.station.simulate("insert")
+        yield from self.wait_screen("choose", timeout=30)
+        yield from self.find(CERTIFICATE)
+        self.shot(f"keys-choose-{lang}")
+        yield from self.press("select")
+        yield from self.wait_screen("preview")
+        yield from self.wait(lambda: self.app.vm.preview_ready, 20, "the preview")
+        yield from self.choose(self.label_of_id("print_button"))
+        yield from self.wait_screen("rate", timeout=120)
+        self.shot(f"keys-rate-{lang}")
+        yield from self.choose(self.label_of_id("rate5"))
+        yield from self.wait_screen("take_card", timeout=20)
+        self.station.simulate("remove")
+        yield from self.wait_screen("thanks", timeout=20)
+        yield from self.wait_screen("idle", timeout=30)
+
+    def notice(self, lang: str) -> Iterator[None]:
+        yield from self.wait_screen("idle")
+        yield from self.to_language(lang)
+        yield from self.choose(self.runtime.tr("home.start", lang))
+        yield from self.wait_screen("identify")
+        yield from self.still_there()
+        yield from self.choose(self.label_of_id("no_card_button"))
+        yield from self.wait_screen("choose")
+        yield from self.find(NOTICE)
+        yield from self.press("select")
+        yield from self.wait_screen("notice")
+        self.shot(f"keys-notice-{lang}")
+        yield from self.choose(self.label_of_id("print_button"))
+        yield from self.wait_screen("rate", timeout=60)
+        yield from self.choose(self.label_of_id("skip_button"))
+        yield from self.wait_screen("thanks")
+        yield from self.wait_screen("idle", timeout=30)
+
+    def still_there(self) -> Iterator[None]:
+        """ "Are you still there?" (a short timeout for this state): any key answers it."""
+        timeouts = self.runtime.session._timeouts  # test harness only: real ones take minutes
+        saved = timeouts["identify"]
+        timeouts["identify"] = 14.0
+        self.app.intent("touch")  # arms the short timeout
+        yield from self.wait(lambda: self.app.still_there_view.parent is not None, 30, "warning")
+        timeouts["identify"] = saved
+        yield from self.press("down")
+        yield from self.wait(lambda: self.app.still_there_view.parent is None, 5, "answered")
+        self.presses[-1]["answered_warning"] = True
+
+    def label_of_id(self, ident: str) -> str:
+        from kiosk.ui.focus import label_of
+
+        return label_of(self.screen().ids[ident])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--artifacts", required=True)
+    parser.add_argument("--display", required=True)
+    parser.add_argument("--report", required=True)
+    args = parser.parse_args()
+    config = load_config(Path(args.config))
+    setup_logging(config.state_dir, level=logging.DEBUG)
+    configure_kivy(config, config.state_dir / "kivy")
+    station = create_station(config, strict_translations=True)
+    app = station.build_app()
+    journey = KeyJourney(app, station, Path(args.artifacts), args.display)
+    from kivy.clock import Clock
+
+    Clock.schedule_once(journey.begin, 1.0)
+    app.run()
+    Path(args.report).write_text(
+        json.dumps({"ok": journey.ok, "presses": journey.presses}, ensure_ascii=False, indent=1)
+    )
+    if not journey.ok:
+        print(f"JOURNEY FAILED: {journey.error}", file=sys.stderr, flush=True)
+    return 0 if journey.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

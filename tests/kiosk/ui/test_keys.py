@@ -1,0 +1,99 @@
+"""Usable without sight (issue 23): the keypad drives whole journeys, everything focused is said.
+
+``keys_app.py`` runs the real app on Xvfb and presses real X keys through XTEST (never a touch):
+a certificate and a notice, in Chinese and in English, in one app start. The speech log (what
+the voice was given, the captions' history) must hold, after every up or down key, the focused
+control's role, label and position, in the session's language; the help key says the page and
+the matter in focus; the still-there warning is answered by a key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+def test_a_certificate_and_a_notice_by_keys_alone_in_both_languages(
+    tmp_path: Path, xvfb: str, artifacts: Path
+) -> None:
+    state = tmp_path / "state"
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        "version = 1\n"
+        f'[state]\ndir = "{state}"\n'
+        '[devices]\nspeech = "off"\n'
+        "[ui]\nwidth = 1920\nheight = 1080\nshow_simulator_controls = false\n",
+        encoding="utf-8",
+    )
+    shots = artifacts / "keys"
+    shots.mkdir(exist_ok=True)
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(HERE / "keys_app.py"),
+            "--config",
+            str(config),
+            "--artifacts",
+            str(shots),
+            "--display",
+            xvfb,
+            "--report",
+            str(report),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, DISPLAY=xvfb),
+        timeout=600,
+        check=False,
+    )
+    log = state / "logs" / "kiosk.log"
+    tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + tail
+    presses = json.loads(report.read_text())["presses"]
+    (artifacts / "keys" / "speech-log.json").write_text(json.dumps(presses, ensure_ascii=False))
+
+    moves = [p for p in presses if p["key"] in ("up", "down") and "expected" in p]
+    assert len(moves) > 40
+    wrong = [p for p in moves if not p["ok"]]
+    assert wrong == [], wrong[:5]
+    for lang in ("zh", "en"):
+        assert any(p["lang"] == lang for p in moves), lang
+    zh = [p["said"] for p in moves if p["lang"] == "zh"]
+    en = [p["said"] for p in moves if p["lang"] == "en"]
+    assert any(s.startswith("按钮：") and "，第 " in s and " 项，共 " in s for s in zh), zh[:5]
+    assert any(s.startswith("事项：社会保险参保证明，第 ") for s in zh), zh
+    assert any(s.startswith("Button: ") and " of " in s for s in en), en[:5]
+    # the language button is said in the voice's language, never as the other's script
+    assert any(s.startswith("按钮：English，改用英文，第 ") for s in zh), zh
+    assert not any("中文" in s for s in en), en
+    # every screen of both journeys was walked by keys
+    walked = {p["screen"] for p in moves}
+    assert {"idle", "identify", "choose", "preview", "notice", "rate"} <= walked, walked
+    # the help key: the page's summary and the matter's description, in both languages
+    helps = [p for p in presses if p["key"] == "help"]
+    assert {p["lang"] for p in helps} == {"zh", "en"}
+    assert all(p["said_key"] == "focus.summary" for p in helps), helps
+    assert any("本页有 " in p["said"] and "个事项" in p["said"] for p in helps), helps
+    assert any("This page has " in p["said"] for p in helps), helps
+    # the volume keys turn the voice up and down
+    volume = [p["said_key"] for p in presses if p["key"].startswith("volume")]
+    assert volume == ["prompt.louder", "prompt.softer"] * 2, volume
+    # back went up a list and select pressed; the warning was answered by a key
+    assert any(p["key"] == "back" for p in presses)
+    assert sum(1 for p in presses if p.get("answered_warning")) == 2
+    # no ID number or name was said on the loudspeaker (no headphones here)
+    from flows.synthetic import DEMO_RESIDENT
+
+    for p in presses:
+        assert DEMO_RESIDENT.id_number[-4:] not in p["spoken"], p
+        assert DEMO_RESIDENT.name not in p["spoken"], p
