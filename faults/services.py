@@ -25,7 +25,7 @@ from flows.synthetic import DEMO_RESIDENT
 from sandbox.pcscd import usable
 
 
-def broker_restart(work: Path, outage_s: float = 5.0) -> Row:
+def broker_restart(work: Path, outage_s: float = 120.0) -> Row:
     name = "broker restart"
     with Rig(work) as rig:
         rig.start_ui()

@@ -211,9 +211,10 @@ class ChooseScreen(Screen):
     def _rebuild(self) -> None:
         grid, keypad = self.ids.grid, self.ids.keypad
         grid.clear_widgets()
-        keypad.clear_widgets()
         app = App.get_running_app()
         finder = self.finder
+        if self.level != KEYPAD or finder is None:
+            keypad.clear_widgets()  # hidden keys would still be targets
         if finder is None:
             return
         lang = app.vm.lang
@@ -254,6 +255,12 @@ class ChooseScreen(Screen):
             if self.query
             else app.t("choose.search_hint", lang)
         )
+        keys = list(reversed(keypad.children))
+        if [key.text for key in keys] == self.letters:  # a letter typed: the same keys, greyed anew
+            for key in keys:
+                key.enabled = key.text in usable
+            return
+        keypad.clear_widgets()
         for letter in self.letters:
             button = BigButton(text=letter, kind="secondary", wrap=False, enabled=letter in usable)
             button.size_hint_y = 1

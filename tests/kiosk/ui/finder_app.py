@@ -49,6 +49,25 @@ class FinderWalk(Journey):
         self.taps: dict[str, dict[str, int]] = {}  # combination → matter → fewest taps
         self.states: dict[str, int] = {}
         self.shots: list[str] = []
+        self._due = ""  # a screenshot to take of the state on the screen
+        self.drawing = True  # False: frames tick (layout, text) but are not drawn
+
+    def begin(self, _dt: float = 0.0) -> None:
+        """Draws only the frames it photographs: the walk reads the widget tree, not pixels, and
+        drawing 1600 × 900 on a software renderer was most of its time. A handler that returns
+        True stops the window's own ``on_draw`` and ``on_flip``."""
+        from kivy.core.window import Window
+
+        Window.bind(on_draw=lambda *_: not self.drawing, on_flip=lambda *_: not self.drawing)
+        super().begin(_dt)
+
+    def photograph(self) -> Iterator[None]:
+        if not self._due:
+            return
+        self.drawing = True
+        yield from self.settle(2)
+        self.shot(self._due)
+        self._due, self.drawing = "", False
 
     def settle(self, n: int = 2) -> Iterator[None]:
         for _ in range(n):
@@ -70,7 +89,9 @@ class FinderWalk(Journey):
                 yield from self.wait(
                     lambda mode=mode: self.app.vm.elder == (mode == "elder"), 5, mode
                 )
+            self.drawing = False
             yield from self.explore(combo)
+            self.drawing = True
         self.ok = True
 
     # --- one language and mode ---------------------------------------------------------------
@@ -80,21 +101,18 @@ class FinderWalk(Journey):
         deep = combo == self.count_taps
         depth: dict[State, int] = {HOME: 0}
         queue: deque[State] = deque([HOME])
-        reached: dict[str, int] = {}
-        results_audited = 0
+        self._reached: dict[str, int] = {}
+        self._results_audited = 0
+        yield from self.restore(HOME)
+        self.look(combo, HOME, 0)
+        yield from self.photograph()
         while queue:
             state = queue.popleft()
             d = depth[state]
-            yield from self.restore(state)
-            level = state[0]
-            search = level == "keypad" or level.startswith("search:")
-            if not level.startswith("search:") or results_audited < AUDITED_RESULTS:
-                results_audited += level.startswith("search:")
-                self.measure(combo, state)
-            for button in self.matters():
-                reached[button.service_code] = min(reached.get(button.service_code, 99), d + 1)
+            search = state[0] == "keypad" or state[0].startswith("search:")
             if search and d >= (3 if deep else 2):
                 continue  # deeper letters only where taps are counted
+            yield from self.restore(state)
             for target in self.targets(state):
                 yield from self.restore(state)
                 widget = self.find(target)
@@ -103,11 +121,23 @@ class FinderWalk(Journey):
                 self.tap(widget)
                 yield from self.settle()
                 new: State = (screen.level, int(screen.page), screen.query)
-                if new not in depth:
+                if new not in depth:  # measured now, while it is on the screen
                     depth[new] = d + 1
                     queue.append(new)
-        self.taps[combo] = reached
+                    self.look(combo, new, d + 1)
+                    yield from self.photograph()
+        self.taps[combo] = self._reached
         self.states[combo] = len(depth)
+
+    def look(self, combo: str, state: State, d: int) -> None:
+        """A state reached in ``d`` taps, on the screen: its matters, and its measurements."""
+        level = state[0]
+        if not level.startswith("search:") or self._results_audited < AUDITED_RESULTS:
+            self._results_audited += level.startswith("search:")
+            self.measure(combo, state)
+        for button in self.matters():
+            code = button.service_code
+            self._reached[code] = min(self._reached.get(code, 99), d + 1)
 
     def restore(self, state: State) -> Iterator[None]:
         """Put the screen on a state without a tap (the walk's own bookkeeping)."""
@@ -170,7 +200,7 @@ class FinderWalk(Journey):
         label = f"{combo}-{shot}"
         if label not in self.shots and (page == 0 or shot == "tiles"):
             self.shots.append(label)
-            self.shot(label)
+            self._due = label  # taken by photograph(), after frames that are drawn
 
 
 def main() -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 from journey_app import Journey
 
+from flows.session import WARN_BEFORE_S
 from kiosk.config import load_config
 from kiosk.station import create_station, setup_logging
 from kiosk.ui.app import configure_kivy
@@ -30,6 +31,8 @@ CERTIFICATE = "social_insurance_certificate"
 
 
 class Tour(Journey):
+    interval_s = 0.0  # a step every frame: the waits poll, settle() counts frames
+
     def __init__(self, app: Any, station: Any, artifacts: Path, orientation: str, pin: str) -> None:
         super().__init__(app, artifacts, "zh", "tour")
         self.station = station
@@ -179,7 +182,7 @@ class Tour(Journey):
         # "are you still there?": a short timeout for this one state, armed by a touch
         timeouts = runtime.session._timeouts  # test harness only: real timeouts take minutes
         saved = timeouts["identify"]
-        timeouts["identify"] = 17.0
+        timeouts["identify"] = WARN_BEFORE_S + 1.0  # warned a second (elder: two) after the touch
         self.app.intent("touch")  # what the window posts for any touch: arms the new timeout
         yield from self.wait(lambda: self.app.still_there_view.parent is not None, 30, "warning")
         self.visit("still-there", self.app.still_there_view)
@@ -235,11 +238,14 @@ class Tour(Journey):
         yield from self.wait_screen("take_card")  # the card is still on the reader
         yield from self.settle()
         self.visit("take-card")
+        thanks = timeouts["thanks"]
+        timeouts["thanks"] = 2.0  # the tour does not wait the thank-you's 5 s (elder: 10 s) out
         self.station.simulate("remove")
         yield from self.wait_screen("thanks")
         yield from self.settle()
         self.visit("thanks")
         yield from self.wait_screen("idle")
+        timeouts["thanks"] = thanks
         self.expect_ticker(self.station.config.station.lang)  # back in the station's language
 
         yield from self.out_of_order()
