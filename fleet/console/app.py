@@ -42,6 +42,7 @@ from fleet.console import help_reply, i18n, overview
 from fleet.console import throttle as throttle
 from fleet.console import views as views
 from fleet.console.admin import AdminRoutes
+from fleet.console.calls import CallRoutes
 from fleet.console.catalogs import CatalogRoutes
 from fleet.console.enrolment import EnrolRoutes
 from fleet.console.followup_pages import FollowUpRoutes
@@ -72,6 +73,7 @@ class WebSettings:
     session_ttl_s: float = auth.SESSION_TTL_S
     catalog_repo: Path | None = None  # the TUF catalog repository the console signs into
     catalog_url: str | None = None  # where that repository is served (fills in rollouts)
+    ice_servers: list[dict[str, Any]] | None = None  # STUN/TURN for calls (docs/deploy.md)
 
 
 def no_station() -> str:
@@ -125,6 +127,7 @@ class WebApp:
             *CatalogRoutes(self).routes(),
             *EnrolRoutes(self).routes(),
             *FollowUpRoutes(self).routes(),
+            *CallRoutes(self, settings.ice_servers).routes(),
             Mount("/static", StaticFiles(directory=str(TEMPLATE_DIR / "static")), name="static"),
         ]
         self.app = Starlette(
