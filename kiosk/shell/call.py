@@ -105,7 +105,7 @@ class CallDesk:
         self._view = CallView("connecting", offer.staff, self._view.volume or 1.0)
         self._said += [
             *self._rt.session.on_activity(),
-            Speak("prompt.call_starting", {"name": offer.staff}),
+            Speak("call.say_starting", {"name": offer.staff}),
         ]
         log.info("a staff member's call is starting")
         threading.Thread(

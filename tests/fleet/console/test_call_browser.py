@@ -316,3 +316,65 @@ def test_a_call_carries_each_sides_tone_and_is_audited_with_its_duration(
         assert end["reason"] == "staff" and end["connected"] is True
         assert 2.0 <= end["duration_s"] <= 30.0, end
         assert len({d["id"] for *_, d in calls}) == 1
+
+
+DENIED_JS = """
+const done = arguments[arguments.length - 1];
+const csrf = document.querySelector('input[name="csrf_token"]').value;
+fetch(arguments[0], {
+  method: "POST", credentials: "same-origin",
+  headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
+  body: JSON.stringify({sdp: "v=0\\r\\no=- 1 1 IN IP4 127.0.0.1\\r\\n"}),
+}).then((r) => done(r.status));
+"""
+
+
+def test_no_call_without_a_help_request_and_none_from_a_role_without_the_permission(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    db = tmp_path / "console.sqlite3"
+    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
+    users = {"tech": "technician", "oper": "operator"}
+    with (
+        console_process(tmp_path, broker, f"sqlite:///{db}", users) as url,
+        kiosk(tmp_path, broker) as (station, _agent),
+        chromium_with_microphone(staff_wav) as browser,
+    ):
+        station.runtime.post(Intent("start"))  # a resident is served and did not ask for help
+        login(browser, url, "tech")
+        until(lambda: station_known(url, browser), 30, "the station on the console")
+        browser.get(f"{url}/stations/{SITE}/{STATION}/call")
+        wait = WebDriverWait(browser, 40, poll_frequency=0.1)
+        browser.find_element(By.ID, "call-start").click()
+        wait.until(lambda d: d.execute_script("return window.stationCall.ended") is True)
+        assert browser.execute_script("return window.stationCall.reason") == "no_help_request"
+        status = browser.find_element(By.ID, "call-status")
+        assert status.get_attribute("data-state") == "no-help-request"
+        assert "没有按“帮助”" in status.text  # the technician is told why, in words
+        browser.save_screenshot(str(ARTIFACTS / "call-refused.png"))
+        assert station.runtime.session.state == "identify"  # the session went on untouched
+        assert all(f.call.phase == "" for f in station.frames)
+        assert not any("呼叫您" in t for t in station.spoken.texts)
+        record = station.runtime.journal.commands(state="failed", target="ui")
+        assert [(r.name, r.detail) for r in record] == [
+            ("call_offer", {"reason": "no_help_request"})
+        ]
+
+        # an operator may look at the station but not call it: page and API refuse, audited
+        browser.delete_all_cookies()
+        login(browser, url, "oper")
+        browser.get(f"{url}/stations/{SITE}/{STATION}/call")
+        assert not browser.find_elements(By.ID, "call-start")
+        assert "403" in browser.title or browser.find_elements(By.CSS_SELECTOR, "main")
+        browser.get(f"{url}/stations/{SITE}/{STATION}")  # a page with the session's CSRF token
+        assert not browser.find_elements(By.ID, "call-station")  # no way in is offered
+        api = f"{url}/api/stations/{SITE}/{STATION}/calls"
+        assert browser.execute_async_script(DENIED_JS, api) == 403
+
+        rows = audit_rows(db)
+        offers = [(a, who) for a, who, *_ in rows if a == "call_offer"]
+        assert offers == [("call_offer", "tech")]  # the operator's attempts sent nothing
+        denied = [d for a, who, d, _ in rows if a == "denied" and who == "oper"]
+        assert [d.get("needs") for d in denied] == ["call", "call"]
+        ends = [d for a, _, d, _ in rows if a == "call_end"]
+        assert len(ends) == 1 and ends[0]["connected"] is False and ends[0]["duration_s"] == 0
