@@ -244,8 +244,8 @@ ctx.resume().then(() => {
 """
 
 
-def station_known(url: str, browser: WebDriver) -> bool:
-    browser.get(f"{url}/stations/{SITE}/{STATION}")
+def station_known(url: str, browser: WebDriver, station: str = STATION) -> bool:
+    browser.get(f"{url}/stations/{SITE}/{station}")
     return "404" not in browser.title and bool(browser.find_elements(By.ID, "live"))
 
 
