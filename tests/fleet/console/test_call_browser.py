@@ -378,3 +378,33 @@ def test_no_call_without_a_help_request_and_none_from_a_role_without_the_permiss
         assert [d.get("needs") for d in denied] == ["call", "call"]
         ends = [d for a, _, d, _ in rows if a == "call_end"]
         assert len(ends) == 1 and ends[0]["connected"] is False and ends[0]["duration_s"] == 0
+
+
+def test_a_call_whose_page_goes_away_ends_on_the_kiosk_within_seconds(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    db = tmp_path / "console.sqlite3"
+    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
+    with (
+        console_process(tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}) as url,
+        kiosk(tmp_path, broker) as (station, _agent),
+        chromium_with_microphone(staff_wav) as browser,
+    ):
+        station.runtime.post(Intent("help"))  # asked on the home screen, before a session
+        login(browser, url, "tech")
+        until(lambda: station_known(url, browser), 30, "the station on the console")
+        browser.get(f"{url}/stations/{SITE}/{STATION}/call")
+        browser.find_element(By.ID, "call-start").click()
+        wait = WebDriverWait(browser, 40, poll_frequency=0.1)
+        wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+        until(lambda: station.frames[-1].call.phase == "talking", 10, "the kiosk talking")
+        # the technician's tab is gone without a word (crash, closed laptop, lost network)
+        browser.execute_script("window.stop(); document.documentElement.innerHTML = '';")
+        browser.get("about:blank")
+        gone = time.monotonic()
+        until(lambda: station.frames[-1].call.phase != "talking", 15, "the kiosk noticing")
+        noticed = time.monotonic() - gone
+        ended = [f.call for f in station.frames if f.call.phase == "ended"]
+        assert ended and ended[-1].ended == "dropped", ended[-1:]
+        assert noticed < 8.0, noticed  # DROP_S (5 s) and a pump or two
+        assert any("通话已断开" in t for t in station.spoken.texts)  # said, not only shown
