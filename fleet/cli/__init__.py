@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     argv, deprecated = translate(sys.argv[1:] if argv is None else list(argv))
     if deprecated:  # an old form (enroll --revoke, alerts --ack, ...): it still works, for now
         print(deprecated, file=sys.stderr)
-    args = build_parser(default_db_url()).parse_args(argv)
+    default_db = default_db_url()
+    args = build_parser(default_db).parse_args(argv)  # --help and --version end here
+    if default_db in vars(args).values():  # the command may open the default database
+        default_db_folder().mkdir(parents=True, exist_ok=True)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
@@ -80,12 +83,23 @@ def run_verify(args: argparse.Namespace) -> int:
     return verify_token(args.token, args.key, args.keys, args.db)
 
 
-def default_db_url() -> str:
+def default_db_folder() -> Path:
+    """Where the console's default SQLite database lives (the user's data folder)."""
     from platformdirs import user_data_dir
 
-    folder = Path(user_data_dir("station-kiosk"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return f"sqlite:///{folder / 'console.sqlite3'}"
+    return Path(user_data_dir("station-kiosk"))
+
+
+def default_db_url() -> str:
+    """The default database's URL. Naming it creates nothing: ``fleet --help`` shows it and
+    writes nothing; the folder is made when a command that may open it runs."""
+    return f"sqlite:///{default_db_folder() / 'console.sqlite3'}"
+
+
+def default_db_url_made() -> str:
+    """The default database's URL, its folder made."""
+    default_db_folder().mkdir(parents=True, exist_ok=True)
+    return default_db_url()
 
 
 def ice_servers(path: Path | None) -> list[dict[str, Any]] | None:
@@ -139,7 +153,7 @@ def start_console(options: ConsoleOptions) -> int:
         host,
         port,
         password=password_file.read_text().strip() if password_file else "",
-        db_url=c.db or default_db_url(),
+        db_url=c.db or default_db_url_made(),
         tls=TlsFiles(*(Path(p) for p in tls)) if all(tls) else None,
         ca=(
             CertificateAuthority.load(Path(c.fleet_ca_cert), Path(c.fleet_ca_key))
