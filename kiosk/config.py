@@ -204,10 +204,10 @@ class CallSection(_Section):
     """A staff member's call (issue 22, ``kiosk.shell.call``): where its sound comes from and
     goes, as FFmpeg (PyAV) names inputs and outputs. No microphone: no call at this station."""
 
-    microphone: str = ""  # e.g. "default" (with microphone_format "pulse"); a .wav loops (tests)
-    microphone_format: str = ""  # "pulse", "alsa"; empty: FFmpeg guesses (a file)
-    speaker: str = "default"  # e.g. "default"; a .wav file records what is heard (tests only)
-    speaker_format: str = "pulse"
+    microphone: str = ""  # e.g. "default" (with microphone_format "alsa"); a .wav loops (tests)
+    microphone_format: str = ""  # "alsa" (PyAV's FFmpeg has no "pulse"); empty: a file
+    speaker: str = "default"  # an ALSA device; a .wav file records what is heard (tests only)
+    speaker_format: str = "alsa"
     ice_servers: list[
         Annotated[str, Field(pattern=r"^(stun|turns?):\S+$", description="`stun:`/`turn:` URL")]
     ] = Field(default_factory=list)  # e.g. ["turn:turn.example:3478?transport=udp"]

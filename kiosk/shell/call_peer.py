@@ -58,7 +58,7 @@ class IceServer:
 @dataclass(frozen=True, slots=True)
 class CallAudio:
     """Where the call's sound comes from and goes (FFmpeg inputs and outputs, as PyAV names
-    them): ``source`` ``"default"`` with ``source_format`` ``"pulse"`` or ``"alsa"`` is the
+    them): ``source`` ``"default"`` with ``source_format`` ``"alsa"`` is the
     station's microphone; a ``.wav`` file is played on a loop. ``sink`` likewise."""
 
     source: str
