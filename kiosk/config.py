@@ -238,6 +238,21 @@ class MaintenanceSection(_Section):
     ] = ""
 
 
+class CallSection(_Section):
+    """A staff member's call (issue 22, ``kiosk.shell.call``): where its sound comes from and
+    goes, as FFmpeg (PyAV) names inputs and outputs. No microphone: no call at this station."""
+
+    microphone: str = ""  # e.g. "default" (with microphone_format "alsa"); a .wav loops (tests)
+    microphone_format: str = ""  # "alsa" (PyAV's FFmpeg has no "pulse"); empty: a file
+    speaker: str = "default"  # an ALSA device; a .wav file records what is heard (tests only)
+    speaker_format: str = "alsa"
+    ice_servers: list[
+        Annotated[str, Field(pattern=r"^(stun|turns?):\S+$", description="`stun:`/`turn:` URL")]
+    ] = Field(default_factory=list)  # e.g. ["turn:turn.example:3478?transport=udp"]
+    turn_username: str = ""
+    turn_password: str = ""
+
+
 class Config(_Section):
     version: Literal[1] = 1
     station: StationSection = StationSection()
@@ -247,6 +262,7 @@ class Config(_Section):
     providers: ProvidersSection = ProvidersSection()
     fleet: FleetSection = FleetSection()
     maintenance: MaintenanceSection = MaintenanceSection()
+    call: CallSection = CallSection()
 
     @property
     def state_dir(self) -> Path:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flows.catalog import Catalog
 from flows.errors import ConfigError
@@ -26,6 +26,9 @@ from kiosk.shell.jack import JackWatch
 from kiosk.shell.maintenance import Desk, PinGuard
 from kiosk.shell.runtime import Intent, Runtime
 from statedir.journal import Journal
+
+if TYPE_CHECKING:
+    from kiosk.shell.call_peer import CallAudio
 
 
 def syslog_priority(levelno: int) -> int:
@@ -169,7 +172,30 @@ def create_station(config: Config, *, strict_translations: bool = False) -> Stat
             config.devices.headphones, lambda plugged: runtime.post(Intent("headphones", plugged))
         )
     runtime.catalog_watch = CatalogWatch(store_dir(state_dir), runtime.offer_catalog, catalog)
+    runtime.calls.audio = call_audio(config)
     return Station(config=config, runtime=runtime, simulate=simulate, font=font)
+
+
+def call_audio(config: Config) -> CallAudio | None:
+    """The call's sound devices and ICE servers (``[call]``); None without a microphone."""
+    from kiosk.shell.call_peer import CallAudio, IceServer
+
+    c = config.call
+    if not c.microphone:
+        return None
+    servers = tuple(
+        IceServer((url,), c.turn_username or None, c.turn_password or None)
+        if url.startswith("turn")
+        else IceServer((url,))
+        for url in c.ice_servers
+    )
+    return CallAudio(
+        source=c.microphone,
+        sink=c.speaker,
+        source_format=c.microphone_format or None,
+        sink_format=c.speaker_format or None,
+        ice_servers=servers,
+    )
 
 
 def load_secret(path: Path) -> bytes:

@@ -45,6 +45,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from fleet.protocol.call import parse_offer
 from fleet.protocol.commands import COMMANDS
 from fleet.protocol.help import parse_reply
 from fleet.protocol.models import MAX_PAYLOAD_BYTES
@@ -139,6 +140,13 @@ def _help_reply_arg(args: dict[str, Any]) -> dict[str, Any]:
     return reply.args()
 
 
+def _call_offer_arg(args: dict[str, Any]) -> dict[str, Any]:
+    offer = parse_offer(args)
+    if offer is None:
+        raise CommandFailed("bad_args", expected="fleet.protocol.call.CallOffer")
+    return offer.args()
+
+
 UI_HANDLERS: tuple[Handler, ...] = (
     _handler("test_print", _printer_arg),
     _handler("restart_ui"),
@@ -146,6 +154,7 @@ UI_HANDLERS: tuple[Handler, ...] = (
     _handler("screenshot"),
     _handler("reload_catalog"),
     _handler("help_reply", _help_reply_arg),
+    _handler("call_offer", _call_offer_arg),
 )
 """Carried out by the kiosk (``kiosk.shell.remote``); most wait until no resident is in a
 session."""

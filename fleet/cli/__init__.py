@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import logging
 import socket
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fleet.cli.console_config import ConsoleOptions
@@ -101,6 +102,19 @@ def default_db_url_made() -> str:
     return default_db_url()
 
 
+def ice_servers(path: Path | None) -> list[dict[str, Any]] | None:
+    """The call page's STUN/TURN servers (``--ice-servers-file``): a JSON list of RTCIceServer
+    objects (``urls``, ``username``, ``credential``), handed to the browser as written."""
+    if path is None:
+        return None
+    servers = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(servers, list) or not all(
+        isinstance(s, dict) and "urls" in s for s in servers
+    ):
+        raise SystemExit(f"{path}: a JSON list of objects with urls (RTCIceServer)")
+    return servers
+
+
 def run_console(args: argparse.Namespace) -> int:
     from fleet.cli.console_config import ConsoleConfigProblems, console_options
     from fleet.cli.parser import console_parser
@@ -163,6 +177,7 @@ def start_console(options: ConsoleOptions) -> int:
             crl_file=options.path("crl"),
             catalog_repo=options.path("catalog_repo"),
             catalog_url=c.catalog_url or None,
+            ice_servers=ice_servers(options.path("ice_servers_file")),
         ),
     )
     admin_password_file = options.path("admin_password_file")

@@ -83,6 +83,7 @@ class ConsoleSection(_Section):
     catalog_url: Annotated[
         str, Field(pattern=r"^$|^https?://\S+$", description="empty or an `http(s)://` address")
     ] = ""
+    ice_servers_file: str = ""  # calls (issue 22): the browsers' STUN/TURN servers, JSON
 
     @model_validator(mode="after")
     def _all_or_none(self) -> ConsoleSection:
@@ -101,7 +102,7 @@ class ConsoleConfig(_Section):
 # files read when the console starts: a wrong path is a configuration mistake, said at once
 # (not admin_password_file: the console writes it, with a random password, when it is missing)
 FILES = (
-    *("password_file", "metrics_token_file"),
+    *("password_file", "metrics_token_file", "ice_servers_file"),
     *("tls_ca", "tls_cert", "tls_key", "fleet_ca_cert", "fleet_ca_key"),
 )
 FOLDERS = ("token_keys", "catalog_repo")

@@ -201,6 +201,12 @@ def _console(sub: Any) -> None:
     )
     add("--catalog-repo", type=Path, help="the catalog repository (fleet catalog init) to sign")
     add("--catalog-url", help="where that repository is served, e.g. http://repo.example/")
+    add(
+        "--ice-servers-file",
+        type=Path,
+        help="JSON list of STUN/TURN servers for the call page's browsers (RTCIceServer: urls, "
+        "username, credential); default: none (direct connections only)",
+    )
 
 
 USER_ROLES = ("technician", "operator", "admin")  # fleet.console.store.ROLES; a test checks

@@ -43,6 +43,7 @@ from fleet.console import help_reply, i18n, overview
 from fleet.console import throttle as throttle
 from fleet.console import views as views
 from fleet.console.admin import AdminRoutes
+from fleet.console.calls import CallRoutes
 from fleet.console.catalogs import CatalogRoutes
 from fleet.console.enrolment import EnrolRoutes
 from fleet.console.followup_pages import FollowUpRoutes
@@ -74,6 +75,7 @@ class WebSettings:
     session_ttl_s: float = auth.SESSION_TTL_S
     catalog_repo: Path | None = None  # the TUF catalog repository the console signs into
     catalog_url: str | None = None  # where that repository is served (fills in rollouts)
+    ice_servers: list[dict[str, Any]] | None = None  # STUN/TURN for calls (docs/deploy.md)
 
 
 def no_station() -> str:
@@ -128,6 +130,7 @@ class WebApp:
             *EnrolRoutes(self).routes(),
             *FollowUpRoutes(self).routes(),
             *VerifyRoutes(self).routes(),
+            *CallRoutes(self, settings.ice_servers).routes(),
             Mount("/static", StaticFiles(directory=str(TEMPLATE_DIR / "static")), name="static"),
         ]
         self.app = Starlette(

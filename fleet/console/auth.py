@@ -44,6 +44,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "enroll": frozenset({"admin"}),  # terminals' certificates: enrol, revoke (all may look)
     "followup": frozenset({"technician", "operator", "admin"}),  # bad reviews: move them on
     "withdraw": frozenset({"operator", "admin"}),  # printed documents: withdraw one (audited)
+    "call": frozenset({"technician", "admin"}),  # talk with a resident who asked (calls.py)
 }
 
 _hasher = PasswordHasher()
@@ -193,7 +194,11 @@ class SecurityHeaders:
                 headers["Referrer-Policy"] = "same-origin"  # no-referrer would make Origin "null"
                 headers["Cross-Origin-Opener-Policy"] = "same-origin"
                 headers["Cross-Origin-Resource-Policy"] = "same-origin"
-                headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+                headers["Permissions-Policy"] = (
+                    "camera=(), microphone=(self), geolocation=()"  # a call (fleet.console.calls)
+                    if str(scope.get("path", "")).endswith("/call")
+                    else "camera=(), microphone=(), geolocation=()"
+                )
                 if "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
                 if self.hsts:

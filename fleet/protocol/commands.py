@@ -36,6 +36,9 @@ COMMANDS: dict[str, CommandSpec] = {
         # a technician's answer to a help request, sent with its acknowledgement
         # (fleet.protocol.help); a resident is waiting: it is shown at once or not at all
         CommandSpec("help_reply", "ui", 120.0, by_hand=False),
+        # a technician's call to a resident who asked for help (fleet.protocol.call); its
+        # result carries the kiosk's WebRTC answer; sent from the call page, not by hand
+        CommandSpec("call_offer", "ui", 30.0, by_hand=False),
     )
 }
 """Every command a station understands, by name."""

@@ -22,6 +22,8 @@ publishes. A command still pending at its deadline is ``timed_out`` (the agent d
   ``RestartPreventExitStatus=3``, leaving to the desktop, keeps it down). The result is written
   by the next UI process when it starts (:meth:`KioskRemote.recover`): ``succeeded`` with
   ``restarted: true``. If the UI never comes back, the command times out.
+- ``call_offer`` (:mod:`fleet.protocol.call`): a staff member's call, answered or refused at
+  once by :mod:`kiosk.shell.call`.
 - ``help_reply`` (:mod:`fleet.protocol.help`): a technician's answer to a help request, shown
   and spoken at once (:mod:`kiosk.shell.helpdesk`), in a session or on the home screen;
   ``succeeded`` with ``shown: session | home``. A technician at the station (maintenance) or an
@@ -38,6 +40,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from fleet.protocol.call import CALL_OFFER
 from fleet.protocol.help import HELP_REPLY, parse_reply
 from flows.catalog import Catalog
 from flows.models import DeviceState
@@ -114,6 +117,8 @@ class KioskRemote:
         return changed
 
     def _take(self, cmd: CommandRecord, state: str, now: float) -> bool:
+        if cmd.name == CALL_OFFER:  # a staff member's call: at once or never (kiosk.shell.call)
+            return self.runtime.calls.offer(cmd, state)
         in_session = state not in NO_SESSION
         if cmd.name in WAIT_FOR_IDLE and (in_session or state in ("unlock", "maintenance")):
             return False  # later, when the resident is done (or the deadline passes)

@@ -22,6 +22,7 @@ from typing import Any
 
 from flows import documents
 from flows.availability import unavailable_services
+from flows.call import CallView
 from flows.catalog import Catalog, within
 from flows.models import (
     CardInserted,
@@ -54,6 +55,7 @@ from flows.tokens import Signer
 from kiosk.i18n import Translator
 from kiosk.present import spoken_texts
 from kiosk.shell import printing
+from kiosk.shell.call import CallDesk
 from kiosk.shell.captions import Captions
 from kiosk.shell.catalog_watch import CatalogWatch
 from kiosk.shell.diskguard import DiskGuard
@@ -97,6 +99,21 @@ class JournalReplay:
     """The journal can be written again: make the writes that waited."""
 
 
+Item = (
+    Intent
+    | DeviceEvent
+    | PrintDone
+    | HealthUpdate
+    | PreviewDone
+    | CatalogOffer
+    | MaintenanceNote
+    | JournalReplay
+    | HelpAnswer
+    | HelpSlipDone
+)
+"""What the runtime's queue carries."""
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """Everything a screen needs, handed to the app after each change."""
@@ -113,6 +130,7 @@ class Frame:
     louder: bool = False  # the resident turned the voice up for this session
     help: HelpState = field(default_factory=HelpState)  # after hours, an answer, the slip
     caption: str = ""  # the line being said, shown (kiosk.shell.captions)
+    call: CallView = field(default_factory=CallView)  # a staff member's call (kiosk.shell.call)
 
 
 @dataclass
@@ -172,18 +190,7 @@ class Runtime:
             elder=elder,
             pseudonymise=functools.partial(identity_hash, secret),
         )
-        self.queue: queue.Queue[
-            Intent
-            | DeviceEvent
-            | PrintDone
-            | HealthUpdate
-            | PreviewDone
-            | CatalogOffer
-            | MaintenanceNote
-            | JournalReplay
-            | HelpAnswer
-            | HelpSlipDone
-        ] = queue.Queue()
+        self.queue: queue.Queue[Item] = queue.Queue()
         self.desk = desk
         self.diskguard: DiskGuard | None = None
         self._volume = (volume, quiet_volume, quiet_hours)
@@ -226,6 +233,7 @@ class Runtime:
         self.helpdesk = HelpDesk(self, clock=clock)  # duty hours, answers, the hotline slip
         self.captions = Captions(translator)  # everything spoken is shown
         self.leftcard = LeftCardWatch(card_left_alert_s, clock=clock)  # tells the console
+        self.calls = CallDesk(self, clock=clock)  # a staff member's call (远程帮办)
 
     @property
     def journal(self) -> Journal:
@@ -331,21 +339,11 @@ class Runtime:
             self._render()  # something changed without effects (a preview arrived, health)
         if self.remote.poll() | self.helpdesk.tick():
             self._render()  # a remote restart_ui (the exit code); an answer shown long enough
+        if (said := self.calls.tick()) is not None:  # a call starts or ends; the session awake
+            self._execute(said)
         return handled
 
-    def _handle(
-        self,
-        item: Intent
-        | DeviceEvent
-        | PrintDone
-        | HealthUpdate
-        | PreviewDone
-        | CatalogOffer
-        | MaintenanceNote
-        | JournalReplay
-        | HelpAnswer
-        | HelpSlipDone,
-    ) -> list[Effect]:
+    def _handle(self, item: Item) -> list[Effect]:
         s = self.session
         if isinstance(item, Intent):
             return self._intent(item)
@@ -402,8 +400,11 @@ class Runtime:
         name = intent.name
         if name.startswith("maint."):
             return self.desk.intent(self, name, intent.arg) if self.desk is not None else []
+        if name.startswith("call."):
+            return self.calls.intent(name)
         if name == "help":
             self._help_shown = True
+            self.calls.gate.help_pressed(self._clock())
             return s.on_help(on_duty=self.helpdesk.pressed())
         if name == "close_help":
             self._help_shown = False
@@ -510,6 +511,7 @@ class Runtime:
                 louder=self._louder,
                 help=self.helpdesk.state(),
                 caption=self.captions.text,
+                call=self.calls.view(),
                 **{**self._desk_frame(), **self._remote_frame()},
             )
         )

@@ -124,7 +124,9 @@ def build_app(
     for state in SCREENS:
         kv_name = "home" if state == "idle" else state
         Builder.load_file(str(KV_DIR / "screens" / f"{kv_name}.kv"))
+    Builder.load_file(str(KV_DIR / "screens" / "call.kv"))  # the call overlay (issue 22)
     Builder.load_string(_OVERLAYS_KV)
+    from kiosk.ui.screens.call import CallOverlay
 
     class ViewModel(EventDispatcher):
         """View state only; kv binds here and never to domain objects."""
@@ -221,6 +223,7 @@ def build_app(
             self._usage: dict[str, int] = {}
             self.help_view = HelpView()
             self.still_there_view = StillThereView()
+            self.call_view = CallOverlay()  # a staff member's call, over the session
             self.manager = ScreenManager(transition=NoTransition())
             for state, cls in SCREENS.items():
                 self.manager.add_widget(cls(name=state))
@@ -397,6 +400,8 @@ def build_app(
             self._help(frame)
             self._overlay(self.help_view, frame.help_shown)
             self._overlay(self.still_there_view, view.warning and not frame.help_shown)
+            self.call_view.show(frame.call, view.lang, runtime.tr)
+            self._overlay(self.call_view, bool(frame.call.phase))
 
         def _find(self, view: Any) -> None:
             """The choose screen's lists, made again when what it offers or how it is laid out

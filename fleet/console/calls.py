@@ -1,0 +1,161 @@
+"""The console's side of a call to a station (远程帮办): the call page and the signalling relay.
+
+The console carries no media and runs no WebRTC stack: it relays the technician's offer to the
+station as the ``call_offer`` command (:mod:`fleet.protocol.call`) and the kiosk's answer back,
+and it audits the call. Every route needs the ``call`` permission (technicians, admins) and the
+session's CSRF token for a POST, as every other command; a refused role is audited by
+:meth:`fleet.console.app.WebApp.require`.
+
+- ``GET /stations/{site}/{station}/call``: the call page (``call.html``, ``static/call.js``): the
+  browser asks for the microphone, makes the offer, and shows the call's state.
+- ``POST /api/stations/{site}/{station}/calls`` (JSON ``{"sdp"}``): sends the offer with the
+  technician's name as the staff member's display name; ``202 {"id"}``. The page polls
+  ``/api/commands/{id}`` for the answer (``succeeded``, ``detail.sdp``) or the refusal
+  (``failed``, ``detail.reason``: ``no_help_request`` when the resident did not ask for help).
+- ``POST /api/calls/{id}/connected``: the page's media and data channel are up: ``call_start``
+  is audited (once).
+- ``POST /api/calls/{id}/end`` (JSON ``{"reason"}``: ``staff``, ``resident``, ``dropped``,
+  ``failed``): ``call_end`` is audited with the call's duration (from ``call_start``; 0 if it
+  never connected). Only the technician who made the call reports on it.
+
+Nothing of the call's content reaches the console; its audit holds the station, the technician,
+times, the duration and how it ended.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from fleet.console import views
+from fleet.console.routing import Refused
+from fleet.console.store import AuditEntry, CommandRow, Station, audit
+from fleet.protocol.call import ANSWER_TIMEOUT_S, CALL_OFFER, CallOffer
+
+if TYPE_CHECKING:
+    from fleet.console.app import WebApp
+
+PERMISSION = "call"
+END_REASONS = frozenset({"staff", "resident", "dropped", "failed"})
+
+
+class CallRoutes:
+    def __init__(self, web: WebApp, ice_servers: list[dict[str, Any]] | None = None) -> None:
+        self.web = web
+        self.ice_servers = ice_servers or []
+
+    def routes(self) -> list[Route]:
+        return [
+            Route("/stations/{site}/{station}/call", self.page, methods=["GET"]),
+            Route("/api/stations/{site}/{station}/calls", self.offer, methods=["POST"]),
+            Route("/api/calls/{command_id}/connected", self.connected, methods=["POST"]),
+            Route("/api/calls/{command_id}/end", self.end, methods=["POST"]),
+        ]
+
+    async def page(self, request: Request) -> Response:
+        who = await self.web.require(request, PERMISSION)
+        site, station = request.path_params["site"], request.path_params["station"]
+        known = await self.web.db(lambda db: views.find_station(db, site, station) is not None)
+        if not known:
+            raise Refused(404, "no such station", who)
+        return self.web.page(
+            request,
+            "call.html",
+            who,
+            site=site,
+            station=station,
+            ice_servers=self.ice_servers,
+        )
+
+    async def offer(self, request: Request) -> Response:
+        who = await self.web.require(request, PERMISSION)
+        site, station = request.path_params["site"], request.path_params["station"]
+        body = await request.json()
+        try:
+            offer = CallOffer.model_validate(
+                {"sdp": body.get("sdp") if isinstance(body, dict) else None, "staff": who.name}
+            )
+        except ValidationError:
+            raise Refused(400, "not a WebRTC offer", who) from None
+
+        def send(db: Session) -> str | None:
+            row = views.find_station(db, site, station)
+            if row is None:
+                return None
+            command_id = self.web.ingest.send_command(
+                row.id, CALL_OFFER, offer.args(), ANSWER_TIMEOUT_S, who.name, db=db
+            )
+            audit(db, who.name, "call_offer", f"{site}/{station}", id=command_id)
+            return command_id
+
+        command_id: str | None = await self.web.db(send)
+        if command_id is None:
+            raise Refused(404, "no such station", who)
+        return JSONResponse({"id": command_id}, 202)
+
+    def _started(self, db: Session, row: CommandRow, target: str) -> float | None:
+        entries = db.scalars(
+            select(AuditEntry).where(
+                AuditEntry.action.in_(("call_start", "call_end")),
+                AuditEntry.target == target,
+                AuditEntry.ts >= row.created_at,
+            )
+        )
+        mine = [e for e in entries if (e.detail or {}).get("id") == row.id]
+        if any(e.action == "call_end" for e in mine):
+            raise Refused(409, "the call has ended")
+        return next((e.ts for e in mine if e.action == "call_start"), None)
+
+    async def connected(self, request: Request) -> Response:
+        who = await self.web.require(request, PERMISSION)
+
+        def start(db: Session) -> None:
+            row, target = self._call_sync(request, who.name, db)
+            if self._started(db, row, target) is None:
+                audit(db, who.name, "call_start", target, id=row.id, staff=who.name)
+
+        await self.web.db(start)
+        return JSONResponse({"ok": True})
+
+    async def end(self, request: Request) -> Response:
+        who = await self.web.require(request, PERMISSION)
+        body = await request.json() if await request.body() else {}
+        reason = str(body.get("reason", "")) if isinstance(body, dict) else ""
+        if reason not in END_REASONS:
+            raise Refused(400, f"reason: one of {', '.join(sorted(END_REASONS))}", who)
+
+        def finish(db: Session) -> float:
+            row, target = self._call_sync(request, who.name, db)
+            started = self._started(db, row, target)
+            duration = 0.0 if started is None else round(time.time() - started, 1)
+            audit(
+                db,
+                who.name,
+                "call_end",
+                target,
+                id=row.id,
+                staff=who.name,
+                reason=reason,
+                connected=started is not None,
+                duration_s=duration,
+            )
+            return duration
+
+        duration: float = await self.web.db(finish)
+        return JSONResponse({"duration_s": duration})
+
+    def _call_sync(self, request: Request, who_name: str, db: Session) -> tuple[CommandRow, str]:
+        row = db.get(CommandRow, request.path_params["command_id"])
+        if row is None or row.name != CALL_OFFER:
+            raise Refused(404, "no such call")
+        if row.actor != who_name:
+            raise Refused(403, "another technician's call")
+        station = db.get_one(Station, row.station_id)
+        return row, f"{station.site}/{station.station}"

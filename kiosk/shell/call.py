@@ -1,0 +1,186 @@
+"""The shell's side of a staff member's call (远程帮办): taking the ``call_offer`` command,
+the call screen's state, the resident's buttons.
+
+The console sends the technician's WebRTC offer as the ``call_offer`` command
+(:mod:`fleet.protocol.call`); :mod:`kiosk.shell.remote` hands it here on the UI thread. The
+kiosk answers only when :class:`flows.call.CallGate` says its resident asked for help in this
+session; otherwise the command fails at once with the reason (``no_help_request``,
+``maintenance``, ``busy``; ``unsupported`` where the station has no call audio configured).
+Answering: the call screen opens over the session ("connecting", the staff member's name), the
+kiosk says a call is starting, and a worker thread has :class:`kiosk.shell.call_peer.CallPeer`
+make the answer, which becomes the command's result. The session underneath stays as it was,
+and while the call lasts the resident's silence is not a timeout.
+
+The resident ends the call at any moment (``call.end``), turns the staff member's voice up or
+down (``call.louder``, ``call.quieter``). A call that drops (no message on its data channel for a
+few seconds) ends on both sides, and the screen says so for :data:`ENDED_SHOWN_S`.
+
+Nothing is recorded: the peer plays to the speaker. The staff member's name is not personal data
+of a resident; it is shown and spoken, and logged by neither.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from fleet.protocol.call import ANSWER_TIMEOUT_S, CallOffer, parse_offer
+from flows.call import CallGate, CallView, volume_step
+from flows.effects import Effect, Speak
+from statedir.journal import CommandRecord
+
+if TYPE_CHECKING:
+    from kiosk.shell.call_peer import CallAudio, CallPeer
+    from kiosk.shell.runtime import Runtime
+
+__all__ = ["ENDED_SHOWN_S", "CallDesk", "CallView"]
+
+log = logging.getLogger("kiosk.shell.call")
+
+ENDED_SHOWN_S = 4.0
+AWAKE_EVERY_S = 5.0
+"""While a call lasts the session is kept active this often (the resident talks, not touches)."""
+
+
+class CallDesk:
+    """One call at a time; every method runs on the UI thread but the peer's reports, which
+    arrive through a queue."""
+
+    def __init__(self, runtime: Runtime, *, clock: Callable[[], float] = time.monotonic) -> None:
+        self._rt = runtime
+        self._clock = clock
+        self.gate = CallGate()
+        self.audio: CallAudio | None = None  # None: no call at this station (no microphone)
+        self._view = CallView()
+        self._peer: CallPeer | None = None
+        self._phases: queue.Queue[tuple[str, str]] = queue.Queue()
+        self._said: list[Effect] = []
+        self._ended_until = 0.0
+        self._awake_at = 0.0
+
+    @property
+    def available(self) -> bool:
+        return self.audio is not None
+
+    def view(self) -> CallView:
+        return self._view
+
+    # --- the command ---------------------------------------------------------------------------
+
+    def offer(self, cmd: CommandRecord, state: str) -> bool:
+        """A pending ``call_offer``: refuse it, or take it (True: the screen changes)."""
+        journal = self._rt.journal
+        offer = parse_offer(cmd.args)
+        refusal = (
+            "bad_args"
+            if offer is None
+            else "unsupported"
+            if self.audio is None
+            else "busy"
+            if self._view.active
+            else self.gate.refusal(state, self._clock())
+        )
+        if refusal is not None or offer is None:
+            if journal.claim_command(cmd.id):
+                journal.finish_command(cmd.id, "failed", {"reason": refusal})
+                log.info("a call was refused (%s)", refusal)
+            return False
+        if not journal.claim_command(cmd.id):
+            return False
+        self._start(cmd, offer)
+        return True
+
+    def _start(self, cmd: CommandRecord, offer: CallOffer) -> None:
+        from kiosk.shell.call_peer import CallPeer
+
+        assert self.audio is not None
+        phases = self._phases
+        peer = CallPeer(self.audio, lambda phase, reason: phases.put((phase, reason)))
+        self._peer = peer
+        self._view = CallView("connecting", offer.staff, self._view.volume or 1.0)
+        self._said += [
+            *self._rt.session.on_activity(),
+            Speak("call.say_starting", {"name": offer.staff}),
+        ]
+        log.info("a staff member's call is starting")
+        threading.Thread(
+            target=self._answer, args=(cmd, peer, offer), name="call-answer", daemon=True
+        ).start()
+
+    def _answer(self, cmd: CommandRecord, peer: CallPeer, offer: CallOffer) -> None:
+        journal = self._rt.journal
+        try:
+            sdp = peer.answer(offer.sdp, ANSWER_TIMEOUT_S - 5)
+        except Exception as err:
+            log.warning("the call could not be answered (%s)", type(err).__name__)
+            journal.finish_command(cmd.id, "failed", {"reason": "failed"})
+            return
+        if not journal.finish_command(cmd.id, "succeeded", {"type": "answer", "sdp": sdp}):
+            peer.hang_up("failed")  # too late: the console has given up
+
+    # --- the resident --------------------------------------------------------------------------
+
+    def intent(self, name: str) -> list[Effect]:
+        """``call.end``, ``call.louder``, ``call.quieter``, ``call.close`` (the ended notice)."""
+        touch = self._rt.session.on_touch()
+        if name == "call.end" and self._view.active and self._peer is not None:
+            self._peer.hang_up("resident")
+            return touch
+        if name in ("call.louder", "call.quieter") and self._view.active:
+            volume = volume_step(self._view.volume, up=name == "call.louder")
+            self._view = replace(self._view, volume=volume)
+            if self._peer is not None:
+                self._peer.volume = volume
+            return touch + [Speak("prompt.call_louder" if volume > 1 else "prompt.call_volume")]
+        if name == "call.close" and self._view.phase == "ended":
+            self._view = CallView(volume=self._view.volume)
+            return touch
+        return touch
+
+    # --- the pump ------------------------------------------------------------------------------
+
+    def tick(self) -> list[Effect] | None:
+        """From the pump: the peer's reports, the ended notice's end, the session kept awake;
+        None if nothing changed, else what to say (the screen is drawn again)."""
+        now = self._clock()
+        said, self._said = self._said, []
+        changed = bool(said)
+        self.gate.observe(self._rt.session.state, now)
+        while True:
+            try:
+                phase, reason = self._phases.get_nowait()
+            except queue.Empty:
+                break
+            said += self._phase(phase, reason, now)
+            changed = True
+        if self._view.phase == "ended" and now >= self._ended_until:
+            self._view = CallView(volume=self._view.volume)
+            changed = True
+        if self._view.active and now - self._awake_at >= AWAKE_EVERY_S:
+            self._awake_at = now
+            said += self._rt.session.on_activity()
+        return said if changed or said else None
+
+    def _phase(self, phase: str, reason: str, now: float) -> list[Effect]:
+        if phase == "talking" and self._view.phase == "connecting":
+            self._view = replace(self._view, phase="talking")
+            return [Speak("prompt.call_talking")]
+        if phase == "ended" and self._view.active:
+            ended = reason if reason in ("resident", "staff", "dropped", "failed") else "failed"
+            self._view = replace(self._view, phase="ended", ended=ended)  # type: ignore[arg-type]
+            self._ended_until = now + ENDED_SHOWN_S
+            self._peer = None
+            log.info("the call ended (%s)", ended)
+            key = "prompt.call_dropped" if ended in ("dropped", "failed") else "prompt.call_ended"
+            return [*self._rt.session.on_activity(), Speak(key)]
+        return []
+
+    def close(self) -> None:
+        """The app stops: end a call in progress."""
+        if self._peer is not None:
+            self._peer.hang_up("resident")

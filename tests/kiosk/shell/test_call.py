@@ -1,0 +1,80 @@
+"""The shell's side of a call (kiosk.shell.call) without a network: which ``call_offer``
+commands the kiosk refuses at once, and why (the answered case runs end to end in
+tests/fleet/console/test_call_browser.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flows.catalog import load_catalog
+from kiosk.fonts import find_cjk_font
+from kiosk.i18n import Translator
+from kiosk.shell.call_peer import CallAudio
+from kiosk.shell.catalog_watch import DEMO_CATALOG
+from kiosk.shell.devices import SpeechOff
+from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
+from statedir.journal import Journal
+
+OFFER = {"sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n", "staff": "tech"}
+
+
+class Reader:
+    def read_again(self) -> None:
+        pass
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> tuple[Runtime, list[Frame]]:
+    unused: Any = object()
+    runtime = Runtime(
+        catalog=load_catalog(DEMO_CATALOG),
+        devices=Devices(Reader(), unused, unused, SpeechOff()),
+        journal=Journal(tmp_path / "journal.sqlite3"),
+        translator=Translator(strict=True),
+        font=find_cjk_font(),
+        secret=b"k" * 32,
+        attract_every_s=3600,
+    )
+    runtime.calls.audio = CallAudio(source=str(tmp_path / "mic.wav"), sink=str(tmp_path / "o.wav"))
+    frames: list[Frame] = []
+    runtime.on_frame = frames.append
+    return runtime, frames
+
+
+def offer(runtime: Runtime, command_id: str, args: dict[str, Any] | None = None) -> str:
+    runtime.journal.add_command(
+        command_id, "call_offer", OFFER if args is None else args, target="ui",
+        deadline=time.time() + 30,
+    )  # fmt: skip
+    runtime.remote._next_poll = 0.0
+    runtime.pump()
+    record = runtime.journal.command(command_id)
+    assert record is not None
+    return f"{record.state} {record.detail.get('reason', '')}".strip()
+
+
+def test_refusals_say_why_and_leave_the_session_alone(rig: tuple[Runtime, list[Frame]]) -> None:
+    runtime, frames = rig
+    runtime.post(Intent("start"))
+    runtime.pump()
+    assert offer(runtime, "c1") == "failed no_help_request"
+    assert offer(runtime, "c2", {"sdp": "not an offer", "staff": "tech"}) == "failed bad_args"
+    runtime.calls.audio = None  # no microphone at this station
+    runtime.post(Intent("help"))
+    runtime.pump()
+    assert offer(runtime, "c3") == "failed unsupported"
+    assert runtime.session.state == "identify"
+    assert all(f.call.phase == "" for f in frames)
+
+
+def test_a_technician_at_the_station_is_not_called(rig: tuple[Runtime, list[Frame]]) -> None:
+    runtime, _frames = rig
+    runtime.post(Intent("help"))
+    runtime.pump()
+    runtime.session.on_open_maintenance()  # the hidden gesture: the PIN pad
+    assert runtime.session.state == "unlock"
+    assert offer(runtime, "c1") == "failed maintenance"

@@ -1,0 +1,97 @@
+"""Runs the real kiosk app through a staff member's call, with touches (used by test_call_gui).
+
+Started as a subprocess on the test's Xvfb display, like help_app.py. In elder mode and the
+language asked for, a resident starts a session, touches Help and closes the overlay (``AT
+help``); the test, as the technician in a headless Chromium on a real console, calls. This script
+waits for the call overlay, checks it with the elder-mode audit (sizes, contrast, at most six
+targets), turns the voice up, takes screenshots, and ends the call with the big button; the
+overlay says the call has ended and the session underneath is where it was.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from help_app import Spoken
+from journey_app import Journey
+
+from kiosk.config import load_config
+from kiosk.station import create_station, setup_logging
+from kiosk.ui.app import configure_kivy
+
+
+class CallRun(Journey):
+    station: Any = None
+
+    def script(self) -> Iterator[None]:
+        app = self.app
+        yield from self.wait_screen("idle")
+        if self.lang != app.vm.lang:
+            self.tap(self.top_bar().ids.lang_button)
+            yield from self.wait(lambda: app.vm.lang == self.lang, 5, "language switch")
+        self.tap(self.top_bar().ids.elder_button)
+        yield from self.wait(lambda: app.vm.elder, 5, "elder mode")
+        self.tap(self.screen().ids.start_button)
+        yield from self.wait_screen("identify")
+        self.tap(self.top_bar().ids.help_button)
+        yield from self.wait(lambda: app.help_view.parent is not None, 5, "help overlay")
+        self.tap(app.help_view.ids.close_help)
+        yield from self.wait(lambda: app.help_view.parent is None, 5, "help closed")
+        print("AT help", flush=True)
+        view = app.call_view
+        yield from self.wait(lambda: view.parent is not None, 60, "the call overlay")
+        print(f"CONNECTING {view.ids.call_status.text!r}", flush=True)
+        yield from self.wait(lambda: "tech" in view.ids.call_status.text, 30, "talking")
+        print(f"TALKING {view.ids.call_status.text!r}", flush=True)
+        self.shot(f"call-1-talking-{self.lang}-elder")
+        from kiosk.ui.audit import audit
+
+        found = audit(view, app.theme, elder=True, font=self.station.font, name="call")
+        for problem in found.problems:
+            print(f"AUDIT {problem}", flush=True)
+        print(f"TARGETS {found.targets}", flush=True)
+        before = view.ids.call_volume.text
+        self.tap(view.ids.call_louder)
+        yield from self.wait(lambda: view.ids.call_volume.text != before, 5, "louder")
+        print(f"VOLUME {before!r} {view.ids.call_volume.text!r}", flush=True)
+        self.tap(view.ids.call_end)  # the resident ends the call
+        yield from self.wait(lambda: not view.active, 10, "the call ended")
+        print(f"ENDED {view.ids.call_status.text!r}", flush=True)
+        self.shot(f"call-2-ended-{self.lang}-elder")
+        yield from self.wait(lambda: view.parent is None, 10, "the overlay closed by itself")
+        print(f"UNDER {app.manager.current}", flush=True)
+        self.shot(f"call-3-after-{self.lang}-elder")
+        self.ok = True
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--config", required=True)
+    parser.add_argument("--artifacts", required=True)
+    parser.add_argument("--lang", default="zh")
+    args = parser.parse_args()
+    config = load_config(Path(args.config))
+    setup_logging(config.state_dir, level=logging.DEBUG)
+    configure_kivy(config, config.state_dir / "kivy")
+    station = create_station(config, strict_translations=True)
+    runtime = station.runtime
+    runtime.devices.speech = Spoken(runtime.devices.speech)
+    app = station.build_app()
+    run = CallRun(app, Path(args.artifacts), args.lang, "call")
+    run.station = station
+    from kivy.clock import Clock
+
+    Clock.schedule_once(run.begin, 0.5)
+    app.run()
+    if not run.ok:
+        print(f"CALL RUN FAILED: {run.error}", file=sys.stderr, flush=True)
+    return 0 if run.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,194 @@
+"""The kiosk's call overlay (远程帮办, issue 22) on the real app, and the resident ending a call.
+
+The real kiosk app runs on Xvfb (``call_app.py``) in elder mode, in Chinese and in English; its
+call audio is a WAV of a tone (``[call] microphone``) and a WAV of what it hears. The rest is real:
+the station's fleet agent, a private mosquitto, ``fleet console`` in its own process, and the
+technician's page in a headless Chromium with a fake microphone. The resident asks for help, the
+technician calls; the overlay (screenshots in ``test-artifacts/call/``) shows the staff member's
+name, passes the elder-mode audit, turns the voice up, and its "end call" ends the call on the
+console's page too, which audits the call's end as the resident's.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from fleet.agent import Agent, AgentConfig
+from sandbox.mosquitto import MosquittoBroker
+from tests.fleet.console.test_call_browser import (
+    audit_rows,
+    chromium_with_microphone,
+    ended_in_audit,
+    login,
+    station_known,
+    tone_wav,
+)
+from tests.fleet.console.test_console_browser import SITE, console_process
+from tests.kiosk.ui.test_help import until
+
+HERE = Path(__file__).resolve().parent
+STATION = "st-call-gui"
+
+
+class CallApp:
+    """call_app.py in a subprocess; its stdout lines as they come."""
+
+    def __init__(self, tmp_path: Path, xvfb: str, shots: Path, lang: str) -> None:
+        self.state = tmp_path / "state"
+        mic = tone_wav(tmp_path / "kiosk-mic.wav", 1000.0)
+        config = tmp_path / "kiosk.toml"
+        config.write_text(
+            "version = 1\n"
+            f'[station]\nid = "{STATION}"\nsite = "{SITE}"\n'
+            f'[state]\ndir = "{self.state}"\n'
+            '[devices]\naudio_player_args = ["-D", "null"]\n'
+            "[ui]\nwidth = 1920\nheight = 1080\nshow_simulator_controls = false\n"
+            f'[call]\nmicrophone = "{mic}"\nspeaker = "{tmp_path / "heard.wav"}"\n'
+            'speaker_format = ""\n',
+            encoding="utf-8",
+        )
+        self.lines: list[str] = []
+        self.stderr: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "call_app.py"), "--config", str(config)]
+            + ["--artifacts", str(shots), "--lang", lang],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=dict(os.environ, DISPLAY=xvfb),
+        )
+        self.threads = [
+            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines)),
+            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr)),
+        ]
+        for t in self.threads:
+            t.start()
+
+    @staticmethod
+    def _read(stream: Any, into: list[str]) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    def saw(self, line: str) -> bool:
+        return line in self.lines
+
+    def values(self, prefix: str) -> list[str]:
+        return [x.removeprefix(prefix + " ") for x in self.lines if x.startswith(prefix + " ")]
+
+    def said(self) -> list[str]:
+        return [line.split(" ", 2)[2] for line in self.lines if line.startswith("SPOKE ")]
+
+    def finish(self) -> None:
+        try:
+            code = self.proc.wait(timeout=120)
+        finally:
+            if self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+            for t in self.threads:
+                t.join(timeout=10)
+            for stream in (self.proc.stdout, self.proc.stderr):
+                if stream is not None:
+                    stream.close()
+        assert code == 0, "\n".join(self.stderr)[-3000:]
+
+
+def stop_agent(agent: Agent) -> None:
+    """Stop the agent, and close the wake-up socket pair paho's ``loop_start`` opened, which
+    paho 2.1 leaves open after ``loop_stop`` (pytest reports it at the session's end)."""
+    agent.stop()
+    for sock in (agent.client._sockpairR, agent.client._sockpairW):
+        if sock is not None:
+            sock.close()
+
+
+EXPECTED = {
+    "zh": ("工作人员 tech 正在和您通话", "通话已结束", "工作人员tech正在呼叫您"),
+    "en": ("tech is talking with you", "The call has ended", "Staff member tech is calling you"),
+}
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_the_call_overlay_in_elder_mode_and_the_resident_ending_the_call(
+    tmp_path: Path, xvfb: str, artifacts: Path, lang: str
+) -> None:
+    shots = artifacts / "call"
+    shots.mkdir(exist_ok=True)
+    broker = MosquittoBroker(tmp_path / "broker")
+    broker.start()
+    db = tmp_path / "console.sqlite3"
+    agent: Agent | None = None
+    app: CallApp | None = None
+    try:
+        with (
+            console_process(tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}) as url,
+            chromium_with_microphone(tone_wav(tmp_path / "staff-mic.wav", 440.0)) as browser,
+        ):
+            app = CallApp(tmp_path, xvfb, shots, lang)
+            until(lambda: app.saw("AT idle"), 60, "the home screen")
+            agent = Agent(
+                AgentConfig(
+                    site=SITE,
+                    station=STATION,
+                    host=broker.host,
+                    port=broker.port,
+                    state_dir=app.state,
+                    journal_path=app.state / "journal.sqlite3",
+                    health_interval_s=1.0,
+                    will_delay_s=1,
+                )
+            )
+            agent.start()
+            login(browser, url, "tech")
+            until(lambda: station_known(url, browser, STATION), 30, "the station on the console")
+            until(lambda: app.saw("AT help"), 60, "the resident touching Help")
+            browser.get(f"{url}/stations/{SITE}/{STATION}/call")
+            browser.find_element(By.ID, "call-start").click()
+            wait = WebDriverWait(browser, 60, poll_frequency=0.2)
+            wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+            browser.save_screenshot(str(shots / f"console-talking-{lang}.png"))
+            wait.until(lambda d: d.execute_script("return window.stationCall.ended") is True)
+            state = browser.execute_script("return window.stationCall.state")
+            status = browser.find_element(By.ID, "call-status").text
+            browser.save_screenshot(str(shots / f"console-ended-by-resident-{lang}.png"))
+            app.finish()
+            rows = until(lambda: ended_in_audit(db), 10, "the call's end in the audit")
+            stop_agent(agent)  # before the console and the broker go
+            agent = None
+    finally:
+        if agent is not None:
+            stop_agent(agent)
+        if app is not None and app.proc.poll() is None:
+            app.proc.kill()
+        broker.stop()
+
+    talking, ended, spoken = EXPECTED[lang]
+    assert app is not None
+    assert app.values("TALKING") == [repr(talking)]
+    assert app.values("AUDIT") == []  # elder sizes, contrast, targets: nothing to fix
+    [targets] = app.values("TARGETS")
+    assert 3 <= int(targets) <= 6
+    [volume] = app.values("VOLUME")
+    assert volume.split() == ["'100%'", "'125%'"] or "125" in volume
+    assert app.values("ENDED") == [repr(ended)]
+    assert app.values("UNDER") == ["identify"]  # the session underneath went on
+    assert any(spoken in line for line in app.said())  # said as well as shown
+    assert state == "ended-resident" and status  # the console's page knows who ended it
+    end = [d for a, _, d, _ in rows if a == "call_end"][-1]
+    assert end["reason"] == "resident" and end["connected"] is True and end["duration_s"] > 0
+    assert [a for a, *_ in audit_rows(db) if a.startswith("call_")] == [
+        "call_offer",
+        "call_start",
+        "call_end",
+    ]
