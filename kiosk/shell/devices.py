@@ -26,7 +26,7 @@ from drivers.speech.voice import Pyttsx3Speech
 from flows.models import DeviceHealth, DeviceState
 from flows.ports import DocumentProvider
 from kiosk.config import Config, DevicesSection
-from kiosk.shell.runtime import Devices
+from kiosk.shell.deviceset import Devices
 from sandbox.cups import CupsSandbox
 
 log = logging.getLogger("kiosk.shell.devices")

@@ -34,7 +34,6 @@ from flows.models import (
     ReaderConnected,
     ReaderDisconnected,
 )
-from flows.ports import A4Printer, DocumentProvider, IdentityReader, Speech, ThermalPrinter
 from flows.session import (
     BuildPreview,
     Effect,
@@ -58,6 +57,7 @@ from kiosk.shell import printing
 from kiosk.shell.call import CallDesk
 from kiosk.shell.captions import Captions
 from kiosk.shell.catalog_watch import CatalogWatch
+from kiosk.shell.deviceset import Devices
 from kiosk.shell.diskguard import DiskGuard
 from kiosk.shell.helpdesk import HelpAnswer, HelpDesk, HelpSlipDone, HelpState
 from kiosk.shell.hours import opening_hours
@@ -131,29 +131,6 @@ class Frame:
     help: HelpState = field(default_factory=HelpState)  # after hours, an answer, the slip
     caption: str = ""  # the line being said, shown (kiosk.shell.captions)
     call: CallView = field(default_factory=CallView)  # a staff member's call (kiosk.shell.call)
-
-
-@dataclass
-class Devices:
-    id_reader: IdentityReader
-    a4_printer: A4Printer
-    thermal_printer: ThermalPrinter
-    speech: Speech
-    providers: dict[str, DocumentProvider] = field(default_factory=dict)
-    closers: list[Callable[[], None]] = field(default_factory=list)
-    smartcard_reader: IdentityReader | None = None
-
-    def readers(self) -> list[IdentityReader]:
-        return [self.id_reader] + ([self.smartcard_reader] if self.smartcard_reader else [])
-
-    def all(self) -> list[IdentityReader | A4Printer | ThermalPrinter | Speech | DocumentProvider]:
-        return [
-            *self.readers(),
-            self.a4_printer,
-            self.thermal_printer,
-            self.speech,
-            *self.providers.values(),
-        ]
 
 
 class Runtime:

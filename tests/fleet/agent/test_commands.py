@@ -37,8 +37,9 @@ from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
 from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
+from kiosk.shell.deviceset import Devices
 from kiosk.shell.remote import EXIT_RESTART_UI, MAX_PNG_BYTES, KioskRemote, fit_png
-from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
+from kiosk.shell.runtime import Frame, Intent, Runtime
 from sandbox.cups import CupsSandbox
 from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal, identity_hash

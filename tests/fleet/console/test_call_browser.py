@@ -38,7 +38,8 @@ from kiosk.i18n import Translator
 from kiosk.shell.call_peer import CallAudio
 from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
-from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
+from kiosk.shell.deviceset import Devices
+from kiosk.shell.runtime import Frame, Intent, Runtime
 from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
 from tests.fleet.console.test_console_browser import (

@@ -25,7 +25,8 @@ from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
 from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
-from kiosk.shell.runtime import Devices, Frame, Runtime
+from kiosk.shell.deviceset import Devices
+from kiosk.shell.runtime import Frame, Runtime
 from sandbox.cups import CupsSandbox
 from statedir.journal import Journal
 

@@ -16,7 +16,8 @@ from kiosk.i18n import Translator
 from kiosk.shell.call_peer import CallAudio
 from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
-from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
+from kiosk.shell.deviceset import Devices
+from kiosk.shell.runtime import Frame, Intent, Runtime
 from statedir.journal import Journal
 
 OFFER = {"sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n", "staff": "tech"}

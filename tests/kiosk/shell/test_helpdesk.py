@@ -19,7 +19,8 @@ from kiosk.present import spoken_number
 from kiosk.shell import helpdesk
 from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
-from kiosk.shell.runtime import Devices, Frame, Intent, Runtime
+from kiosk.shell.deviceset import Devices
+from kiosk.shell.runtime import Frame, Intent, Runtime
 from statedir.journal import Journal
 
 
