@@ -128,6 +128,14 @@ def test_migrations_make_exactly_the_models_schema(db_url: str) -> None:
 # --- who may do what ------------------------------------------------------------------------------
 
 
+PUBLIC = (
+    "/login",
+    "/lang",  # the language toggle is on the login page too
+    "/v/{token}",  # a printed paper's verification, for whoever holds it (issue 24)
+)
+"""The only routes that answer without a login."""
+
+
 def test_no_page_or_api_answers_without_login(db_url: str) -> None:
     console = make_console(None, db_url)
     http = client(console)
@@ -136,7 +144,7 @@ def test_no_page_or_api_answers_without_login(db_url: str) -> None:
         for route in console.web.app.routes:
             if isinstance(route, Mount) or not isinstance(route, Route):
                 continue
-            if route.path in ("/login", "/lang"):  # the language toggle is on the login page too
+            if route.path in PUBLIC:
                 continue
             path = re.sub(r"\{[^}]+\}", "1", route.path)
             for method in sorted(route.methods or {"GET"}):
@@ -152,6 +160,8 @@ def test_no_page_or_api_answers_without_login(db_url: str) -> None:
                     assert response.headers["location"].startswith("/login?next=")
         assert checked >= 20
         assert http.get("/static/console.css").status_code == 200  # the login page's own style
+        page = http.get("/v/KD1.not-a-token")  # public, and says so without leaking a thing
+        assert page.status_code == 200 and "/login" not in page.headers.get("location", "")
     finally:
         console.stop()
 
