@@ -172,9 +172,7 @@ class Runtime:
         self.diskguard: DiskGuard | None = None
         self._volume = (volume, quiet_volume, quiet_hours)
         self._louder = False
-        self.phones = Headphones(
-            devices.speech, translator
-        )  # the voice in the jack only, privately
+        self.phones = Headphones(devices.speech, translator)  # the voice in the jack, privately
         self.jack: JackWatch | None = None
         # a journal that cannot write (a full disk): nothing is served that would not be
         # recorded, and the writes that failed wait here, in order, until they can be made

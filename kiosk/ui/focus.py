@@ -7,8 +7,11 @@ mechanism, no per-screen code: the widget tree is walked for enabled, visible bu
 left to right) and named by their own text (:func:`label_of`). Up and down move and say
 "按钮：社会保险参保证明，第 2 项，共 4 项"; select presses the control as a touch would; back is
 the bottom bar's back; help says what the page holds and the description of the matter in focus;
-the volume keys turn the voice up and down. Every key is activity for the session (it extends
-the timeouts and answers "still there?"), and every key interrupts what is being said (the
+the volume keys turn the voice up and down. A reading view (the preview's document as text,
+``reading_view``) is one place in that order, where the keys stop at each of its fields in the
+document's order (``reading_field``: title, label and value, table row, note), each said with
+its role ("字段：参保状态，正常参保，第 9 项，共 24 项"). Every key is activity for the session (it
+extends the timeouts and answers "still there?"), and every key interrupts what is being said (the
 runtime stops the voice on any intent).
 
 The ring is two bands, black outside and yellow inside, drawn above everything (the window's
