@@ -130,9 +130,9 @@ class Headphones:
                 (view.masked_id_number, "focus.withheld_id"),
                 (view.masked_name, "focus.withheld_name"),
             ):
-                if "*" not in secret:  # not a masked value (no card read, a one-letter name)
-                    continue
                 for name in ("label", "value"):
-                    if secret in said.get(name, ""):
-                        said[name] = said[name].replace(secret, self.tr(words, view.lang))
+                    text = said.get(name, "")
+                    # within a longer text only when masked (a one-letter name is not)
+                    if secret and (text == secret or ("*" in secret and secret in text)):
+                        said[name] = text.replace(secret, self.tr(words, view.lang))
         return Speak(key, said)

@@ -319,11 +319,11 @@ class Focus:
 
     def focus(self, widget: Any, controls: Sequence[Any], *, quiet: bool = False) -> None:
         self._focused = weakref.ref(widget)
+        if quiet:
+            return  # drawn at the next tick (the tour's walk: the page is left as it is)
         label, value = field_of(widget)
         if label or value:
             _reveal(widget)
-        if quiet:
-            return  # drawn at the next tick
         self.draw()
         if label or value:  # a field of the document: its label and value, as on the screen
             self._say(
