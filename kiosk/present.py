@@ -10,6 +10,7 @@ a service name holding ``[size=400]`` must show those characters, not restyle th
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -227,12 +228,24 @@ SPOKEN_DIGITS = frozenset({"phone", "id"})  # digit by digit ("id": a masked ID 
 """Speech parameters that are phone numbers, read digit by digit."""
 
 
+_MASKED = re.compile(r"[0-9A-Za-z]*\*+[0-9A-Za-z]*")
+
+
+def spoken_value(value: str, lang: str) -> str:
+    """A document's value as the voice says it: a masked part (3201**********1234, 张**) read
+    as it shows, its digits one by one and its stars a pause, never "star star"."""
+    return _MASKED.sub(lambda m: spoken_number(m.group(), lang), value)
+
+
 def spoken_params(params: dict[str, str], lang: str) -> dict[str, str]:
-    """A prompt's parameters as the voice says them (phone numbers digit by digit, hours)."""
+    """A prompt's parameters as the voice says them (phone numbers digit by digit, hours, a
+    document's masked values)."""
     out = dict(params)
     for key, value in params.items():
         if key in SPOKEN_DIGITS:
             out[key] = spoken_number(value, lang)
+        elif key == "value":
+            out[key] = spoken_value(value, lang)
         elif key == "hours":
             out[key] = hours_text(value, lang)
     return out

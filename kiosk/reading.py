@@ -58,3 +58,14 @@ def reading_pages(records: tuple[Record, ...], lang: str) -> list[ReadingPage]:
             )
         )
     return pages
+
+
+def table_row_field(headers: tuple[str, ...], row: tuple[str, ...], lang: str) -> tuple[str, str]:
+    """A table's row as the keys' focus reads it, one field: its first cell named by its
+    header ("年月 2026-06") and the others, each named by its own ("缴费基数 4200.00，…")."""
+    named = [f"{h} {v}".strip() for h, v in zip(headers, row, strict=False)]
+    if len(row) > len(headers):
+        named += list(row[len(headers) :])
+    if not named:
+        return "", ""
+    return named[0], ("，" if lang == "zh" else ", ").join(named[1:])

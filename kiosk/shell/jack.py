@@ -18,10 +18,13 @@ from typing import Any
 
 from flows.ports import Speech
 from flows.session import Effect, Speak
+from flows.view import View
+from kiosk.i18n import Translator
 
 log = logging.getLogger("kiosk.shell.jack")
 
 POLL_S = 0.3
+FIELD_KEYS = frozenset({"focus.field", "focus.text"})  # a field of a document, said by the keys
 
 
 def alsa_jack(card: str, timeout_s: float = 2.0) -> bool | None:
@@ -99,10 +102,13 @@ class Headphones:
 
     Plugged in, the speech port plays into the jack's device only (``Speech.route``) and the help
     key's summary may carry the resident's masked ID number (``focus.summary_who``); unplugged,
-    the loudspeaker again, and it may not."""
+    the loudspeaker again, and it may not. The same for the fields of the preview's reading
+    view: in the headphones, the name and ID number are read as the screen shows them (masked);
+    on the loudspeaker, "your name (plug in headphones to hear it)" in their place."""
 
-    def __init__(self, speech: Speech) -> None:
+    def __init__(self, speech: Speech, tr: Translator) -> None:
         self.speech = speech
+        self.tr = tr
         self.plugged = False
 
     def plugged_in(self, plugged: object) -> list[Effect]:
@@ -113,10 +119,20 @@ class Headphones:
         self.plugged = plugged
         return [Speak("focus.headphones_on" if plugged else "focus.headphones_off")]
 
-    def private(self, key: str, params: Mapping[str, Any], masked_id: str) -> Speak:
-        """A line the keys' focus asked for; the page's summary names the card read, in the
-        headphones only."""
+    def private(self, key: str, params: Mapping[str, Any], view: View) -> Speak:
+        """A line the keys' focus asked for; the page's summary names the card read, and a
+        document's field its name and ID number, in the headphones only."""
         said = {k: str(v) for k, v in params.items()}
-        if key == "focus.summary" and self.plugged and masked_id:
-            key, said["id"] = "focus.summary_who", masked_id
+        if key == "focus.summary" and self.plugged and view.masked_id_number:
+            key, said["id"] = "focus.summary_who", view.masked_id_number
+        if key in FIELD_KEYS and not self.plugged:
+            for secret, words in (
+                (view.masked_id_number, "focus.withheld_id"),
+                (view.masked_name, "focus.withheld_name"),
+            ):
+                for name in ("label", "value"):
+                    text = said.get(name, "")
+                    # within a longer text only when masked (a one-letter name is not)
+                    if secret and (text == secret or ("*" in secret and secret in text)):
+                        said[name] = text.replace(secret, self.tr(words, view.lang))
         return Speak(key, said)

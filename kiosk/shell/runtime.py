@@ -172,7 +172,7 @@ class Runtime:
         self.diskguard: DiskGuard | None = None
         self._volume = (volume, quiet_volume, quiet_hours)
         self._louder = False
-        self.phones = Headphones(devices.speech)  # the voice in the jack only, privately
+        self.phones = Headphones(devices.speech, translator)  # the voice in the jack, privately
         self.jack: JackWatch | None = None
         # a journal that cannot write (a full disk): nothing is served that would not be
         # recorded, and the writes that failed wait here, in order, until they can be made
@@ -399,7 +399,7 @@ class Runtime:
         # the choose screen opened another list: say which; a key moved the focus: say where
         if name in ("browse", "say"):
             key, params = intent.arg
-            return s.on_touch() + [self.phones.private(str(key), params, s.view.masked_id_number)]
+            return s.on_touch() + [self.phones.private(str(key), params, s.view)]
         if name == "headphones":  # the jack (kiosk.shell.jack) or, where it is not detected, a key
             plugged = not self.phones.plugged if intent.arg is None else intent.arg
             return s.on_touch() + self.phones.plugged_in(plugged)

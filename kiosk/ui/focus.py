@@ -7,8 +7,11 @@ mechanism, no per-screen code: the widget tree is walked for enabled, visible bu
 left to right) and named by their own text (:func:`label_of`). Up and down move and say
 "按钮：社会保险参保证明，第 2 项，共 4 项"; select presses the control as a touch would; back is
 the bottom bar's back; help says what the page holds and the description of the matter in focus;
-the volume keys turn the voice up and down. Every key is activity for the session (it extends
-the timeouts and answers "still there?"), and every key interrupts what is being said (the
+the volume keys turn the voice up and down. A reading view (the preview's document as text,
+``reading_view``) is one place in that order, where the keys stop at each of its fields in the
+document's order (``reading_field``: title, label and value, table row, note), each said with
+its role ("字段：参保状态，正常参保，第 9 项，共 24 项"). Every key is activity for the session (it
+extends the timeouts and answers "still there?"), and every key interrupts what is being said (the
 runtime stops the voice on any intent).
 
 The ring is two bands, black outside and yellow inside, drawn above everything (the window's
@@ -121,9 +124,44 @@ def reading_order(widgets: Iterable[Any]) -> list[Any]:
     return [w for row in rows for _, w in sorted(row, key=lambda p: p[0][0])]
 
 
+def field_of(widget: Any) -> tuple[str, str]:
+    """A reading view's focus stop: (label, value) of a field, ("", text) of a heading or a
+    note; ("", "") for anything else."""
+    field = tuple(getattr(widget, "reading_field", ()) or ())
+    return (str(field[0]), str(field[1])) if len(field) == 2 else ("", "")
+
+
+def reading_views(root: Any, size: tuple[float, float] | None = None) -> list[Any]:
+    """The visible reading views under ``root`` (a widget with ``reading_view`` true, e.g. the
+    preview's document as text): each is one place in the page's reading order, where its
+    fields are read in the document's order."""
+    found = []
+    for widget in root.walk(restrict=True):
+        if not getattr(widget, "reading_view", False) or widget.disabled:
+            continue
+        if not _visible(widget):
+            continue
+        if size is not None:
+            x0, y0, x1, y1 = window_rect(widget)
+            if x1 <= 0 or y1 <= 0 or x0 >= size[0] or y0 >= size[1]:
+                continue
+        found.append(widget)
+    return found
+
+
+def stops_in(view: Any) -> list[Any]:
+    """A reading view's fields, top to bottom as the document has them (scrolled out of sight
+    or not: scrolling keeps their order)."""
+    stops = [w for w in view.walk(restrict=True) if any(field_of(w))]
+    return sorted(stops, key=lambda w: -window_rect(w)[3])
+
+
 def label_of(widget: Any) -> str:
     """What a control is called, as it reads on the screen: its ``spoken`` words when it has
-    them, a matter's name, else its text without markup."""
+    them, a matter's name, else its text without markup; a field's label (a heading's text)."""
+    label, value = field_of(widget)
+    if label or value:
+        return label or value
     spoken = str(getattr(widget, "spoken", "") or "")
     if spoken:
         return spoken
@@ -138,6 +176,8 @@ def label_of(widget: Any) -> str:
 
 def role_of(widget: Any) -> str:
     """The translation key of the control's role."""
+    if any(field_of(widget)):
+        return str(getattr(widget, "reading_role", "") or "focus.role.field")
     if hasattr(widget, "service_code"):
         if getattr(widget, "disabled", False):
             return "focus.role.unavailable"
@@ -146,6 +186,18 @@ def role_of(widget: Any) -> str:
         on = getattr(widget, "state", "normal") == "down"
         return "focus.role.toggle_on" if on else "focus.role.toggle_off"
     return "focus.role.button"
+
+
+def _reveal(widget: Any) -> None:
+    """Scroll the reading view so that the field in focus is seen (the ring on it)."""
+    from kivy.uix.scrollview import ScrollView
+
+    w = widget.parent
+    while w is not None and w.parent is not w:
+        if isinstance(w, ScrollView):
+            w.scroll_to(widget, padding=10, animate=False)
+            return
+        w = w.parent
 
 
 def in_top_bar(widget: Any) -> bool:
@@ -203,7 +255,11 @@ class Focus:
         from kivy.core.window import Window
 
         root = self._root()
-        return reading_order(actionable(root, (Window.width, Window.height)))
+        size = (Window.width, Window.height)
+        views = reading_views(root, size)
+        placed = reading_order([*actionable(root, size), *views])
+        # a reading view is one place in the page's order: its fields, in the document's
+        return [s for w in placed for s in (stops_in(w) if w in views else [w])]
 
     def key(self, code: int) -> bool:
         """Handle a key press; False when the key is not one of the keypad's."""
@@ -264,8 +320,23 @@ class Focus:
     def focus(self, widget: Any, controls: Sequence[Any], *, quiet: bool = False) -> None:
         self._focused = weakref.ref(widget)
         if quiet:
-            return  # drawn at the next tick
+            return  # drawn at the next tick (the tour's walk: the page is left as it is)
+        label, value = field_of(widget)
+        if label or value:
+            _reveal(widget)
         self.draw()
+        if label or value:  # a field of the document: its label and value, as on the screen
+            self._say(
+                "focus.field" if label else "focus.text",
+                {
+                    "role": self._tr(role_of(widget)),
+                    "label": label,
+                    "value": value,
+                    "n": str(list(controls).index(widget) + 1),
+                    "total": str(len(controls)),
+                },
+            )
+            return
         self._say(
             "focus.said",
             {
@@ -281,7 +352,8 @@ class Focus:
         if widget is None or widget not in self.controls():
             self.move(1)  # nothing in focus: the first control is said, not pressed blind
             return
-        if widget.disabled:  # a matter that cannot be had now: said again, never pressed
+        if widget.disabled or any(field_of(widget)):
+            # a matter that cannot be had now, a field of a document: said again, not pressed
             self.focus(widget, self.controls())
             return
         self._intent("touch", None)
@@ -292,16 +364,17 @@ class Focus:
     def summary(self) -> None:
         controls = self.controls()
         items = sum(1 for w in controls if hasattr(w, "service_code"))
-        about = ""
+        fields = sum(1 for w in controls if any(field_of(w)))
+        about = self._tr("focus.about_fields", n=str(fields)) if fields else ""
         widget = self.focused
         detail: str = str(getattr(widget, "detail", "") or "") if widget in controls else ""
         if detail:
             detail = detail.rstrip("。.！!")  # the sentence's stop is the line's
-            about = self._tr("focus.about", label=label_of(widget), detail=detail)
+            about += self._tr("focus.about", label=label_of(widget), detail=detail)
         # the runtime adds the resident's masked ID number, in headphones only
         self._say(
             "focus.summary",
-            {"about": about, "items": str(items), "buttons": str(len(controls) - items)},
+            {"about": about, "items": str(items), "buttons": str(len(controls) - items - fields)},
         )
 
     # --- the ring -----------------------------------------------------------------------------

@@ -102,3 +102,14 @@ def test_a_notice_is_cut_into_pages_that_fit_headings_with_their_text() -> None:
     assert all(not page.split("\n")[-1].startswith("[b]") for page in pages)
     assert paginate([], lambda _t: True) == [""]
     assert paginate(["a very long line"], lambda _t: False) == ["a very long line"]
+
+
+def test_a_masked_value_is_said_as_shown_digits_one_by_one_stars_never_read() -> None:
+    assert present.spoken_value("3201**********1234", "zh") == "三 二 零 一，一 二 三 四"
+    assert present.spoken_value("3201**********1234", "en") == "3 2 0 1, 1 2 3 4"
+    assert present.spoken_value("张**", "zh") == "张"
+    assert present.spoken_value("1995-05", "zh") == "1995-05"  # nothing masked: as written
+    assert present.spoken_params({"value": "张**", "label": "姓名"}, "zh") == {
+        "value": "张",
+        "label": "姓名",
+    }

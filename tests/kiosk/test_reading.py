@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flows.models import Record, RecordTable
-from kiosk.reading import label_in, reading_pages
+from kiosk.reading import label_in, reading_pages, table_row_field
 
 
 def test_a_bilingual_label_shows_the_sessions_half() -> None:
@@ -48,3 +48,18 @@ def test_one_reading_page_per_record_in_the_sessions_language() -> None:
         (("2026-05", "1.00"),),
     )
     assert zh[1].headers == () and zh[1].table == ()
+
+
+def test_a_table_row_is_read_as_one_field_each_cell_named_by_its_header() -> None:
+    headers = ("年月", "缴费基数", "个人缴费")
+    assert table_row_field(headers, ("2026-06", "4200.00", "336.00"), "zh") == (
+        "年月 2026-06",
+        "缴费基数 4200.00，个人缴费 336.00",
+    )
+    assert table_row_field(("Month", "Base"), ("2026-06", "4200.00"), "en") == (
+        "Month 2026-06",
+        "Base 4200.00",
+    )
+    # a row longer than its headers keeps its cells; a row without any is no field
+    assert table_row_field(("Month",), ("2026-06", "x"), "en") == ("Month 2026-06", "x")
+    assert table_row_field((), (), "zh") == ("", "")

@@ -3,6 +3,11 @@ fields as text at the mode's own size, page by page) and the picture of each pag
 (rendered from the PDF, zoomed to the panel's full width: no column is cut); for slips, their
 text. The resident's name and ID number are masked on screen, never on paper.
 
+With the keypad, the reading view's fields are focus stops in the document's order (title,
+each field's label and value, the table row by row, the notes: ``reading_field``), each said as
+it is reached (:mod:`kiosk.ui.focus`); the runtime keeps the name and ID number off the
+loudspeaker (:class:`kiosk.shell.jack.Headphones`).
+
 Turning a page says which page it is (the runtime's ``page`` intent), so the caption bar shows
 it too. In elder mode one page button (next, and from the last page back to the first) keeps
 the screen's own targets to three: page, picture, print."""
@@ -15,6 +20,8 @@ from kivy.app import App
 from kivy.factory import Factory
 from kivy.properties import BooleanProperty, NumericProperty
 from kivy.uix.screenmanager import Screen
+
+from kiosk.reading import table_row_field
 
 
 class PreviewScreen(Screen):
@@ -61,21 +68,33 @@ class PreviewScreen(Screen):
         if not pages:
             return
         page = pages[min(int(self.page), len(pages) - 1)]
-        sheet.add_widget(Factory.ReadingHeading(text=page.title))
+        sheet.add_widget(self._stop(Factory.ReadingHeading(text=page.title), "", page.title))
         for label, value in page.rows:
-            sheet.add_widget(
-                self._row(
-                    Factory.ReadingLabel(text=label, size_hint_x=0.38),
-                    Factory.ReadingValue(text=value, size_hint_x=0.62),
-                )
+            field = self._row(
+                Factory.ReadingLabel(text=label, size_hint_x=0.38),
+                Factory.ReadingValue(text=value, size_hint_x=0.62),
             )
+            sheet.add_widget(self._stop(field, label, value))
         if page.headers:
-            sheet.add_widget(Factory.ReadingHeading(text=page.table_title))
+            heading = Factory.ReadingHeading(text=page.table_title)
+            sheet.add_widget(self._stop(heading, "", page.table_title))
             sheet.add_widget(self._row(*(Factory.ReadingLabel(text=h) for h in page.headers)))
-            for row in page.table:
-                sheet.add_widget(self._row(*(Factory.ReadingValue(text=v) for v in row)))
+            for cells in page.table:
+                row = self._row(*(Factory.ReadingValue(text=v) for v in cells))
+                field = table_row_field(page.headers, cells, vm.lang)
+                sheet.add_widget(self._stop(row, *field, role="focus.role.row"))
         for note in page.notes:
-            sheet.add_widget(Factory.ReadingLabel(text=note))
+            sheet.add_widget(
+                self._stop(Factory.ReadingLabel(text=note), "", note, role="focus.role.note")
+            )
+
+    @staticmethod
+    def _stop(widget: Any, label: str, value: str, role: str = "") -> Any:
+        """A focus stop of the keys (:mod:`kiosk.ui.focus`): the field's label and value."""
+        widget.reading_field = (label, value)
+        if role:
+            widget.reading_role = role
+        return widget
 
     @staticmethod
     def _row(*cells: Any) -> Any:

@@ -73,6 +73,18 @@ def summary(runtime: Runtime, speech: Pyttsx3Speech) -> str:
     return said.spoken
 
 
+def field(runtime: Runtime, speech: Pyttsx3Speech, label: str, value: str) -> tuple[str, str]:
+    """A field of the preview's reading view, as the keys' focus asks for it: (shown, spoken)."""
+    before = len(runtime.captions.history)
+    params = {"role": "字段", "label": label, "value": value, "n": "6", "total": "24"}
+    runtime.post(Intent("say", ("focus.field", params)))
+    pump_until(runtime, lambda: len(runtime.captions.history) > before)
+    said = runtime.captions.history[-1]
+    assert said.key == "focus.field"
+    assert speech.wait_idle(60)
+    return said.shown, said.spoken
+
+
 def test_headphones_take_the_voice_and_only_they_hear_the_id_number(
     tmp_path: Path, cups: CupsSandbox, sinks: tuple[Path, Path], speech: Pyttsx3Speech
 ) -> None:
@@ -98,6 +110,20 @@ def test_headphones_take_the_voice_and_only_they_hear_the_id_number(
         said = summary(runtime, speech)
         assert tail not in said and "身份证" not in said
         assert played(speaker) is not None and played(phones) is None
+        # nor a document's name and number field: "your name", "your ID number" in their place
+        name = runtime.session.view.masked_name
+        shown, spoken = field(runtime, speech, "姓名", name)
+        assert (
+            shown
+            == spoken
+            == "字段：姓名，您的姓名（为保护隐私不外放，插入耳机可收听），第 6 项，共 24 项"
+        )
+        shown, spoken = field(runtime, speech, "公民身份号码", masked)
+        assert "您的身份证号码" in spoken and tail not in spoken and masked not in shown
+        assert field(runtime, speech, "参保状态", "正常参保")[1].startswith(
+            "字段：参保状态，正常参保，"
+        )
+        assert played(phones) is None
 
         # headphones in: said so in them, and from now on only in them, the number too
         jack.write_text("1")
@@ -110,6 +136,14 @@ def test_headphones_take_the_voice_and_only_they_hear_the_id_number(
         assert runtime.captions.history[-1].key == "focus.summary_who"
         assert tail in said and DEMO_RESIDENT.id_number not in said
         assert played(phones) != private and played(speaker) == loud
+        # the document's fields read as the screen shows them: the number digit by digit
+        shown, spoken = field(runtime, speech, "公民身份号码", masked)
+        assert masked in shown and tail in spoken and "*" not in spoken
+        shown, spoken = field(runtime, speech, "姓名", name)
+        assert shown.startswith(f"字段：姓名，{name}，") and spoken.startswith(
+            f"字段：姓名，{name[0]}，"
+        )
+        assert played(speaker) == loud
 
         # unplugged: the loudspeaker again, and the number is not read there
         jack.write_text("0")

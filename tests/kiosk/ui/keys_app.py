@@ -50,6 +50,7 @@ class KeyJourney(Journey):
         self.runtime = station.runtime
         self.display_name = display
         self.presses: list[dict[str, Any]] = []
+        self.documents: list[dict[str, Any]] = []  # the preview's pages, and what each key said
         self.handled = 0  # keys the app has handled (counted by a wrapper around focus.key)
         self._x: Any = None
 
@@ -94,7 +95,7 @@ class KeyJourney(Journey):
         self.record(key, said)
 
     def record(self, key: str, said_before: int) -> None:
-        from kiosk.ui.focus import label_of, role_of
+        from kiosk.ui.focus import field_of, label_of, role_of
 
         history = list(self.runtime.captions.history)[said_before:]
         said = history[-1] if history else None
@@ -109,11 +110,24 @@ class KeyJourney(Journey):
         widget = self.app.focus.focused
         if key in ("up", "down") and widget is not None:
             controls = self.app.focus.controls()
+            lang = self.app.vm.lang
+            label, value = field_of(widget)
+            if label or value:  # a field of the document: never the name or number aloud
+                view = self.runtime.session.view
+                for secret, words in (
+                    (view.masked_id_number, "focus.withheld_id"),
+                    (view.masked_name, "focus.withheld_name"),
+                ):
+                    if secret:
+                        label = label.replace(secret, self.runtime.tr(words, lang))
+                        value = value.replace(secret, self.runtime.tr(words, lang))
+                entry["field"] = [label, value]
             expected = self.runtime.tr(
-                "focus.said",
-                self.app.vm.lang,
-                role=self.runtime.tr(role_of(widget), self.app.vm.lang),
-                label=label_of(widget),
+                "focus.field" if label else "focus.text" if value else "focus.said",
+                lang,
+                role=self.runtime.tr(role_of(widget), lang),
+                label=label or label_of(widget),
+                value=value,
                 n=str(controls.index(widget) + 1),
                 total=str(len(controls)),
             )
@@ -221,6 +235,7 @@ class KeyJourney(Journey):
         yield from self.press("select")
         yield from self.wait_screen("preview")
         yield from self.wait(lambda: self.app.vm.preview_ready, 20, "the preview")
+        yield from self.read_document()
         yield from self.choose(self.label_of_id("print_button"))
         yield from self.wait_screen("rate", timeout=120)
         self.shot(f"keys-rate-{lang}")
@@ -229,6 +244,33 @@ class KeyJourney(Journey):
         self.station.simulate("remove")
         yield from self.wait_screen("thanks", timeout=20)
         yield from self.wait_screen("idle", timeout=30)
+
+    def read_document(self) -> Iterator[None]:
+        """Down from the top of the preview through its reading view: every field is said, in
+        the document's order, until the focus leaves the document for the buttons."""
+        from dataclasses import asdict
+
+        from kiosk.ui.focus import field_of
+
+        yield from self.frames(3)  # the reading view laid out
+        screen = self.screen()
+        document = {
+            "lang": self.app.vm.lang,
+            "page": asdict(self.app.vm.reading[int(screen.page)]),
+            "said": [],
+        }
+        self.documents.append(document)
+        for _ in range(MAX_PRESSES):
+            yield from self.press("down")
+            widget = self.app.focus.focused
+            if widget is None or not any(field_of(widget)):
+                break
+            document["said"].append(self.presses[-1])
+            if len(document["said"]) == 4:
+                yield from self.frames(2)
+                self.shot(f"keys-preview-field-{self.app.vm.lang}")
+        yield from self.press("help")  # the page's summary counts the document's parts
+        document["help"] = self.presses[-1]["said"]
 
     def notice(self, lang: str) -> Iterator[None]:
         yield from self.wait_screen("idle")
@@ -284,7 +326,11 @@ def main() -> int:
     Clock.schedule_once(journey.begin, 1.0)
     app.run()
     Path(args.report).write_text(
-        json.dumps({"ok": journey.ok, "presses": journey.presses}, ensure_ascii=False, indent=1)
+        json.dumps(
+            {"ok": journey.ok, "presses": journey.presses, "documents": journey.documents},
+            ensure_ascii=False,
+            indent=1,
+        )
     )
     if not journey.ok:
         print(f"JOURNEY FAILED: {journey.error}", file=sys.stderr, flush=True)

@@ -17,6 +17,7 @@ from kiosk.ui.focus import (
     RING_DARK,
     RING_LIGHT,
     KeyMap,
+    field_of,
     label_of,
     reading_order,
     ring_contrast,
@@ -132,3 +133,17 @@ def test_the_ring_stands_out_on_the_themes_colours() -> None:
 @given(st.tuples(*itertools.repeat(st.floats(0, 1), 3)))
 def test_the_ring_stands_out_on_any_colour(rgb: tuple[float, float, float]) -> None:
     assert ring_contrast(rgb) >= MIN_RING_CONTRAST
+
+
+def test_a_reading_views_fields_are_named_by_their_label_and_have_roles() -> None:
+    field = Control("", reading_field=("姓名", "张**"), reading_role="focus.role.field")
+    assert field_of(field) == ("姓名", "张**")
+    assert label_of(field) == "姓名" and role_of(field) == "focus.role.field"
+    heading = Control("社会保险参保证明", reading_field=("", "社会保险参保证明"))
+    heading.reading_role = "focus.role.heading"
+    assert label_of(heading) == "社会保险参保证明" and role_of(heading) == "focus.role.heading"
+    row = Control("", reading_field=("年月 2026-06", "缴费基数 4200.00"), reading_role="")
+    assert role_of(row) == "focus.role.field"  # a field unless it says otherwise
+    # a cell of the table (or any label) is no stop; a button is a button
+    assert field_of(Control("4200.00", reading_field=())) == ("", "")
+    assert role_of(Control("OK", reading_field=())) == "focus.role.button"

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -59,7 +61,8 @@ def test_a_certificate_and_a_notice_by_keys_alone_in_both_languages(
     log = state / "logs" / "kiosk.log"
     tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + tail
-    presses = json.loads(report.read_text())["presses"]
+    data = json.loads(report.read_text())
+    presses = data["presses"]
     (artifacts / "keys" / "speech-log.json").write_text(json.dumps(presses, ensure_ascii=False))
 
     moves = [p for p in presses if p["key"] in ("up", "down") and "expected" in p]
@@ -92,8 +95,61 @@ def test_a_certificate_and_a_notice_by_keys_alone_in_both_languages(
     assert any(p["key"] == "back" for p in presses)
     assert sum(1 for p in presses if p.get("answered_warning")) == 2
     # no ID number or name was said on the loudspeaker (no headphones here)
+    from flows.models import mask_name
     from flows.synthetic import DEMO_RESIDENT
 
     for p in presses:
         assert DEMO_RESIDENT.id_number[-4:] not in p["spoken"], p
         assert DEMO_RESIDENT.name not in p["spoken"], p
+        assert mask_name(DEMO_RESIDENT.name) not in p["spoken"] + p["said"], p
+    assert_the_document_was_read_in_order(data["documents"])
+
+
+WITHHELD = {
+    "zh": ("字段：姓名，您的姓名（", "字段：公民身份号码，您的身份证号码（"),
+    "en": ("Field: Name, your name (", "Field: ID number, your ID number ("),
+}
+
+
+def assert_the_document_was_read_in_order(documents: list[dict[str, Any]]) -> None:
+    """The preview's reading view, walked by the down key from the top of the page: its title,
+    every field (label and value), the table's title and each row, the notes, in the document's
+    order, each said as it was reached; the name and ID number withheld on the loudspeaker."""
+    assert [d["lang"] for d in documents] == ["zh", "en"]
+    for document in documents:
+        lang, page, said = document["lang"], document["page"], document["said"]
+        lines = [p["said"] for p in said]
+        assert all(p["ok"] for p in said), [p for p in said if not p["ok"]][:3]
+        assert all(p["screen"] == "preview" and p["lang"] == lang for p in said)
+        assert all(p["said_key"] in ("focus.field", "focus.text") for p in said), said[:3]
+        total = len(said)
+        role = {"zh": ("标题：", "字段：", "表格行：", "说明："), "en": ("Heading: ", "Field: ")}
+        role["en"] += ("Table row: ", "Note: ")
+        heading, field, row, note = role[lang]
+        expected = [heading + page["title"]]
+        name, number = WITHHELD[lang]
+        for label, value in page["rows"]:
+            if "*" in value:  # the name and the number: masked on screen, not said aloud
+                expected.append(name if len(value) < 10 else number)
+            else:
+                expected.append(f"{field}{label}{'，' if lang == 'zh' else ', '}{value}")
+        if page["headers"]:
+            expected.append(heading + page["table_title"])
+            for cells in page["table"]:
+                expected.append(f"{row}{page['headers'][0]} {cells[0]}")
+        expected += [note + n for n in page["notes"]]
+        assert len(lines) == len(expected), (lines, expected)
+        for got, want in zip(lines, expected, strict=True):
+            assert got.startswith(want), (got, want)
+        # each line says where it is, one after the other (the top bar's buttons come first)
+        pattern = r"，第 (\d+) 项，共 (\d+) 项$" if lang == "zh" else r", (\d+) of (\d+)$"
+        places = [re.search(pattern, line) for line in lines]
+        assert all(places), lines
+        numbers = [int(m.group(1)) for m in places if m]
+        assert numbers == list(range(numbers[0], numbers[0] + total)), numbers
+        assert 1 < numbers[0] <= 5, numbers  # after the top bar, before the page's buttons
+        assert total >= 8
+        assert len(page["rows"]) >= 5 and page["headers"], page  # the certificate's fields
+        # the help key counts the document's parts
+        parts = f"文件内容共 {total} 项" if lang == "zh" else f"The document has {total} parts"
+        assert parts in document["help"], document["help"]
