@@ -16,7 +16,9 @@ session's CSRF token for a POST, as every other command; a refused role is audit
   is audited (once).
 - ``POST /api/calls/{id}/end`` (JSON ``{"reason"}``: ``staff``, ``resident``, ``dropped``,
   ``failed``): ``call_end`` is audited with the call's duration (from ``call_start``; 0 if it
-  never connected). Only the technician who made the call reports on it.
+  never connected). Only the technician who made the call reports on it. The kiosk reports the
+  end too (``evt/call_end``, :mod:`fleet.console.call_audit`): whichever comes first is the
+  call's one ``call_end``; the other is answered ``409``.
 
 Nothing of the call's content reaches the console; its audit holds the station, the technician,
 times, the duration and how it ended.
@@ -28,15 +30,14 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fleet.console import views
+from fleet.console import call_audit, views
 from fleet.console.routing import Refused
-from fleet.console.store import AuditEntry, CommandRow, Station, audit
+from fleet.console.store import CommandRow, audit
 from fleet.protocol.call import ANSWER_TIMEOUT_S, CALL_OFFER, CallOffer
 
 if TYPE_CHECKING:
@@ -101,14 +102,7 @@ class CallRoutes:
         return JSONResponse({"id": command_id}, 202)
 
     def _started(self, db: Session, row: CommandRow, target: str) -> float | None:
-        entries = db.scalars(
-            select(AuditEntry).where(
-                AuditEntry.action.in_(("call_start", "call_end")),
-                AuditEntry.target == target,
-                AuditEntry.ts >= row.created_at,
-            )
-        )
-        mine = [e for e in entries if (e.detail or {}).get("id") == row.id]
+        mine = call_audit.entries(db, row, target)
         if any(e.action == "call_end" for e in mine):
             raise Refused(409, "the call has ended")
         return next((e.ts for e in mine if e.action == "call_start"), None)
@@ -157,5 +151,4 @@ class CallRoutes:
             raise Refused(404, "no such call")
         if row.actor != who_name:
             raise Refused(403, "another technician's call")
-        station = db.get_one(Station, row.station_id)
-        return row, f"{station.site}/{station.station}"
+        return row, call_audit.target_of(db, row)

@@ -145,6 +145,17 @@ class HelpEvent(Event):
     txn_id: Name | None
 
 
+class CallEndEvent(Event):
+    """``evt/call_end``: the kiosk's own record of a staff member's call ending (issue 22), so
+    that the console's audit has every call's end even when the technician's page died first.
+    ``call_id`` is the ``call_offer`` command's id; no name of anyone is in it."""
+
+    call_id: Name
+    reason: Literal["resident", "staff", "dropped", "failed"]
+    connected: bool
+    duration_s: float = Field(ge=0, le=86400)
+
+
 class AlertEvent(Event):
     kind: Name
     detail: dict[Name, Any] = Field(max_length=16)
@@ -156,6 +167,7 @@ class CsrEvent(Event):
     current_not_after: Name
 
 
+CALL_END_EVENT = "call_end"  # a staff member's call ended (kiosk.shell.call)
 CSR_EVENT = "csr"  # a station asks for a new certificate (fleet.agent.renewal)
 
 STATION_ALERT_KINDS = frozenset(
@@ -179,6 +191,7 @@ EVENTS: dict[str, type[Event]] = {
     "help": HelpEvent,
     "alert": AlertEvent,
     CSR_EVENT: CsrEvent,
+    CALL_END_EVENT: CallEndEvent,
 }
 
 

@@ -409,3 +409,62 @@ def test_a_call_whose_page_goes_away_ends_on_the_kiosk_within_seconds(
         assert ended and ended[-1].ended == "dropped", ended[-1:]
         assert noticed < 8.0, noticed  # DROP_S (5 s) and a pump or two
         assert any("通话已断开" in t for t in station.spoken.texts)  # said, not only shown
+        # the console's audit has the call's end all the same: the kiosk reported it (evt/call_end)
+        rows = until(lambda: ended_in_audit(db), 15, "the call's end in the audit")
+        ends = [(who, d) for a, who, d, _ in rows if a == "call_end"]
+        assert len(ends) == 1, ends
+        who, end = ends[0]
+        assert who == "tech" and end["by"] == "station", end
+        assert end["reason"] == "dropped" and end["connected"] is True
+        assert 0.0 < end["duration_s"] < 30.0, end
+        starts = [d for a, _, d, _ in rows if a == "call_start"]
+        assert [d["id"] for d in starts] == [end["id"]]
+
+
+FROZEN_S = 10.0
+
+
+def test_a_call_whose_kiosk_goes_quiet_ends_on_the_page_and_in_the_audit(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    db = tmp_path / "console.sqlite3"
+    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
+    with (
+        console_process(tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}) as url,
+        kiosk(tmp_path, broker) as (station, _agent),
+        chromium_with_microphone(staff_wav) as browser,
+    ):
+        station.runtime.post(Intent("help"))
+        login(browser, url, "tech")
+        until(lambda: station_known(url, browser), 30, "the station on the console")
+        browser.get(f"{url}/stations/{SITE}/{STATION}/call")
+        browser.find_element(By.ID, "call-start").click()
+        wait = WebDriverWait(browser, 40, poll_frequency=0.1)
+        wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+        until(lambda: station.frames[-1].call.phase == "talking", 10, "the kiosk talking")
+        # the kiosk's peer goes quiet without a word (its process frozen): its loop is held
+        peer = station.runtime.calls._peer
+        assert peer is not None
+        peer._loop.call_soon_threadsafe(time.sleep, FROZEN_S)
+        gone = time.monotonic()
+        WebDriverWait(browser, 15, poll_frequency=0.1).until(
+            lambda d: d.execute_script("return window.stationCall.ended") is True
+        )
+        noticed = time.monotonic() - gone
+        assert noticed < 8.0, noticed  # DROP_S (5 s) and a tick
+        status = browser.find_element(By.ID, "call-status")
+        assert status.get_attribute("data-state") == "ended-dropped"
+        assert "断开" in status.text, status.text  # said in words to the technician
+        browser.save_screenshot(str(ARTIFACTS / "call-kiosk-gone.png"))
+        rows = until(lambda: ended_in_audit(db), 10, "the call's end in the audit")
+        ends = [(who, d) for a, who, d, _ in rows if a == "call_end"]
+        assert len(ends) == 1 and ends[0][0] == "tech", ends
+        end = ends[0][1]
+        assert end["reason"] == "dropped" and end["connected"] is True
+        assert "by" not in end  # the page's own report: the kiosk could not say anything
+        assert 0.0 < end["duration_s"] < 30.0, end
+        # the kiosk comes back to its senses, ends the call too and reports it: still one end
+        until(lambda: station.frames[-1].call.phase != "talking", FROZEN_S + 10, "the kiosk's end")
+        until(lambda: not station.runtime.journal.pending_events(), 10, "the outbox sent")
+        time.sleep(1.0)
+        assert [a for a, *_ in audit_rows(db)].count("call_end") == 1

@@ -75,7 +75,7 @@ class HelpRun(Journey):
     def after_hours(self) -> Iterator[None]:
         yield from self.wait_screen("idle")
         yield from self.open_help()
-        yield from self.wait(lambda: self.app.vm.help_after_hours, 5, "after-hours text")
+        yield from self.wait(lambda: self.app.vm.help_slip_offered, 5, "after-hours text")
         print(f"TITLE {self.help_view().ids.help_title.text!r}", flush=True)
         print(f"BODY {self.help_view().ids.help_body.text!r}", flush=True)
         print(f"HOTLINE {self.help_view().ids.help_hotline.text!r}", flush=True)
