@@ -1,4 +1,5 @@
-"""The audit of a staff member's call (issue 22): one start and one end per call, whoever reports it.
+"""The audit of a staff member's call (issue 22): one start and one end per call, whoever
+reports it.
 
 A call's end reaches the console two ways: the technician's page (``POST /api/calls/{id}/end``,
 :mod:`fleet.console.calls`) and the kiosk's own ``evt/call_end`` (:class:`CallEndEvent`, through

@@ -85,7 +85,8 @@ from fleet.trust.renewal import CSR_EVENT, answer_csr
 log = logging.getLogger("fleet.console.ingest")
 
 FINAL = frozenset({"succeeded", "failed", "timed_out"})
-FOLLOWED_EVENTS = frozenset({"help", "alert", CSR_EVENT, "rating", CALL_END_EVENT})  # events the console acts on
+# events the console acts on
+FOLLOWED_EVENTS = frozenset({"help", "alert", CSR_EVENT, "rating", CALL_END_EVENT})
 STATION_NAME = re.compile(STATION_PATTERN)
 SITE_ALERT = "site_mismatch"  # a station publishing under a site it is not bound to
 COMMAND_GRACE_S = 30.0  # a result may take this long beyond the command's own timeout
