@@ -39,8 +39,12 @@ Count = Annotated[int, Field(ge=0, le=MAX_SESSION)]
 STATION_DEVICES = ("id_reader", "a4_printer", "thermal_printer", "speech")
 """The devices every station reports by these names (the drivers' default names)."""
 
-Capability = Literal["id_card", "a4", "thermal", "voice"]
+Capability = Literal["id_card", "a4", "thermal", "voice", "call"]
 CAPABILITIES: tuple[Capability, ...] = ("id_card", "a4", "thermal", "voice")
+"""Every station's; ``call`` is added where the kiosk has call audio (its ``[call]`` devices)."""
+CALL_META = "call_audio"
+"""The journal's meta key where the kiosk notes whether it can take a call ("1") or not ("0");
+the agent reports ``call`` among the birth's capabilities from it."""
 HEALTH_EXPIRY_S = 60
 """A heartbeat left undelivered this long is dropped by the broker (MQTT 5 message expiry): a
 console coming back gets its stations' present, not their past, and can judge their clocks by

@@ -32,7 +32,7 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from fleet.protocol.call import ANSWER_TIMEOUT_S, CallOffer, parse_offer
-from fleet.protocol.models import CALL_END_EVENT
+from fleet.protocol.models import CALL_END_EVENT, CALL_META
 from flows.call import CallGate, CallView, volume_step
 from flows.effects import Effect, Speak
 from statedir.journal import CommandRecord
@@ -58,7 +58,7 @@ class CallDesk:
         self._rt = runtime
         self._clock = clock
         self.gate = CallGate()
-        self.audio: CallAudio | None = None  # None: no call at this station (no microphone)
+        self._audio: CallAudio | None = None
         self._view = CallView()
         self._peer: CallPeer | None = None
         self._phases: queue.Queue[tuple[str, str]] = queue.Queue()
@@ -69,8 +69,20 @@ class CallDesk:
         self._talking_at: float | None = None
 
     @property
+    def audio(self) -> CallAudio | None:
+        """The call's sound devices; None: no call at this station (no microphone)."""
+        return self._audio
+
+    @audio.setter
+    def audio(self, audio: CallAudio | None) -> None:
+        """Set at the station's start; noted in the journal, so that the agent reports the
+        ``call`` capability (the console offers a call only to a station that can take one)."""
+        self._audio = audio
+        self._rt.journal.set_meta(CALL_META, "1" if audio is not None else "0")
+
+    @property
     def available(self) -> bool:
-        return self.audio is not None
+        return self._audio is not None
 
     def view(self) -> CallView:
         return self._view

@@ -97,3 +97,22 @@ def test_an_end_event_out_of_its_limits_is_set_aside() -> None:
         messages.event("call_end", "st-1", "e-x", duration_s=-1.0)
     with pytest.raises(ValidationError):
         messages.event("call_end", "st-1", "e-x", staff="a name")  # no name rides along
+
+
+def test_the_station_page_offers_a_call_only_where_the_station_reported_call_devices(
+    console: Console,
+) -> None:
+    from tests.fleet.console.test_console import login
+
+    for station, capabilities in (
+        ("st-mic", ["id_card", "a4", "thermal", "voice", "call"]),
+        ("st-mute", ["id_card", "a4", "thermal", "voice"]),
+    ):
+        data = messages.birth(SITE, station, capabilities=capabilities)
+        console.ingest.handle(f"kiosk/v1/{SITE}/{station}/birth", data)
+    tech, _ = login(console, "tech")
+    page = tech.get(f"/stations/{SITE}/st-mic").text
+    assert 'id="call-station"' in page and 'id="call-unavailable"' not in page
+    page = tech.get(f"/stations/{SITE}/st-mute").text
+    assert 'id="call-station"' not in page and 'id="call-unavailable"' in page
+    assert "无法通话" in page or "no call is possible" in page

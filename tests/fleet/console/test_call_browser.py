@@ -267,6 +267,12 @@ def test_a_call_carries_each_sides_tone_and_is_audited_with_its_duration(
         rt.post(Intent("help"))  # the resident asks for help: the kiosk may now take a call
         login(browser, url, "tech")
         until(lambda: station_known(url, browser), 30, "the station on the console")
+        # offered: the station's birth says "call" (the kiosk noted its call audio)
+        until(
+            lambda: station_known(url, browser) and browser.find_elements(By.ID, "call-station"),
+            15,
+            "the call offered",
+        )
         browser.find_element(By.ID, "call-station").click()
         wait = WebDriverWait(browser, 40, poll_frequency=0.1)
         wait.until(lambda d: d.find_element(By.ID, "call-start").is_enabled())
