@@ -14,6 +14,8 @@ session's CSRF token for a POST, as every other command; a refused role is audit
   (``failed``, ``detail.reason``: ``no_help_request`` when the resident did not ask for help).
 - ``POST /api/calls/{id}/connected``: the page's media and data channel are up: ``call_start``
   is audited (once).
+- ``POST /api/calls/{id}/screen``: while the call is connected, a ``screenshot`` of the kiosk's
+  current screen (masked as on the kiosk), which the page asks for every few seconds.
 - ``POST /api/calls/{id}/end`` (JSON ``{"reason"}``: ``staff``, ``resident``, ``dropped``,
   ``failed``): ``call_end`` is audited with the call's duration (from ``call_start``; 0 if it
   never connected). Only the technician who made the call reports on it. The kiosk reports the
@@ -38,7 +40,14 @@ from starlette.routing import Route
 from fleet.console import call_audit, views
 from fleet.console.routing import Refused
 from fleet.console.store import CommandRow, audit
-from fleet.protocol.call import ANSWER_TIMEOUT_S, CALL_OFFER, CallOffer
+from fleet.protocol.call import (
+    ANSWER_TIMEOUT_S,
+    CALL_OFFER,
+    SCREEN_EVERY_S,
+    SCREEN_TIMEOUT_S,
+    CallOffer,
+    ScreenArgs,
+)
 
 if TYPE_CHECKING:
     from fleet.console.app import WebApp
@@ -58,6 +67,7 @@ class CallRoutes:
             Route("/api/stations/{site}/{station}/calls", self.offer, methods=["POST"]),
             Route("/api/calls/{command_id}/connected", self.connected, methods=["POST"]),
             Route("/api/calls/{command_id}/end", self.end, methods=["POST"]),
+            Route("/api/calls/{command_id}/screen", self.screen, methods=["POST"]),
         ]
 
     async def page(self, request: Request) -> Response:
@@ -73,6 +83,7 @@ class CallRoutes:
             site=site,
             station=station,
             ice_servers=self.ice_servers,
+            screen_every_ms=int(SCREEN_EVERY_S * 1000),
         )
 
     async def offer(self, request: Request) -> Response:
@@ -144,6 +155,26 @@ class CallRoutes:
 
         duration: float = await self.web.db(finish)
         return JSONResponse({"duration_s": duration})
+
+    async def screen(self, request: Request) -> Response:
+        """The kiosk's current screen for the technician guiding the resident: a ``screenshot``
+        command naming the call (:class:`fleet.protocol.call.ScreenArgs`), sent only while the
+        technician's own call is connected and not ended; ``202 {"id"}``, the page polls it and
+        shows ``/stations/{site}/{station}/screenshots/{id}.png``. Not audited one by one (one
+        every few seconds): the call's start and end say when the screen could be seen."""
+        who = await self.web.require(request, PERMISSION)
+
+        def send(db: Session) -> str:
+            row, target = self._call_sync(request, who.name, db)
+            if self._started(db, row, target) is None:
+                raise Refused(409, "the call is not connected")
+            args = ScreenArgs(call=row.id).args()
+            return self.web.ingest.send_command(
+                row.station_id, "screenshot", args, SCREEN_TIMEOUT_S, who.name, db=db
+            )
+
+        command_id: str = await self.web.db(send)
+        return JSONResponse({"id": command_id}, 202)
 
     def _call_sync(self, request: Request, who_name: str, db: Session) -> tuple[CommandRow, str]:
         row = db.get(CommandRow, request.path_params["command_id"])

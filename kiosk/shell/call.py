@@ -29,9 +29,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from fleet.protocol.call import ANSWER_TIMEOUT_S, CallOffer, parse_offer
+from fleet.protocol.call import ANSWER_TIMEOUT_S, CallOffer, parse_offer, parse_screen_args
 from fleet.protocol.models import CALL_END_EVENT, CALL_META
 from flows.call import CallGate, CallView, volume_step
 from flows.effects import Effect, Speak
@@ -86,6 +86,17 @@ class CallDesk:
 
     def view(self) -> CallView:
         return self._view
+
+    def guides(self, args: dict[str, Any]) -> bool:
+        """A ``screenshot`` command for the call in progress (the staff member guiding the
+        resident through the current screen): only while that very call is talking."""
+        screen = parse_screen_args(args)
+        return (
+            screen is not None
+            and screen.call is not None
+            and screen.call == self._call_id
+            and self._view.phase == "talking"
+        )
 
     # --- the command ---------------------------------------------------------------------------
 

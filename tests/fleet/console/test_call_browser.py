@@ -474,3 +474,81 @@ def test_a_call_whose_kiosk_goes_quiet_ends_on_the_page_and_in_the_audit(
         until(lambda: not station.runtime.journal.pending_events(), 10, "the outbox sent")
         time.sleep(1.0)
         assert [a for a, *_ in audit_rows(db)].count("call_end") == 1
+
+
+def drawn_screen(station: Kiosk, grabbed: list[Any]) -> Callable[[Path], Path]:
+    """The kiosk's screenshot without a window: the current frame's resident fields drawn as the
+    screen shows them (the app's is Window.screenshot); what each picture was drawn from is kept."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(find_cjk_font()), 28)
+
+    def grab(path: Path) -> Path:
+        view = station.frames[-1].view
+        grabbed.append(view)
+        image = Image.new("RGB", (640, 360), "white")
+        draw = ImageDraw.Draw(image)
+        draw.text((20, 20), f"screen: {view.screen}", fill="black", font=font)
+        draw.text((20, 80), view.masked_name, fill="black", font=font)
+        draw.text((20, 140), view.masked_id_number, fill="black", font=font)
+        image.save(path)
+        return path
+
+    return grab
+
+
+def test_during_a_call_the_technician_sees_the_kiosks_screen_masked_as_on_the_kiosk(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    from flows.models import IdentityRead
+    from flows.synthetic import DEMO_RESIDENT
+
+    db = tmp_path / "console.sqlite3"
+    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
+    with (
+        console_process(tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}) as url,
+        kiosk(tmp_path, broker) as (station, _agent),
+        chromium_with_microphone(staff_wav) as browser,
+    ):
+        rt = station.runtime
+        grabbed: list[Any] = []
+        rt.remote.screenshot = drawn_screen(station, grabbed)
+        rt.post(Intent("start"))
+        rt.post(IdentityRead("id_reader", DEMO_RESIDENT))  # the resident's card was read
+        until(lambda: station.frames and station.frames[-1].view.screen == "choose", 10, "choose")
+        login(browser, url, "tech")
+        until(lambda: station_known(url, browser), 30, "the station on the console")
+        rt.post(Intent("help"))
+        browser.get(f"{url}/stations/{SITE}/{STATION}/call")
+        browser.find_element(By.ID, "call-start").click()
+        wait = WebDriverWait(browser, 40, poll_frequency=0.1)
+        wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+        # the page shows the kiosk's screen, and a fresh one every few seconds
+        wait.until(lambda d: d.execute_script("return window.stationCall.screens") >= 2)
+        img = browser.find_element(By.ID, "call-screen")
+        assert img.is_displayed()
+        assert browser.execute_script("return arguments[0].naturalWidth", img) == 640
+        browser.save_screenshot(str(ARTIFACTS / "call-guided-screen.png"))
+        browser.find_element(By.ID, "call-hangup").click()
+        wait.until(lambda d: d.execute_script("return window.stationCall.ended") is True)
+
+        # every picture was taken from a screen that shows the resident only masked
+        assert len(grabbed) >= 2 and {v.screen for v in grabbed} == {"choose"}
+        for view in grabbed:
+            shown = f"{view.masked_name} {view.masked_id_number}"
+            assert DEMO_RESIDENT.id_number not in shown and DEMO_RESIDENT.name not in shown
+            assert view.masked_id_number.endswith(DEMO_RESIDENT.id_number[-4:])
+            assert "*" in view.masked_id_number and "*" in view.masked_name
+        # the screenshots were the call's: named by it, sent by its technician
+        shots = [r for r in rt.journal.commands(target="ui") if r.name == "screenshot"]
+        assert shots and all(r.args.get("call") for r in shots)
+        assert {r.state for r in shots} <= {"succeeded", "failed"}
+
+        # after the call, the same command is refused in a session (no call to guide)
+        stale = dict(shots[-1].args)
+        rt.journal.add_command(
+            "after-call", "screenshot", stale, target="ui", deadline=time.time() + 30
+        )
+        until(lambda: (c := rt.journal.command("after-call")) and c.state == "failed", 10, "no")
+        record = rt.journal.command("after-call")
+        assert record is not None and record.detail == {"reason": "in_session"}
