@@ -268,6 +268,9 @@ def help_texts(
         title = tr("help.title", lang)
         body = tr("help.body", lang, phone=station.help_phone)
         hotline = ""
+    if help_state.call:  # staff can call back here now, or no call at this station
+        suffix = "_after_hours" if help_state.after_hours and help_state.call == "none" else ""
+        body += "\n" + tr(f"help.call_{help_state.call}{suffix}", lang)
     reply = (
         tr(help_state.reply_key, lang, **help_state.reply_params) if help_state.reply_key else ""
     )

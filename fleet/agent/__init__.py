@@ -51,11 +51,13 @@ from fleet.mqtt.client import (
     on_accepted,
 )
 from fleet.protocol.models import (
+    CALL_META,
     CAPABILITIES,
     HEALTH_EXPIRY_S,
     MAX_PACKET_BYTES,
     MAX_PAYLOAD_BYTES,
     Birth,
+    Capability,
     DeviceReport,
     Health,
     State,
@@ -127,6 +129,7 @@ class Agent:
         self._sent_ids: set[str] = set()
         self._connected_at = 0.0
         self._last_devices = ""
+        self._call_noted: str | None = None  # the kiosk's call audio, as the birth last said
         self.published = 0
         self.tls_files = TlsFiles.from_optional(config.ca_file, config.cert_file, config.key_file)
         self._ssl: ssl.SSLContext | None = None
@@ -246,12 +249,18 @@ class Agent:
             app_version=self.config.app_version,
             catalog_version=int(catalog) if catalog and catalog.isdigit() else None,
             hardware={"machine": platform.machine(), "system": platform.system()},
-            capabilities=list(CAPABILITIES),
+            capabilities=self._capabilities(),
             cert_expiry=self._cert_expiry(),
             session=self.session,
             ts=time.time(),
         )
         return dumps(birth.dump())
+
+    def _capabilities(self) -> list[Capability]:
+        """Every station's, and ``call`` where the kiosk noted that it can take one."""
+        self._call_noted = self.journal.get_meta(CALL_META)
+        call: list[Capability] = ["call"] if self._call_noted == "1" else []
+        return [*CAPABILITIES, *call]
 
     def _on_connect(self, client: mqtt.Client) -> None:
         """The broker took the connection (:func:`fleet.mqtt.client.on_accepted`)."""
@@ -366,6 +375,8 @@ class Agent:
                 },
                 sort_keys=True,
             )
+            if self.journal.get_meta(CALL_META) != self._call_noted:  # the kiosk (re)started
+                self.client.publish(self.topics.birth, self._birth(), qos=1, retain=True)
             if time.monotonic() >= next_at or devices != self._last_devices:
                 self._publish_health()
                 next_at = time.monotonic() + self.config.health_interval_s

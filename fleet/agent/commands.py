@@ -45,7 +45,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from fleet.protocol.call import parse_offer
+from fleet.protocol.call import parse_offer, parse_screen_args
 from fleet.protocol.commands import COMMANDS
 from fleet.protocol.help import parse_reply
 from fleet.protocol.models import MAX_PAYLOAD_BYTES
@@ -147,11 +147,18 @@ def _call_offer_arg(args: dict[str, Any]) -> dict[str, Any]:
     return offer.args()
 
 
+def _screenshot_arg(args: dict[str, Any]) -> dict[str, Any]:
+    screen = parse_screen_args(args)
+    if screen is None:
+        raise CommandFailed("bad_args", expected="fleet.protocol.call.ScreenArgs")
+    return screen.args()
+
+
 UI_HANDLERS: tuple[Handler, ...] = (
     _handler("test_print", _printer_arg),
     _handler("restart_ui"),
     _handler("self_test"),
-    _handler("screenshot"),
+    _handler("screenshot", _screenshot_arg),  # a call in progress may ask for the session's
     _handler("reload_catalog"),
     _handler("help_reply", _help_reply_arg),
     _handler("call_offer", _call_offer_arg),

@@ -14,9 +14,13 @@ session's CSRF token for a POST, as every other command; a refused role is audit
   (``failed``, ``detail.reason``: ``no_help_request`` when the resident did not ask for help).
 - ``POST /api/calls/{id}/connected``: the page's media and data channel are up: ``call_start``
   is audited (once).
+- ``POST /api/calls/{id}/screen``: while the call is connected, a ``screenshot`` of the kiosk's
+  current screen (masked as on the kiosk), which the page asks for every few seconds.
 - ``POST /api/calls/{id}/end`` (JSON ``{"reason"}``: ``staff``, ``resident``, ``dropped``,
   ``failed``): ``call_end`` is audited with the call's duration (from ``call_start``; 0 if it
-  never connected). Only the technician who made the call reports on it.
+  never connected). Only the technician who made the call reports on it. The kiosk reports the
+  end too (``evt/call_end``, :mod:`fleet.console.call_audit`): whichever comes first is the
+  call's one ``call_end``; the other is answered ``409``.
 
 Nothing of the call's content reaches the console; its audit holds the station, the technician,
 times, the duration and how it ended.
@@ -28,16 +32,22 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from fleet.console import views
+from fleet.console import call_audit, views
 from fleet.console.routing import Refused
-from fleet.console.store import AuditEntry, CommandRow, Station, audit
-from fleet.protocol.call import ANSWER_TIMEOUT_S, CALL_OFFER, CallOffer
+from fleet.console.store import CommandRow, audit
+from fleet.protocol.call import (
+    ANSWER_TIMEOUT_S,
+    CALL_OFFER,
+    SCREEN_EVERY_S,
+    SCREEN_TIMEOUT_S,
+    CallOffer,
+    ScreenArgs,
+)
 
 if TYPE_CHECKING:
     from fleet.console.app import WebApp
@@ -57,6 +67,7 @@ class CallRoutes:
             Route("/api/stations/{site}/{station}/calls", self.offer, methods=["POST"]),
             Route("/api/calls/{command_id}/connected", self.connected, methods=["POST"]),
             Route("/api/calls/{command_id}/end", self.end, methods=["POST"]),
+            Route("/api/calls/{command_id}/screen", self.screen, methods=["POST"]),
         ]
 
     async def page(self, request: Request) -> Response:
@@ -72,6 +83,7 @@ class CallRoutes:
             site=site,
             station=station,
             ice_servers=self.ice_servers,
+            screen_every_ms=int(SCREEN_EVERY_S * 1000),
         )
 
     async def offer(self, request: Request) -> Response:
@@ -101,14 +113,7 @@ class CallRoutes:
         return JSONResponse({"id": command_id}, 202)
 
     def _started(self, db: Session, row: CommandRow, target: str) -> float | None:
-        entries = db.scalars(
-            select(AuditEntry).where(
-                AuditEntry.action.in_(("call_start", "call_end")),
-                AuditEntry.target == target,
-                AuditEntry.ts >= row.created_at,
-            )
-        )
-        mine = [e for e in entries if (e.detail or {}).get("id") == row.id]
+        mine = call_audit.entries(db, row, target)
         if any(e.action == "call_end" for e in mine):
             raise Refused(409, "the call has ended")
         return next((e.ts for e in mine if e.action == "call_start"), None)
@@ -151,11 +156,30 @@ class CallRoutes:
         duration: float = await self.web.db(finish)
         return JSONResponse({"duration_s": duration})
 
+    async def screen(self, request: Request) -> Response:
+        """The kiosk's current screen for the technician guiding the resident: a ``screenshot``
+        command naming the call (:class:`fleet.protocol.call.ScreenArgs`), sent only while the
+        technician's own call is connected and not ended; ``202 {"id"}``, the page polls it and
+        shows ``/stations/{site}/{station}/screenshots/{id}.png``. Not audited one by one (one
+        every few seconds): the call's start and end say when the screen could be seen."""
+        who = await self.web.require(request, PERMISSION)
+
+        def send(db: Session) -> str:
+            row, target = self._call_sync(request, who.name, db)
+            if self._started(db, row, target) is None:
+                raise Refused(409, "the call is not connected")
+            args = ScreenArgs(call=row.id).args()
+            return self.web.ingest.send_command(
+                row.station_id, "screenshot", args, SCREEN_TIMEOUT_S, who.name, db=db
+            )
+
+        command_id: str = await self.web.db(send)
+        return JSONResponse({"id": command_id}, 202)
+
     def _call_sync(self, request: Request, who_name: str, db: Session) -> tuple[CommandRow, str]:
         row = db.get(CommandRow, request.path_params["command_id"])
         if row is None or row.name != CALL_OFFER:
             raise Refused(404, "no such call")
         if row.actor != who_name:
             raise Refused(403, "another technician's call")
-        station = db.get_one(Station, row.station_id)
-        return row, f"{station.site}/{station.station}"
+        return row, call_audit.target_of(db, row)

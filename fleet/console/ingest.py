@@ -47,7 +47,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, load_only
 
-from fleet.console import enroll, followups, help_reply, incidents
+from fleet.console import call_audit, enroll, followups, help_reply, incidents
 from fleet.console.alerting import AlertDesk
 from fleet.console.edge import ALERT_KIND as MALFORMED_ALERT
 from fleet.console.edge import (
@@ -76,7 +76,7 @@ from fleet.console.store import (
 from fleet.console.zone import DEFAULT_TIMEZONE
 from fleet.mqtt.client import CONSOLE_USER, BrokerAccess, on_accepted
 from fleet.mqtt.stream import RETAIN_IF_NEW, Message, StreamSubscriber
-from fleet.protocol.models import STATION_ALERT_KINDS, STATION_PATTERN
+from fleet.protocol.models import CALL_END_EVENT, STATION_ALERT_KINDS, STATION_PATTERN
 from fleet.protocol.topics import CONSOLE_STATE, ROOT, StationTopics, dumps
 from fleet.protocol.topics import parse_station_topic as parse_topic
 from fleet.trust.pki import CertificateAuthority, PkiError
@@ -85,7 +85,8 @@ from fleet.trust.renewal import CSR_EVENT, answer_csr
 log = logging.getLogger("fleet.console.ingest")
 
 FINAL = frozenset({"succeeded", "failed", "timed_out"})
-FOLLOWED_EVENTS = frozenset({"help", "alert", CSR_EVENT, "rating"})  # events the console acts on
+# events the console acts on
+FOLLOWED_EVENTS = frozenset({"help", "alert", CSR_EVENT, "rating", CALL_END_EVENT})
 STATION_NAME = re.compile(STATION_PATTERN)
 SITE_ALERT = "site_mismatch"  # a station publishing under a site it is not bound to
 COMMAND_GRACE_S = 30.0  # a result may take this long beyond the command's own timeout
@@ -419,6 +420,9 @@ class Ingest:
             elif kind == CSR_EVENT:
                 site, station = self.batches.name_of(station_id)
                 self._answer_csr(station_id, site, station, payload)
+            elif kind == CALL_END_EVENT:  # the call's end in the audit, if the page did not say
+                with self.store.session() as db:
+                    call_audit.record_station_end(db, station_id, payload)
         self.raise_alerts(alerts)
 
     def _result(self, station_id: int, command_id: str, payload: dict[str, Any]) -> None:

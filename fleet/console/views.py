@@ -53,6 +53,7 @@ def station_view(row: Station, now: float, timers: Timers) -> dict[str, Any]:
         "app_version": birth.get("app_version"),
         "catalog_version": reported.get("catalog_version") or birth.get("catalog_version"),
         "cert_expiry": birth.get("cert_expiry"),
+        "calls": "call" in (birth.get("capabilities") or ()),  # call audio at the station
         "last_seen": row.last_seen,
         "interval_s": row.interval_s,
         "duty_hours": row.duty_hours,

@@ -85,6 +85,32 @@ class CallAnswer(BaseModel):
         return _plain_sdp(value)
 
 
+SCREEN_EVERY_S = 3.0
+"""During a call the technician's page asks for the kiosk's current screen this often."""
+SCREEN_TIMEOUT_S = 20.0
+
+
+class ScreenArgs(BaseModel):
+    """The ``screenshot`` command's arguments: none (the attract screen only, as ever), or the
+    id of the call in progress: then the kiosk's current screen, whatever the session shows
+    (masked as on the kiosk), so that the staff member can guide the resident through it. The
+    kiosk takes it only while that call is talking."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    call: str | None = Field(default=None, pattern=r"^[0-9a-f-]{1,64}$")
+
+    def args(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+def parse_screen_args(args: dict[str, Any]) -> ScreenArgs | None:
+    try:
+        return ScreenArgs.model_validate(args)
+    except ValidationError:
+        return None
+
+
 def parse_offer(args: dict[str, Any]) -> CallOffer | None:
     """The offer these arguments hold, or None if they are not a valid one."""
     try:

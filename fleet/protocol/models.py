@@ -39,8 +39,12 @@ Count = Annotated[int, Field(ge=0, le=MAX_SESSION)]
 STATION_DEVICES = ("id_reader", "a4_printer", "thermal_printer", "speech")
 """The devices every station reports by these names (the drivers' default names)."""
 
-Capability = Literal["id_card", "a4", "thermal", "voice"]
+Capability = Literal["id_card", "a4", "thermal", "voice", "call"]
 CAPABILITIES: tuple[Capability, ...] = ("id_card", "a4", "thermal", "voice")
+"""Every station's; ``call`` is added where the kiosk has call audio (its ``[call]`` devices)."""
+CALL_META = "call_audio"
+"""The journal's meta key where the kiosk notes whether it can take a call ("1") or not ("0");
+the agent reports ``call`` among the birth's capabilities from it."""
 HEALTH_EXPIRY_S = 60
 """A heartbeat left undelivered this long is dropped by the broker (MQTT 5 message expiry): a
 console coming back gets its stations' present, not their past, and can judge their clocks by
@@ -145,6 +149,17 @@ class HelpEvent(Event):
     txn_id: Name | None
 
 
+class CallEndEvent(Event):
+    """``evt/call_end``: the kiosk's own record of a staff member's call ending (issue 22), so
+    that the console's audit has every call's end even when the technician's page died first.
+    ``call_id`` is the ``call_offer`` command's id; no name of anyone is in it."""
+
+    call_id: Name
+    reason: Literal["resident", "staff", "dropped", "failed"]
+    connected: bool
+    duration_s: float = Field(ge=0, le=86400)
+
+
 class AlertEvent(Event):
     kind: Name
     detail: dict[Name, Any] = Field(max_length=16)
@@ -156,6 +171,7 @@ class CsrEvent(Event):
     current_not_after: Name
 
 
+CALL_END_EVENT = "call_end"  # a staff member's call ended (kiosk.shell.call)
 CSR_EVENT = "csr"  # a station asks for a new certificate (fleet.agent.renewal)
 
 STATION_ALERT_KINDS = frozenset(
@@ -179,6 +195,7 @@ EVENTS: dict[str, type[Event]] = {
     "help": HelpEvent,
     "alert": AlertEvent,
     CSR_EVENT: CsrEvent,
+    CALL_END_EVENT: CallEndEvent,
 }
 
 

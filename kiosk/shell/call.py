@@ -13,7 +13,9 @@ and while the call lasts the resident's silence is not a timeout.
 
 The resident ends the call at any moment (``call.end``), turns the staff member's voice up or
 down (``call.louder``, ``call.quieter``). A call that drops (no message on its data channel for a
-few seconds) ends on both sides, and the screen says so for :data:`ENDED_SHOWN_S`.
+few seconds) ends on both sides, and the screen says so for :data:`ENDED_SHOWN_S`. Every end is
+queued in the outbox as ``evt/call_end`` (the call's id, how it ended, how long it lasted), so
+that the console's audit has it even when the technician's page died first.
 
 Nothing is recorded: the peer plays to the speaker. The staff member's name is not personal data
 of a resident; it is shown and spoken, and logged by neither.
@@ -27,9 +29,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from fleet.protocol.call import ANSWER_TIMEOUT_S, CallOffer, parse_offer
+from fleet.protocol.call import ANSWER_TIMEOUT_S, CallOffer, parse_offer, parse_screen_args
+from fleet.protocol.models import CALL_END_EVENT, CALL_META
 from flows.call import CallGate, CallView, volume_step
 from flows.effects import Effect, Speak
 from statedir.journal import CommandRecord
@@ -55,20 +58,45 @@ class CallDesk:
         self._rt = runtime
         self._clock = clock
         self.gate = CallGate()
-        self.audio: CallAudio | None = None  # None: no call at this station (no microphone)
+        self._audio: CallAudio | None = None
         self._view = CallView()
         self._peer: CallPeer | None = None
         self._phases: queue.Queue[tuple[str, str]] = queue.Queue()
         self._said: list[Effect] = []
         self._ended_until = 0.0
         self._awake_at = 0.0
+        self._call_id = ""  # the call_offer command's id, for the call_end event
+        self._talking_at: float | None = None
+
+    @property
+    def audio(self) -> CallAudio | None:
+        """The call's sound devices; None: no call at this station (no microphone)."""
+        return self._audio
+
+    @audio.setter
+    def audio(self, audio: CallAudio | None) -> None:
+        """Set at the station's start; noted in the journal, so that the agent reports the
+        ``call`` capability (the console offers a call only to a station that can take one)."""
+        self._audio = audio
+        self._rt.journal.set_meta(CALL_META, "1" if audio is not None else "0")
 
     @property
     def available(self) -> bool:
-        return self.audio is not None
+        return self._audio is not None
 
     def view(self) -> CallView:
         return self._view
+
+    def guides(self, args: dict[str, Any]) -> bool:
+        """A ``screenshot`` command for the call in progress (the staff member guiding the
+        resident through the current screen): only while that very call is talking."""
+        screen = parse_screen_args(args)
+        return (
+            screen is not None
+            and screen.call is not None
+            and screen.call == self._call_id
+            and self._view.phase == "talking"
+        )
 
     # --- the command ---------------------------------------------------------------------------
 
@@ -102,6 +130,7 @@ class CallDesk:
         phases = self._phases
         peer = CallPeer(self.audio, lambda phase, reason: phases.put((phase, reason)))
         self._peer = peer
+        self._call_id, self._talking_at = cmd.id, None
         self._view = CallView("connecting", offer.staff, self._view.volume or 1.0)
         self._said += [
             *self._rt.session.on_activity(),
@@ -169,6 +198,7 @@ class CallDesk:
     def _phase(self, phase: str, reason: str, now: float) -> list[Effect]:
         if phase == "talking" and self._view.phase == "connecting":
             self._view = replace(self._view, phase="talking")
+            self._talking_at = now
             return [Speak("prompt.call_talking")]
         if phase == "ended" and self._view.active:
             ended = reason if reason in ("resident", "staff", "dropped", "failed") else "failed"
@@ -176,9 +206,26 @@ class CallDesk:
             self._ended_until = now + ENDED_SHOWN_S
             self._peer = None
             log.info("the call ended (%s)", ended)
+            self._report_end(ended, now)
             key = "prompt.call_dropped" if ended in ("dropped", "failed") else "prompt.call_ended"
             return [*self._rt.session.on_activity(), Speak(key)]
         return []
+
+    def _report_end(self, reason: str, now: float) -> None:
+        """The call's end for the console's audit, through the outbox (``evt/call_end``): it
+        arrives even if the technician's page died first, or after a network outage."""
+        started = self._talking_at
+        payload = {
+            "call_id": self._call_id,
+            "reason": reason,
+            "connected": started is not None,
+            "duration_s": 0.0 if started is None else round(max(0.0, now - started), 1),
+            "ts": time.time(),
+        }
+        try:
+            self._rt.journal.queue_event(CALL_END_EVENT, payload)
+        except Exception as err:  # the journal's own failure is reported by its writer
+            log.warning("the call's end could not be queued (%s)", type(err).__name__)
 
     def close(self) -> None:
         """The app stops: end a call in progress."""

@@ -5,6 +5,10 @@ is told depends on the hour:
 
 - **Inside the station's duty hours** (the catalog's ``[station] duty_hours``) staff will answer:
   the help overlay says so, with the station's phone.
+- **A call** (:mod:`kiosk.shell.call`): on duty at a station with call audio the overlay and the
+  prompt say that a staff member can call back here now; at a station without (no ``[call]``
+  devices) they say that calls are not available here, and the hotline slip is offered at any
+  hour.
 - **Outside them** nobody will come until the morning, and the overlay says that honestly: staff
   are not on duty now, the request is recorded, call the hotline (``[station] hotline``, answered
   at any hour; the station's phone if the catalog names none), read out digit by digit; and a
@@ -33,7 +37,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from fleet.protocol.help import HelpReply
@@ -72,6 +76,12 @@ class HelpState:
     reply_key: str = ""  # translation key of the technician's answer; "" when there is none
     reply_params: dict[str, str] = field(default_factory=dict)
     slip: str = ""  # "", printing, printed, failed
+    call: str = ""  # "now": staff can call back here now; "none": no calls at this station
+
+    @property
+    def slip_offered(self) -> bool:
+        """The hotline slip's button: after hours, and wherever no call can be taken."""
+        return self.after_hours or self.call == "none"
 
 
 def reply_speech(reply: HelpReply) -> tuple[str, dict[str, str]]:
@@ -94,10 +104,11 @@ class HelpDesk:
         self._reply: tuple[str, dict[str, str]] | None = None
         self._reply_on_home_until: float | None = None
         self._slip = ""
+        self._call = ""
 
     def state(self) -> HelpState:
         key, params = self._reply or ("", {})
-        return HelpState(self._after_hours, key, dict(params), self._slip)
+        return HelpState(self._after_hours, key, dict(params), self._slip, self._call)
 
     def pressed(self) -> bool:
         """The help button: is staff on duty now? (The overlay and the prompt depend on it.)"""
@@ -105,7 +116,20 @@ class HelpDesk:
         on_duty = self._rt.catalog.station.on_duty(now.hour * 60 + now.minute)
         self._after_hours = not on_duty
         self._slip = ""
+        self._call = "none" if not self._rt.calls.available else "now" if on_duty else ""
         return on_duty
+
+    def said(self, effects: list[Effect]) -> list[Effect]:
+        """The help button's prompt, saying what the help overlay says about a call: staff can
+        call back here now (on duty, with call audio), or no call at this station."""
+        if not self._call:
+            return effects
+        return [
+            replace(e, key=f"prompt.help_call_{self._call}" + e.key[len("prompt.help") :])
+            if isinstance(e, Speak) and e.key in ("prompt.help", "prompt.help_after_hours")
+            else e
+            for e in effects
+        ]
 
     def closed(self) -> None:
         """The resident closed the overlay: an answer shown there has been seen."""

@@ -14,7 +14,10 @@ publishes. A command still pending at its deadline is ``timed_out`` (the agent d
 - ``screenshot``: a PNG of the attract screen only. While a resident is in a session it is
   refused at once (``failed``, ``in_session``); on the out-of-order or maintenance screens too
   (``not_attract_screen``). The attract screen must have been shown for
-  :data:`IDLE_SETTLE_S`, so the picture is never one of a session's last frame. The PNG is
+  :data:`IDLE_SETTLE_S`, so the picture is never one of a session's last frame. The exception
+  is a staff member's call (``args: {"call": id}``, :mod:`kiosk.shell.call`): while that call
+  is talking, the screen as it is, for the staff member guiding the resident; the screen shows
+  a resident's name and ID number only masked, so the picture does too. The PNG is
   written to ``{state}/screenshots/{id}.png``, downscaled until it fits the payload limit; the
   agent sends it base64-encoded.
 - ``restart_ui``: waits until no resident is in a session, then the app stops with
@@ -122,7 +125,8 @@ class KioskRemote:
         in_session = state not in NO_SESSION
         if cmd.name in WAIT_FOR_IDLE and (in_session or state in ("unlock", "maintenance")):
             return False  # later, when the resident is done (or the deadline passes)
-        if cmd.name == "screenshot":
+        guided = cmd.name == "screenshot" and self.runtime.calls.guides(cmd.args)
+        if cmd.name == "screenshot" and not guided:
             if state != "idle":
                 reason = "in_session" if in_session else "not_attract_screen"
                 if self.runtime.journal.claim_command(cmd.id):

@@ -382,7 +382,7 @@ class Runtime:
         if name == "help":
             self._help_shown = True
             self.calls.gate.help_pressed(self._clock())
-            return s.on_help(on_duty=self.helpdesk.pressed())
+            return self.helpdesk.said(s.on_help(on_duty=self.helpdesk.pressed()))
         if name == "close_help":
             self._help_shown = False
             self.helpdesk.closed()

@@ -168,7 +168,7 @@ def build_app(
         help_hotline = StringProperty("")
         help_reply = StringProperty("")  # the technician's answer, shown as written (no markup)
         help_slip = StringProperty("")
-        help_after_hours = BooleanProperty(False)
+        help_slip_offered = BooleanProperty(False)  # after hours, or no call here
         help_slip_enabled = BooleanProperty(True)
         caption = StringProperty("")  # the line being said (kiosk.shell.captions)
         voice_off = BooleanProperty(False)  # the voice is not working: said on the screen
@@ -460,7 +460,7 @@ def build_app(
             vm.help_hotline = texts["hotline"]
             heading = runtime.tr("help.reply_heading", lang)
             vm.help_reply = f"{heading}\n{texts['reply']}" if texts["reply"] else ""
-            vm.help_after_hours = frame.help.after_hours
+            vm.help_slip_offered = frame.help.slip_offered
             vm.help_slip_enabled = frame.help.slip in ("", "failed")
 
         def _show_preview(self, frame: Frame) -> None:
@@ -537,16 +537,16 @@ _OVERLAYS_KV = """
         BoxLayout:
             size_hint_y: None
             height: self.minimum_height
-            spacing: app.theme.gap * 2 if app.vm.help_after_hours else 0
+            spacing: app.theme.gap * 2 if app.vm.help_slip_offered else 0
             BigButton:
                 id: help_slip_button
                 kind: 'secondary'
                 # hidden on duty: no text either, or a sliver of a button wraps it a letter a
                 # line, grows as tall as the words are long and pushes the overlay off the screen
-                text: app.vm.help_slip if app.vm.help_after_hours else ''
-                size_hint_x: 1.4 if app.vm.help_after_hours else 0.001
-                opacity: 1 if app.vm.help_after_hours else 0
-                enabled: app.vm.help_after_hours and app.vm.help_slip_enabled
+                text: app.vm.help_slip if app.vm.help_slip_offered else ''
+                size_hint_x: 1.4 if app.vm.help_slip_offered else 0.001
+                opacity: 1 if app.vm.help_slip_offered else 0
+                enabled: app.vm.help_slip_offered and app.vm.help_slip_enabled
                 on_release: app.intent('help_slip')
             BigButton:
                 id: close_help

@@ -25,6 +25,7 @@ _EVENT_DEFAULTS: dict[str, dict[str, Any]] = {
     "rating": {"txn_id": "t-1", "service": "queue_ticket", "rating": 5, "tags": []},
     "help": {"screen": "home", "txn_id": None},
     "alert": {"kind": "maintenance", "detail": {}},
+    "call_end": {"call_id": "c-1", "reason": "dropped", "connected": True, "duration_s": 12.5},
     "csr": {"csr": "", "current_serial": "01", "current_not_after": "2027-01-01T00:00:00+00:00"},
 }
 

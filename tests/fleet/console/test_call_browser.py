@@ -267,6 +267,12 @@ def test_a_call_carries_each_sides_tone_and_is_audited_with_its_duration(
         rt.post(Intent("help"))  # the resident asks for help: the kiosk may now take a call
         login(browser, url, "tech")
         until(lambda: station_known(url, browser), 30, "the station on the console")
+        # offered: the station's birth says "call" (the kiosk noted its call audio)
+        until(
+            lambda: station_known(url, browser) and browser.find_elements(By.ID, "call-station"),
+            15,
+            "the call offered",
+        )
         browser.find_element(By.ID, "call-station").click()
         wait = WebDriverWait(browser, 40, poll_frequency=0.1)
         wait.until(lambda d: d.find_element(By.ID, "call-start").is_enabled())
@@ -409,3 +415,140 @@ def test_a_call_whose_page_goes_away_ends_on_the_kiosk_within_seconds(
         assert ended and ended[-1].ended == "dropped", ended[-1:]
         assert noticed < 8.0, noticed  # DROP_S (5 s) and a pump or two
         assert any("通话已断开" in t for t in station.spoken.texts)  # said, not only shown
+        # the console's audit has the call's end all the same: the kiosk reported it (evt/call_end)
+        rows = until(lambda: ended_in_audit(db), 15, "the call's end in the audit")
+        ends = [(who, d) for a, who, d, _ in rows if a == "call_end"]
+        assert len(ends) == 1, ends
+        who, end = ends[0]
+        assert who == "tech" and end["by"] == "station", end
+        assert end["reason"] == "dropped" and end["connected"] is True
+        assert 0.0 < end["duration_s"] < 30.0, end
+        starts = [d for a, _, d, _ in rows if a == "call_start"]
+        assert [d["id"] for d in starts] == [end["id"]]
+
+
+FROZEN_S = 10.0
+
+
+def test_a_call_whose_kiosk_goes_quiet_ends_on_the_page_and_in_the_audit(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    db = tmp_path / "console.sqlite3"
+    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
+    with (
+        console_process(tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}) as url,
+        kiosk(tmp_path, broker) as (station, _agent),
+        chromium_with_microphone(staff_wav) as browser,
+    ):
+        station.runtime.post(Intent("help"))
+        login(browser, url, "tech")
+        until(lambda: station_known(url, browser), 30, "the station on the console")
+        browser.get(f"{url}/stations/{SITE}/{STATION}/call")
+        browser.find_element(By.ID, "call-start").click()
+        wait = WebDriverWait(browser, 40, poll_frequency=0.1)
+        wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+        until(lambda: station.frames[-1].call.phase == "talking", 10, "the kiosk talking")
+        # the kiosk's peer goes quiet without a word (its process frozen): its loop is held
+        peer = station.runtime.calls._peer
+        assert peer is not None
+        peer._loop.call_soon_threadsafe(time.sleep, FROZEN_S)
+        gone = time.monotonic()
+        WebDriverWait(browser, 15, poll_frequency=0.1).until(
+            lambda d: d.execute_script("return window.stationCall.ended") is True
+        )
+        noticed = time.monotonic() - gone
+        assert noticed < 8.0, noticed  # DROP_S (5 s) and a tick
+        status = browser.find_element(By.ID, "call-status")
+        assert status.get_attribute("data-state") == "ended-dropped"
+        assert "断开" in status.text, status.text  # said in words to the technician
+        browser.save_screenshot(str(ARTIFACTS / "call-kiosk-gone.png"))
+        rows = until(lambda: ended_in_audit(db), 10, "the call's end in the audit")
+        ends = [(who, d) for a, who, d, _ in rows if a == "call_end"]
+        assert len(ends) == 1 and ends[0][0] == "tech", ends
+        end = ends[0][1]
+        assert end["reason"] == "dropped" and end["connected"] is True
+        assert "by" not in end  # the page's own report: the kiosk could not say anything
+        assert 0.0 < end["duration_s"] < 30.0, end
+        # the kiosk comes back to its senses, ends the call too and reports it: still one end
+        until(lambda: station.frames[-1].call.phase != "talking", FROZEN_S + 10, "the kiosk's end")
+        until(lambda: not station.runtime.journal.pending_events(), 10, "the outbox sent")
+        time.sleep(1.0)
+        assert [a for a, *_ in audit_rows(db)].count("call_end") == 1
+
+
+def drawn_screen(station: Kiosk, grabbed: list[Any]) -> Callable[[Path], Path]:
+    """The kiosk's screenshot without a window: the current frame's resident fields drawn as the
+    screen shows them (the app's is Window.screenshot); what each picture was drawn from is kept."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(find_cjk_font()), 28)
+
+    def grab(path: Path) -> Path:
+        view = station.frames[-1].view
+        grabbed.append(view)
+        image = Image.new("RGB", (640, 360), "white")
+        draw = ImageDraw.Draw(image)
+        draw.text((20, 20), f"screen: {view.screen}", fill="black", font=font)
+        draw.text((20, 80), view.masked_name, fill="black", font=font)
+        draw.text((20, 140), view.masked_id_number, fill="black", font=font)
+        image.save(path)
+        return path
+
+    return grab
+
+
+def test_during_a_call_the_technician_sees_the_kiosks_screen_masked_as_on_the_kiosk(
+    tmp_path: Path, broker: MosquittoBroker
+) -> None:
+    from flows.models import IdentityRead
+    from flows.synthetic import DEMO_RESIDENT
+
+    db = tmp_path / "console.sqlite3"
+    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
+    with (
+        console_process(tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}) as url,
+        kiosk(tmp_path, broker) as (station, _agent),
+        chromium_with_microphone(staff_wav) as browser,
+    ):
+        rt = station.runtime
+        grabbed: list[Any] = []
+        rt.remote.screenshot = drawn_screen(station, grabbed)
+        rt.post(Intent("start"))
+        rt.post(IdentityRead("id_reader", DEMO_RESIDENT))  # the resident's card was read
+        until(lambda: station.frames and station.frames[-1].view.screen == "choose", 10, "choose")
+        login(browser, url, "tech")
+        until(lambda: station_known(url, browser), 30, "the station on the console")
+        rt.post(Intent("help"))
+        browser.get(f"{url}/stations/{SITE}/{STATION}/call")
+        browser.find_element(By.ID, "call-start").click()
+        wait = WebDriverWait(browser, 40, poll_frequency=0.1)
+        wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+        # the page shows the kiosk's screen, and a fresh one every few seconds
+        wait.until(lambda d: d.execute_script("return window.stationCall.screens") >= 2)
+        img = browser.find_element(By.ID, "call-screen")
+        assert img.is_displayed()
+        assert browser.execute_script("return arguments[0].naturalWidth", img) == 640
+        browser.save_screenshot(str(ARTIFACTS / "call-guided-screen.png"))
+        browser.find_element(By.ID, "call-hangup").click()
+        wait.until(lambda d: d.execute_script("return window.stationCall.ended") is True)
+
+        # every picture was taken from a screen that shows the resident only masked
+        assert len(grabbed) >= 2 and {v.screen for v in grabbed} == {"choose"}
+        for view in grabbed:
+            shown = f"{view.masked_name} {view.masked_id_number}"
+            assert DEMO_RESIDENT.id_number not in shown and DEMO_RESIDENT.name not in shown
+            assert view.masked_id_number.endswith(DEMO_RESIDENT.id_number[-4:])
+            assert "*" in view.masked_id_number and "*" in view.masked_name
+        # the screenshots were the call's: named by it, sent by its technician
+        shots = [r for r in rt.journal.commands(target="ui") if r.name == "screenshot"]
+        assert shots and all(r.args.get("call") for r in shots)
+        assert {r.state for r in shots} <= {"succeeded", "failed"}
+
+        # after the call, the same command is refused in a session (no call to guide)
+        stale = dict(shots[-1].args)
+        rt.journal.add_command(
+            "after-call", "screenshot", stale, target="ui", deadline=time.time() + 30
+        )
+        until(lambda: (c := rt.journal.command("after-call")) and c.state == "failed", 10, "no")
+        record = rt.journal.command("after-call")
+        assert record is not None and record.detail == {"reason": "in_session"}

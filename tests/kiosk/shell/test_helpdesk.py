@@ -15,8 +15,9 @@ import pytest
 from flows.catalog import load_catalog
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
-from kiosk.present import spoken_number
+from kiosk.present import help_texts, spoken_number
 from kiosk.shell import helpdesk
+from kiosk.shell.call_peer import CallAudio
 from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
 from kiosk.shell.deviceset import Devices
@@ -57,6 +58,7 @@ def rig(tmp_path: Path) -> tuple[Runtime, SpokenLog, list[Frame], Clock]:
     )
     runtime.remote._clock = clock
     runtime.now = lambda: dt.datetime(2026, 12, 7, 10, 0)  # on duty
+    runtime.calls.audio = CallAudio(source="mic.wav", sink="heard.wav")  # a station with calls
     frames: list[Frame] = []
     runtime.on_frame = frames.append
     return runtime, speech, frames, clock
@@ -83,7 +85,11 @@ def test_an_answer_in_a_session_is_shown_spoken_and_goes_with_the_session(
     runtime.post(Intent("help"))
     runtime.pump()
     assert frames[-1].help_shown and not frames[-1].help.after_hours
-    assert "已通知工作人员。您也可以拨打服务电话 零 五 三 三，一 二 三 四 五。" in speech.texts
+    assert (
+        "已通知工作人员。工作人员可以马上在这台机器上与您通话，请留在这里。"
+        "您也可以拨打服务电话 零 五 三 三，一 二 三 四 五。"
+    ) in speech.texts
+    assert frames[-1].help.call == "now" and not frames[-1].help.slip_offered
     runtime.post(Intent("close_help"))  # the resident closed it before the answer came
     runtime.pump()
     assert answer(runtime, clock, "c1", kind="on_the_way", minutes=5) == "succeeded session"
@@ -147,3 +153,55 @@ def test_phone_numbers_are_read_digit_by_digit() -> None:
     assert spoken_number("12345", "en") == "1 2 3 4 5"
     assert spoken_number("0533-12345", "zh") == "零 五 三 三，一 二 三 四 五"
     assert spoken_number("+86 533 1234", "en") == "plus 8 6, 5 3 3, 1 2 3 4"
+
+
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_station_without_call_audio_says_so_and_offers_the_slip_at_any_hour(
+    rig: tuple[Runtime, SpokenLog, list[Frame], Clock], lang: str
+) -> None:
+    runtime, speech, frames, _ = rig
+    runtime.calls.audio = None  # no [call] devices: no microphone or speaker for calls
+    if lang == "en":
+        runtime.post(Intent("lang", "en"))
+    runtime.post(Intent("help"))
+    runtime.pump()
+    state = frames[-1].help
+    assert not state.after_hours and state.call == "none" and state.slip_offered
+    body = help_texts(state, runtime.catalog, lang, runtime.tr)["body"]
+    said = speech.texts[-1]
+    if lang == "zh":
+        assert "本机不能通话" in body and "打印热线小票" in body
+        assert said.startswith("已通知工作人员。本机不能通话。"), said
+        assert "马上" not in body + said
+    else:
+        assert "Calls are not available at this station" in body
+        assert said.startswith("Staff have been notified. Calls are not available"), said
+        assert "call you back" not in body + said
+    # after hours too: the slip, and the same honesty about calls
+    runtime.now = lambda: dt.datetime(2026, 12, 7, 22, 0)
+    runtime.post(Intent("help"))
+    runtime.pump()
+    state = frames[-1].help
+    assert state.after_hours and state.call == "none" and state.slip_offered
+    body = help_texts(state, runtime.catalog, lang, runtime.tr)["body"]
+    assert ("本机不能通话" if lang == "zh" else "Calls are not available") in body
+    assert ("本机不能通话" if lang == "zh" else "Calls are not available") in speech.texts[-1]
+
+
+def test_with_call_audio_on_duty_staff_can_call_back_and_after_hours_nothing_is_promised(
+    rig: tuple[Runtime, SpokenLog, list[Frame], Clock],
+) -> None:
+    runtime, speech, frames, _ = rig
+    runtime.post(Intent("help"))
+    runtime.pump()
+    state = frames[-1].help
+    assert state.call == "now" and not state.slip_offered
+    body = help_texts(state, runtime.catalog, "en", runtime.tr)["body"]
+    assert "can call you back on this machine now" in body
+    runtime.now = lambda: dt.datetime(2026, 12, 7, 22, 0)  # nobody on duty to call
+    runtime.post(Intent("help"))
+    runtime.pump()
+    state = frames[-1].help
+    assert state.call == "" and state.after_hours and state.slip_offered
+    body = help_texts(state, runtime.catalog, "zh", runtime.tr)["body"]
+    assert "通话" not in body and "通话" not in speech.texts[-1]

@@ -7,6 +7,8 @@ Started as a subprocess on the test's Xvfb display, like journey_app.py. Scenari
   answer on the screen, takes screenshots and closes the overlay.
 - ``after_hours``: the station's clock says 22:00; the resident touches Help, reads that no one is
   on duty, and prints the hotline slip.
+- ``no_call``: on duty, in elder mode, at a station without call audio: the overlay says no call
+  is possible here, and the resident prints the hotline slip all the same.
 
 Everything the kiosk says is printed as ``SPOKE <text>`` (the real voice still speaks it, into a
 null sound device), so the test can check what the resident heard.
@@ -45,7 +47,8 @@ class Spoken:
 
 class HelpRun(Journey):
     def script(self) -> Iterator[None]:
-        yield from {"reply": self.reply, "after_hours": self.after_hours}[self.scenario]()
+        scenarios = {"reply": self.reply, "after_hours": self.after_hours, "no_call": self.no_call}
+        yield from scenarios[self.scenario]()
 
     def help_view(self) -> Any:
         return self.app.help_view
@@ -75,7 +78,7 @@ class HelpRun(Journey):
     def after_hours(self) -> Iterator[None]:
         yield from self.wait_screen("idle")
         yield from self.open_help()
-        yield from self.wait(lambda: self.app.vm.help_after_hours, 5, "after-hours text")
+        yield from self.wait(lambda: self.app.vm.help_slip_offered, 5, "after-hours text")
         print(f"TITLE {self.help_view().ids.help_title.text!r}", flush=True)
         print(f"BODY {self.help_view().ids.help_body.text!r}", flush=True)
         print(f"HOTLINE {self.help_view().ids.help_hotline.text!r}", flush=True)
@@ -91,6 +94,28 @@ class HelpRun(Journey):
         self.tap(button)  # a second touch prints nothing more
         for _ in range(10):
             yield
+        self.ok = True
+
+    def no_call(self) -> Iterator[None]:
+        """On duty, at a station without call audio, in elder mode: the overlay says no call is
+        possible here and offers the hotline slip."""
+        yield from self.wait_screen("idle")
+        self.tap(self.top_bar().ids.elder_button)
+        yield from self.wait(lambda: self.app.vm.elder, 5, "elder mode")
+        yield from self.open_help()
+        yield from self.wait(lambda: self.app.vm.help_slip_offered, 5, "the slip offered")
+        print(f"TITLE {self.help_view().ids.help_title.text!r}", flush=True)
+        print(f"BODY {self.help_view().ids.help_body.text!r}", flush=True)
+        button = self.help_view().ids.help_slip_button
+        print(f"SLIP_SHOWN {button.opacity == 1 and button.width > 100}", flush=True)
+        for _ in range(5):
+            yield
+        self.shot(f"help-no-call-elder-{self.lang}")
+        self.tap(button)
+        slip_done = ("help.slip_printed", "help.slip_failed")
+        done_texts = {self.app.runtime_tr(k) for k in slip_done}
+        yield from self.wait(lambda: button.text in done_texts, 30, "slip printed")
+        print(f"SLIP {button.text!r}", flush=True)
         self.ok = True
 
 
@@ -109,6 +134,8 @@ def main() -> int:
     runtime.devices.speech = Spoken(runtime.devices.speech)
     if args.scenario == "after_hours":  # the demo station is staffed 08:30-17:30
         runtime.now = lambda: dt.datetime(2026, 12, 7, 22, 0)
+    if args.scenario == "no_call":  # on duty; the test's configuration has no [call] devices
+        runtime.now = lambda: dt.datetime(2026, 12, 7, 10, 0)
     app = station.build_app()
     app.runtime_tr = lambda key: runtime.tr(key, app.vm.lang)
     run = HelpRun(app, Path(args.artifacts), args.lang, args.scenario)

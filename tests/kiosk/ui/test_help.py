@@ -250,3 +250,29 @@ def test_after_hours_the_kiosk_says_so_and_prints_the_hotline(
     finally:
         journal.close()
     assert [e.payload["screen"] for e in helps] == ["idle"]
+
+
+@pytest.mark.gui
+@pytest.mark.slow
+@pytest.mark.parametrize("lang", ["zh", "en"])
+def test_a_station_without_call_audio_says_so_and_offers_the_slip_on_duty(
+    tmp_path: Path, xvfb: str, artifacts: Path, thermal: EscposSimulator, lang: str
+) -> None:
+    app = App(tmp_path, xvfb, artifacts, thermal)
+    app.start("no_call", lang)
+    app.finish()
+    print("\n".join(app.lines))  # shown when the test fails
+    assert app.value("SLIP_SHOWN") == "True"  # offered on duty, because no call is possible
+    [prompt] = [s for s in app.said() if "不能通话" in s or "Calls are not available" in s]
+    if lang == "zh":
+        assert app.value("TITLE") == repr("已通知工作人员")
+        assert "本机不能通话" in app.value("BODY") and "打印热线小票" in app.value("BODY")
+        assert prompt.startswith("已通知工作人员。本机不能通话。")
+        assert app.value("SLIP") == repr("小票已打印，请取走")
+    else:
+        assert "Calls are not available at this station" in app.value("BODY")
+        assert prompt.startswith("Staff have been notified. Calls are not available")
+        assert app.value("SLIP") == repr("Slip printed, please take it")
+    [slip] = thermal.receipts
+    assert "12345" in slip.text
+    assert (app.shots / f"help-no-call-elder-{lang}.png").stat().st_size > 10_000

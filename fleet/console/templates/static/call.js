@@ -18,6 +18,40 @@
   const call = { state: "idle", id: null, remote: null, reason: null };
   window.stationCall = call; // for the page's tests
   let pc = null, channel = null, mic = null, heard = 0, talkingSince = 0, ticker = null;
+  const SCREEN_MS = Number(root.dataset.screenEvery) || 3000;
+  const screenBox = document.getElementById("call-screen-box");
+  const screenImg = document.getElementById("call-screen");
+  const screenAt = document.getElementById("call-screen-at");
+  let screenTimer = null, screenBusy = false;
+  call.screens = 0; // pictures of the kiosk's screen shown so far (for the page's tests)
+
+  // The kiosk's current screen, every few seconds while the call is up: a screenshot command
+  // naming the call, polled like any command, one at a time.
+  async function refreshScreen() {
+    if (screenBusy || call.state !== "talking") return;
+    screenBusy = true;
+    try {
+      const [code, sent] = await post(`/api/calls/${call.id}/screen`);
+      if (code !== 202) return;
+      const deadline = Date.now() + 15000;
+      while (call.state === "talking" && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 300));
+        const response = await fetch(`/api/commands/${sent.id}`, { credentials: "same-origin" });
+        const command = await response.json();
+        if (command.status === "succeeded") {
+          screenImg.src = `/stations/${station}/screenshots/${sent.id}.png`;
+          await screenImg.decode().catch(() => null);
+          screenBox.hidden = false;
+          screenAt.textContent = new Date().toLocaleTimeString();
+          call.screens += 1;
+          return;
+        }
+        if (command.status === "failed" || command.status === "timed_out") return;
+      }
+    } finally {
+      screenBusy = false;
+    }
+  }
 
   function show(state, reason) {
     const key = "msg" + state.replace(/(^|[-_])(\w)/g, (m, s, c) => c.toUpperCase());
@@ -98,7 +132,8 @@
     heard = Date.now();
     talkingSince = Date.now();
     show("talking");
-    post(`/api/calls/${call.id}/connected`);
+    post(`/api/calls/${call.id}/connected`).then(refreshScreen);
+    screenTimer = setInterval(refreshScreen, SCREEN_MS);
     ticker = setInterval(() => {
       if (channel && channel.readyState === "open") channel.send("ping");
       if (Date.now() - heard > DROP_MS) finish("dropped", false);
@@ -113,6 +148,7 @@
     else call.state = "ended-" + reason;
     call.reason = call.reason || reason;
     if (ticker) clearInterval(ticker);
+    if (screenTimer) clearInterval(screenTimer);
     if (byStaff && channel && channel.readyState === "open") {
       channel.send("bye");
       await new Promise((r) => setTimeout(r, 100));
