@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from flows.models import Identity
 from flows.ports import Speech
 from flows.session import Effect, Speak
 from flows.view import View
@@ -119,9 +120,13 @@ class Headphones:
         self.plugged = plugged
         return [Speak("focus.headphones_on" if plugged else "focus.headphones_off")]
 
-    def private(self, key: str, params: Mapping[str, Any], view: View) -> Speak:
+    def private(
+        self, key: str, params: Mapping[str, Any], view: View, card: Identity | None = None
+    ) -> Speak:
         """A line the keys' focus asked for; the page's summary names the card read, and a
-        document's field its name and ID number, in the headphones only."""
+        document's field its name and ID number, in the headphones only. On the loudspeaker a
+        field that holds what the card says of the resident (``card``: the address, the whole
+        name or number) is not read either: "your personal details" in its place."""
         said = {k: str(v) for k, v in params.items()}
         if key == "focus.summary" and self.plugged and view.masked_id_number:
             key, said["id"] = "focus.summary_who", view.masked_id_number
@@ -135,4 +140,7 @@ class Headphones:
                     # within a longer text only when masked (a one-letter name is not)
                     if secret and (text == secret or ("*" in secret and secret in text)):
                         said[name] = text.replace(secret, self.tr(words, view.lang))
+            personal = [] if card is None else [card.address, card.name, card.id_number]
+            if any(len(p) > 1 and p in said.get("value", "") for p in personal):
+                said["value"] = self.tr("focus.withheld_personal", view.lang)
         return Speak(key, said)

@@ -399,7 +399,7 @@ class Runtime:
         # the choose screen opened another list: say which; a key moved the focus: say where
         if name in ("browse", "say"):
             key, params = intent.arg
-            return s.on_touch() + [self.phones.private(str(key), params, s.view)]
+            return s.on_touch() + [self.phones.private(str(key), params, s.view, s.identity)]
         if name == "headphones":  # the jack (kiosk.shell.jack) or, where it is not detected, a key
             plugged = not self.phones.plugged if intent.arg is None else intent.arg
             return s.on_touch() + self.phones.plugged_in(plugged)

@@ -123,6 +123,10 @@ def test_headphones_take_the_voice_and_only_they_hear_the_id_number(
         assert field(runtime, speech, "参保状态", "正常参保")[1].startswith(
             "字段：参保状态，正常参保，"
         )
+        # nor the address the card gave (a residence certificate prints it): "your details"
+        address = DEMO_RESIDENT.address
+        shown, spoken = field(runtime, speech, "住址", address)
+        assert "您的个人信息" in spoken and address not in spoken + shown
         assert played(phones) is None
 
         # headphones in: said so in them, and from now on only in them, the number too
@@ -143,6 +147,7 @@ def test_headphones_take_the_voice_and_only_they_hear_the_id_number(
         assert shown.startswith(f"字段：姓名，{name}，") and spoken.startswith(
             f"字段：姓名，{name[0]}，"
         )
+        assert address in field(runtime, speech, "住址", address)[0]
         assert played(speaker) == loud
 
         # unplugged: the loudspeaker again, and the number is not read there
