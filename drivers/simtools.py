@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import re
+import secrets
 import select
 import signal
 import socket
@@ -18,10 +19,31 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A port free on ``host`` right now (tests and ``make run`` never use fixed ports)."""
-    with socket.socket() as s:
+    """A port free on ``host`` right now (tests and ``make run`` never use fixed ports).
+
+    Chosen below the kernel's ephemeral range: every outgoing connection, of any process, takes
+    its source port from that range, so a port picked there (as binding to port 0 does) could
+    be taken between this check and the server's own bind. That happened: a console started by
+    a test failed with "address already in use" on a port this function had just returned.
+    """
+    try:
+        low = int(EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        low = 32768  # Linux's default
+    rng = secrets.SystemRandom()
+    for _ in range(100):
+        port = rng.randrange(max(1024, low - 12000), max(1025, low))
+        with socket.socket() as s:
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue  # in use: another
+            return port
+    with socket.socket() as s:  # a crowded machine: the old way
         s.bind((host, 0))
         return int(s.getsockname()[1])
 

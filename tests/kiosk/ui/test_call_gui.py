@@ -11,12 +11,7 @@ console's page too, which audits the call's end as the resident's.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
 from pathlib import Path
-from typing import Any
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -33,16 +28,18 @@ from tests.fleet.console.test_call_browser import (
     tone_wav,
 )
 from tests.fleet.console.test_console_browser import SITE, console_process
+from tests.kiosk.ui.app_process import AppProcess
 from tests.kiosk.ui.test_help import until
 
 HERE = Path(__file__).resolve().parent
 STATION = "st-call-gui"
 
 
-class CallApp:
+class CallApp(AppProcess):
     """call_app.py in a subprocess; its stdout lines as they come."""
 
     def __init__(self, tmp_path: Path, xvfb: str, shots: Path, lang: str) -> None:
+        super().__init__()
         self.state = tmp_path / "state"
         mic = tone_wav(tmp_path / "kiosk-mic.wav", 1000.0)
         config = tmp_path / "kiosk.toml"
@@ -56,50 +53,14 @@ class CallApp:
             'speaker_format = ""\n',
             encoding="utf-8",
         )
-        self.lines: list[str] = []
-        self.stderr: list[str] = []
-        self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "call_app.py"), "--config", str(config)]
-            + ["--artifacts", str(shots), "--lang", lang],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, DISPLAY=xvfb),
+        self.launch(
+            HERE / "call_app.py",
+            ["--config", str(config), "--artifacts", str(shots), "--lang", lang],
+            xvfb,
         )
-        self.threads = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines)),
-            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr)),
-        ]
-        for t in self.threads:
-            t.start()
-
-    @staticmethod
-    def _read(stream: Any, into: list[str]) -> None:
-        for line in stream:
-            into.append(line.rstrip("\n"))
-
-    def saw(self, line: str) -> bool:
-        return line in self.lines
-
-    def values(self, prefix: str) -> list[str]:
-        return [x.removeprefix(prefix + " ") for x in self.lines if x.startswith(prefix + " ")]
-
-    def said(self) -> list[str]:
-        return [line.split(" ", 2)[2] for line in self.lines if line.startswith("SPOKE ")]
 
     def finish(self) -> None:
-        try:
-            code = self.proc.wait(timeout=120)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            for t in self.threads:
-                t.join(timeout=10)
-            for stream in (self.proc.stdout, self.proc.stderr):
-                if stream is not None:
-                    stream.close()
-        assert code == 0, "\n".join(self.stderr)[-3000:]
+        assert self.wait(120) == 0, "\n".join(self.stderr)[-3000:]
 
 
 def stop_agent(agent: Agent) -> None:

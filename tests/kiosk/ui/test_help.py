@@ -10,10 +10,6 @@ and speaks it. After hours, the receipt comes out of the ESC/POS printer simulat
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +24,7 @@ from fleet.console.store import AuditEntry, CommandRow
 from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
 from tests.fleet.console.test_console import PASSWORD, login
+from tests.kiosk.ui.app_process import AppProcess
 
 HERE = Path(__file__).resolve().parent
 SITE, STATION = "zibo-gx", "st-help"
@@ -49,10 +46,11 @@ def until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
     return value
 
 
-class App:
+class App(AppProcess):
     """help_app.py in a subprocess; its stdout lines as they come."""
 
     def __init__(self, tmp_path: Path, xvfb: str, artifacts: Path, thermal: EscposSimulator):
+        super().__init__()
         self.state = tmp_path / "state"
         config = tmp_path / "kiosk.toml"
         config.write_text(
@@ -65,56 +63,13 @@ class App:
         self.config, self.xvfb = config, xvfb
         self.shots = artifacts / "help"
         self.shots.mkdir(exist_ok=True)
-        self.lines: list[str] = []
-        self.stderr: list[str] = []
 
     def start(self, scenario: str, lang: str) -> None:
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                str(HERE / "help_app.py"),
-                *("--config", str(self.config), "--artifacts", str(self.shots)),
-                *("--scenario", scenario, "--lang", lang),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=dict(os.environ, DISPLAY=self.xvfb),
-        )
-        self.threads = [
-            threading.Thread(target=self._read, args=(self.proc.stdout, self.lines)),
-            threading.Thread(target=self._read, args=(self.proc.stderr, self.stderr)),
-        ]
-        for t in self.threads:
-            t.start()
-
-    @staticmethod
-    def _read(stream: Any, into: list[str]) -> None:
-        for line in stream:
-            into.append(line.rstrip("\n"))
-
-    def saw(self, line: str) -> bool:
-        return line in self.lines
-
-    def said(self) -> list[str]:
-        return [line.split(" ", 2)[2] for line in self.lines if line.startswith("SPOKE ")]
-
-    def value(self, prefix: str) -> str:
-        [line] = [x for x in self.lines if x.startswith(prefix + " ")]
-        return line.removeprefix(prefix + " ")
+        args = ["--config", str(self.config), "--artifacts", str(self.shots), "--lang", lang]
+        self.launch(HERE / "help_app.py", [*args, "--scenario", scenario], self.xvfb)
 
     def finish(self) -> None:
-        try:
-            code = self.proc.wait(timeout=240)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            for t in self.threads:
-                t.join(timeout=10)
-            for stream in (self.proc.stdout, self.proc.stderr):
-                if stream is not None:
-                    stream.close()
+        code = self.wait(240)
         log = self.state / "logs" / "kiosk.log"
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
         assert code == 0, "\n".join(self.stderr)[-2000:] + tail
