@@ -26,6 +26,8 @@ RECORD = Record(
     (("姓名 Name", "王小明"), ("领取状态 Status", "正常领取")),
 )
 
+QR = zxingcpp.BarcodeFormat.QRCode  # a page's text once read as a linear barcode too
+
 
 def qr_of_pdf(pdf: bytes, tmp: Path) -> str:
     (tmp / "c.pdf").write_bytes(pdf)
@@ -45,7 +47,7 @@ def qr_of_pdf(pdf: bytes, tmp: Path) -> str:
         check=True,
     )
     [page] = sorted(tmp.glob("page*.png"))
-    [code] = zxingcpp.read_barcodes(Image.open(page))
+    [code] = zxingcpp.read_barcodes(Image.open(page), formats=QR)
     return str(code.text)
 
 

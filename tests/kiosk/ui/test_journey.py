@@ -245,7 +245,9 @@ def test_resident_journey(
     subprocess.run(
         ["pdftoppm", "-png", "-r", "150", str(printed[0]), str(tmp_path / "qr")], check=True
     )
-    [code] = zxingcpp.read_barcodes(Image.open(sorted(tmp_path.glob("qr*.png"))[0]))
+    [code] = zxingcpp.read_barcodes(
+        Image.open(sorted(tmp_path.glob("qr*.png"))[0]), formats=zxingcpp.BarcodeFormat.QRCode
+    )
     public = load_public((state / "document-signing.pub").read_bytes())
     verdict, claims = verify(str(code.text), {key_id(public): public})
     assert verdict is Verdict.VALID and claims is not None
