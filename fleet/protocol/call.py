@@ -34,6 +34,16 @@ MAX_SDP = 16 * 1024
 MAX_STAFF = 40
 ANSWER_TIMEOUT_S = 30.0
 
+CONSENT_YES = "consent:yes"
+CONSENT_NO = "consent:no"
+"""The kiosk's data-channel messages when the call is to be recorded (``CallOffer.record``):
+the resident's answer to the consent question, asked on screen and spoken before anything is
+recorded. The technician's page records only after ``consent:yes``; the kiosk's ``evt/call_end``
+carries the answer too (``CallEndEvent.consent``), and the console keeps no recording of a call
+the kiosk does not say ``yes`` for."""
+RECORD_CHUNK_S = 5.0
+"""The technician's page uploads the recording in pieces this long, so a crash loses little."""
+
 REFUSALS = frozenset({"no_help_request", "maintenance", "busy", "unsupported", "bad_args"})
 """Why a kiosk refuses a call (the failed result's ``reason``)."""
 
@@ -53,6 +63,9 @@ class CallOffer(BaseModel):
 
     sdp: str = Field(min_length=10, max_length=MAX_SDP)
     staff: str = Field(min_length=1, max_length=MAX_STAFF)
+    record: bool = False
+    """The deployment records calls (the console's ``call_recording``): the kiosk asks the
+    resident's consent first and says the answer on the data channel."""
 
     @field_validator("sdp")
     @classmethod

@@ -158,6 +158,10 @@ class CallEndEvent(Event):
     reason: Literal["resident", "staff", "dropped", "failed"]
     connected: bool
     duration_s: float = Field(ge=0, le=86400)
+    consent: Literal["", "yes", "no"] = ""
+    """Recording (a deployment's choice, ``CallOffer.record``): "" not asked (the call was not
+    to be recorded), ``yes`` the resident agreed on screen, ``no`` declined. The console keeps a
+    recording only of a call whose kiosk says ``yes``."""
 
 
 class AlertEvent(Event):
