@@ -13,7 +13,7 @@ import pytest
 from flows.catalog import load_catalog
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
-from kiosk.shell.call_peer import CallAudio
+from kiosk.shell.call_peer import CallMedia
 from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
 from kiosk.shell.deviceset import Devices
@@ -40,7 +40,7 @@ def rig(tmp_path: Path) -> tuple[Runtime, list[Frame]]:
         secret=b"k" * 32,
         attract_every_s=3600,
     )
-    runtime.calls.audio = CallAudio(source=str(tmp_path / "mic.wav"), sink=str(tmp_path / "o.wav"))
+    runtime.calls.audio = CallMedia(source=str(tmp_path / "mic.wav"), sink=str(tmp_path / "o.wav"))
     frames: list[Frame] = []
     runtime.on_frame = frames.append
     return runtime, frames
