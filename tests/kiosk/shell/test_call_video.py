@@ -25,7 +25,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 from av import VideoFrame
 
-from fleet.protocol.call import PING
+from fleet.protocol.call import CONSENT_YES, PING
 from kiosk.shell.call_peer import CallMedia, CallPeer, fit, rgb_bytes
 from sandbox.camera import KIOSK_COLOURS, STAFF_COLOURS, matches, quadrants, quadrants_y4m
 
@@ -65,6 +65,8 @@ class Staff:
         else:
             self.pc.addTransceiver("video", direction="recvonly")  # to see the station only
         self.channel = self.pc.createDataChannel("call")
+        self.heard: list[str] = []  # the kiosk's messages but its pings
+        self.channel.on("message", lambda m: m == PING or self.heard.append(m))
         self.seen: list[list[tuple[int, int, int]]] = []  # the station's quadrants, in order
         self.tasks: list[asyncio.Task[None]] = []
 
@@ -139,7 +141,7 @@ def media(tmp_path: Path, camera: str | None = "kiosk") -> CallMedia:
     )
 
 
-def test_each_side_sees_the_others_camera_whole_and_the_resident_can_turn_theirs_off(
+def test_each_side_sees_the_others_camera_and_the_resident_can_turn_theirs_off(
     tmp_path: Path,
 ) -> None:
     async def run() -> None:
@@ -167,6 +169,8 @@ def test_each_side_sees_the_others_camera_whole_and_the_resident_can_turn_theirs
             seen: list[str] = []
             await until(lambda: "talking" in seen or seen.extend(drained(phases)), 5, "talking")
             assert {"camera", "picture"} <= set(seen)
+            kiosk.tell(CONSENT_YES)  # the resident's answer to the recording's question
+            await until(lambda: staff.heard == [CONSENT_YES], 5, "the answer on the channel")
             # the resident turns the camera off: black, then the picture again
             kiosk.camera_on = False
             await until(
