@@ -210,6 +210,9 @@ class Agent:
                 log.warning("shutdown state not confirmed")
         self.client.disconnect()
         self.client.loop_stop()
+        # paho 2.1 leaves loop_start's wake-up socket pair open after loop_stop; a process that
+        # starts and stops agents (the console's tests, a restart in place) would leak two fds
+        self.client._reset_sockets(sockpair_only=True)
         self._flush_acks()
         self.journal.close()
 

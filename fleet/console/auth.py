@@ -195,7 +195,7 @@ class SecurityHeaders:
                 headers["Cross-Origin-Opener-Policy"] = "same-origin"
                 headers["Cross-Origin-Resource-Policy"] = "same-origin"
                 headers["Permissions-Policy"] = (
-                    "camera=(self), microphone=(self), geolocation=()"  # a call (fleet.console.calls)
+                    "camera=(self), microphone=(self), geolocation=()"  # a call (calls.py)
                     if str(scope.get("path", "")).endswith("/call")
                     else "camera=(), microphone=(), geolocation=()"
                 )

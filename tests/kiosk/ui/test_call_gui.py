@@ -80,15 +80,6 @@ class CallApp(AppProcess):
         assert self.wait(120) == 0, "\n".join(self.stderr)[-3000:]
 
 
-def stop_agent(agent: Agent) -> None:
-    """Stop the agent, and close the wake-up socket pair paho's ``loop_start`` opened, which
-    paho 2.1 leaves open after ``loop_stop`` (pytest reports it at the session's end)."""
-    agent.stop()
-    for sock in (agent.client._sockpairR, agent.client._sockpairW):
-        if sock is not None:
-            sock.close()
-
-
 CAMERA = {"zh": ("关闭摄像头", "打开摄像头"), "en": ("Camera off", "Camera on")}
 EXPECTED = {
     "zh": ("工作人员 tech 正在和您通话", "通话已结束", "工作人员tech正在呼叫您"),
@@ -156,11 +147,11 @@ def test_the_call_overlay_in_elder_mode_and_the_resident_ending_the_call(
             browser.save_screenshot(str(shots / f"console-ended-by-resident-{lang}.png"))
             app.finish()
             rows = until(lambda: ended_in_audit(db), 10, "the call's end in the audit")
-            stop_agent(agent)  # before the console and the broker go
+            agent.stop()  # before the console and the broker go
             agent = None
     finally:
         if agent is not None:
-            stop_agent(agent)
+            agent.stop()
         if app is not None and app.proc.poll() is None:
             app.proc.kill()
         broker.stop()
