@@ -32,6 +32,7 @@ from kiosk.ui.app import configure_kivy
 class CallRun(Journey):
     station: Any = None
     go = ""
+    consent = "yes"  # the resident's answer, if the call is to be recorded
 
     def script(self) -> Iterator[None]:
         app = self.app
@@ -53,6 +54,20 @@ class CallRun(Journey):
         print(f"CONNECTING {view.ids.call_status.text!r}", flush=True)
         yield from self.wait(lambda: "tech" in view.ids.call_status.text, 30, "talking")
         print(f"TALKING {view.ids.call_status.text!r}", flush=True)
+        if view.asking:  # the console records calls: the question comes first
+            yield from self.wait(lambda: view.ids.call_consent_yes.width > 0, 5, "the question")
+            self.shot(f"call-0-consent-{self.lang}-elder")
+            from kiosk.ui.audit import audit
+
+            asked = audit(view, app.theme, elder=True, font=self.station.font, name="consent")
+            for problem in asked.problems:
+                print(f"AUDIT {problem}", flush=True)
+            print(f"CONSENT_TARGETS {asked.targets}", flush=True)
+            print(f"CONSENT_ASKED {view.ids.call_hint.text!r}", flush=True)
+            yes = self.consent == "yes"
+            self.tap(view.ids.call_consent_yes if yes else view.ids.call_consent_no)
+            yield from self.wait(lambda: not view.asking, 5, "the answer taken")
+            print(f"CONSENT {self.consent} {view.ids.call_hint.text!r}", flush=True)
         yield from self.wait(lambda: view.picture_seq > 0, 30, "the staff member's picture")
         image = view.ids.call_picture
         (w, h), (cx, cy) = image.norm_image_size, image.center
@@ -96,6 +111,7 @@ def main() -> int:
     parser.add_argument("--artifacts", required=True)
     parser.add_argument("--lang", default="zh")
     parser.add_argument("--go", required=True)
+    parser.add_argument("--consent", choices=["yes", "no"], default="yes")
     args = parser.parse_args()
     config = load_config(Path(args.config))
     setup_logging(config.state_dir, level=logging.DEBUG)
@@ -107,6 +123,7 @@ def main() -> int:
     run = CallRun(app, Path(args.artifacts), args.lang, "call")
     run.station = station
     run.go = args.go
+    run.consent = args.consent
     from kivy.clock import Clock
 
     Clock.schedule_once(run.begin, 0.5)
