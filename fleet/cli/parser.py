@@ -207,6 +207,25 @@ def _console(sub: Any) -> None:
         help="JSON list of STUN/TURN servers for the call page's browsers (RTCIceServer: urls, "
         "username, credential); default: none (direct connections only)",
     )
+    add(
+        "--call-recording",
+        action="store_true",
+        help="record calls, each only after the resident agreed on the station's screen "
+        "(default: nothing is recorded)",
+    )
+    add(
+        "--call-recording-days",
+        type=int,
+        metavar="DAYS",
+        help="days a call's recording is kept, 1 to 3650 (default: 30)",
+    )
+    add(
+        "--call-recordings-dir",
+        type=Path,
+        metavar="DIR",
+        help="where recordings are kept, shared by every console process (default: "
+        "'recordings' in the user data folder)",
+    )
 
 
 USER_ROLES = ("technician", "operator", "admin")  # fleet.console.store.ROLES; a test checks
