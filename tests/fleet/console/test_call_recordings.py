@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from fleet.console import Console
 from fleet.console.call_records import MAX_PIECE, RecordingPolicy
-from fleet.console.store import AuditEntry, CommandRow
+from fleet.console.store import AuditEntry, CommandRow, Store
 from tests.fleet import messages
 from tests.fleet.console.test_console import login, make_console
 
@@ -302,3 +302,32 @@ def test_admins_list_and_listen_technicians_may_not(console: Console, folder: Pa
         ("boss", f"{SITE}/{STATION}", {"id": call, "bytes": len(PIECES[0]) + len(PIECES[1])})
     ]
     assert boss.get("/calls/0123abcd/recording.webm").status_code == 404
+
+
+def test_fleet_calls_purge_recordings(
+    db_url: str, folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from fleet.cli import main
+
+    console = console_with(db_url, RecordingPolicy(True, DAYS, folder))
+    try:
+        tech = Tech(console)
+        old, new = tech.call(), tech.call()
+        for call in (old, new):
+            tech.consent(call, "yes")
+            tech.piece(call, 0, PIECES[0])
+        long_ago = time.time() - 3 * 86400
+        os.utime(folder / f"{old}.webm", (long_ago, long_ago))  # neither call has an end
+    finally:
+        console.store.close()
+    argv = ["calls", "purge-recordings", "--db", db_url, "--dir", str(folder), "--days", "2"]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.split() == [old]
+    assert not (folder / f"{old}.webm").exists() and (folder / f"{new}.webm").exists()
+    store = Store(db_url)
+    try:
+        with store.session() as db:
+            rows = db.scalars(select(AuditEntry).where(AuditEntry.action == "recording_purged"))
+            assert [(r.actor, (r.detail or {})["id"]) for r in rows] == [("retention", old)]
+    finally:
+        store.close()
