@@ -526,7 +526,7 @@ class Ingest:
     # --- timers --------------------------------------------------------------------------------
 
     def _sweep_loop(self) -> None:
-        purged_at = 0.0
+        purged_at = time.monotonic() - PURGE_EVERY_S  # the first sweep purges
         while not self._stop.wait(self.settings.sweep_s):
             try:
                 self.sweep()

@@ -158,6 +158,10 @@ def test_without_consent_nothing_is_written(console: Console, folder: Path) -> N
     assert tech.consent(call, "no").status_code == 200
     assert tech.piece(call, 0, PIECES[0]).status_code == 403
     assert tech.consent(call, "maybe").status_code == 400
+    not_json = tech.post(
+        f"/api/calls/{call}/consent", content=b"{", headers={"Content-Type": "application/json"}
+    )
+    assert not_json.status_code == 400
     assert not (folder / f"{call}.webm").exists()
     other = tech.call()
     tech.consent(other, "yes")
