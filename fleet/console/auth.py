@@ -172,6 +172,7 @@ def same_token(given: str | None, expected: str) -> bool:
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "media-src 'self'; "  # call recordings played on /calls (call_record_pages.py)
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 
