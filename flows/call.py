@@ -24,6 +24,9 @@ MAINTENANCE = frozenset({"unlock", "maintenance"})
 
 Phase = Literal["", "connecting", "talking", "ended"]
 EndReason = Literal["", "resident", "staff", "dropped", "failed"]
+Consent = Literal["", "ask", "yes", "no"]
+"""Recording: "" the call is not to be recorded; ``ask`` the question is on the screen; the
+resident's answer."""
 
 
 class CallGate:
@@ -73,10 +76,20 @@ class CallView:
     staff: str = ""  # the staff member's display name, as the console sent it
     volume: float = 1.0  # 0..MAX_VOLUME, the staff member's voice
     ended: EndReason = ""
+    camera: bool = False  # the station's camera is in the call
+    camera_on: bool = True  # the resident has not turned it off
+    picture: bool = False  # the staff member's picture is arriving
+    consent: Consent = ""
+    record_days: int = 0  # how long a recording is kept (the console's setting)
 
     @property
     def active(self) -> bool:
         return self.phase in ("connecting", "talking")
+
+    @property
+    def consent_word(self) -> Literal["", "yes", "no"]:
+        """For the call's end: a question never answered is no consent."""
+        return "" if not self.consent else "yes" if self.consent == "yes" else "no"
 
 
 MAX_VOLUME = 2.0

@@ -240,7 +240,8 @@ class MaintenanceSection(_Section):
 
 class CallSection(_Section):
     """A staff member's call (issue 22, ``kiosk.shell.call``): where its sound comes from and
-    goes, as FFmpeg (PyAV) names inputs and outputs. No microphone: no call at this station."""
+    goes, and the camera, as FFmpeg (PyAV) names inputs and outputs. No microphone: no call at
+    this station; no camera: a call by voice, the staff member's picture still shown."""
 
     microphone: str = ""  # e.g. "default" (with microphone_format "alsa"); a .wav loops (tests)
     microphone_format: str = ""  # "alsa" (PyAV's FFmpeg has no "pulse"); empty: a file
@@ -251,6 +252,12 @@ class CallSection(_Section):
     ] = Field(default_factory=list)  # e.g. ["turn:turn.example:3478?transport=udp"]
     turn_username: str = ""
     turn_password: str = ""
+    camera: str = ""  # e.g. "/dev/video0" (with camera_format "v4l2"); a .y4m loops (tests)
+    camera_format: str = ""  # "v4l2"; empty: a file
+    camera_size: Annotated[
+        str,
+        Field(pattern=r"^(|\d{2,4}x\d{2,4})$", description="e.g. `640x480`; empty: the camera's"),
+    ] = "640x480"
 
 
 class Config(_Section):

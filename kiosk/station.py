@@ -28,7 +28,7 @@ from kiosk.shell.runtime import Intent, Runtime
 from statedir.journal import Journal
 
 if TYPE_CHECKING:
-    from kiosk.shell.call_peer import CallAudio
+    from kiosk.shell.call_peer import CallMedia
 
 
 def syslog_priority(levelno: int) -> int:
@@ -176,9 +176,10 @@ def create_station(config: Config, *, strict_translations: bool = False) -> Stat
     return Station(config=config, runtime=runtime, simulate=simulate, font=font)
 
 
-def call_audio(config: Config) -> CallAudio | None:
-    """The call's sound devices and ICE servers (``[call]``); None without a microphone."""
-    from kiosk.shell.call_peer import CallAudio, IceServer
+def call_audio(config: Config) -> CallMedia | None:
+    """The call's sound devices, camera and ICE servers (``[call]``); None without a
+    microphone."""
+    from kiosk.shell.call_peer import CallMedia, IceServer
 
     c = config.call
     if not c.microphone:
@@ -189,12 +190,17 @@ def call_audio(config: Config) -> CallAudio | None:
         else IceServer((url,))
         for url in c.ice_servers
     )
-    return CallAudio(
+    return CallMedia(
         source=c.microphone,
         sink=c.speaker,
         source_format=c.microphone_format or None,
         sink_format=c.speaker_format or None,
         ice_servers=servers,
+        camera=c.camera,
+        camera_format=c.camera_format or None,
+        camera_options=(("video_size", c.camera_size),)
+        if c.camera_size and c.camera_format
+        else (),
     )
 
 

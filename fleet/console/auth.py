@@ -199,7 +199,7 @@ class SecurityHeaders:
                 headers["Cross-Origin-Opener-Policy"] = "same-origin"
                 headers["Cross-Origin-Resource-Policy"] = "same-origin"
                 headers["Permissions-Policy"] = (
-                    "camera=(), microphone=(self), geolocation=()"  # a call (fleet.console.calls)
+                    "camera=(self), microphone=(self), geolocation=()"  # a call (fleet.console.calls)
                     if str(scope.get("path", "")).endswith("/call")
                     else "camera=(), microphone=(), geolocation=()"
                 )

@@ -45,6 +45,7 @@ from fleet.console.store import CommandRow, audit
 from fleet.protocol.call import (
     ANSWER_TIMEOUT_S,
     CALL_OFFER,
+    RECORD_CHUNK_S,
     SCREEN_EVERY_S,
     SCREEN_TIMEOUT_S,
     CallOffer,
@@ -87,6 +88,7 @@ class CallRoutes:
             ice_servers=self.ice_servers,
             screen_every_ms=int(SCREEN_EVERY_S * 1000),
             recording=self.web.ingest.settings.recording.on,
+            record_chunk_ms=int(RECORD_CHUNK_S * 1000),
         )
 
     async def offer(self, request: Request) -> Response:

@@ -66,6 +66,8 @@ class CallOffer(BaseModel):
     record: bool = False
     """The deployment records calls (the console's ``call_recording``): the kiosk asks the
     resident's consent first and says the answer on the data channel."""
+    record_days: int = Field(default=0, ge=0, le=3650)
+    """How long the console keeps a recording (``call_recording_days``), told to the resident."""
 
     @field_validator("sdp")
     @classmethod

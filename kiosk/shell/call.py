@@ -12,13 +12,24 @@ make the answer, which becomes the command's result. The session underneath stay
 and while the call lasts the resident's silence is not a timeout.
 
 The resident ends the call at any moment (``call.end``), turns the staff member's voice up or
-down (``call.louder``, ``call.quieter``). A call that drops (no message on its data channel for a
-few seconds) ends on both sides, and the screen says so for :data:`ENDED_SHOWN_S`. Every end is
-queued in the outbox as ``evt/call_end`` (the call's id, how it ended, how long it lasted), so
-that the console's audit has it even when the technician's page died first.
+down (``call.louder``, ``call.quieter``), and turns the station's camera off and on again
+(``call.camera``) where it has one; the staff member's picture, when their browser sends one, is
+shown on the call screen (:meth:`CallDesk.picture`, read by the screen, never stored).
 
-Nothing is recorded: the peer plays to the speaker. The staff member's name is not personal data
-of a resident; it is shown and spoken, and logged by neither.
+A deployment may record calls (the console's ``call_recording``): the offer says so (``record``,
+``record_days``), and the kiosk asks the resident on the screen and by voice before anything is
+recorded (``call.consent_yes``, ``call.consent_no``). The talk goes on meanwhile, so that the staff
+member can explain; the answer goes to the page on the data channel (``consent:yes``,
+``consent:no``), which records only after a yes, and into the call's end event, whose word the
+console keeps (a question never answered is a no).
+
+A call that drops (no message on its data channel for a few seconds) ends on both sides, and the
+screen says so for :data:`ENDED_SHOWN_S`. Every end is queued in the outbox as ``evt/call_end``
+(the call's id, how it ended, how long it lasted), so that the console's audit has it even when the
+technician's page died first.
+
+The kiosk itself records nothing: the peer plays to the speaker. The staff member's name is not
+personal data of a resident; it is shown and spoken, and logged by neither.
 """
 
 from __future__ import annotations
@@ -31,14 +42,21 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from fleet.protocol.call import ANSWER_TIMEOUT_S, CallOffer, parse_offer, parse_screen_args
+from fleet.protocol.call import (
+    ANSWER_TIMEOUT_S,
+    CONSENT_NO,
+    CONSENT_YES,
+    CallOffer,
+    parse_offer,
+    parse_screen_args,
+)
 from fleet.protocol.models import CALL_END_EVENT, CALL_META
 from flows.call import CallGate, CallView, volume_step
 from flows.effects import Effect, Speak
 from statedir.journal import CommandRecord
 
 if TYPE_CHECKING:
-    from kiosk.shell.call_peer import CallAudio, CallPeer
+    from kiosk.shell.call_peer import CallMedia, CallPeer, Picture
     from kiosk.shell.runtime import Runtime
 
 __all__ = ["ENDED_SHOWN_S", "CallDesk", "CallView"]
@@ -58,7 +76,7 @@ class CallDesk:
         self._rt = runtime
         self._clock = clock
         self.gate = CallGate()
-        self._audio: CallAudio | None = None
+        self._audio: CallMedia | None = None
         self._view = CallView()
         self._peer: CallPeer | None = None
         self._phases: queue.Queue[tuple[str, str]] = queue.Queue()
@@ -69,12 +87,12 @@ class CallDesk:
         self._talking_at: float | None = None
 
     @property
-    def audio(self) -> CallAudio | None:
+    def audio(self) -> CallMedia | None:
         """The call's sound devices; None: no call at this station (no microphone)."""
         return self._audio
 
     @audio.setter
-    def audio(self, audio: CallAudio | None) -> None:
+    def audio(self, audio: CallMedia | None) -> None:
         """Set at the station's start; noted in the journal, so that the agent reports the
         ``call`` capability (the console offers a call only to a station that can take one)."""
         self._audio = audio
@@ -86,6 +104,11 @@ class CallDesk:
 
     def view(self) -> CallView:
         return self._view
+
+    def picture(self) -> Picture | None:
+        """The staff member's camera, as last received (for the call screen, any thread)."""
+        peer = self._peer
+        return peer.picture() if peer is not None and self._view.picture else None
 
     def guides(self, args: dict[str, Any]) -> bool:
         """A ``screenshot`` command for the call in progress (the staff member guiding the
@@ -131,11 +154,19 @@ class CallDesk:
         peer = CallPeer(self.audio, lambda phase, reason: phases.put((phase, reason)))
         self._peer = peer
         self._call_id, self._talking_at = cmd.id, None
-        self._view = CallView("connecting", offer.staff, self._view.volume or 1.0)
-        self._said += [
-            *self._rt.session.on_activity(),
-            Speak("call.say_starting", {"name": offer.staff}),
-        ]
+        self._view = CallView(
+            "connecting",
+            offer.staff,
+            self._view.volume or 1.0,
+            consent="ask" if offer.record else "",
+            record_days=offer.record_days,
+        )
+        starting = (
+            Speak("call.say_starting_record", {"name": offer.staff, "days": str(offer.record_days)})
+            if offer.record
+            else Speak("call.say_starting", {"name": offer.staff})
+        )
+        self._said += [*self._rt.session.on_activity(), starting]
         log.info("a staff member's call is starting")
         threading.Thread(
             target=self._answer, args=(cmd, peer, offer), name="call-answer", daemon=True
@@ -166,6 +197,21 @@ class CallDesk:
             if self._peer is not None:
                 self._peer.volume = volume
             return touch + [Speak("prompt.call_louder" if volume > 1 else "prompt.call_volume")]
+        if name == "call.camera" and self._view.active and self._view.camera:
+            camera_on = not self._view.camera_on
+            self._view = replace(self._view, camera_on=camera_on)
+            if self._peer is not None:
+                self._peer.camera_on = camera_on
+            return touch + [
+                Speak("prompt.call_camera_on" if camera_on else "prompt.call_camera_off")
+            ]
+        if name in ("call.consent_yes", "call.consent_no") and self._view.consent == "ask":
+            yes = name == "call.consent_yes"
+            self._view = replace(self._view, consent="yes" if yes else "no")
+            if self._peer is not None:
+                self._peer.tell(CONSENT_YES if yes else CONSENT_NO)
+            log.info("the resident %s the recording", "agreed to" if yes else "declined")
+            return touch + [Speak("prompt.call_consent_yes" if yes else "prompt.call_consent_no")]
         if name == "call.close" and self._view.phase == "ended":
             self._view = CallView(volume=self._view.volume)
             return touch
@@ -196,10 +242,19 @@ class CallDesk:
         return said if changed or said else None
 
     def _phase(self, phase: str, reason: str, now: float) -> list[Effect]:
+        if phase in ("camera", "picture") and self._view.active:
+            camera, picture = phase == "camera", phase == "picture"
+            self._view = replace(
+                self._view,
+                camera=self._view.camera or camera,
+                picture=self._view.picture or picture,
+            )
+            return []
         if phase == "talking" and self._view.phase == "connecting":
             self._view = replace(self._view, phase="talking")
             self._talking_at = now
-            return [Speak("prompt.call_talking")]
+            camera = self._view.camera and self._view.camera_on
+            return [Speak("prompt.call_talking_camera" if camera else "prompt.call_talking")]
         if phase == "ended" and self._view.active:
             ended = reason if reason in ("resident", "staff", "dropped", "failed") else "failed"
             self._view = replace(self._view, phase="ended", ended=ended)  # type: ignore[arg-type]
@@ -220,6 +275,7 @@ class CallDesk:
             "reason": reason,
             "connected": started is not None,
             "duration_s": 0.0 if started is None else round(max(0.0, now - started), 1),
+            "consent": self._view.consent_word,
             "ts": time.time(),
         }
         try:

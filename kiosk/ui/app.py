@@ -252,6 +252,7 @@ def build_app(
             Clock.schedule_interval(lambda _dt: runtime.pump(), 1 / 30)
             Clock.schedule_interval(lambda _dt: runtime.heartbeat(), 5.0)
             Clock.schedule_interval(self.focus.tick, 0.1)  # the ring follows its control
+            Clock.schedule_interval(self._call_picture, 0.1)  # the staff member's camera
             runtime.heartbeat()
             runtime.start()
             Clock.schedule_once(self._ready, 0)  # after the first frame with the home screen
@@ -476,6 +477,11 @@ def build_app(
             records = frame.preview.records if frame.preview else ()
             self.vm.reading = reading.reading_pages(records, frame.view.lang)
             self.vm.preview_text = "\n".join(frame.preview.lines) if frame.preview else ""
+
+        def _call_picture(self, _dt: float) -> None:
+            """The staff member's latest picture on the call overlay (drawn, never stored)."""
+            if self.call_view.parent is not None and (picture := runtime.calls.picture()):
+                self.call_view.show_picture(picture.width, picture.height, picture.rgb, picture.seq)
 
         @staticmethod
         def _overlay(view: Any, shown: bool) -> None:

@@ -35,11 +35,12 @@ from fleet.agent import Agent
 from flows.catalog import load_catalog
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
-from kiosk.shell.call_peer import CallAudio
+from kiosk.shell.call_peer import CallMedia
 from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
 from kiosk.shell.deviceset import Devices
 from kiosk.shell.runtime import Frame, Intent, Runtime
+from sandbox.camera import KIOSK_COLOURS, STAFF_COLOURS, matches, quadrants, quadrants_y4m
 from sandbox.mosquitto import MosquittoBroker
 from statedir.journal import Journal
 from tests.fleet.console.test_console_browser import (
@@ -96,8 +97,9 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
 
 
 @contextlib.contextmanager
-def chromium_with_microphone(wav: Path) -> Iterator[WebDriver]:
-    """Headless Chromium whose microphone plays ``wav`` (Chromium's fake capture device)."""
+def chromium_with_microphone(wav: Path, camera: Path | None = None) -> Iterator[WebDriver]:
+    """Headless Chromium whose microphone plays ``wav`` (Chromium's fake capture device), and
+    whose camera plays ``camera`` (a ``.y4m``; Chromium's own moving pattern without one)."""
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     assert chromium and driver_path, "install the Debian packages chromium and chromium-driver"
     profile = tempfile.mkdtemp(prefix="call-chromium-")
@@ -110,6 +112,7 @@ def chromium_with_microphone(wav: Path) -> Iterator[WebDriver]:
         "--use-fake-device-for-media-stream",
         f"--use-file-for-fake-audio-capture={wav}",
         "--autoplay-policy=no-user-gesture-required",
+        *([f"--use-file-for-fake-video-capture={camera}"] if camera else []),
     ):
         options.add_argument(flag)
     driver = webdriver.Chrome(options=options, service=Service(driver_path))
@@ -149,9 +152,11 @@ class Kiosk:
 
 
 @contextlib.contextmanager
-def kiosk(tmp_path: Path, broker: MosquittoBroker) -> Iterator[tuple[Kiosk, Agent]]:
+def kiosk(
+    tmp_path: Path, broker: MosquittoBroker, camera: Path | None = None
+) -> Iterator[tuple[Kiosk, Agent]]:
     """The station: its agent, and the kiosk's runtime on the same journal, pumped on a thread;
-    its call audio is a WAV of a 1000 Hz tone and a WAV of what it hears."""
+    its call audio is a WAV of a 1000 Hz tone and a WAV of what it hears; its camera ``camera``."""
     agent, _ = start_station(tmp_path, broker, STATION)
     spoken = SpokenLog()
     unused: Any = object()  # no printer is used here
@@ -165,8 +170,10 @@ def kiosk(tmp_path: Path, broker: MosquittoBroker) -> Iterator[tuple[Kiosk, Agen
         attract_every_s=3600,
     )
     received = tmp_path / "kiosk-received.wav"
-    runtime.calls.audio = CallAudio(
-        source=str(tone_wav(tmp_path / "kiosk-mic.wav", KIOSK_HZ)), sink=str(received)
+    runtime.calls.audio = CallMedia(
+        source=str(tone_wav(tmp_path / "kiosk-mic.wav", KIOSK_HZ)),
+        sink=str(received),
+        camera=str(camera or ""),
     )
     frames: list[Frame] = []
     runtime.on_frame = frames.append
@@ -245,6 +252,30 @@ ctx.resume().then(() => {
 """
 
 
+VIDEO_JS = """
+const video = document.getElementById(arguments[0]);
+if (!video || !video.videoWidth) return null;
+const canvas = document.createElement("canvas");
+canvas.width = video.videoWidth; canvas.height = video.videoHeight;
+canvas.getContext("2d").drawImage(video, 0, 0);
+return canvas.toDataURL("image/png");
+"""
+
+
+def page_picture(browser: WebDriver, element: str = "call-video") -> list[tuple[int, int, int]]:
+    """The four quadrants' colours of a ``<video>`` on the page, as the technician sees it."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    url = browser.execute_script(VIDEO_JS, element)
+    if not url:
+        return []
+    image = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB")
+    return quadrants(image.tobytes(), image.width, image.height)
+
+
 def station_known(url: str, browser: WebDriver, station: str = STATION) -> bool:
     browser.get(f"{url}/stations/{SITE}/{station}")
     return "404" not in browser.title and bool(browser.find_elements(By.ID, "live"))
@@ -256,11 +287,13 @@ def test_a_call_carries_each_sides_tone_and_is_audited_with_its_duration(
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     db = tmp_path / "console.sqlite3"
     staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
+    staff_camera = quadrants_y4m(tmp_path / "staff.y4m", STAFF_COLOURS)
+    kiosk_camera = quadrants_y4m(tmp_path / "kiosk.y4m", KIOSK_COLOURS)
     users = {"tech": "technician"}
     with (
         console_process(tmp_path, broker, f"sqlite:///{db}", users) as url,
-        kiosk(tmp_path, broker) as (station, _agent),
-        chromium_with_microphone(staff_wav) as browser,
+        kiosk(tmp_path, broker, kiosk_camera) as (station, _agent),
+        chromium_with_microphone(staff_wav, staff_camera) as browser,
     ):
         rt = station.runtime
         rt.post(Intent("start"))
@@ -286,6 +319,25 @@ def test_a_call_carries_each_sides_tone_and_is_audited_with_its_duration(
         browser.save_screenshot(str(ARTIFACTS / "call-talking.png"))
 
         heard = browser.execute_async_script(RECORD_JS, 2.0)  # what the technician hears
+
+        # each side sees the other's camera, whole and the right way round
+        until(
+            lambda: matches(page_picture(browser), KIOSK_COLOURS),
+            10,
+            f"the station's camera on the page (seen {page_picture(browser)})",
+        )
+        until(station.runtime.calls.picture, 10, "the staff member's picture at the kiosk")
+        until(
+            lambda: (
+                (p := station.runtime.calls.picture()) is not None
+                and matches(quadrants(p.rgb, p.width, p.height), STAFF_COLOURS)
+            ),
+            10,
+            "the staff member's camera at the kiosk",
+        )
+        assert station.frames[-1].call.camera and station.frames[-1].call.picture
+        assert any("摄像头已打开" in t for t in station.spoken.texts)  # the resident is told
+        browser.save_screenshot(str(ARTIFACTS / "call-video.png"))
         time.sleep(0.5)
         browser.find_element(By.ID, "call-hangup").click()  # the technician ends the call
         wait.until(lambda d: d.execute_script("return window.stationCall.ended") is True)

@@ -13,7 +13,7 @@ import pytest
 from flows.catalog import load_catalog
 from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
-from kiosk.shell.call_peer import CallAudio
+from kiosk.shell.call_peer import CallMedia
 from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
 from kiosk.shell.deviceset import Devices
@@ -40,7 +40,7 @@ def rig(tmp_path: Path) -> tuple[Runtime, list[Frame]]:
         secret=b"k" * 32,
         attract_every_s=3600,
     )
-    runtime.calls.audio = CallAudio(source=str(tmp_path / "mic.wav"), sink=str(tmp_path / "o.wav"))
+    runtime.calls.audio = CallMedia(source=str(tmp_path / "mic.wav"), sink=str(tmp_path / "o.wav"))
     frames: list[Frame] = []
     runtime.on_frame = frames.append
     return runtime, frames
@@ -79,3 +79,56 @@ def test_a_technician_at_the_station_is_not_called(rig: tuple[Runtime, list[Fram
     runtime.session.on_open_maintenance()  # the hidden gesture: the PIN pad
     assert runtime.session.state == "unlock"
     assert offer(runtime, "c1") == "failed maintenance"
+
+
+def call_ends(runtime: Runtime) -> list[dict[str, Any]]:
+    return [e.payload for e in runtime.journal.pending_events() if e.type == "call_end"]
+
+
+def pump_until(runtime: Runtime, cond: Any, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "timed out"
+        runtime.pump()
+        time.sleep(0.02)
+
+
+@pytest.mark.parametrize(("answer", "word"), [("call.consent_yes", "yes"), (None, "no")])
+def test_a_call_to_be_recorded_asks_first_and_its_end_carries_the_answer(
+    rig: tuple[Runtime, list[Frame]], answer: str | None, word: str
+) -> None:
+    """The offer says the call is recorded: the kiosk asks on the screen and by voice before
+    anything (the answer is the resident's; a question never answered is a no), and the call's
+    end event carries the answer for the console, which keeps a recording only on a yes."""
+    runtime, frames = rig
+    said: list[str] = []
+    runtime.devices.speech.speak = lambda text, **_kw: said.append(text)  # type: ignore[method-assign]
+    runtime.post(Intent("help"))
+    runtime.pump()
+    args = {**OFFER, "record": True, "record_days": 30}
+    assert offer(runtime, "c1", args) in ("claimed", "running", "failed failed")
+    call = frames[-1].call
+    assert call.phase == "connecting" and call.consent == "ask" and call.record_days == 30
+    assert any("要录音" in t and "30天" in t for t in said)  # asked by voice too
+    if answer is not None:
+        runtime.post(Intent(answer))
+        runtime.pump()
+        assert frames[-1].call.consent == "yes"
+        assert any("同意录音" in t for t in said[-1:])
+    # the offer here is no real one: the call fails, and its end is reported with the answer
+    pump_until(runtime, lambda: call_ends(runtime))
+    [end] = call_ends(runtime)
+    assert end["call_id"] == "c1" and end["consent"] == word and end["connected"] is False
+
+
+def test_a_call_not_to_be_recorded_asks_nothing(rig: tuple[Runtime, list[Frame]]) -> None:
+    runtime, frames = rig
+    runtime.post(Intent("help"))
+    runtime.pump()
+    offer(runtime, "c1")
+    assert frames[-1].call.consent == ""
+    runtime.post(Intent("call.consent_yes"))  # no question: nothing to agree to
+    runtime.pump()
+    assert frames[-1].call.consent == ""
+    pump_until(runtime, lambda: call_ends(runtime))
+    assert call_ends(runtime)[0]["consent"] == ""

@@ -17,7 +17,7 @@ from kiosk.fonts import find_cjk_font
 from kiosk.i18n import Translator
 from kiosk.present import help_texts, spoken_number
 from kiosk.shell import helpdesk
-from kiosk.shell.call_peer import CallAudio
+from kiosk.shell.call_peer import CallMedia
 from kiosk.shell.catalog_watch import DEMO_CATALOG
 from kiosk.shell.devices import SpeechOff
 from kiosk.shell.deviceset import Devices
@@ -58,7 +58,7 @@ def rig(tmp_path: Path) -> tuple[Runtime, SpokenLog, list[Frame], Clock]:
     )
     runtime.remote._clock = clock
     runtime.now = lambda: dt.datetime(2026, 12, 7, 10, 0)  # on duty
-    runtime.calls.audio = CallAudio(source="mic.wav", sink="heard.wav")  # a station with calls
+    runtime.calls.audio = CallMedia(source="mic.wav", sink="heard.wav")  # a station with calls
     frames: list[Frame] = []
     runtime.on_frame = frames.append
     return runtime, speech, frames, clock

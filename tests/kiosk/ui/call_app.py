@@ -5,13 +5,17 @@ language asked for, a resident starts a session, touches Help and closes the ove
 help``); the test, as the technician in a headless Chromium on a real console, calls. This script
 waits for the call overlay, checks it with the elder-mode audit (sizes, contrast, at most six
 targets), turns the voice up, takes screenshots, and ends the call with the big button; the
-overlay says the call has ended and the session underneath is where it was.
+overlay says the call has ended and the session underneath is where it was. On the way it waits
+for the staff member's picture (``PICTURE`` says where it is drawn, for the test to look at the
+screenshot), turns the station's camera off (``CAMERA``) and, once the test has seen black on the
+technician's page (the file ``--go`` appears), on again.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +31,7 @@ from kiosk.ui.app import configure_kivy
 
 class CallRun(Journey):
     station: Any = None
+    go = ""
 
     def script(self) -> Iterator[None]:
         app = self.app
@@ -48,6 +53,13 @@ class CallRun(Journey):
         print(f"CONNECTING {view.ids.call_status.text!r}", flush=True)
         yield from self.wait(lambda: "tech" in view.ids.call_status.text, 30, "talking")
         print(f"TALKING {view.ids.call_status.text!r}", flush=True)
+        yield from self.wait(lambda: view.picture_seq > 0, 30, "the staff member's picture")
+        image = view.ids.call_picture
+        (w, h), (cx, cy) = image.norm_image_size, image.center
+        x, y = image.to_window(cx - w / 2, cy - h / 2)
+        print(
+            f"PICTURE {round(x)} {round(y)} {round(w)} {round(h)}", flush=True
+        )  # from bottom left
         self.shot(f"call-1-talking-{self.lang}-elder")
         from kiosk.ui.audit import audit
 
@@ -59,6 +71,15 @@ class CallRun(Journey):
         self.tap(view.ids.call_louder)
         yield from self.wait(lambda: view.ids.call_volume.text != before, 5, "louder")
         print(f"VOLUME {before!r} {view.ids.call_volume.text!r}", flush=True)
+        camera = view.ids.call_camera
+        before = camera.text
+        self.tap(camera)  # the resident turns the camera off
+        yield from self.wait(lambda: camera.text != before, 5, "camera off")
+        print(f"CAMERA {before!r} {camera.text!r}", flush=True)
+        self.shot(f"call-1b-camera-off-{self.lang}-elder")
+        yield from self.wait(lambda: os.path.exists(self.go), 60, "the test's go")
+        self.tap(camera)  # and on again
+        yield from self.wait(lambda: camera.text == before, 5, "camera on")
         self.tap(view.ids.call_end)  # the resident ends the call
         yield from self.wait(lambda: not view.active, 10, "the call ended")
         print(f"ENDED {view.ids.call_status.text!r}", flush=True)
@@ -74,6 +95,7 @@ def main() -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--artifacts", required=True)
     parser.add_argument("--lang", default="zh")
+    parser.add_argument("--go", required=True)
     args = parser.parse_args()
     config = load_config(Path(args.config))
     setup_logging(config.state_dir, level=logging.DEBUG)
@@ -84,6 +106,7 @@ def main() -> int:
     app = station.build_app()
     run = CallRun(app, Path(args.artifacts), args.lang, "call")
     run.station = station
+    run.go = args.go
     from kivy.clock import Clock
 
     Clock.schedule_once(run.begin, 0.5)

@@ -6,7 +6,10 @@ the station's fleet agent, a private mosquitto, ``fleet console`` in its own pro
 technician's page in a headless Chromium with a fake microphone. The resident asks for help, the
 technician calls; the overlay (screenshots in ``test-artifacts/call/``) shows the staff member's
 name, passes the elder-mode audit, turns the voice up, and its "end call" ends the call on the
-console's page too, which audits the call's end as the resident's.
+console's page too, which audits the call's end as the resident's. Both cameras are files of four
+coloured quadrants (:mod:`sandbox.camera`): the kiosk's screenshot must show the technician's
+picture whole, and the technician's page the station's, which turns black while the resident has
+turned the camera off.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from fleet.agent import Agent, AgentConfig
+from sandbox.camera import KIOSK_COLOURS, STAFF_COLOURS, matches, quadrants, quadrants_y4m
 from sandbox.mosquitto import MosquittoBroker
 from tests.fleet.console.test_call_browser import (
     audit_rows,
     chromium_with_microphone,
     ended_in_audit,
     login,
+    page_picture,
     station_known,
     tone_wav,
 )
@@ -42,6 +48,8 @@ class CallApp(AppProcess):
         super().__init__()
         self.state = tmp_path / "state"
         mic = tone_wav(tmp_path / "kiosk-mic.wav", 1000.0)
+        camera = quadrants_y4m(tmp_path / "kiosk.y4m", KIOSK_COLOURS)
+        self.go = tmp_path / "go"
         config = tmp_path / "kiosk.toml"
         config.write_text(
             "version = 1\n"
@@ -50,12 +58,21 @@ class CallApp(AppProcess):
             '[devices]\naudio_player_args = ["-D", "null"]\n'
             "[ui]\nwidth = 1920\nheight = 1080\nshow_simulator_controls = false\n"
             f'[call]\nmicrophone = "{mic}"\nspeaker = "{tmp_path / "heard.wav"}"\n'
-            'speaker_format = ""\n',
+            f'speaker_format = ""\ncamera = "{camera}"\n',
             encoding="utf-8",
         )
         self.launch(
             HERE / "call_app.py",
-            ["--config", str(config), "--artifacts", str(shots), "--lang", lang],
+            [
+                "--config",
+                str(config),
+                "--artifacts",
+                str(shots),
+                "--lang",
+                lang,
+                "--go",
+                str(self.go),
+            ],
             xvfb,
         )
 
@@ -72,6 +89,7 @@ def stop_agent(agent: Agent) -> None:
             sock.close()
 
 
+CAMERA = {"zh": ("关闭摄像头", "打开摄像头"), "en": ("Camera off", "Camera on")}
 EXPECTED = {
     "zh": ("工作人员 tech 正在和您通话", "通话已结束", "工作人员tech正在呼叫您"),
     "en": ("tech is talking with you", "The call has ended", "Staff member tech is calling you"),
@@ -94,7 +112,10 @@ def test_the_call_overlay_in_elder_mode_and_the_resident_ending_the_call(
     try:
         with (
             console_process(tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}) as url,
-            chromium_with_microphone(tone_wav(tmp_path / "staff-mic.wav", 440.0)) as browser,
+            chromium_with_microphone(
+                tone_wav(tmp_path / "staff-mic.wav", 440.0),
+                quadrants_y4m(tmp_path / "staff.y4m", STAFF_COLOURS),
+            ) as browser,
         ):
             app = CallApp(tmp_path, xvfb, shots, lang)
             until(lambda: app.saw("AT idle"), 60, "the home screen")
@@ -118,7 +139,17 @@ def test_the_call_overlay_in_elder_mode_and_the_resident_ending_the_call(
             browser.find_element(By.ID, "call-start").click()
             wait = WebDriverWait(browser, 60, poll_frequency=0.2)
             wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+            until(lambda: matches(page_picture(browser), KIOSK_COLOURS), 20, "the kiosk's camera")
             browser.save_screenshot(str(shots / f"console-talking-{lang}.png"))
+            until(
+                lambda: app.values("CAMERA") or app.proc.poll() is not None,
+                60,
+                "the resident turning the camera off",
+            )
+            assert app.values("CAMERA"), "\n".join(app.lines[-8:] + app.stderr[-20:])
+            until(lambda: all(max(q) < 40 for q in page_picture(browser)), 10, "black on the page")
+            app.go.touch()
+            until(lambda: matches(page_picture(browser), KIOSK_COLOURS), 10, "the camera again")
             wait.until(lambda d: d.execute_script("return window.stationCall.ended") is True)
             state = browser.execute_script("return window.stationCall.state")
             status = browser.find_element(By.ID, "call-status").text
@@ -136,6 +167,16 @@ def test_the_call_overlay_in_elder_mode_and_the_resident_ending_the_call(
 
     talking, ended, spoken = EXPECTED[lang]
     assert app is not None
+    # the technician's picture, as the resident sees it on the screen
+    x, y, w, h = map(int, app.value("PICTURE").split())
+    with Image.open(shots / f"call-1-talking-{lang}-elder.png") as shot:
+        box = shot.convert("RGB").crop((x, shot.height - y - h, x + w, shot.height - y))
+    assert w >= 200 and h >= 150, (w, h)  # large enough to recognise a face
+    seen = quadrants(box.tobytes(), box.width, box.height)
+    assert matches(seen, STAFF_COLOURS), seen
+    assert app.value("CAMERA") == " ".join(map(repr, CAMERA[lang]))
+    told = {"zh": "工作人员能看到您", "en": "the staff member can see you"}[lang]
+    assert any(told in line for line in app.said())  # the camera is said, not only shown
     assert app.values("TALKING") == [repr(talking)]
     assert app.values("AUDIT") == []  # elder sizes, contrast, targets: nothing to fix
     [targets] = app.values("TARGETS")

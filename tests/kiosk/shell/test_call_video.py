@@ -1,0 +1,206 @@
+"""A call's video at the kiosk's peer (kiosk.shell.call_peer), against a real WebRTC peer.
+
+The technician's side is a second aiortc peer in the test, as a browser would be: its camera is a
+file of four coloured quadrants, and so is the station's (``[call] camera``). Each side must
+receive the other's picture whole, the right way up and not mirrored; the resident's "camera
+off" sends black until it is turned on again; an offer without video, or a camera that cannot be
+opened, leaves the call to sound alone. (The browser on the real console does the same in
+tests/fleet/console/test_call_browser.py; the kiosk's screen in tests/kiosk/ui/test_call_gui.py.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import queue
+import time
+import wave
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc.contrib.media import MediaPlayer
+from av import VideoFrame
+
+from fleet.protocol.call import CONSENT_YES, PING
+from kiosk.shell.call_peer import CallMedia, CallPeer, fit, rgb_bytes
+from sandbox.camera import KIOSK_COLOURS, STAFF_COLOURS, matches, quadrants, quadrants_y4m
+
+pytestmark = pytest.mark.slow
+
+
+def tone(path: Path, hz: float = 440.0, seconds: float = 2.0) -> Path:
+    rate = 48000
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(
+            b"".join(
+                int(8000 * math.sin(2 * math.pi * hz * i / rate)).to_bytes(2, "little", signed=True)
+                for i in range(int(rate * seconds))
+            )
+        )
+    return path
+
+
+class Staff:
+    """The technician's end: microphone, optional camera, the data channel's pings, and the
+    station's picture as received."""
+
+    def __init__(self, tmp_path: Path, camera: bool) -> None:
+        self.pc = RTCPeerConnection()
+        self.mic = MediaPlayer(str(tone(tmp_path / "staff.wav")), loop=True)
+        assert self.mic.audio is not None
+        self.pc.addTrack(self.mic.audio)
+        self.camera: MediaPlayer | None = None
+        if camera:
+            y4m = quadrants_y4m(tmp_path / "staff.y4m", STAFF_COLOURS)
+            self.camera = MediaPlayer(str(y4m), loop=True)
+            assert self.camera.video is not None
+            self.pc.addTrack(self.camera.video)
+        else:
+            self.pc.addTransceiver("video", direction="recvonly")  # to see the station only
+        self.channel = self.pc.createDataChannel("call")
+        self.heard: list[str] = []  # the kiosk's messages but its pings
+        self.channel.on("message", lambda m: m == PING or self.heard.append(m))
+        self.seen: list[list[tuple[int, int, int]]] = []  # the station's quadrants, in order
+        self.tasks: list[asyncio.Task[None]] = []
+
+        @self.pc.on("track")
+        def _track(track: MediaStreamTrack) -> None:
+            if track.kind == "video":
+                self.tasks.append(asyncio.ensure_future(self._watch(track)))
+
+    async def _watch(self, track: MediaStreamTrack) -> None:
+        with contextlib.suppress(Exception):
+            while True:
+                frame = await track.recv()
+                assert isinstance(frame, VideoFrame)
+                w, h = fit(frame.width, frame.height)
+                self.seen.append(quadrants(rgb_bytes(frame, w, h), w, h))
+
+    async def ping(self) -> None:
+        while True:
+            if self.channel.readyState == "open":
+                self.channel.send(PING)
+            await asyncio.sleep(0.5)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await self.pc.close()
+
+
+@contextlib.asynccontextmanager
+async def call(
+    tmp_path: Path, media: CallMedia, *, staff_camera: bool = True
+) -> AsyncIterator[tuple[Staff, CallPeer, queue.Queue[tuple[str, str]]]]:
+    staff = Staff(tmp_path, staff_camera)
+    phases: queue.Queue[tuple[str, str]] = queue.Queue()
+    kiosk = CallPeer(media, lambda phase, reason: phases.put((phase, reason)))
+    await staff.pc.setLocalDescription(await staff.pc.createOffer())
+    loop = asyncio.get_running_loop()
+    answer = await loop.run_in_executor(None, kiosk.answer, staff.pc.localDescription.sdp, 20.0)
+    await staff.pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+    pinger = asyncio.ensure_future(staff.ping())
+    try:
+        yield staff, kiosk, phases
+    finally:
+        pinger.cancel()
+        kiosk.hang_up("resident")
+        await staff.close()
+
+
+async def until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := cond()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+    return value
+
+
+def drained(phases: queue.Queue[tuple[str, str]]) -> list[str]:
+    found = []
+    while not phases.empty():
+        found.append(phases.get_nowait()[0])
+    return found
+
+
+def media(tmp_path: Path, camera: str | None = "kiosk") -> CallMedia:
+    y4m = "" if camera is None else str(quadrants_y4m(tmp_path / f"{camera}.y4m", KIOSK_COLOURS))
+    if camera == "missing":
+        y4m = str(tmp_path / "no-such-camera.y4m")
+    return CallMedia(
+        source=str(tone(tmp_path / "kiosk.wav", 1000.0)),
+        sink=str(tmp_path / "heard.wav"),
+        camera=y4m,
+    )
+
+
+def test_each_side_sees_the_others_camera_and_the_resident_can_turn_theirs_off(
+    tmp_path: Path,
+) -> None:
+    async def run() -> None:
+        async with call(tmp_path, media(tmp_path)) as (staff, kiosk, phases):
+            # the staff member's picture at the kiosk: four quadrants, as sent
+            picture = await until(kiosk.picture, 15, "the staff member's picture")
+            await until(
+                lambda: (
+                    (p := kiosk.picture()) is not None
+                    and matches(quadrants(p.rgb, p.width, p.height), STAFF_COLOURS)
+                ),
+                10,
+                "the staff member's picture settling (the codec's first frames are coarse)",
+            )
+            picture = kiosk.picture()
+            assert picture is not None
+            assert (picture.width, picture.height) == (320, 240)
+            print("the kiosk sees", quadrants(picture.rgb, picture.width, picture.height))
+            # the station's camera at the technician's end
+            await until(
+                lambda: staff.seen and matches(staff.seen[-1], KIOSK_COLOURS),
+                15,
+                f"the station's picture (last seen {staff.seen[-1:]})",
+            )
+            seen: list[str] = []
+            await until(lambda: "talking" in seen or seen.extend(drained(phases)), 5, "talking")
+            assert {"camera", "picture"} <= set(seen)
+            kiosk.tell(CONSENT_YES)  # the resident's answer to the recording's question
+            await until(lambda: staff.heard == [CONSENT_YES], 5, "the answer on the channel")
+            # the resident turns the camera off: black, then the picture again
+            kiosk.camera_on = False
+            await until(
+                lambda: all(max(q) < 40 for q in staff.seen[-1]), 10, "black from the station"
+            )
+            kiosk.camera_on = True
+            await until(lambda: matches(staff.seen[-1], KIOSK_COLOURS), 10, "the camera again")
+            # the camera's file has played round (a second long): the picture still comes
+            count = len(staff.seen)
+            await asyncio.sleep(1.5)
+            assert len(staff.seen) > count + 10 and matches(staff.seen[-1], KIOSK_COLOURS)
+        # nothing of the staff member's picture is kept once the call has ended
+        await until(lambda: kiosk.picture() is None, 5, "the picture gone")
+
+    asyncio.run(run())
+
+
+def test_no_video_offered_or_no_camera_leaves_the_call_to_sound(tmp_path: Path) -> None:
+    async def run() -> None:
+        # the technician has no camera and the station none: an audio call
+        async with call(tmp_path, media(tmp_path, None), staff_camera=False) as (s, kiosk, ph):
+            await until(lambda: "talking" in drained(ph), 15, "talking")
+            await asyncio.sleep(1.0)
+            assert kiosk.picture() is None and not s.seen
+        # the station's camera cannot be opened: the call goes on with sound, no "camera"
+        async with call(tmp_path, media(tmp_path, "missing")) as (s, kiosk, ph):
+            seen: list[str] = []
+            await until(lambda: "talking" in seen or seen.extend(drained(ph)), 15, "talking")
+            await until(kiosk.picture, 15, "the staff member's picture all the same")
+            seen += drained(ph)
+            assert "camera" not in seen and not s.seen
+
+    asyncio.run(run())
