@@ -95,12 +95,14 @@ class CallRoutes:
         who = await self.web.require(request, PERMISSION)
         site, station = request.path_params["site"], request.path_params["station"]
         body = await request.json()
+        recording = self.web.ingest.settings.recording
         try:
             offer = CallOffer.model_validate(
                 {
                     "sdp": body.get("sdp") if isinstance(body, dict) else None,
                     "staff": who.name,
-                    "record": self.web.ingest.settings.recording.on,  # the kiosk asks consent
+                    "record": recording.on,  # the kiosk asks the resident's consent
+                    "record_days": recording.days if recording.on else 0,  # and says this
                 }
             )
         except ValidationError:

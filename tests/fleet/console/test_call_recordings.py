@@ -115,7 +115,8 @@ def test_with_consent_the_pieces_are_kept_in_order_privately(
 ) -> None:
     tech = Tech(console)
     call = tech.call()
-    assert offer_args(console, call)["record"] is True  # the kiosk is to ask the resident
+    args = offer_args(console, call)  # the kiosk is to ask the resident, saying how long
+    assert (args["record"], args["record_days"]) == (True, DAYS)
     page = tech.http.get(f"/stations/{SITE}/{STATION}/call").text
     assert 'data-recording="on"' in page
     assert tech.consent(call, "yes").json() == {"consent": "yes"}
@@ -188,7 +189,8 @@ def test_recording_off_offers_no_recording_and_takes_nothing(db_url: str, folder
     try:
         tech = Tech(console)
         call = tech.call()
-        assert offer_args(console, call)["record"] is False
+        args = offer_args(console, call)
+        assert (args["record"], args["record_days"]) == (False, 0)
         page = tech.http.get(f"/stations/{SITE}/{STATION}/call").text
         assert 'data-recording="off"' in page
         assert tech.consent(call, "yes").status_code == 409
