@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fleet.cli.console_config import ConsoleOptions
+    from fleet.console.call_records import RecordingPolicy
 
 
 def verify_token(
@@ -136,6 +137,16 @@ def say_config_problems(problems: tuple[str, ...]) -> None:
     print(f"fleet console: {len(problems)} configuration errors:\n{said}", file=sys.stderr)
 
 
+def recording_policy(options: ConsoleOptions) -> RecordingPolicy:
+    """Calls recorded with consent (``call_recording``, ``call_recording_days``), kept in
+    ``call_recordings_dir`` or ``recordings`` in the user data folder."""
+    from fleet.console.call_records import RecordingPolicy
+
+    c = options.section
+    folder = options.path("call_recordings_dir") or default_db_folder() / "recordings"
+    return RecordingPolicy(c.call_recording, c.call_recording_days, folder)
+
+
 def start_console(options: ConsoleOptions) -> int:
     from fleet.console import Console, Settings, WebSettings
     from fleet.mqtt.client import TlsFiles
@@ -169,6 +180,7 @@ def start_console(options: ConsoleOptions) -> int:
             session_expiry_s=c.session_expiry,
             followup_due_s=c.followup_due_hours * 3600.0,
             console_url=f"http://{http_host}:{http_port}",
+            recording=recording_policy(options),
         ),
         web=WebSettings(
             secure_cookies=not c.insecure_cookies,

@@ -84,6 +84,9 @@ class ConsoleSection(_Section):
         str, Field(pattern=r"^$|^https?://\S+$", description="empty or an `http(s)://` address")
     ] = ""
     ice_servers_file: str = ""  # calls (issue 22): the browsers' STUN/TURN servers, JSON
+    call_recording: bool = False  # record calls, with the resident's consent (call_records)
+    call_recording_days: Annotated[int, Field(ge=1, le=3650)] = 30  # then deleted
+    call_recordings_dir: str = ""  # "": "recordings" in the user data folder; made, mode 0700
 
     @model_validator(mode="after")
     def _all_or_none(self) -> ConsoleSection:

@@ -81,6 +81,7 @@ def build_parser(default_db: str) -> argparse.ArgumentParser:
     _enroll(sub, default_db)
     _ca(sub, default_db)
     _followups(sub, db_help, default_db)
+    _calls(sub, db_help, default_db)
     _verify(sub)
     _document(sub, db_help, default_db)
     _simulate(sub)
@@ -206,6 +207,25 @@ def _console(sub: Any) -> None:
         type=Path,
         help="JSON list of STUN/TURN servers for the call page's browsers (RTCIceServer: urls, "
         "username, credential); default: none (direct connections only)",
+    )
+    add(
+        "--call-recording",
+        action="store_true",
+        help="record calls, each only after the resident agreed on the station's screen "
+        "(default: nothing is recorded)",
+    )
+    add(
+        "--call-recording-days",
+        type=int,
+        metavar="DAYS",
+        help="days a call's recording is kept, 1 to 3650 (default: 30)",
+    )
+    add(
+        "--call-recordings-dir",
+        type=Path,
+        metavar="DIR",
+        help="where recordings are kept, shared by every console process (default: "
+        "'recordings' in the user data folder)",
     )
 
 
@@ -448,6 +468,31 @@ def _followups(sub: Any, db_help: str, default_db: str) -> None:
     fu.add_argument("--note", default="", help="what was done or said (required with --set)")
     fu.add_argument("--as", dest="actor", help="console user who does it (with --set)")
     fu.add_argument("--json", action="store_true", help="one JSON array instead of a table")
+
+
+def _calls(sub: Any, db_help: str, default_db: str) -> None:
+    calls = command(sub, "calls", "staff members' calls: recordings kept with consent")
+    verbs = calls.add_subparsers(dest="calls_command", required=True, metavar="COMMAND")
+    purge = command(
+        verbs,
+        "purge-recordings",
+        "delete recordings past their retention now, each audited (the console does it hourly)",
+    )
+    purge.set_defaults(run="fleet.cli.calls:run_purge")
+    purge.add_argument("--db", default=default_db, help=db_help)
+    purge.add_argument(
+        "--dir",
+        type=Path,
+        metavar="DIR",
+        help="the console's call_recordings_dir (default: 'recordings' in the user data folder)",
+    )
+    purge.add_argument(
+        "--days",
+        type=int,
+        default=30,
+        metavar="DAYS",
+        help="the console's call_recording_days: keep recordings this many days (default: 30)",
+    )
 
 
 def _verify(sub: Any) -> None:

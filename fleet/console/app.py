@@ -43,6 +43,7 @@ from fleet.console import help_reply, i18n, overview
 from fleet.console import throttle as throttle
 from fleet.console import views as views
 from fleet.console.admin import AdminRoutes
+from fleet.console.call_record_pages import CallRecordRoutes
 from fleet.console.calls import CallRoutes
 from fleet.console.catalogs import CatalogRoutes
 from fleet.console.enrolment import EnrolRoutes
@@ -131,6 +132,7 @@ class WebApp:
             *FollowUpRoutes(self).routes(),
             *VerifyRoutes(self).routes(),
             *CallRoutes(self, settings.ice_servers).routes(),
+            *CallRecordRoutes(self).routes(),
             Mount("/static", StaticFiles(directory=str(TEMPLATE_DIR / "static")), name="static"),
         ]
         self.app = Starlette(

@@ -45,6 +45,9 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "followup": frozenset({"technician", "operator", "admin"}),  # bad reviews: move them on
     "withdraw": frozenset({"operator", "admin"}),  # printed documents: withdraw one (audited)
     "call": frozenset({"technician", "admin"}),  # talk with a resident who asked (calls.py)
+    # listen to recorded calls (call_record_pages.py): residents' voices, so only admins, each
+    # fetch audited; technicians record their own calls but do not browse anyone's
+    "recordings": frozenset({"admin"}),
 }
 
 _hasher = PasswordHasher()
@@ -169,6 +172,7 @@ def same_token(given: str | None, expected: str) -> bool:
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "media-src 'self'; "  # call recordings played on /calls (call_record_pages.py)
     "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from fleet.console import call_records
+from fleet.console.call_records import RecordingPolicy
 from fleet.console.store import AuditEntry, CommandRow, Station, audit
 from fleet.protocol.call import CALL_OFFER
 from fleet.protocol.models import CallEndEvent
@@ -44,9 +46,15 @@ def target_of(db: Session, row: CommandRow) -> str:
     return f"{station.site}/{station.station}"
 
 
-def record_station_end(db: Session, station_id: int, payload: dict[str, Any]) -> bool:
+def record_station_end(
+    db: Session,
+    station_id: int,
+    payload: dict[str, Any],
+    recording: RecordingPolicy | None = None,
+) -> bool:
     """The kiosk's ``call_end`` event: audit the call's end unless it has one; True if audited.
-    An event about a call this station was not offered is logged and ignored."""
+    An event about a call this station was not offered is logged and ignored. The kiosk's word
+    on recording wins whoever ended first (:func:`fleet.console.call_records.station_end`)."""
     try:
         event = CallEndEvent.model_validate(payload)
     except ValidationError:
@@ -56,8 +64,10 @@ def record_station_end(db: Session, station_id: int, payload: dict[str, Any]) ->
         log.warning("a call_end event for a call this station was not offered")
         return False
     target = target_of(db, row)
+    call_records.station_end(db, recording or RecordingPolicy(), row, target, event.consent)
     if any(e.action == "call_end" for e in entries(db, row, target)):
         return False
+    consent: dict[str, Any] = {"consent": event.consent} if event.consent else {}
     audit(
         db,
         row.actor,
@@ -69,5 +79,6 @@ def record_station_end(db: Session, station_id: int, payload: dict[str, Any]) ->
         connected=event.connected,
         duration_s=round(event.duration_s, 1),
         by="station",
+        **consent,
     )
     return True

@@ -22,7 +22,9 @@ session's CSRF token for a POST, as every other command; a refused role is audit
   end too (``evt/call_end``, :mod:`fleet.console.call_audit`): whichever comes first is the
   call's one ``call_end``; the other is answered ``409``.
 
-Nothing of the call's content reaches the console; its audit holds the station, the technician,
+Recording, when a deployment enables it, is :mod:`fleet.console.call_record_pages`: the offer
+then says ``record`` and the kiosk asks the resident's consent. Otherwise nothing of the call's
+content reaches the console; its audit holds the station, the technician,
 times, the duration and how it ended.
 """
 
@@ -85,6 +87,7 @@ class CallRoutes:
             station=station,
             ice_servers=self.ice_servers,
             screen_every_ms=int(SCREEN_EVERY_S * 1000),
+            recording=self.web.ingest.settings.recording.on,
             record_chunk_ms=int(RECORD_CHUNK_S * 1000),
         )
 
@@ -92,9 +95,15 @@ class CallRoutes:
         who = await self.web.require(request, PERMISSION)
         site, station = request.path_params["site"], request.path_params["station"]
         body = await request.json()
+        recording = self.web.ingest.settings.recording
         try:
             offer = CallOffer.model_validate(
-                {"sdp": body.get("sdp") if isinstance(body, dict) else None, "staff": who.name}
+                {
+                    "sdp": body.get("sdp") if isinstance(body, dict) else None,
+                    "staff": who.name,
+                    "record": recording.on,  # the kiosk asks the resident's consent
+                    "record_days": recording.days if recording.on else 0,  # and says this
+                }
             )
         except ValidationError:
             raise Refused(400, "not a WebRTC offer", who) from None

@@ -49,6 +49,7 @@ from sqlalchemy.orm import Session, load_only
 
 from fleet.console import call_audit, enroll, followups, help_reply, incidents
 from fleet.console.alerting import AlertDesk
+from fleet.console.call_records import RecordingPolicy, purge
 from fleet.console.edge import ALERT_KIND as MALFORMED_ALERT
 from fleet.console.edge import (
     DeadLetters,
@@ -90,6 +91,7 @@ FOLLOWED_EVENTS = frozenset({"help", "alert", CSR_EVENT, "rating", CALL_END_EVEN
 STATION_NAME = re.compile(STATION_PATTERN)
 SITE_ALERT = "site_mismatch"  # a station publishing under a site it is not bound to
 COMMAND_GRACE_S = 30.0  # a result may take this long beyond the command's own timeout
+PURGE_EVERY_S = 3600.0  # recordings past their retention (call_records.purge): hourly
 
 
 @dataclass(frozen=True)
@@ -111,6 +113,7 @@ class Settings:
     client_id: str = ""
     session_expiry_s: int = 0
     followup_due_s: float = followups.DUE_S  # a bad rating is to be settled within this
+    recording: RecordingPolicy = field(default_factory=RecordingPolicy)  # calls (call_records)
 
 
 # The cyclic garbage collector's first threshold for a console process (CPython's is 700). The
@@ -422,7 +425,7 @@ class Ingest:
                 self._answer_csr(station_id, site, station, payload)
             elif kind == CALL_END_EVENT:  # the call's end in the audit, if the page did not say
                 with self.store.session() as db:
-                    call_audit.record_station_end(db, station_id, payload)
+                    call_audit.record_station_end(db, station_id, payload, self.settings.recording)
         self.raise_alerts(alerts)
 
     def _result(self, station_id: int, command_id: str, payload: dict[str, Any]) -> None:
@@ -523,11 +526,23 @@ class Ingest:
     # --- timers --------------------------------------------------------------------------------
 
     def _sweep_loop(self) -> None:
+        purged_at = time.monotonic() - PURGE_EVERY_S  # the first sweep purges
         while not self._stop.wait(self.settings.sweep_s):
             try:
                 self.sweep()
             except Exception:
                 log.exception("sweep failed")
+            if time.monotonic() - purged_at >= PURGE_EVERY_S:
+                purged_at = time.monotonic()
+                try:
+                    self.purge_recordings()
+                except Exception:
+                    log.exception("purging recordings failed")
+
+    def purge_recordings(self, now: float | None = None) -> list[str]:
+        """Recordings of calls past their retention deleted (:func:`call_records.purge`)."""
+        with self.store.session() as db:
+            return purge(db, self.settings.recording, now)
 
     def sweep(self, now: float | None = None) -> None:
         """Offline alerts inside duty hours, and commands that never got a final result."""
