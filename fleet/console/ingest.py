@@ -530,14 +530,11 @@ class Ingest:
         while not self._stop.wait(self.settings.sweep_s):
             try:
                 self.sweep()
+                if time.monotonic() - purged_at >= PURGE_EVERY_S:  # recordings past retention
+                    purged_at = time.monotonic()
+                    self.purge_recordings()
             except Exception:
                 log.exception("sweep failed")
-            if time.monotonic() - purged_at >= PURGE_EVERY_S:
-                purged_at = time.monotonic()
-                try:
-                    self.purge_recordings()
-                except Exception:
-                    log.exception("purging recordings failed")
 
     def purge_recordings(self, now: float | None = None) -> list[str]:
         """Recordings of calls past their retention deleted (:func:`call_records.purge`)."""
