@@ -52,6 +52,8 @@ DEFAULT_DAYS = 30
 SUFFIX = ".webm"
 _ID = re.compile(r"^[0-9a-f-]{1,64}$")
 
+PURGE_EVERY_S = 3600.0  # the console's sweep purges recordings past their retention hourly
+
 
 @dataclass(frozen=True)
 class RecordingPolicy:

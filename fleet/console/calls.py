@@ -88,6 +88,7 @@ class CallRoutes:
             ice_servers=self.ice_servers,
             screen_every_ms=int(SCREEN_EVERY_S * 1000),
             recording=self.web.ingest.settings.recording.on,
+            recording_days=self.web.ingest.settings.recording.days,
             record_chunk_ms=int(RECORD_CHUNK_S * 1000),
         )
 

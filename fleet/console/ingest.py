@@ -49,7 +49,7 @@ from sqlalchemy.orm import Session, load_only
 
 from fleet.console import call_audit, enroll, followups, help_reply, incidents
 from fleet.console.alerting import AlertDesk
-from fleet.console.call_records import RecordingPolicy, purge
+from fleet.console.call_records import PURGE_EVERY_S, RecordingPolicy, purge
 from fleet.console.edge import ALERT_KIND as MALFORMED_ALERT
 from fleet.console.edge import (
     DeadLetters,
@@ -91,7 +91,6 @@ FOLLOWED_EVENTS = frozenset({"help", "alert", CSR_EVENT, "rating", CALL_END_EVEN
 STATION_NAME = re.compile(STATION_PATTERN)
 SITE_ALERT = "site_mismatch"  # a station publishing under a site it is not bound to
 COMMAND_GRACE_S = 30.0  # a result may take this long beyond the command's own timeout
-PURGE_EVERY_S = 3600.0  # recordings past their retention (call_records.purge): hourly
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,13 @@ def call_texts(call: CallView, lang: str, tr: Any) -> dict[str, str]:
     else:
         status = tr("call.connecting", lang)
     notes = []
-    if call.active:
+    if call.active and call.consent == "ask":  # the question alone, until it is answered
+        notes.append(tr("call.consent.ask", lang, days=call.record_days))
+    elif call.active:
         notes.append(tr("call.hint", lang))
         if call.camera:
             notes.append(tr("call.camera_is_on" if call.camera_on else "call.camera_is_off", lang))
-        if call.consent == "ask":
-            notes.append(tr("call.consent.ask", lang, days=call.record_days))
-        elif call.consent:
+        if call.consent:
             key = "recording" if call.consent == "yes" else "not_recording"
             notes.append(tr(f"call.consent.{key}", lang))
     return {

@@ -6,7 +6,9 @@ the station's fleet agent, a private mosquitto, ``fleet console`` in its own pro
 technician's page in a headless Chromium with a fake microphone. The resident asks for help, the
 technician calls; the overlay (screenshots in ``test-artifacts/call/``) shows the staff member's
 name, passes the elder-mode audit, turns the voice up, and its "end call" ends the call on the
-console's page too, which audits the call's end as the resident's. Both cameras are files of four
+console's page too, which audits the call's end as the resident's. The console records calls:
+the question comes first, which the resident answers yes (zh: the recording is kept) or no (en:
+nothing is recorded). Both cameras are files of four
 coloured quadrants (:mod:`sandbox.camera`): the kiosk's screenshot must show the technician's
 picture whole, and the technician's page the station's, which turns black while the resident has
 turned the camera off.
@@ -44,7 +46,7 @@ STATION = "st-call-gui"
 class CallApp(AppProcess):
     """call_app.py in a subprocess; its stdout lines as they come."""
 
-    def __init__(self, tmp_path: Path, xvfb: str, shots: Path, lang: str) -> None:
+    def __init__(self, tmp_path: Path, xvfb: str, shots: Path, lang: str, consent: str) -> None:
         super().__init__()
         self.state = tmp_path / "state"
         mic = tone_wav(tmp_path / "kiosk-mic.wav", 1000.0)
@@ -72,6 +74,8 @@ class CallApp(AppProcess):
                 lang,
                 "--go",
                 str(self.go),
+                "--consent",
+                consent,
             ],
             xvfb,
         )
@@ -81,6 +85,7 @@ class CallApp(AppProcess):
 
 
 CAMERA = {"zh": ("关闭摄像头", "打开摄像头"), "en": ("Camera off", "Camera on")}
+CONSENT = {"zh": "yes", "en": "no"}  # the resident's answer to the recording's question
 EXPECTED = {
     "zh": ("工作人员 tech 正在和您通话", "通话已结束", "工作人员tech正在呼叫您"),
     "en": ("tech is talking with you", "The call has ended", "Staff member tech is calling you"),
@@ -98,17 +103,22 @@ def test_the_call_overlay_in_elder_mode_and_the_resident_ending_the_call(
     broker = MosquittoBroker(tmp_path / "broker")
     broker.start()
     db = tmp_path / "console.sqlite3"
+    recordings = tmp_path / "recordings"
+    recording = ("--call-recording", "--call-recordings-dir", str(recordings))
     agent: Agent | None = None
     app: CallApp | None = None
+    consent = CONSENT[lang]
     try:
         with (
-            console_process(tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}) as url,
+            console_process(
+                tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}, *recording
+            ) as url,
             chromium_with_microphone(
                 tone_wav(tmp_path / "staff-mic.wav", 440.0),
                 quadrants_y4m(tmp_path / "staff.y4m", STAFF_COLOURS),
             ) as browser,
         ):
-            app = CallApp(tmp_path, xvfb, shots, lang)
+            app = CallApp(tmp_path, xvfb, shots, lang, consent)
             until(lambda: app.saw("AT idle"), 60, "the home screen")
             agent = Agent(
                 AgentConfig(
@@ -131,6 +141,7 @@ def test_the_call_overlay_in_elder_mode_and_the_resident_ending_the_call(
             wait = WebDriverWait(browser, 60, poll_frequency=0.2)
             wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
             until(lambda: matches(page_picture(browser), KIOSK_COLOURS), 20, "the kiosk's camera")
+            wait.until(lambda d: d.execute_script("return window.stationCall.consent") == consent)
             browser.save_screenshot(str(shots / f"console-talking-{lang}.png"))
             until(
                 lambda: app.values("CAMERA") or app.proc.poll() is not None,
@@ -158,6 +169,19 @@ def test_the_call_overlay_in_elder_mode_and_the_resident_ending_the_call(
 
     talking, ended, spoken = EXPECTED[lang]
     assert app is not None
+    # the console records calls: the question first, elder-sized, said; the answer kept
+    asked = {"zh": "要录音，录音保存30天", "en": "recorded and the recording kept for 30 days"}
+    assert asked[lang] in app.value("CONSENT_ASKED")
+    assert 3 <= int(app.value("CONSENT_TARGETS")) <= 6
+    said_asked = {"zh": "这次通话要录音", "en": "This call is to be recorded"}[lang]
+    assert any(said_asked in line for line in app.said())
+    kept = sorted(recordings.glob("*.webm")) if recordings.exists() else []
+    if consent == "yes":
+        assert len(kept) == 1 and kept[0].stat().st_size > 1000, kept
+    else:
+        assert kept == []  # declined: nothing recorded at all
+    consents = [d["consent"] for a, _, d, _ in audit_rows(db) if a == "call_consent"]
+    assert consents == [consent]
     # the technician's picture, as the resident sees it on the screen
     x, y, w, h = map(int, app.value("PICTURE").split())
     with Image.open(shots / f"call-1-talking-{lang}-elder.png") as shot:
@@ -183,5 +207,6 @@ def test_the_call_overlay_in_elder_mode_and_the_resident_ending_the_call(
     assert [a for a, *_ in audit_rows(db) if a.startswith("call_")] == [
         "call_offer",
         "call_start",
+        "call_consent",
         "call_end",
     ]
