@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
+# how long a write waits for another connection's write lock before "database is locked"
+BUSY_TIMEOUT_S = 10.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -94,13 +96,15 @@ class JournalError(Exception):
 class JournalBase:
     """The connections, the schema and the ``meta`` table; the stores build on it."""
 
-    def __init__(self, path: Path, *, clock: Any = time.time) -> None:
+    def __init__(
+        self, path: Path, *, clock: Any = time.time, busy_timeout_s: float = BUSY_TIMEOUT_S
+    ) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._clock = clock
         self._lock = threading.RLock()
         self._db = sqlite3.connect(
-            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=FULL")
@@ -108,7 +112,7 @@ class JournalBase:
         self._db.executescript(_SCHEMA)  # idempotent; executescript commits on its own
         self._read_lock = threading.Lock()
         self._reader = sqlite3.connect(
-            self.path, timeout=10.0, isolation_level=None, check_same_thread=False
+            self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
         )
         self._reader.execute("PRAGMA query_only=ON")
         with self._tx() as db:

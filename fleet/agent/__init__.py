@@ -65,6 +65,7 @@ from fleet.protocol.models import (
 )
 from fleet.protocol.topics import CONSOLE_STATE, StationTopics, dumps, loads
 from flows.models import DeviceState
+from statedir.db import BUSY_TIMEOUT_S
 from statedir.journal import Journal
 
 log = logging.getLogger("kiosk.agent")
@@ -102,6 +103,8 @@ class AgentConfig:
     tls_reload_grace_s: float = 1.0  # lets a command's result leave before the reconnect
     reconnect_min_s: float = 1.0  # backoff with jitter (fleet.mqtt.backoff) between attempts
     reconnect_max_s: float = 60.0
+    # SQLite's busy timeout on the journal: a write waits this long for another process's lock
+    journal_busy_timeout_s: float = BUSY_TIMEOUT_S
 
 
 class Agent:
@@ -110,7 +113,7 @@ class Agent:
         self.alive: Callable[[], object] = lambda: None  # run_agent sets systemd's watchdog
         self.topics = StationTopics(config.site, config.station)
         config.state_dir.mkdir(parents=True, exist_ok=True)
-        self.journal = Journal(config.journal_path)
+        self.journal = Journal(config.journal_path, busy_timeout_s=config.journal_busy_timeout_s)
         self.session = self._load_session()
         self.started = time.monotonic()
         self.seq = 0

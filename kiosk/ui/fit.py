@@ -36,6 +36,17 @@ def room(widget: Any) -> tuple[float, float | None]:
     return width, height
 
 
+def measured_with(label: Any, *extra: Any) -> tuple[Any, ...]:
+    """What ``label``'s text is measured with: its core label's text, box and font (the core's
+    options follow the widget's properties through observers, which may run after a fit made
+    inside another observer of the same change and set the core back to a value the fit had
+    replaced), and the room it must fit in. A fit is done again only when this has changed."""
+    core = label._label
+    options = core.options
+    font = (options.get("font_name"), options.get("font_size"), options.get("bold"))
+    return (core.text, tuple(core.usersize or ()), font, room(label), *extra)
+
+
 def fits(widget: Any) -> bool:
     width, height = room(widget)
     tw, th = widget.texture_size
@@ -85,8 +96,7 @@ class FitText:
         trigger()
 
     def _refit(self, _dt: float) -> None:
-        self._fit_key = ()
-        self.fit()
+        self.fit()  # again only if what the text was measured with has changed since
 
     def fit(self) -> None:
         label: Any = self
@@ -94,8 +104,7 @@ class FitText:
         if app is None or self._fit_busy or getattr(label, "_label", None) is None:
             return
         base = self._fit_base or float(label.font_size)
-        key = (label.text, round(label.width), round(label.height), base, tuple(label.text_size))
-        if key == self._fit_key or not label.text:
+        if measured_with(label, base) == self._fit_key or not label.text:
             return
         floor = min(float(app.theme.small), base)
         self._fit_busy = True
@@ -109,4 +118,4 @@ class FitText:
                 label.texture_update()
         finally:
             self._fit_busy = False
-        self._fit_key = key
+        self._fit_key = measured_with(label, base)

@@ -70,3 +70,15 @@ def test_console_benchmark_runs() -> None:
         "console.rss_10000_mib",
     }
     assert all(v > 0 for v in figures.values())
+
+
+def test_fleet_page_benchmark_runs() -> None:
+    from bench import bench_fleet_page
+
+    figures = bench_fleet_page.run(n=20, baseline=10, every=10, health_s=1.0)
+    assert set(figures) == {
+        "console.fleet_page_10000_ms",
+        "console.fleet_page_10000_to_100",
+        "console.fleet_page_10000_kib",
+    }
+    assert all(v > 0 for v in figures.values())

@@ -172,6 +172,27 @@ def test_reads_do_not_wait_behind_a_write_that_waits_for_the_lock(tmp_path: Path
     j.close()
 
 
+def test_a_write_gives_up_after_the_busy_timeout_it_was_given(tmp_path: Path) -> None:
+    """``busy_timeout_s`` (the agent's ``journal_busy_timeout_s``) is how long a write waits for
+    another process's lock before "database is locked"; the default is 10 s."""
+    path = tmp_path / "j.sqlite3"
+    j = Journal(path, busy_timeout_s=0.5)
+    locker = sqlite3.connect(path, isolation_level=None, timeout=30)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        started = time.monotonic()
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            j.set_meta("session", "8")
+        waited = time.monotonic() - started
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert 0.4 < waited < 5.0, waited
+    j.set_meta("session", "8")  # once free, the write goes through
+    assert j.get_meta("session") == "8"
+    j.close()
+
+
 def test_usage_counts_completed_matters_of_the_last_90_days(tmp_path: Path) -> None:
     now = [1_000_000_000.0]
     j = Journal(tmp_path / "j.sqlite3", clock=lambda: now[0])

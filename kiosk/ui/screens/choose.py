@@ -24,6 +24,7 @@ from kivy.uix.gridlayout import GridLayout
 from kivy.uix.screenmanager import Screen
 
 from flows.finder import HOME, SEARCH, Finder
+from kiosk.ui.fit import measured_with
 from kiosk.ui.widgets import BigButton
 
 PER_PAGE = 6  # at most six choices per page (elder mode's rule, kept in both modes)
@@ -31,6 +32,14 @@ ELDER_LANDSCAPE_PER_PAGE = 4  # elder sizes on a landscape screen: two rows fit,
 ROW_HEIGHT = 1.6  # a service button's height in button heights (choose.kv's grid rows)
 TILE_ROW_HEIGHT = 2.0  # a tile's: its icon above a name of two lines
 KEYPAD = "keypad"  # the level of the pinyin keypad; its results are "search:QUERY"
+
+
+# what each service button's text was fitted to (font size, text with its markup), by all that
+# its measurement depends on: the name, description, icon, theme sizes, the core label's text
+# box and options (font, alignment, padding, ...) and the room; it holds no personal data
+_FITTED: dict[tuple[Any, ...], tuple[float, str]] = {}
+_OUTPUT = frozenset({"text", "font_size", "color", "outline_color", "disabled_color"})
+FITTED_MAX = 4096
 
 
 def per_page(*, elder: bool, landscape: bool) -> int:
@@ -60,10 +69,17 @@ class ServiceButton(BigButton):
     def on_name(self, *_args: Any) -> None:
         self.fit_soon()
 
+    def fit_soon(self) -> None:
+        """As :meth:`FitText.fit_soon`, but not for the fitting's own changes of the text and
+        its size: :meth:`_shrink` measures each as it makes it (a refit scheduled for them
+        measured everything again at the next frame)."""
+        if not self._fitting:
+            super().fit_soon()
+
     def _refit(self, _dt: float) -> None:
         """After every observer of a change has run (the label's own text options among them:
-        fitting at once may have measured with the old text box), fit again."""
-        self._fitted = ()
+        fitting at once may have measured with the old text box), fit again if what the text
+        was measured with has changed since (:meth:`fit`'s key holds the label's own box)."""
         self.fit()
 
     def fit(self) -> None:
@@ -71,19 +87,34 @@ class ServiceButton(BigButton):
         if app is None or self._fitting or getattr(self, "_label", None) is None:
             return  # still being made, or this is the fitting's own change
         theme = app.theme
-        key = (self.name, self.detail, self.glyph, tuple(self.text_size), theme.title, theme.gap)
-        if key == self._fitted:
+        sizes = (theme.title, theme.gap, theme.body, theme.small, theme.button_h)
+        given = (self.name, self.detail, self.glyph, sizes)
+        if measured_with(self, given) == self._fitted:
             return
         rows = TILE_ROW_HEIGHT if self.glyph else ROW_HEIGHT
         room = theme.button_h * rows - theme.gap * 0.5
+        # the same text in the same box and font fits the same way: a list's buttons are made
+        # anew at every page and every visit, and measuring them again was most of a page turn
+        core = self._label
+        options = sorted((k, str(v)) for k, v in core.options.items() if k not in _OUTPUT)
+        inputs: tuple[Any, ...] = (given, tuple(core.usersize or ()), room, *options)
+        inputs += (core.__class__.__name__,)
         self._fitting = True
         try:
-            for detail in (self.detail, "") if self.detail else ("",):
-                if self._shrink(detail, room, theme):
-                    break
+            known = _FITTED.get(inputs)
+            if known is not None:
+                self.font_size, self.text = known
+                self.texture_update()
+            else:
+                for detail in (self.detail, "") if self.detail else ("",):
+                    if self._shrink(detail, room, theme):
+                        break
+                if len(_FITTED) >= FITTED_MAX:
+                    _FITTED.clear()
+                _FITTED[inputs] = (self.font_size, self.text)
         finally:
             self._fitting = False
-        self._fitted = key
+        self._fitted = measured_with(self, given)
         if self.parent is not None:  # BigButton's rule follows the text's height: the row wins
             self.parent._trigger_layout()
 

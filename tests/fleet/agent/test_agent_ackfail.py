@@ -1,7 +1,9 @@
 """The agent keeps acknowledged events when removing them from the journal fails.
 
 The fault is real: another connection holds the journal's write lock (``BEGIN EXCLUSIVE``) for
-longer than the agent's SQLite busy timeout (10 s), as a stuck UI transaction or a backup would.
+longer than the agent's SQLite busy timeout, as a stuck UI transaction or a backup would. The
+agent's busy timeout is set to 2 s here (``AgentConfig.journal_busy_timeout_s``; 10 s in
+production): every failed write waits it out, and the fault must outlast several of them.
 Reads go on (WAL), so the agent keeps publishing, the broker keeps acknowledging, and every
 ``DELETE`` of acknowledged events fails with "database is locked". The agent must keep those
 events, neither send them again nor stall on them, and remove them once the lock is gone: every
@@ -42,6 +44,7 @@ from statedir.journal import Journal, identity_hash
 
 SITE = "zibo-gx"
 STATION = "st-0321"
+BUSY_S = 2.0  # the agent's journal busy timeout: each failed write waits this long
 SESSIONS = 100  # three events each: more than the agent keeps in flight (MAX_IN_FLIGHT)
 
 
@@ -164,6 +167,7 @@ def test_events_acknowledged_while_the_journal_is_locked_arrive_once_and_leave_t
             journal_path=journal_path,
             health_interval_s=5.0,
             reconnect_max_s=2.0,
+            journal_busy_timeout_s=BUSY_S,
         )
     )
     locker = sqlite3.connect(journal_path, isolation_level=None, timeout=30)

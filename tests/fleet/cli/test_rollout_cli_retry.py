@@ -41,9 +41,10 @@ def test_words_for_a_rollout_with_failures_and_a_failed_station() -> None:
 
 
 def test_failures_are_shown_with_their_reason_and_retry_sends_only_to_them(
-    broker: MosquittoBroker, tmp_path: Path
+    broker: MosquittoBroker, tmp_path: Path, db_url: str
 ) -> None:
-    db_url = f"sqlite:///{tmp_path / 'console.sqlite3'}"
+    """On SQLite and PostgreSQL: the one place a retry's database work (the failed stations
+    found, the new rollout linked to the old) runs on PostgreSQL."""
     store = prepared_db(db_url)
     sim = simulated_fleet(broker, failure_fraction=1.0)
     console = ConsoleProcess(broker, db_url, tmp_path / "console")

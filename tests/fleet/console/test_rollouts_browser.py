@@ -16,7 +16,11 @@ process so the test can change their failure rate between rollouts). An operator
 4. retries: a new rollout goes to exactly the failed stations (no other terminal gets its rev)
    and completes; the first says which rollout retried it.
 
-Screenshots go to ``test-artifacts/console/rollouts-*.png``. Runs on SQLite and PostgreSQL.
+Screenshots go to ``test-artifacts/console/rollouts-*.png``. Runs on SQLite only: the rollout's
+database work is the same for a page as for the API and the CLI, and runs on PostgreSQL in
+``tests/fleet/console/test_console_rollouts.py`` (start, waves, failures, abort, pause across a
+restart), ``tests/fleet/cli/test_rollout_cli.py`` (two consoles and the lease) and
+``tests/fleet/cli/test_rollout_cli_retry.py`` (failures with their reasons and the retry).
 """
 
 from __future__ import annotations
@@ -116,10 +120,10 @@ def test_operator_steers_soaks_sees_failures_and_retries_only_them(
     tmp_path: Path,
     broker: MosquittoBroker,
     browser: WebDriver,  # noqa: F811 - the fixture
-    db_url: str,
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    db = "postgresql" if db_url.startswith("postgresql") else "sqlite"
+    db = "sqlite"
+    db_url = f"sqlite:///{tmp_path / 'console.sqlite3'}"
     seed, failed_keys = pick_seed()
     repo = CatalogRepository.create(tmp_path / "repo", tmp_path / "root-keys")
     release = repo.publish_catalog(catalog(5))

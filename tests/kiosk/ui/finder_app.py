@@ -214,6 +214,11 @@ def main() -> int:
     config = load_config(Path(args.config))
     setup_logging(config.state_dir)
     configure_kivy(config, config.state_dir / "kivy")
+    from kivy.config import Config as KivyConfig
+
+    # no frame-rate cap: the walk is thousands of taps a frame apart, the screen's answer to a
+    # tap is its own (no wait on the runtime), and frames not drawn are quick
+    KivyConfig.set("graphics", "maxfps", "0")
     station = create_station(config, strict_translations=True)
     app = station.build_app()
     walk = FinderWalk(app, station, Path(args.artifacts), args.combos.split(","), args.taps)

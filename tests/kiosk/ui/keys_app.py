@@ -53,6 +53,8 @@ class KeyJourney(Journey):
         self.documents: list[dict[str, Any]] = []  # the preview's pages, and what each key said
         self.handled = 0  # keys the app has handled (counted by a wrapper around focus.key)
         self._x: Any = None
+        self.drawing = False  # frames tick (layout, keys, speech) but are not drawn
+        self.pumps = 0  # the runtime's pumps so far (each handles the intents posted before)
 
     # --- the keypad --------------------------------------------------------------------------
 
@@ -67,12 +69,34 @@ class KeyJourney(Journey):
             return handled
 
         self.app.focus.key = counted
+        pump = self.runtime.pump  # called by the app's clock, 30 times a second
+
+        def counted_pump() -> Any:
+            self.pumps += 1
+            return pump()
+
+        self.runtime.pump = counted_pump
+        # draws only the frames it photographs (as finder_app.py and tour_app.py do): what is
+        # said and focused is read from the app, and drawing 1920 x 1080 on a software renderer
+        # after every key was most of the walk's time; a handler that returns True stops the
+        # window's own on_draw and on_flip
+        from kivy.core.window import Window
+
+        Window.bind(on_draw=lambda *_: not self.drawing, on_flip=lambda *_: not self.drawing)
         self._x = display.Display(self.display_name)
         windows = self._x.screen().root.query_tree().children
         window = max(windows, key=lambda w: w.get_geometry().width * w.get_geometry().height)
         window.set_input_focus(X.RevertToParent, X.CurrentTime)
         self._x.sync()
         super().begin(_dt)
+
+    def photo(self, name: str) -> Iterator[None]:
+        """A screenshot of the screen as it is, after frames that are drawn."""
+        self.drawing = True
+        for _ in range(3):
+            yield
+        self.shot(name)
+        self.drawing = False
 
     def press(self, key: str) -> Iterator[None]:
         """Press and release one key through XTEST; wait until the app has handled it and the
@@ -90,7 +114,10 @@ class KeyJourney(Journey):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the app never saw the {key} key")
             yield
-        for _ in range(3):  # the runtime pumps the intent on its next tick
+        pumped = self.pumps
+        while self.pumps < pumped + 2:  # the runtime pumps the intent on its next tick
+            yield
+        for _ in range(3):  # and the view it rendered is laid out
             yield
         self.record(key, said)
 
@@ -231,14 +258,14 @@ class KeyJourney(Journey):
         self.station.simulate("insert")
         yield from self.wait_screen("choose", timeout=30)
         yield from self.find(CERTIFICATE)
-        self.shot(f"keys-choose-{lang}")
+        yield from self.photo(f"keys-choose-{lang}")
         yield from self.press("select")
         yield from self.wait_screen("preview")
         yield from self.wait(lambda: self.app.vm.preview_ready, 20, "the preview")
         yield from self.read_document()
         yield from self.choose(self.label_of_id("print_button"))
         yield from self.wait_screen("rate", timeout=120)
-        self.shot(f"keys-rate-{lang}")
+        yield from self.photo(f"keys-rate-{lang}")
         yield from self.choose(self.label_of_id("rate5"))
         yield from self.wait_screen("take_card", timeout=20)
         self.station.simulate("remove")
@@ -268,7 +295,7 @@ class KeyJourney(Journey):
             document["said"].append(self.presses[-1])
             if len(document["said"]) == 4:
                 yield from self.frames(2)
-                self.shot(f"keys-preview-field-{self.app.vm.lang}")
+                yield from self.photo(f"keys-preview-field-{self.app.vm.lang}")
         yield from self.press("help")  # the page's summary counts the document's parts
         document["help"] = self.presses[-1]["said"]
 
@@ -283,7 +310,7 @@ class KeyJourney(Journey):
         yield from self.find(NOTICE)
         yield from self.press("select")
         yield from self.wait_screen("notice")
-        self.shot(f"keys-notice-{lang}")
+        yield from self.photo(f"keys-notice-{lang}")
         yield from self.choose(self.label_of_id("print_button"))
         yield from self.wait_screen("rate", timeout=60)
         yield from self.choose(self.label_of_id("skip_button"))
@@ -318,6 +345,11 @@ def main() -> int:
     config = load_config(Path(args.config))
     setup_logging(config.state_dir, level=logging.DEBUG)
     configure_kivy(config, config.state_dir / "kivy")
+    from kivy.config import Config as KivyConfig
+
+    # no frame-rate cap: every key waits a few frames, and frames not drawn are quick; waits
+    # that take time (the warning, the printer) are polled against the clock
+    KivyConfig.set("graphics", "maxfps", "0")
     station = create_station(config, strict_translations=True)
     app = station.build_app()
     journey = KeyJourney(app, station, Path(args.artifacts), args.display)

@@ -43,6 +43,7 @@ class Tour(Journey):
         self.elder_now = False
         self.bars: list[dict[str, Any]] = []  # the top bar's controls, in every combination
         self.focus_shots: list[dict[str, Any]] = []  # the focus ring, where it was drawn
+        self.drawing = True  # False: frames tick (layout, text, touches) but are not drawn
 
     def script(self) -> Iterator[None]:
         yield from self.wait_screen("idle")
@@ -53,6 +54,24 @@ class Tour(Journey):
         self.ok = True
 
     # --- helpers -------------------------------------------------------------------------------
+
+    def begin(self, _dt: float = 0.0) -> None:
+        """Draws only the frames it photographs (as ``finder_app.py`` does): the measurements
+        read the live widget tree, which every frame lays out whether drawn or not, and drawing
+        a 1600 × 900 window on a software renderer at every one of the tour's thousands of
+        frames was most of its time. A handler that returns True stops the window's own
+        ``on_draw`` and ``on_flip``; :meth:`drawn` draws the frames before each screenshot."""
+        from kivy.core.window import Window
+
+        Window.bind(on_draw=lambda *_: not self.drawing, on_flip=lambda *_: not self.drawing)
+        self.drawing = False
+        super().begin(_dt)
+
+    def drawn(self, n: int = 3) -> Iterator[None]:
+        """``n`` frames drawn in full, so that the screen shows the state the tour is on."""
+        self.drawing = True
+        for _ in range(n):
+            yield
 
     def settle(self) -> Iterator[None]:
         for _ in range(8):
@@ -68,8 +87,10 @@ class Tour(Journey):
             self.tap(bar.ids.elder_button)
             yield from self.wait(lambda: self.app.vm.elder == self.elder_now, 5, "elder mode")
 
-    def visit(self, name: str, root: Any = None) -> None:
+    def visit(self, name: str, root: Any = None) -> Iterator[None]:
         from kiosk.ui.audit import TECHNICIAN_SCREENS, audit, keys_audit
+
+        yield from self.drawn()
 
         mode = "elder" if self.elder_now else "standard"
         label = f"{self.orientation}-{self.lang_now}-{mode}-{name}"
@@ -97,6 +118,7 @@ class Tour(Journey):
             found.texts += bar.texts
             found.problems += bar.problems
         self.shot(label)
+        self.drawing = False
         self.visits.append(
             {
                 "name": name,
@@ -121,7 +143,9 @@ class Tour(Journey):
         for _ in range(steps):
             focus.move(1, quiet=True)
         yield from self.settle()
+        yield from self.drawn()
         self.shot(label)
+        self.drawing = False
         self.focus_shots.append({"shot": f"{label}.png", "rect": list(focus.ring_rect)})
         focus.clear()
         yield from self.settle()
@@ -151,7 +175,7 @@ class Tour(Journey):
         yield from self.wait_screen("idle", timeout=30)
         yield from self.set_mode()
         yield from self.settle()
-        self.visit("home")
+        yield from self.visit("home")
         yield from self.focus_shot("home")
         self.expect_ticker(self.lang_now)
         self.bars.append(
@@ -164,7 +188,7 @@ class Tour(Journey):
         self.tap(self.screen().ids.no_card_button)
         yield from self.wait_screen("choose")
         yield from self.settle()
-        self.visit("choose-no-card")
+        yield from self.visit("choose-no-card")
         self.tap(self.bottom_bar().ids.cancel_button)
         yield from self.wait_screen("idle")
         yield from self.set_mode()  # home again: the station's language and mode are back
@@ -172,10 +196,10 @@ class Tour(Journey):
 
         self.tap(self.screen().ids.start_button)
         yield from self.wait_screen("identify")
-        self.visit("identify")
+        yield from self.visit("identify")
         self.tap(self.top_bar().ids.help_button)
         yield from self.wait(lambda: self.app.help_view.parent is not None, 5, "help")
-        self.visit("help", self.app.help_view)
+        yield from self.visit("help", self.app.help_view)
         self.tap(self.app.help_view.ids.close_help)
         yield from self.wait(lambda: self.app.help_view.parent is None, 5, "help closed")
 
@@ -185,27 +209,27 @@ class Tour(Journey):
         timeouts["identify"] = WARN_BEFORE_S + 1.0  # warned a second (elder: two) after the touch
         self.app.intent("touch")  # what the window posts for any touch: arms the new timeout
         yield from self.wait(lambda: self.app.still_there_view.parent is not None, 30, "warning")
-        self.visit("still-there", self.app.still_there_view)
+        yield from self.visit("still-there", self.app.still_there_view)
         timeouts["identify"] = saved
         self.tap(self.app.still_there_view.ids.extend_button)
         yield from self.wait(lambda: self.app.still_there_view.parent is None, 5, "extended")
 
         self.station.simulate("insert")
         yield from self.wait_screen("choose", timeout=30)
-        self.visit("choose")
+        yield from self.visit("choose")
         yield from self.focus_shot("choose", steps=2)
         yield from self.search()
         yield from self.find_service(NOTICE)
-        self.visit("choose-list")
+        yield from self.visit("choose-list")
         screen = self.screen()
         if screen.pages > 1:
             self.tap(screen.ids.next_page)
             yield from self.settle()
-            self.visit("choose-page-2")
+            yield from self.visit("choose-page-2")
         self.tap(self.service_button(NOTICE))
         yield from self.wait_screen("notice")
         yield from self.settle()
-        self.visit("notice")
+        yield from self.visit("notice")
         yield from self.notice_pages()
         self.tap(self.bottom_bar().ids.back_button)
         yield from self.wait_screen("choose")
@@ -213,37 +237,37 @@ class Tour(Journey):
         self.tap(self.service_button(CERTIFICATE))
         yield from self.wait_screen("preview")
         yield from self.wait(lambda: self.app.vm.preview_texture is not None, 20, "preview")
-        self.visit("preview")
+        yield from self.visit("preview")
         self.tap(self.screen().ids.picture_button)  # the page as it prints, at the panel's width
         yield from self.wait(lambda: self.screen().picture, 5, "the picture")
         yield from self.settle()
-        self.visit("preview-magnified")
+        yield from self.visit("preview-magnified")
         self.tap(self.screen().ids.picture_button)  # back to the reading view
         yield from self.wait(lambda: not self.screen().picture, 5, "the text")
         release = self.hold_printer()
         self.tap(self.screen().ids.print_button)
         yield from self.wait_screen("printing")
         yield from self.settle()
-        self.visit("printing")
+        yield from self.visit("printing")
         release.set()
         yield from self.wait_screen("rate", timeout=120)
-        self.visit("rate")
+        yield from self.visit("rate")
         yield from self.focus_shot("rate")
         self.tap(self.screen().ids.rate5)
         if self.elder_now:  # elder mode rates in two steps: the level, then optional reasons
             yield from self.wait(lambda: self.screen().level == 5, 5, "reasons step")
             yield from self.settle()
-            self.visit("rate-reasons")
+            yield from self.visit("rate-reasons")
             self.tap(self.screen().ids.send_button)
         yield from self.wait_screen("take_card")  # the card is still on the reader
         yield from self.settle()
-        self.visit("take-card")
+        yield from self.visit("take-card")
         thanks = timeouts["thanks"]
         timeouts["thanks"] = 120.0  # held until the tour has looked, however slow the frames
         self.station.simulate("remove")
         yield from self.wait_screen("thanks")
         yield from self.settle()
-        self.visit("thanks")
+        yield from self.visit("thanks")
         timeouts["thanks"] = thanks
         runtime.session._deadline = 0.0  # then over at once: the tour does not wait 5 s (10 s)
         yield from self.wait_screen("idle")
@@ -262,7 +286,7 @@ class Tour(Journey):
         for n in range(1, len(screen.pages)):
             self.tap(screen.ids.next_page)
             yield from self.settle()
-            self.visit(f"notice-page-{n + 1}")
+            yield from self.visit(f"notice-page-{n + 1}")
         while screen.page > 0:
             self.tap(screen.ids.prev_page)
             yield from self.settle()
@@ -274,14 +298,14 @@ class Tour(Journey):
         screen = self.screen()
         self.tap(self.service_button(SEARCH))
         yield from self.wait(lambda: screen.level == "keypad", 5, "the keypad")
-        self.visit("choose-keypad")
+        yield from self.visit("choose-keypad")
         key = next(k for k in reversed(screen.ids.keypad.children) if not k.disabled)
         self.tap(key)
         yield from self.settle()
-        self.visit("choose-keypad-typed")
+        yield from self.visit("choose-keypad-typed")
         self.tap(screen.ids.results_button)
         yield from self.wait(lambda: screen.level.startswith("search:"), 5, "the results")
-        self.visit("choose-results")
+        yield from self.visit("choose-results")
 
     def hold_printer(self) -> threading.Event:
         """The A4 printer waits until the tour has seen the printing screen (it is quick here)."""
@@ -314,7 +338,7 @@ class Tour(Journey):
         yield from self.wait_screen("out_of_order", timeout=10)
         yield from self.set_mode()
         yield from self.settle()
-        self.visit("out-of-order")
+        yield from self.visit("out-of-order")
         for printer in printers:
             del printer.health
         runtime._refresh_health.set()
@@ -329,14 +353,14 @@ class Tour(Journey):
             yield
         yield from self.wait_screen("unlock")
         yield from self.set_mode()
-        self.visit("unlock")
+        yield from self.visit("unlock")
         keys = {w.digit: w for w in self.screen().walk() if getattr(w, "digit", "")}
         for digit in "0000":
             self.tap(keys[digit])
             yield
         self.tap(self.screen().ids.submit_button)
         yield from self.wait(lambda: self.app.vm.pin_problem, 5, "wrong PIN message")
-        self.visit("unlock-wrong-pin")
+        yield from self.visit("unlock-wrong-pin")
         for digit in self.pin:
             self.tap(keys[digit])
             yield
@@ -345,7 +369,7 @@ class Tour(Journey):
         yield from self.wait(lambda: bool(self.app.vm.maint_devices), 5, "report")
         self.tap(self.screen().ids.test_thermal)
         yield from self.wait(lambda: "printed" in self.app.vm.maint_last, 30, "test print")
-        self.visit("maintenance")
+        yield from self.visit("maintenance")
         self.tap(self.screen().ids.leave_button)
         yield from self.wait_screen("idle")
 
@@ -361,6 +385,12 @@ def main() -> int:
     config = load_config(Path(args.config))
     setup_logging(config.state_dir, level=logging.DEBUG)
     configure_kivy(config, config.state_dir / "kivy")
+    from kivy.config import Config as KivyConfig
+
+    # no frame-rate cap: the tour steps every frame, and most frames are not drawn (begin), so
+    # 60 frames a second would be most of its time spent sleeping; the waits that take time
+    # (the printer, the warnings) are polled, frame after frame, against the clock
+    KivyConfig.set("graphics", "maxfps", "0")
     station = create_station(config, strict_translations=True)
     app = station.build_app()
     tour = Tour(app, station, Path(args.artifacts), args.orientation, args.pin)
