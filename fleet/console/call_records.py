@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session
 
 from fleet.console.store import AuditEntry, CommandRow, Station, audit
 from fleet.protocol.call import CALL_OFFER
+from fleet.trust.pki import atomic_write
 
 log = logging.getLogger("fleet.console.call_records")
 
@@ -117,19 +118,7 @@ def _make_folder(folder: Path) -> None:
 
 
 def _write_meta(meta: Path, pieces: int, size: int) -> None:
-    part = meta.with_suffix(".part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, json.dumps({"pieces": pieces, "bytes": size}).encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(part, meta)
-    dir_fd = os.open(meta.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(meta, json.dumps({"pieces": pieces, "bytes": size}).encode(), 0o600)
 
 
 def append(folder: Path, call_id: str, seq: int, piece: bytes) -> bool:
