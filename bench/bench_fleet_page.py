@@ -18,15 +18,9 @@ page grows with the fleet (it shows counts and one page of stations, so ideally 
 from __future__ import annotations
 
 import http.cookiejar
-import os
 import re
 import secrets
-import signal
-import socket
-import sqlite3
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -35,56 +29,13 @@ from pathlib import Path
 
 from fleet.simulate import SimConfig, raise_nofile
 from fleet.simulate.process import SimulatorProcess
+from sandbox.console import console_process, stations_reporting
 from sandbox.mosquitto import MosquittoBroker
-from sandbox.process import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 EVERY = 100  # every 100th terminal reports its A4 printer jammed
 FETCHES = 7
 PASSWORD = secrets.token_urlsafe(16)  # the technician's, for this run only
-
-
-def reporting(db: Path) -> int:
-    """Stations whose health the console has stored."""
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            query = "SELECT count(*) FROM stations WHERE health IS NOT NULL AND health != '{}'"
-            return int(conn.execute(query).fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-
-
-def start_console(
-    tmp: Path, broker: MosquittoBroker, db_url: str
-) -> tuple[subprocess.Popen[bytes], str]:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    secret = tmp / "user.password"
-    secret.write_text(PASSWORD)
-    subprocess.run(
-        [sys.executable, "-m", "fleet.cli", "user", "add", "tech", "--db", db_url]
-        + ["--role", "technician", "--password-file", str(secret)],
-        check=True,
-        env=env,
-        timeout=60,
-        capture_output=True,
-    )
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fleet.cli", "console", "--broker", broker.address]
-        + ["--http", f"127.0.0.1:{port}", "--db", db_url]
-        + ["--password-file", str(broker.root / "console.secret")],
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return proc, f"http://127.0.0.1:{port}"
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("fleet console did not start") from None
-            time.sleep(0.1)
 
 
 def log_in(url: str) -> urllib.request.OpenerDirector:
@@ -115,7 +66,6 @@ def fleet_page(n: int, every: int = EVERY, health_s: float = 20.0) -> tuple[floa
         broker = MosquittoBroker(tmp / "broker")
         broker.start()
         db = tmp / "console.sqlite3"
-        console, url = start_console(tmp, broker, f"sqlite:///{db}")
         sim = SimulatorProcess(
             SimConfig(
                 broker.host,
@@ -127,36 +77,39 @@ def fleet_page(n: int, every: int = EVERY, health_s: float = 20.0) -> tuple[floa
                 fault_every=every,
             )
         )
+        users = {"tech": "technician"}
         try:
-            sim.start()
-            if not sim.wait_connected(max(60.0, n / 50)):
-                raise RuntimeError(f"{sim.stats()[0]['connected']} of {n} terminals connected")
-            deadline = time.monotonic() + 120
-            while reporting(db) < n:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{reporting(db)} of {n} stations reported")
-                time.sleep(0.5)
-            opener = log_in(url)
-            times, size = [], 0
-            for _ in range(FETCHES):
-                t0 = time.perf_counter()
-                with opener.open(url + "/", timeout=30) as response:
-                    body = response.read()
-                times.append((time.perf_counter() - t0) * 1000)
-                size = len(body)
-            if f"需要处理：{len(range(0, n, every))}" not in body.decode():
-                raise RuntimeError("the fleet page does not count the stations that need attention")
-            print(f"{n} stations: fleet page {statistics.median(times):.1f} ms, {size} B")
-            return statistics.median(times), size
+            with console_process(tmp, broker, f"sqlite:///{db}", users, password=PASSWORD) as url:
+                try:
+                    sim.start()
+                    return measure(url, db, sim, n, every)
+                finally:
+                    sim.stop()
         finally:
-            sim.stop()
-            console.send_signal(signal.SIGTERM)
-            try:
-                console.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                console.kill()
-                console.wait()
             broker.stop()
+
+
+def measure(url: str, db: Path, sim: SimulatorProcess, n: int, every: int) -> tuple[float, int]:
+    """The page's median time and size once the ``n`` simulated stations have all reported."""
+    if not sim.wait_connected(max(60.0, n / 50)):
+        raise RuntimeError(f"{sim.stats()[0]['connected']} of {n} terminals connected")
+    deadline = time.monotonic() + 120
+    while stations_reporting(db) < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{stations_reporting(db)} of {n} stations reported")
+        time.sleep(0.5)
+    opener = log_in(url)
+    times, size = [], 0
+    for _ in range(FETCHES):
+        t0 = time.perf_counter()
+        with opener.open(url + "/", timeout=30) as response:
+            body = response.read()
+        times.append((time.perf_counter() - t0) * 1000)
+        size = len(body)
+    if f"需要处理：{len(range(0, n, every))}" not in body.decode():
+        raise RuntimeError("the fleet page does not count the stations that need attention")
+    print(f"{n} stations: fleet page {statistics.median(times):.1f} ms, {size} B")
+    return statistics.median(times), size
 
 
 def run(

@@ -12,11 +12,7 @@ PostgreSQL.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -33,8 +29,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from fleet.agent import Agent, AgentConfig
 from fleet.simulate import SimConfig
 from fleet.simulate.process import SimulatorProcess
+from sandbox.console import console_process as sandbox_console
 from sandbox.mosquitto import MosquittoBroker
-from sandbox.process import free_port
 from statedir.journal import Journal
 
 REPO = Path(__file__).resolve().parents[3]
@@ -90,53 +86,11 @@ def browser() -> Iterator[WebDriver]:
         yield driver
 
 
-@contextlib.contextmanager
 def console_process(
-    tmp_path: Path,
-    broker: MosquittoBroker,
-    db_url: str,
-    users: dict[str, str],
-    *options: str,
-) -> Iterator[str]:
-    """``fleet console`` in its own process (as in production) with ``users`` (name → role)
-    made by ``fleet user add``; yields its URL; it must exit cleanly when terminated."""
-    secret = tmp_path / "user.password"
-    secret.write_text(PASSWORD)
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    for name, role in users.items():
-        subprocess.run(
-            [sys.executable, "-m", "fleet.cli", "user", "add", name, "--db", db_url]
-            + ["--role", role, "--password-file", str(secret)],
-            check=True,
-            env=env,
-            timeout=60,
-            capture_output=True,
-        )
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "fleet.cli", "console", "--broker", broker.address]
-        + ["--http", f"127.0.0.1:{port}", "--db", db_url]
-        + ["--password-file", str(broker.root / "console.secret"), *options],
-        env=env,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
-        except OSError:
-            assert proc.poll() is None, "fleet console exited"
-            assert time.monotonic() < deadline, "fleet console did not start"
-            time.sleep(0.1)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 0
+    tmp_path: Path, broker: MosquittoBroker, db_url: str, users: dict[str, str], *options: str
+) -> contextlib.AbstractContextManager[str]:
+    """:func:`sandbox.console.console_process` with the tests' password."""
+    return sandbox_console(tmp_path, broker, db_url, users, *options, password=PASSWORD)
 
 
 @pytest.fixture

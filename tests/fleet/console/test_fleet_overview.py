@@ -14,7 +14,6 @@ in docs/performance.md): at that scale the simulator alone took most of a minute
 from __future__ import annotations
 
 import re
-import sqlite3
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 from fleet.simulate import SimConfig
 from fleet.simulate.devices import faulty
 from fleet.simulate.process import SimulatorProcess
+from sandbox.console import stations_reporting
 from sandbox.mosquitto import MosquittoBroker
 from tests.fleet.console.test_console_browser import chromium, console_process, log_in
 
@@ -33,16 +33,6 @@ ARTIFACTS = REPO / "test-artifacts" / "console"
 KIOSKS, EVERY = 1_000, 10
 
 pytestmark = pytest.mark.slow
-
-
-def reporting(db: Path) -> int:
-    """Stations whose health the console has stored."""
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            query = "SELECT count(*) FROM stations WHERE health IS NOT NULL AND health != '{}'"
-            return int(conn.execute(query).fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
 
 
 def test_the_fleet_page_of_1000_stations_is_small_fast_and_lists_exactly_the_faults(
@@ -66,8 +56,8 @@ def test_the_fleet_page_of_1000_stations_is_small_fast_and_lists_exactly_the_fau
         try:
             assert sim.wait_connected(120)
             deadline = time.monotonic() + 120
-            while reporting(db) < KIOSKS:
-                assert time.monotonic() < deadline, f"{reporting(db)} stations reported"
+            while stations_reporting(db) < KIOSKS:
+                assert time.monotonic() < deadline, f"{stations_reporting(db)} stations reported"
                 time.sleep(0.5)
             with chromium() as browser:
                 wait = WebDriverWait(browser, 30, poll_frequency=0.1)
