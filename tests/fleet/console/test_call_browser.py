@@ -276,6 +276,26 @@ def page_picture(browser: WebDriver, element: str = "call-video") -> list[tuple[
     return quadrants(image.tobytes(), image.width, image.height)
 
 
+def call_from_the_station_page(station: Kiosk, browser: WebDriver, url: str) -> WebDriverWait:
+    """A resident starts and asks for help (the kiosk may now take a call); the technician logs
+    in, finds "call" offered on the station's page (its birth says ``call``: the kiosk noted its
+    call audio), and calls; returns once the page is talking."""
+    station.runtime.post(Intent("start"))
+    station.runtime.post(Intent("help"))
+    login(browser, url, "tech")
+    until(
+        lambda: station_known(url, browser) and browser.find_elements(By.ID, "call-station"),
+        45,
+        "the call offered",
+    )
+    browser.find_element(By.ID, "call-station").click()
+    wait = WebDriverWait(browser, 40, poll_frequency=0.1)
+    wait.until(lambda d: d.find_element(By.ID, "call-start").is_enabled())
+    browser.find_element(By.ID, "call-start").click()
+    wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+    return wait
+
+
 def station_known(url: str, browser: WebDriver, station: str = STATION) -> bool:
     browser.get(f"{url}/stations/{SITE}/{station}")
     return "404" not in browser.title and bool(browser.find_elements(By.ID, "live"))
@@ -295,22 +315,7 @@ def test_a_call_carries_each_sides_tone_and_is_audited_with_its_duration(
         kiosk(tmp_path, broker, kiosk_camera) as (station, _agent),
         chromium_with_microphone(staff_wav, staff_camera) as browser,
     ):
-        rt = station.runtime
-        rt.post(Intent("start"))
-        rt.post(Intent("help"))  # the resident asks for help: the kiosk may now take a call
-        login(browser, url, "tech")
-        until(lambda: station_known(url, browser), 30, "the station on the console")
-        # offered: the station's birth says "call" (the kiosk noted its call audio)
-        until(
-            lambda: station_known(url, browser) and browser.find_elements(By.ID, "call-station"),
-            15,
-            "the call offered",
-        )
-        browser.find_element(By.ID, "call-station").click()
-        wait = WebDriverWait(browser, 40, poll_frequency=0.1)
-        wait.until(lambda d: d.find_element(By.ID, "call-start").is_enabled())
-        browser.find_element(By.ID, "call-start").click()
-        wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+        wait = call_from_the_station_page(station, browser, url)
         frame = until(lambda: station.frames and station.frames[-1], 5, "a frame")
         until(lambda: station.frames[-1].call.phase == "talking", 10, "the kiosk talking")
         frame = station.frames[-1]

@@ -23,7 +23,6 @@ import av
 import numpy as np
 import pytest
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 from fleet.console.store import AuditEntry, Store
@@ -34,6 +33,7 @@ from tests.fleet.console.test_call_browser import (
     KIOSK_HZ,
     STAFF_HZ,
     analyse,
+    call_from_the_station_page,
     chromium_with_microphone,
     kiosk,
     login,
@@ -178,19 +178,7 @@ def test_a_recorded_call_holds_both_voices_after_the_residents_yes(
         kiosk(tmp_path, broker) as (station, _agent),
         chromium_with_microphone(tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)) as browser,
     ):
-        station.runtime.post(Intent("start"))
-        station.runtime.post(Intent("help"))
-        login(browser, url, "tech")
-        until(
-            lambda: station_known(url, browser) and browser.find_elements(By.ID, "call-station"),
-            30,
-            "the call offered",
-        )
-        browser.find_element(By.ID, "call-station").click()
-        wait = WebDriverWait(browser, 40, poll_frequency=0.1)
-        wait.until(lambda d: d.find_element(By.ID, "call-start").is_enabled())
-        browser.find_element(By.ID, "call-start").click()
-        wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+        wait = call_from_the_station_page(station, browser, url)
         until(lambda: station.frames[-1].call.consent == "ask", 10, "the kiosk's question")
         assert station.frames[-1].call.record_days == 7  # the console's retention, told
         assert not folder.exists() or not list(folder.glob("*.webm"))  # nothing before a yes
