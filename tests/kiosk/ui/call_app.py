@@ -14,19 +14,15 @@ technician's page (the file ``--go`` appears), on again.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app_start import kiosk_station
 from help_app import Spoken
 from journey_app import Journey
-
-from kiosk.config import load_config
-from kiosk.station import create_station, setup_logging
-from kiosk.ui.app import configure_kivy
 
 
 class CallRun(Journey):
@@ -113,10 +109,7 @@ def main() -> int:
     parser.add_argument("--go", required=True)
     parser.add_argument("--consent", choices=["yes", "no"], default="yes")
     args = parser.parse_args()
-    config = load_config(Path(args.config))
-    setup_logging(config.state_dir, level=logging.DEBUG)
-    configure_kivy(config, config.state_dir / "kivy")
-    station = create_station(config, strict_translations=True)
+    station = kiosk_station(args.config)
     runtime = station.runtime
     runtime.devices.speech = Spoken(runtime.devices.speech)
     app = station.build_app()

@@ -26,11 +26,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app_start import kiosk_station
 from journey_app import Journey
-
-from kiosk.config import load_config
-from kiosk.station import create_station, setup_logging
-from kiosk.ui.app import configure_kivy
 
 State = tuple[str, int, str]  # level, page, letters typed
 HOME: State = ("home", 0, "")
@@ -211,15 +208,7 @@ def main() -> int:
     parser.add_argument("--combos", default="zh-elder,en-elder")
     parser.add_argument("--taps", default="zh-elder", help="the combination to count taps in")
     args = parser.parse_args()
-    config = load_config(Path(args.config))
-    setup_logging(config.state_dir)
-    configure_kivy(config, config.state_dir / "kivy")
-    from kivy.config import Config as KivyConfig
-
-    # no frame-rate cap: the walk is thousands of taps a frame apart, the screen's answer to a
-    # tap is its own (no wait on the runtime), and frames not drawn are quick
-    KivyConfig.set("graphics", "maxfps", "0")
-    station = create_station(config, strict_translations=True)
+    station = kiosk_station(args.config, wire_log=False, uncapped=True)
     app = station.build_app()
     walk = FinderWalk(app, station, Path(args.artifacts), args.combos.split(","), args.taps)
     from kivy.clock import Clock

@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app_start import kiosk_station
 from journey_app import Journey
-
-from kiosk.config import load_config
-from kiosk.station import create_station, setup_logging
-from kiosk.ui.app import configure_kivy
 
 
 class Spoken:
@@ -126,10 +122,7 @@ def main() -> int:
     parser.add_argument("--lang", default="zh")
     parser.add_argument("--scenario", required=True)
     args = parser.parse_args()
-    config = load_config(Path(args.config))
-    setup_logging(config.state_dir, level=logging.DEBUG)
-    configure_kivy(config, config.state_dir / "kivy")
-    station = create_station(config, strict_translations=True)
+    station = kiosk_station(args.config)
     runtime = station.runtime
     runtime.devices.speech = Spoken(runtime.devices.speech)
     if args.scenario == "after_hours":  # the demo station is staffed 08:30-17:30

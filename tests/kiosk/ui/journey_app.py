@@ -9,16 +9,14 @@ them. Exit code 0 means the journey completed; screenshots of every screen go to
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from kiosk.config import load_config
-from kiosk.station import create_station, setup_logging
-from kiosk.ui.app import configure_kivy
+from app_start import kiosk_station
+
 from kiosk.ui.scripted import ScriptedRun
 
 
@@ -325,10 +323,7 @@ def main() -> int:
     parser.add_argument("--lang", default="zh")
     parser.add_argument("--scenario", default="certificate")
     args = parser.parse_args()
-    config = load_config(Path(args.config))
-    setup_logging(config.state_dir, level=logging.DEBUG)
-    configure_kivy(config, config.state_dir / "kivy")
-    station = create_station(config, strict_translations=True)
+    station = kiosk_station(args.config)
     app = station.build_app()
     journey = Journey(app, Path(args.artifacts), args.lang, args.scenario)
     journey.runtime = station.runtime

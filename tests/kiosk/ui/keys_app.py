@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app_start import kiosk_station
 from journey_app import Journey
-
-from kiosk.config import load_config
-from kiosk.station import create_station, setup_logging
-from kiosk.ui.app import configure_kivy
 
 CERTIFICATE = "social_insurance_certificate"
 NOTICE = "disability_certificate_checklist"
@@ -342,15 +338,7 @@ def main() -> int:
     parser.add_argument("--display", required=True)
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
-    config = load_config(Path(args.config))
-    setup_logging(config.state_dir, level=logging.DEBUG)
-    configure_kivy(config, config.state_dir / "kivy")
-    from kivy.config import Config as KivyConfig
-
-    # no frame-rate cap: every key waits a few frames, and frames not drawn are quick; waits
-    # that take time (the warning, the printer) are polled against the clock
-    KivyConfig.set("graphics", "maxfps", "0")
-    station = create_station(config, strict_translations=True)
+    station = kiosk_station(args.config, uncapped=True)
     app = station.build_app()
     journey = KeyJourney(app, station, Path(args.artifacts), args.display)
     from kivy.clock import Clock

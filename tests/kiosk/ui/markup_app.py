@@ -19,12 +19,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app_start import kiosk_station
 from journey_app import Journey
 
 from kiosk import present
-from kiosk.config import load_config
-from kiosk.station import create_station, setup_logging
-from kiosk.ui.app import configure_kivy
 
 NOTICE = "disability_certificate_checklist"
 CERTIFICATE = "social_insurance_certificate"
@@ -158,10 +156,7 @@ def main() -> int:
     parser.add_argument("--texts", required=True, help="JSON: language -> texts to find")
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
-    config = load_config(Path(args.config))
-    setup_logging(config.state_dir)  # no wire lines: the log tail stays short
-    configure_kivy(config, config.state_dir / "kivy")
-    station = create_station(config, strict_translations=True)
+    station = kiosk_station(args.config, wire_log=False)
     app = station.build_app()
     walk = MarkupWalk(app, station, Path(args.artifacts), args.pin, json.loads(args.texts))
     from kivy.clock import Clock

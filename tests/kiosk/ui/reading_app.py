@@ -9,17 +9,13 @@ screenshots go to ``--artifacts``.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app_start import kiosk_station
 from journey_app import Journey
-
-from kiosk.config import load_config
-from kiosk.station import create_station, setup_logging
-from kiosk.ui.app import configure_kivy
 
 BUNDLE = "retirement_bundle"
 
@@ -151,10 +147,7 @@ def main() -> int:
     parser.add_argument("--config", required=True)
     parser.add_argument("--artifacts", required=True)
     args = parser.parse_args()
-    config = load_config(Path(args.config))
-    setup_logging(config.state_dir, level=logging.DEBUG)
-    configure_kivy(config, config.state_dir / "kivy")
-    station = create_station(config, strict_translations=True)
+    station = kiosk_station(args.config)
     app = station.build_app()
     run = Reading(app, Path(args.artifacts), station.font)
     run.runtime = station.runtime

@@ -12,19 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from app_start import kiosk_station
 from journey_app import Journey
 
 from flows.session import WARN_BEFORE_S
-from kiosk.config import load_config
-from kiosk.station import create_station, setup_logging
-from kiosk.ui.app import configure_kivy
 
 NOTICE = "food_licence_renewal_checklist"
 CERTIFICATE = "social_insurance_certificate"
@@ -382,16 +379,7 @@ def main() -> int:
     parser.add_argument("--pin", required=True)
     parser.add_argument("--report", required=True)
     args = parser.parse_args()
-    config = load_config(Path(args.config))
-    setup_logging(config.state_dir, level=logging.DEBUG)
-    configure_kivy(config, config.state_dir / "kivy")
-    from kivy.config import Config as KivyConfig
-
-    # no frame-rate cap: the tour steps every frame, and most frames are not drawn (begin), so
-    # 60 frames a second would be most of its time spent sleeping; the waits that take time
-    # (the printer, the warnings) are polled, frame after frame, against the clock
-    KivyConfig.set("graphics", "maxfps", "0")
-    station = create_station(config, strict_translations=True)
+    station = kiosk_station(args.config, uncapped=True)
     app = station.build_app()
     tour = Tour(app, station, Path(args.artifacts), args.orientation, args.pin)
     from kivy.clock import Clock
