@@ -276,6 +276,51 @@ def page_picture(browser: WebDriver, element: str = "call-video") -> list[tuple[
     return quadrants(image.tobytes(), image.width, image.height)
 
 
+@dataclass
+class Rig:
+    url: str  # the console's
+    station: Kiosk
+    browser: WebDriver  # the technician's
+    db: Path  # the console's SQLite file
+
+
+@contextlib.contextmanager
+def call_rig(
+    tmp_path: Path,
+    broker: MosquittoBroker,
+    users: dict[str, str] | None = None,
+    *,
+    cameras: bool = False,
+) -> Iterator[Rig]:
+    """``fleet console`` (``users``: name → role, a technician "tech" by default), the station,
+    and the technician's Chromium with a 440 Hz microphone; with ``cameras``, both sides'
+    cameras are files of four coloured quadrants."""
+    db = tmp_path / "console.sqlite3"
+    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
+    staff_camera = quadrants_y4m(tmp_path / "staff.y4m", STAFF_COLOURS) if cameras else None
+    kiosk_camera = quadrants_y4m(tmp_path / "kiosk.y4m", KIOSK_COLOURS) if cameras else None
+    with (
+        console_process(
+            tmp_path, broker, f"sqlite:///{db}", users or {"tech": "technician"}
+        ) as url,
+        kiosk(tmp_path, broker, kiosk_camera) as (station, _agent),
+        chromium_with_microphone(staff_wav, staff_camera) as browser,
+    ):
+        yield Rig(url, station, browser, db)
+
+
+def call_from_the_call_page(station: Kiosk, browser: WebDriver, url: str) -> WebDriverWait:
+    """The technician opens the station's call page and calls (the resident has asked for
+    help); returns once the page is talking."""
+    login(browser, url, "tech")
+    until(lambda: station_known(url, browser), 30, "the station on the console")
+    browser.get(f"{url}/stations/{SITE}/{STATION}/call")
+    browser.find_element(By.ID, "call-start").click()
+    wait = WebDriverWait(browser, 40, poll_frequency=0.1)
+    wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+    return wait
+
+
 def call_from_the_station_page(station: Kiosk, browser: WebDriver, url: str) -> WebDriverWait:
     """A resident starts and asks for help (the kiosk may now take a call); the technician logs
     in, finds "call" offered on the station's page (its birth says ``call``: the kiosk noted its
@@ -305,16 +350,8 @@ def test_a_call_carries_each_sides_tone_and_is_audited_with_its_duration(
     tmp_path: Path, broker: MosquittoBroker
 ) -> None:
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    db = tmp_path / "console.sqlite3"
-    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
-    staff_camera = quadrants_y4m(tmp_path / "staff.y4m", STAFF_COLOURS)
-    kiosk_camera = quadrants_y4m(tmp_path / "kiosk.y4m", KIOSK_COLOURS)
-    users = {"tech": "technician"}
-    with (
-        console_process(tmp_path, broker, f"sqlite:///{db}", users) as url,
-        kiosk(tmp_path, broker, kiosk_camera) as (station, _agent),
-        chromium_with_microphone(staff_wav, staff_camera) as browser,
-    ):
+    with call_rig(tmp_path, broker, cameras=True) as rig:
+        url, station, browser, db = rig.url, rig.station, rig.browser, rig.db
         wait = call_from_the_station_page(station, browser, url)
         frame = until(lambda: station.frames and station.frames[-1], 5, "a frame")
         until(lambda: station.frames[-1].call.phase == "talking", 10, "the kiosk talking")
@@ -396,14 +433,9 @@ fetch(arguments[0], {
 def test_no_call_without_a_help_request_and_none_from_a_role_without_the_permission(
     tmp_path: Path, broker: MosquittoBroker
 ) -> None:
-    db = tmp_path / "console.sqlite3"
-    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
     users = {"tech": "technician", "oper": "operator"}
-    with (
-        console_process(tmp_path, broker, f"sqlite:///{db}", users) as url,
-        kiosk(tmp_path, broker) as (station, _agent),
-        chromium_with_microphone(staff_wav) as browser,
-    ):
+    with call_rig(tmp_path, broker, users) as rig:
+        url, station, browser, db = rig.url, rig.station, rig.browser, rig.db
         station.runtime.post(Intent("start"))  # a resident is served and did not ask for help
         login(browser, url, "tech")
         until(lambda: station_known(url, browser), 30, "the station on the console")
@@ -447,20 +479,10 @@ def test_no_call_without_a_help_request_and_none_from_a_role_without_the_permiss
 def test_a_call_whose_page_goes_away_ends_on_the_kiosk_within_seconds(
     tmp_path: Path, broker: MosquittoBroker
 ) -> None:
-    db = tmp_path / "console.sqlite3"
-    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
-    with (
-        console_process(tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}) as url,
-        kiosk(tmp_path, broker) as (station, _agent),
-        chromium_with_microphone(staff_wav) as browser,
-    ):
+    with call_rig(tmp_path, broker) as rig:
+        url, station, browser, db = rig.url, rig.station, rig.browser, rig.db
         station.runtime.post(Intent("help"))  # asked on the home screen, before a session
-        login(browser, url, "tech")
-        until(lambda: station_known(url, browser), 30, "the station on the console")
-        browser.get(f"{url}/stations/{SITE}/{STATION}/call")
-        browser.find_element(By.ID, "call-start").click()
-        wait = WebDriverWait(browser, 40, poll_frequency=0.1)
-        wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+        call_from_the_call_page(station, browser, url)
         until(lambda: station.frames[-1].call.phase == "talking", 10, "the kiosk talking")
         # the technician's tab is gone without a word (crash, closed laptop, lost network)
         browser.execute_script("window.stop(); document.documentElement.innerHTML = '';")
@@ -490,20 +512,10 @@ FROZEN_S = 10.0
 def test_a_call_whose_kiosk_goes_quiet_ends_on_the_page_and_in_the_audit(
     tmp_path: Path, broker: MosquittoBroker
 ) -> None:
-    db = tmp_path / "console.sqlite3"
-    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
-    with (
-        console_process(tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}) as url,
-        kiosk(tmp_path, broker) as (station, _agent),
-        chromium_with_microphone(staff_wav) as browser,
-    ):
+    with call_rig(tmp_path, broker) as rig:
+        url, station, browser, db = rig.url, rig.station, rig.browser, rig.db
         station.runtime.post(Intent("help"))
-        login(browser, url, "tech")
-        until(lambda: station_known(url, browser), 30, "the station on the console")
-        browser.get(f"{url}/stations/{SITE}/{STATION}/call")
-        browser.find_element(By.ID, "call-start").click()
-        wait = WebDriverWait(browser, 40, poll_frequency=0.1)
-        wait.until(lambda d: d.execute_script("return window.stationCall.state") == "talking")
+        call_from_the_call_page(station, browser, url)
         until(lambda: station.frames[-1].call.phase == "talking", 10, "the kiosk talking")
         # the kiosk's peer goes quiet without a word (its process frozen): its loop is held
         peer = station.runtime.calls._peer
@@ -560,13 +572,8 @@ def test_during_a_call_the_technician_sees_the_kiosks_screen_masked_as_on_the_ki
     from flows.models import IdentityRead
     from flows.synthetic import DEMO_RESIDENT
 
-    db = tmp_path / "console.sqlite3"
-    staff_wav = tone_wav(tmp_path / "staff-mic.wav", STAFF_HZ)
-    with (
-        console_process(tmp_path, broker, f"sqlite:///{db}", {"tech": "technician"}) as url,
-        kiosk(tmp_path, broker) as (station, _agent),
-        chromium_with_microphone(staff_wav) as browser,
-    ):
+    with call_rig(tmp_path, broker) as rig:
+        url, station, browser = rig.url, rig.station, rig.browser
         rt = station.runtime
         grabbed: list[Any] = []
         rt.remote.screenshot = drawn_screen(station, grabbed)
