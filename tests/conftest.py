@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from kiosk.tools.devstation import start_xvfb
+
+# A test that imports a kiosk screen brings Kivy into this process; Kivy's default log mode
+# takes the root logger and prints every library's DEBUG line (python-statemachine's, thousands,
+# down to interpreter exit) to the run's output. The kiosk itself runs with the same setting.
+os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
+os.environ.setdefault("KIVY_NO_ARGS", "1")
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
