@@ -43,8 +43,8 @@ from flows.synthetic import DEMO_RESIDENT
 from flows.tokens import Signer, TokenClaims, public_pem, verify_url
 from sandbox.cups import CupsSandbox
 from sandbox.mosquitto import MosquittoBroker
-from tests.fleet.conftest import find_personal
 from tests.fleet.console.test_console_browser import chromium, console_process, log_in
+from tests.payload_scan import find_personal
 
 REPO = Path(__file__).resolve().parents[3]
 ARTIFACTS = REPO / "test-artifacts" / "verify"
