@@ -16,7 +16,9 @@ runtime stops the voice on any intent).
 
 The ring is two bands, black outside and yellow inside, drawn above everything (the window's
 canvas): every colour has at least 3:1 against one of them (:func:`ring_contrast`), so the ring
-stands out on any control and any background, in both modes. A touch hides it; a new screen or
+stands out on any control and any background, in both modes. A field of a reading view, whose
+rows sit a few pixels apart, is marked within that gap instead (a yellow ground under its text,
+a thin black edge), so the rows above and below stay readable. A touch hides it; a new screen or
 overlay clears the focus, and the next key starts at the page's first control below the top bar.
 """
 
@@ -245,6 +247,7 @@ class Focus:
         self._context: Any = None
         self._ring: Any = None
         self._drawn: tuple[float, ...] = ()
+        self._marked: tuple[weakref.ref[Any], Any] | None = None  # a reading field's ground
 
     @property
     def focused(self) -> Any:
@@ -397,8 +400,7 @@ class Focus:
 
     def draw(self) -> None:
         from kivy.core.window import Window
-        from kivy.graphics import Color, InstructionGroup, Line
-        from kivy.metrics import dp
+        from kivy.graphics import InstructionGroup
 
         widget = self.focused
         if widget is not None and (widget.parent is None or not _visible(widget)):
@@ -411,8 +413,18 @@ class Focus:
             self._ring = InstructionGroup()
             Window.canvas.after.add(self._ring)
         self._ring.clear()
-        if not rect:
+        self._unmark()
+        if not rect or widget is None:
             return
+        if any(field_of(widget)):
+            self._mark_field(widget, rect)
+        else:
+            self._draw_ring(rect)
+
+    def _draw_ring(self, rect: tuple[float, ...]) -> None:
+        from kivy.graphics import Color
+        from kivy.metrics import dp
+
         band = max(3.0, float(dp(4)))  # a Line of width w is 2 w thick
         x0, y0, x1, y1 = rect
         # black | yellow | black, from the control outwards: a light control meets black, a dark
@@ -423,20 +435,55 @@ class Focus:
             (RING_DARK, band * 3.5, band),
         ):
             self._ring.add(Color(*colour, 1))
-            self._ring.add(
-                Line(
-                    rectangle=(
-                        x0 - middle,
-                        y0 - middle,
-                        x1 - x0 + 2 * middle,
-                        y1 - y0 + 2 * middle,
-                    ),
-                    width=width,
-                    joint="miter",
-                )
+            self._ring.add(_rectangle(x0, y0, x1, y1, middle, width))
+
+    def _mark_field(self, widget: Any, rect: tuple[float, ...]) -> None:
+        """A field of a reading view: its rows sit a few pixels apart, and the ring (18 px
+        wide) covered the text of the rows above and below. The field is marked within the gap
+        to its neighbours instead: a yellow ground under its text (the document's dark text
+        keeps more than 10:1 on it) and a black edge around that ground."""
+        from kivy.graphics import Color, InstructionGroup, Rectangle
+        from kivy.metrics import dp
+
+        spacing = getattr(widget.parent, "spacing", 0)
+        gap = float(spacing[1] if isinstance(spacing, list | tuple) else spacing or 0)
+        half = max(2.0, gap / 2)
+        edge = max(1.0, min(float(dp(1.5)), half / 3))  # the Line's half-thickness
+        ground = InstructionGroup()
+        ground.add(Color(*RING_LIGHT, 1))
+        ground.add(
+            Rectangle(
+                pos=(widget.x - half, widget.y - half),
+                size=(widget.width + 2 * half, widget.height + 2 * half),
             )
+        )
+        widget.canvas.before.add(ground)
+        self._marked = (weakref.ref(widget), ground)
+        x0, y0, x1, y1 = rect
+        self._ring.add(Color(*RING_DARK, 1))
+        self._ring.add(_rectangle(x0, y0, x1, y1, half - edge, edge))
+
+    def _unmark(self) -> None:
+        if self._marked is None:
+            return
+        ref, ground = self._marked
+        self._marked = None
+        widget = ref()
+        if widget is not None:
+            widget.canvas.before.remove(ground)
 
     @property
     def ring_rect(self) -> tuple[float, ...]:
         """Where the ring is drawn (the focused control's window rectangle), () when none."""
         return self._drawn
+
+
+def _rectangle(x0: float, y0: float, x1: float, y1: float, middle: float, width: float) -> Any:
+    """A rectangular Line around (x0, y0)–(x1, y1), its middle ``middle`` outside the edge."""
+    from kivy.graphics import Line
+
+    return Line(
+        rectangle=(x0 - middle, y0 - middle, x1 - x0 + 2 * middle, y1 - y0 + 2 * middle),
+        width=width,
+        joint="miter",
+    )

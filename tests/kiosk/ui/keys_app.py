@@ -291,9 +291,29 @@ class KeyJourney(Journey):
             document["said"].append(self.presses[-1])
             if len(document["said"]) == 4:
                 yield from self.frames(2)
-                yield from self.photo(f"keys-preview-field-{self.app.vm.lang}")
+                name = f"keys-preview-field-{self.app.vm.lang}"
+                yield from self.photo(name)
+                document["field_shot"] = {"shot": f"{name}.png", **self.field_rects(widget)}
         yield from self.press("help")  # the page's summary counts the document's parts
         document["help"] = self.presses[-1]["said"]
+
+    def field_rects(self, widget: Any) -> dict[str, Any]:
+        """The focused field's and its neighbours' rectangles on the screenshot (pixels from
+        the top left), to check that the field's mark leaves the rows around it readable."""
+        from kivy.core.window import Window
+
+        from kiosk.ui.focus import window_rect
+
+        def on_image(w: Any) -> list[float]:
+            x0, y0, x1, y1 = window_rect(w)
+            return [x0, Window.height - y1, x1, Window.height - y0]
+
+        rows = list(reversed(widget.parent.children))  # Kivy keeps children last first
+        at = rows.index(widget)
+        return {
+            "focused": on_image(widget),
+            "neighbours": [on_image(w) for w in rows[max(0, at - 1) : at + 2] if w is not widget],
+        }
 
     def notice(self, lang: str) -> Iterator[None]:
         yield from self.wait_screen("idle")

@@ -103,6 +103,39 @@ def test_a_certificate_and_a_notice_by_keys_alone_in_both_languages(
         assert DEMO_RESIDENT.name not in p["spoken"], p
         assert mask_name(DEMO_RESIDENT.name) not in p["spoken"] + p["said"], p
     assert_the_document_was_read_in_order(data["documents"])
+    for document in data["documents"]:
+        assert_the_field_is_marked_and_its_neighbours_readable(shots, document["field_shot"])
+
+
+def assert_the_field_is_marked_and_its_neighbours_readable(
+    shots: Path, found: dict[str, Any]
+) -> None:
+    """The field in focus has the ring's yellow under its text; the rows above and below it
+    carry none of the mark: no yellow, no black line across them (the ring used to cover
+    their text)."""
+    from PIL import Image
+
+    from kiosk.ui.focus import RING_LIGHT
+
+    image = Image.open(shots / found["shot"]).convert("RGB")
+    yellow = tuple(round(c * 255) for c in RING_LIGHT)
+
+    def box(rect: list[float]) -> Image.Image:
+        x0, y0, x1, y1 = (round(v) for v in rect)
+        return image.crop((x0, y0, x1, y1))
+
+    focused = box(found["focused"])
+    ground = sum(1 for p in focused.get_flattened_data() if p == yellow)
+    assert ground > focused.width * focused.height // 2, "the field in focus is not marked"
+    assert found["neighbours"], "no row around the field to check"
+    for rect in found["neighbours"]:
+        row = box(rect)
+        pixels = row.get_flattened_data()
+        assert not any(p == yellow for p in pixels), ("yellow on a neighbour", rect)
+        for y in range(row.height):
+            line = [row.getpixel((x, y)) for x in range(row.width)]
+            dark = sum(1 for p in line if max(p) < 40)
+            assert dark < row.width * 0.9, ("a line across a neighbour", rect, y)
 
 
 WITHHELD = {
