@@ -35,10 +35,18 @@ from aiortc.contrib.media import MediaPlayer
 from av import AudioFrame
 
 from fleet.protocol.call import PING
+from flows.catalog import load_catalog
 from kiosk.config import ConfigProblems, parse_config
+from kiosk.fonts import find_cjk_font
+from kiosk.i18n import Translator
 from kiosk.shell.call_peer import CallFailed, CallMedia, CallPeer, IceServer
+from kiosk.shell.catalog_watch import DEMO_CATALOG
+from kiosk.shell.devices import SpeechOff
+from kiosk.shell.deviceset import Devices
+from kiosk.shell.runtime import Frame, Intent, Runtime
 from kiosk.station import call_audio
 from sandbox.coturn import TurnServer
+from statedir.journal import Journal
 
 STAFF_HZ, KIOSK_HZ = 440.0, 1000.0
 RATE = 48000
@@ -238,6 +246,63 @@ def test_a_wrong_turn_password_fails_the_relay_only_call_at_once(
 
     asyncio.run(run())
     assert "user station credentials are incorrect" in relay.log()  # coturn's words
+
+
+class Reader:
+    def read_again(self) -> None:
+        pass
+
+
+async def a_technicians_offer() -> str:
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio")
+    pc.createDataChannel("call")
+    await pc.setLocalDescription(await pc.createOffer())
+    sdp = str(pc.localDescription.sdp)
+    await pc.close()
+    return sdp
+
+
+@needs_turnserver
+@pytest.mark.slow
+def test_the_station_reports_the_refused_relay_call_as_failed_and_says_so(
+    tmp_path: Path, relay: TurnServer
+) -> None:
+    """The same wrong password through the runtime: the console's command fails with
+    ``failed``, the resident sees and hears that the call was cut off, the end is reported."""
+    unused: Any = object()
+    runtime = Runtime(
+        catalog=load_catalog(DEMO_CATALOG),
+        devices=Devices(Reader(), unused, unused, SpeechOff()),
+        journal=Journal(tmp_path / "journal.sqlite3"),
+        translator=Translator(strict=True),
+        font=find_cjk_font(),
+        secret=b"k" * 32,
+        attract_every_s=3600,
+    )
+    runtime.calls.audio = kiosk_media(tmp_path, relay, "not-the-password")
+    frames: list[Frame] = []
+    runtime.on_frame = frames.append
+    said: list[str] = []
+    runtime.devices.speech.speak = lambda text, **_kw: said.append(text)  # type: ignore[method-assign]
+    runtime.post(Intent("help"))
+    runtime.pump()
+    runtime.journal.add_command(
+        "c1", "call_offer", {"sdp": asyncio.run(a_technicians_offer()), "staff": "tech"},
+        target="ui", deadline=time.time() + 30,
+    )  # fmt: skip
+    runtime.remote._next_poll = 0.0
+    deadline = time.monotonic() + 8
+    while not (frames and frames[-1].call.phase == "ended"):
+        assert time.monotonic() < deadline, "the refused call did not end"
+        runtime.pump()
+        time.sleep(0.02)
+    assert frames[-1].call.ended == "failed"
+    assert any("通话已断开" in text for text in said)  # the station's language: Chinese first
+    record = runtime.journal.command("c1")
+    assert record is not None and (record.state, record.detail) == ("failed", {"reason": "failed"})
+    [end] = [e.payload for e in runtime.journal.pending_events() if e.type == "call_end"]
+    assert end["reason"] == "failed" and end["connected"] is False
 
 
 def test_relay_only_is_a_station_setting_that_needs_a_turn_server() -> None:
