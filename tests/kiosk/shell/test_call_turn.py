@@ -6,7 +6,8 @@ would be, with the console's TURN user and the browser's default policy (every c
 kiosk alone keeps the call on the relay. Both ways must carry the right tone; the kiosk's
 nominated pair must be a relay one; coturn's log must show the allocations of both users. A
 wrong TURN password must fail the call at once and cleanly: the answer is refused, the call ends
-as ``failed``, the peer's thread ends.
+as ``failed``, the peer's thread ends; through the station's runtime, the console's command
+fails and the resident is told. A TURN server that does not answer fails the call within 5 s.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from kiosk.shell.deviceset import Devices
 from kiosk.shell.runtime import Frame, Intent, Runtime
 from kiosk.station import call_audio
 from sandbox.coturn import TurnServer
+from sandbox.process import free_port
 from statedir.journal import Journal
 
 STAFF_HZ, KIOSK_HZ = 440.0, 1000.0
@@ -246,6 +248,25 @@ def test_a_wrong_turn_password_fails_the_relay_only_call_at_once(
 
     asyncio.run(run())
     assert "user station credentials are incorrect" in relay.log()  # coturn's words
+
+
+@pytest.mark.slow
+def test_a_turn_server_that_does_not_answer_fails_the_relay_only_call_in_seconds(
+    tmp_path: Path,
+) -> None:
+    """No relay at all on that port: aioice gives up gathering after 5 s, the call fails then."""
+    silent = TurnServer(tmp_path / "none")
+    silent.port = free_port()  # never started: nothing answers there
+    media = kiosk_media(tmp_path, silent, "whatever")
+    phases: queue.Queue[tuple[str, str]] = queue.Queue()
+    kiosk = CallPeer(media, lambda phase, reason: phases.put((phase, reason)))
+    started = time.monotonic()
+    with pytest.raises(CallFailed, match="no relay candidate"):
+        kiosk.answer(asyncio.run(a_technicians_offer()), 15)
+    assert time.monotonic() - started < 8
+    assert phases.get(timeout=5) == ("ended", "failed")
+    kiosk._thread.join(5)
+    assert not kiosk._thread.is_alive()
 
 
 class Reader:
