@@ -252,12 +252,28 @@ class CallSection(_Section):
     ] = Field(default_factory=list)  # e.g. ["turn:turn.example:3478?transport=udp"]
     turn_username: str = ""
     turn_password: str = ""
+    # the media only through the TURN server (WebRTC's relay policy), never directly: for
+    # networks that must not send media to or from the station's own address (docs/deploy.md)
+    ice_relay_only: bool = False
     camera: str = ""  # e.g. "/dev/video0" (with camera_format "v4l2"); a .y4m loops (tests)
     camera_format: str = ""  # "v4l2"; empty: a file
     camera_size: Annotated[
         str,
         Field(pattern=r"^(|\d{2,4}x\d{2,4})$", description="e.g. `640x480`; empty: the camera's"),
     ] = "640x480"
+
+    @model_validator(mode="after")
+    def _relay_needs_turn(self) -> CallSection:
+        if self.ice_relay_only and not (
+            any(url.startswith("turn") for url in self.ice_servers)
+            and self.turn_username
+            and self.turn_password
+        ):
+            raise ValueError(
+                "ice_relay_only = true needs a `turn:` URL in ice_servers, turn_username and "
+                "turn_password: without a TURN server no call could connect"
+            )
+        return self
 
 
 class Config(_Section):

@@ -196,6 +196,7 @@ def call_audio(config: Config) -> CallMedia | None:
         source_format=c.microphone_format or None,
         sink_format=c.speaker_format or None,
         ice_servers=servers,
+        relay_only=c.ice_relay_only,
         camera=c.camera,
         camera_format=c.camera_format or None,
         camera_options=(("video_size", c.camera_size),)

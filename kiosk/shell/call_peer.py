@@ -36,6 +36,7 @@ from aiortc import (
     MediaStreamTrack,
     RTCConfiguration,
     RTCIceServer,
+    RTCIceTransportPolicy,
     RTCPeerConnection,
     RTCSessionDescription,
 )
@@ -46,6 +47,7 @@ from av.frame import Frame
 from av.packet import Packet
 
 from fleet.protocol.call import BYE, DROP_S, PING, PING_S
+from flows.errors import KioskError
 
 log = logging.getLogger("kiosk.shell.call")
 
@@ -62,6 +64,11 @@ PICTURE_MAX = (480, 360)
 PICTURE_FPS = 10.0
 
 
+class CallFailed(KioskError):
+    """The call could not be set up (raised by :meth:`CallPeer.answer`); the resident hears
+    that the call did not work (``prompt.call_dropped``), never this text."""
+
+
 @dataclass(frozen=True, slots=True)
 class IceServer:
     urls: tuple[str, ...]
@@ -75,13 +82,15 @@ class CallMedia:
     outputs, as PyAV names them): ``source`` ``"default"`` with ``source_format`` ``"alsa"`` is
     the station's microphone; a ``.wav`` file is played on a loop. ``sink`` likewise. ``camera``
     ``"/dev/video0"`` with ``camera_format`` ``"v4l2"``; a ``.y4m`` file is played on a loop;
-    empty: no camera."""
+    empty: no camera. ``relay_only``: the media goes through the TURN server of ``ice_servers``
+    only, never directly (WebRTC's ``iceTransportPolicy`` ``relay``)."""
 
     source: str
     sink: str
     source_format: str | None = None
     sink_format: str | None = None
     ice_servers: tuple[IceServer, ...] = field(default_factory=tuple)
+    relay_only: bool = False
     camera: str = ""
     camera_format: str | None = None
     camera_options: tuple[tuple[str, str], ...] = ()  # e.g. (("video_size", "640x480"),)
@@ -239,7 +248,10 @@ class CallPeer:
             RTCIceServer(list(s.urls), username=s.username, credential=s.credential)
             for s in self.audio.ice_servers
         ]
-        pc = RTCPeerConnection(RTCConfiguration(iceServers=servers or None))
+        policy = RTCIceTransportPolicy.RELAY if self.audio.relay_only else RTCIceTransportPolicy.ALL
+        pc = RTCPeerConnection(
+            RTCConfiguration(iceServers=servers or None, iceTransportPolicy=policy)
+        )
         self._pc = pc
         a = self.audio
         looped = a.source.endswith(".wav")
@@ -266,8 +278,8 @@ class CallPeer:
 
         @pc.on("connectionstatechange")
         async def _state() -> None:
-            if pc.connectionState == "failed":
-                await self._end("dropped")
+            if pc.connectionState == "failed":  # never connected: failed; else dropped
+                await self._end("dropped" if self._talking else "failed")
 
         await pc.setRemoteDescription(RTCSessionDescription(offer_sdp, "offer"))
         if self._player.audio is not None:
@@ -276,8 +288,13 @@ class CallPeer:
             self._add_camera(pc)
         await self._recorder.start()
         await pc.setLocalDescription(await pc.createAnswer())  # gathers every candidate
+        sdp = str(pc.localDescription.sdp)
+        if self.audio.relay_only and "\na=candidate:" not in "\n" + sdp:
+            # the TURN server refused the station's credentials, or cannot be reached: an
+            # answer without a candidate could never connect, so the call fails at once
+            raise CallFailed("no relay candidate: the TURN server refused or did not answer")
         self._watch = asyncio.ensure_future(self._watchdog(time.monotonic()))
-        return str(pc.localDescription.sdp)
+        return sdp
 
     def _add_camera(self, pc: RTCPeerConnection) -> None:
         """The station's camera into the call; a camera that cannot be opened leaves the call

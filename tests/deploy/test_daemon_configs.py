@@ -8,6 +8,9 @@ as thirty tests whose scheduler silently never started.
   A4 peer of tests, ``make run`` and ``kiosk doctor``);
 - mosquitto (2.0 has no test switch): the broker started on the generated plain configuration
   and on the shipped TLS configuration, and seen listening;
+- coturn (4.6 has no check switch and only logs an unknown directive):
+  ``tests/deploy/test_coturn_config.py`` starts ``turnserver`` on the shipped
+  ``deploy/coturn/turnserver.conf`` and fails on any complaint in its log;
 - systemd units and sysusers: ``tests/deploy/test_deploy.py`` (``systemd-analyze verify``,
   ``systemd-sysusers --dry-run``).
 """
