@@ -10,40 +10,17 @@ from typing import Any
 
 import pytest
 
-from flows.catalog import load_catalog
-from kiosk.fonts import find_cjk_font
-from kiosk.i18n import Translator
 from kiosk.shell.call_peer import CallMedia
-from kiosk.shell.catalog_watch import DEMO_CATALOG
-from kiosk.shell.devices import SpeechOff
-from kiosk.shell.deviceset import Devices
 from kiosk.shell.runtime import Frame, Intent, Runtime
-from statedir.journal import Journal
 
 OFFER = {"sdp": "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\n", "staff": "tech"}
 
 
-class Reader:
-    def read_again(self) -> None:
-        pass
-
-
 @pytest.fixture
-def rig(tmp_path: Path) -> tuple[Runtime, list[Frame]]:
-    unused: Any = object()
-    runtime = Runtime(
-        catalog=load_catalog(DEMO_CATALOG),
-        devices=Devices(Reader(), unused, unused, SpeechOff()),
-        journal=Journal(tmp_path / "journal.sqlite3"),
-        translator=Translator(strict=True),
-        font=find_cjk_font(),
-        secret=b"k" * 32,
-        attract_every_s=3600,
-    )
+def rig(tmp_path: Path, bare_runtime: tuple[Runtime, list[Frame]]) -> tuple[Runtime, list[Frame]]:
+    runtime, _frames = bare_runtime
     runtime.calls.audio = CallMedia(source=str(tmp_path / "mic.wav"), sink=str(tmp_path / "o.wav"))
-    frames: list[Frame] = []
-    runtime.on_frame = frames.append
-    return runtime, frames
+    return bare_runtime
 
 
 def offer(runtime: Runtime, command_id: str, args: dict[str, Any] | None = None) -> str:

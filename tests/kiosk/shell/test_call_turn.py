@@ -26,42 +26,21 @@ import numpy as np
 import pytest
 from aiortc import (
     MediaStreamTrack,
-    RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
     RTCSessionDescription,
 )
-from aiortc.contrib.media import MediaPlayer
 from av import AudioFrame
 
-from fleet.protocol.call import PING
-from flows.catalog import load_catalog
 from kiosk.config import ConfigProblems, parse_config
-from kiosk.fonts import find_cjk_font
-from kiosk.i18n import Translator
 from kiosk.shell.call_peer import CallFailed, CallMedia, CallPeer, IceServer
-from kiosk.shell.catalog_watch import DEMO_CATALOG
-from kiosk.shell.devices import SpeechOff
-from kiosk.shell.deviceset import Devices
 from kiosk.shell.runtime import Frame, Intent, Runtime
 from kiosk.station import call_audio
 from sandbox.coturn import TurnServer
 from sandbox.process import free_port
-from statedir.journal import Journal
+from tests.kiosk.shell.staff_peer import RATE, StaffPeer, tone
 
 STAFF_HZ, KIOSK_HZ = 440.0, 1000.0
-RATE = 48000
-
-
-def tone(path: Path, hz: float, seconds: float = 2.0) -> Path:
-    """A mono 16-bit tone of a whole number of periods (it loops without a click)."""
-    t = np.arange(int(RATE * seconds)) / RATE
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE)
-        w.writeframes((8000 * np.sin(2 * np.pi * hz * t)).astype("<i2").tobytes())
-    return path
 
 
 def dominant_hz(samples: np.ndarray, rate: int) -> float:
@@ -78,20 +57,16 @@ def relay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TurnServer]:
     server.stop()
 
 
-class Staff:
-    """The technician's end: a 440 Hz microphone, the data channel's pings, and the station's
-    sound as received (the first channel's samples)."""
+class Staff(StaffPeer):
+    """The technician's end, with the console's TURN user, and the station's sound as
+    received (the first channel's samples)."""
 
     def __init__(self, tmp_path: Path, relay: TurnServer) -> None:
         turn = RTCIceServer(relay.url(), username="console", credential=relay.users.console)
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[turn]))
-        self.mic = MediaPlayer(str(tone(tmp_path / "staff.wav", STAFF_HZ)), loop=True)
-        assert self.mic.audio is not None
-        self.pc.addTrack(self.mic.audio)
-        self.channel = self.pc.createDataChannel("call")
+        super().__init__(tmp_path, STAFF_HZ, [turn])
+        self.open_channel()
         self.heard: list[np.ndarray] = []
         self.rate = RATE
-        self.tasks: list[asyncio.Task[None]] = []
 
         @self.pc.on("track")
         def _track(track: MediaStreamTrack) -> None:
@@ -110,17 +85,6 @@ class Staff:
 
     def seconds_heard(self) -> float:
         return sum(len(s) for s in self.heard) / self.rate
-
-    async def ping(self) -> None:
-        while True:
-            if self.channel.readyState == "open":
-                self.channel.send(PING)
-            await asyncio.sleep(0.5)
-
-    async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await self.pc.close()
 
 
 def kiosk_media(tmp_path: Path, relay: TurnServer, password: str) -> CallMedia:
@@ -262,11 +226,6 @@ def test_a_turn_server_that_does_not_answer_fails_the_relay_only_call_in_seconds
     assert not kiosk._thread.is_alive()
 
 
-class Reader:
-    def read_again(self) -> None:
-        pass
-
-
 async def a_technicians_offer() -> str:
     pc = RTCPeerConnection()
     pc.addTransceiver("audio")
@@ -279,23 +238,12 @@ async def a_technicians_offer() -> str:
 
 @pytest.mark.slow
 def test_the_station_reports_the_refused_relay_call_as_failed_and_says_so(
-    tmp_path: Path, relay: TurnServer
+    tmp_path: Path, relay: TurnServer, bare_runtime: tuple[Runtime, list[Frame]]
 ) -> None:
     """The same wrong password through the runtime: the console's command fails with
     ``failed``, the resident sees and hears that the call was cut off, the end is reported."""
-    unused: Any = object()
-    runtime = Runtime(
-        catalog=load_catalog(DEMO_CATALOG),
-        devices=Devices(Reader(), unused, unused, SpeechOff()),
-        journal=Journal(tmp_path / "journal.sqlite3"),
-        translator=Translator(strict=True),
-        font=find_cjk_font(),
-        secret=b"k" * 32,
-        attract_every_s=3600,
-    )
+    runtime, frames = bare_runtime
     runtime.calls.audio = kiosk_media(tmp_path, relay, "not-the-password")
-    frames: list[Frame] = []
-    runtime.on_frame = frames.append
     said: list[str] = []
     runtime.devices.speech.speak = lambda text, **_kw: said.append(text)  # type: ignore[method-assign]
     runtime.post(Intent("help"))

@@ -12,50 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import math
 import queue
 import time
-import wave
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
+from aiortc import MediaStreamTrack, RTCSessionDescription
 from aiortc.contrib.media import MediaPlayer
 from av import VideoFrame
 
 from fleet.protocol.call import CONSENT_YES, PING
 from kiosk.shell.call_peer import CallMedia, CallPeer, fit, rgb_bytes
 from sandbox.camera import KIOSK_COLOURS, STAFF_COLOURS, matches, quadrants, quadrants_y4m
+from tests.kiosk.shell.staff_peer import StaffPeer, tone
 
 pytestmark = pytest.mark.slow
 
 
-def tone(path: Path, hz: float = 440.0, seconds: float = 2.0) -> Path:
-    rate = 48000
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(
-            b"".join(
-                int(8000 * math.sin(2 * math.pi * hz * i / rate)).to_bytes(2, "little", signed=True)
-                for i in range(int(rate * seconds))
-            )
-        )
-    return path
-
-
-class Staff:
-    """The technician's end: microphone, optional camera, the data channel's pings, and the
-    station's picture as received."""
+class Staff(StaffPeer):
+    """The technician's end, with an optional camera and the station's picture as received."""
 
     def __init__(self, tmp_path: Path, camera: bool) -> None:
-        self.pc = RTCPeerConnection()
-        self.mic = MediaPlayer(str(tone(tmp_path / "staff.wav")), loop=True)
-        assert self.mic.audio is not None
-        self.pc.addTrack(self.mic.audio)
+        super().__init__(tmp_path, 440.0)
         self.camera: MediaPlayer | None = None
         if camera:
             y4m = quadrants_y4m(tmp_path / "staff.y4m", STAFF_COLOURS)
@@ -64,11 +44,10 @@ class Staff:
             self.pc.addTrack(self.camera.video)
         else:
             self.pc.addTransceiver("video", direction="recvonly")  # to see the station only
-        self.channel = self.pc.createDataChannel("call")
+        self.open_channel()
         self.heard: list[str] = []  # the kiosk's messages but its pings
         self.channel.on("message", lambda m: m == PING or self.heard.append(m))
         self.seen: list[list[tuple[int, int, int]]] = []  # the station's quadrants, in order
-        self.tasks: list[asyncio.Task[None]] = []
 
         @self.pc.on("track")
         def _track(track: MediaStreamTrack) -> None:
@@ -82,17 +61,6 @@ class Staff:
                 assert isinstance(frame, VideoFrame)
                 w, h = fit(frame.width, frame.height)
                 self.seen.append(quadrants(rgb_bytes(frame, w, h), w, h))
-
-    async def ping(self) -> None:
-        while True:
-            if self.channel.readyState == "open":
-                self.channel.send(PING)
-            await asyncio.sleep(0.5)
-
-    async def close(self) -> None:
-        for task in self.tasks:
-            task.cancel()
-        await self.pc.close()
 
 
 @contextlib.asynccontextmanager
