@@ -19,18 +19,16 @@ relay listens and then reads its log: any line that is an error, an alert or a w
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from drivers.simtools import run_until_signal
 from fleet.errors import FleetError
 from fleet.trust.pki import CertificateAuthority, write_cert, write_key
 from sandbox.process import free_port, stop_process
@@ -248,23 +246,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     relay = TurnServer(args.root)
     relay.start()
-    print(
-        json.dumps(
-            {
-                "url": relay.url(),
-                "realm": relay.realm,
-                "station": relay.users.station,
-                "console": relay.users.console,
-            }
-        ),
-        flush=True,
+    return run_until_signal(
+        {
+            "url": relay.url(),
+            "realm": relay.realm,
+            "station": relay.users.station,
+            "console": relay.users.console,
+        },
+        relay.stop,
     )
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    done.wait()
-    relay.stop()
-    return 0
 
 
 if __name__ == "__main__":

@@ -20,20 +20,18 @@ this private broker says ``user root`` instead, and its files live in its own fo
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 from assets import ASSETS_DIR
+from drivers.simtools import run_until_signal
 from fleet.errors import FleetError
 from fleet.mqtt.client import CONSOLE_USER, BrokerAccess, TlsFiles
 from fleet.trust.pki import CONSOLE_CN, CertificateAuthority, write_cert, write_key
@@ -264,13 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     broker = MosquittoBroker(args.root, tls=args.tls)
     broker.start()
-    print(json.dumps({"host": broker.host, "port": broker.port}), flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    done.wait()
-    broker.stop()
-    return 0
+    return run_until_signal({"host": broker.host, "port": broker.port}, broker.stop)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,11 @@ checks (a camera and the station's picture; the station's sound through a relay)
 from __future__ import annotations
 
 import asyncio
+import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection
@@ -27,6 +30,15 @@ def tone(path: Path, hz: float, seconds: float = 2.0) -> Path:
         w.setframerate(RATE)
         w.writeframes((8000 * np.sin(2 * np.pi * hz * t)).astype("<i2").tobytes())
     return path
+
+
+async def until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+    """The value of ``cond`` once it is true, polled on the loop; fails after ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while not (value := cond()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.05)
+    return value
 
 
 class StaffPeer:

@@ -18,9 +18,8 @@ import queue
 import re
 import time
 import wave
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -38,7 +37,7 @@ from kiosk.shell.runtime import Frame, Intent, Runtime
 from kiosk.station import call_audio
 from sandbox.coturn import TurnServer
 from sandbox.process import free_port
-from tests.kiosk.shell.staff_peer import RATE, StaffPeer, tone
+from tests.kiosk.shell.staff_peer import RATE, StaffPeer, tone, until
 
 STAFF_HZ, KIOSK_HZ = 440.0, 1000.0
 
@@ -114,14 +113,6 @@ async def call(
         pinger.cancel()
         kiosk.hang_up("resident")
         await staff.close()
-
-
-async def until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := cond()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-    return value
 
 
 def reasons(phases: queue.Queue[tuple[str, str]], phase: str) -> list[str]:

@@ -13,10 +13,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import queue
-import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiortc import MediaStreamTrack, RTCSessionDescription
@@ -26,7 +24,7 @@ from av import VideoFrame
 from fleet.protocol.call import CONSENT_YES, PING
 from kiosk.shell.call_peer import CallMedia, CallPeer, fit, rgb_bytes
 from sandbox.camera import KIOSK_COLOURS, STAFF_COLOURS, matches, quadrants, quadrants_y4m
-from tests.kiosk.shell.staff_peer import StaffPeer, tone
+from tests.kiosk.shell.staff_peer import StaffPeer, tone, until
 
 pytestmark = pytest.mark.slow
 
@@ -81,14 +79,6 @@ async def call(
         pinger.cancel()
         kiosk.hang_up("resident")
         await staff.close()
-
-
-async def until(cond: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := cond()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        await asyncio.sleep(0.05)
-    return value
 
 
 def drained(phases: queue.Queue[tuple[str, str]]) -> list[str]:
