@@ -32,11 +32,12 @@ pytestmark = pytest.mark.slow
 class Staff(StaffPeer):
     """The technician's end, with an optional camera and the station's picture as received."""
 
-    def __init__(self, tmp_path: Path, camera: bool) -> None:
+    def __init__(self, tmp_path: Path, camera: bool, size: tuple[int, int] = (320, 240)) -> None:
         super().__init__(tmp_path, 440.0)
         self.camera: MediaPlayer | None = None
         if camera:
-            y4m = quadrants_y4m(tmp_path / "staff.y4m", STAFF_COLOURS)
+            width, height = size
+            y4m = quadrants_y4m(tmp_path / "staff.y4m", STAFF_COLOURS, width=width, height=height)
             self.camera = MediaPlayer(str(y4m), loop=True)
             assert self.camera.video is not None
             self.pc.addTrack(self.camera.video)
@@ -63,9 +64,13 @@ class Staff(StaffPeer):
 
 @contextlib.asynccontextmanager
 async def call(
-    tmp_path: Path, media: CallMedia, *, staff_camera: bool = True
+    tmp_path: Path,
+    media: CallMedia,
+    *,
+    staff_camera: bool = True,
+    staff_size: tuple[int, int] = (320, 240),
 ) -> AsyncIterator[tuple[Staff, CallPeer, queue.Queue[tuple[str, str]]]]:
-    staff = Staff(tmp_path, staff_camera)
+    staff = Staff(tmp_path, staff_camera, staff_size)
     phases: queue.Queue[tuple[str, str]] = queue.Queue()
     kiosk = CallPeer(media, lambda phase, reason: phases.put((phase, reason)))
     await staff.pc.setLocalDescription(await staff.pc.createOffer())
@@ -142,6 +147,28 @@ def test_each_side_sees_the_others_camera_and_the_resident_can_turn_theirs_off(
             assert len(staff.seen) > count + 10 and matches(staff.seen[-1], KIOSK_COLOURS)
         # nothing of the staff member's picture is kept once the call has ended
         await until(lambda: kiosk.picture() is None, 5, "the picture gone")
+
+    asyncio.run(run())
+
+
+def test_a_large_camera_is_shown_within_the_picture_box_in_its_proportions(tmp_path: Path) -> None:
+    """A technician's 960x540 camera (16:9) reaches the kiosk as at most 480x360: 480x270,
+    whole, the quadrants where they were (the kiosk keeps and draws no more than that)."""
+
+    async def run() -> None:
+        async with call(tmp_path, media(tmp_path), staff_size=(960, 540)) as (_s, kiosk, _ph):
+            await until(
+                lambda: (
+                    (p := kiosk.picture()) is not None
+                    and matches(quadrants(p.rgb, p.width, p.height), STAFF_COLOURS)
+                ),
+                20,
+                "the staff member's large picture",
+            )
+            picture = kiosk.picture()
+            assert picture is not None
+            assert (picture.width, picture.height) == (480, 270)
+            assert len(picture.rgb) == 480 * 270 * 3
 
     asyncio.run(run())
 
