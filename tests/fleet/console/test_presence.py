@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -196,19 +197,25 @@ def test_a_thousand_stations_dropping_at_one_site_are_one_incident_with_the_coun
             assert time.monotonic() < deadline, f"{online()} of 1000 online"
             time.sleep(0.2)
         sim.kill()  # the hall's power goes
-        deadline = time.monotonic() + 60
-        while True:
+
+        # A sweep that saw fewer than 5 stations past the threshold (the wills still arriving:
+        # on a loaded machine they spread over seconds) alerts those alone; the incident folds
+        # them in (resolves them) when it forms. So: one active alert, the site's, with all
+        # 1000, and at most 4 offline alerts ever raised, all folded.
+        def alerts() -> tuple[list[tuple[str, Any]], list[str]]:
             with store.session() as db:
-                alerts = [(a.kind, a.detail.get("count")) for a in db.scalars(select(Alert))]
-            if alerts == [("site_outage", 1000)]:
-                break
-            assert time.monotonic() < deadline, alerts[:5]
+                rows = list(db.scalars(select(Alert)))
+            active = [(a.kind, a.detail.get("count")) for a in rows if a.resolved_at is None]
+            return active, [a.kind for a in rows if a.resolved_at is not None]
+
+        deadline = time.monotonic() + 60
+        while (found := alerts())[0] != [("site_outage", 1000)]:
+            assert time.monotonic() < deadline, found[0][:5]
             time.sleep(0.5)
         time.sleep(2)  # a few more sweeps change nothing
-        with store.session() as db:
-            assert [(a.kind, a.detail["count"]) for a in db.scalars(select(Alert))] == [
-                ("site_outage", 1000)
-            ]
+        active, folded = alerts()
+        assert active == [("site_outage", 1000)]
+        assert set(folded) <= {"offline"} and len(folded) <= 4, folded
     finally:
         sim.stop()
         ingest.stop()
