@@ -22,7 +22,7 @@ from aiortc.contrib.media import MediaPlayer
 from av import VideoFrame
 
 from fleet.protocol.call import CONSENT_YES, PING
-from kiosk.shell.call_peer import CallMedia, CallPeer, fit, rgb_bytes
+from kiosk.shell.call_peer import CallMedia, CallPeer, Picture, fit, rgb_bytes
 from sandbox.camera import KIOSK_COLOURS, STAFF_COLOURS, matches, quadrants, quadrants_y4m
 from tests.kiosk.shell.staff_peer import StaffPeer, tone, until
 
@@ -104,23 +104,29 @@ def media(tmp_path: Path, camera: str | None = "kiosk") -> CallMedia:
     )
 
 
+async def staff_picture(kiosk: CallPeer) -> Picture:
+    """The staff member's picture at the kiosk once it shows their four quadrants as sent (the
+    codec's first frames are coarse)."""
+    found: list[Picture] = []
+
+    def settled() -> bool:
+        p = kiosk.picture()
+        if p is None or not matches(quadrants(p.rgb, p.width, p.height), STAFF_COLOURS):
+            return False
+        found.append(p)
+        return True
+
+    await until(settled, 20, "the staff member's picture, settled")
+    return found[-1]
+
+
 def test_each_side_sees_the_others_camera_and_the_resident_can_turn_theirs_off(
     tmp_path: Path,
 ) -> None:
     async def run() -> None:
         async with call(tmp_path, media(tmp_path)) as (staff, kiosk, phases):
             # the staff member's picture at the kiosk: four quadrants, as sent
-            picture = await until(kiosk.picture, 15, "the staff member's picture")
-            await until(
-                lambda: (
-                    (p := kiosk.picture()) is not None
-                    and matches(quadrants(p.rgb, p.width, p.height), STAFF_COLOURS)
-                ),
-                10,
-                "the staff member's picture settling (the codec's first frames are coarse)",
-            )
-            picture = kiosk.picture()
-            assert picture is not None
+            picture = await staff_picture(kiosk)
             assert (picture.width, picture.height) == (320, 240)
             print("the kiosk sees", quadrants(picture.rgb, picture.width, picture.height))
             # the station's camera at the technician's end
@@ -157,16 +163,7 @@ def test_a_large_camera_is_shown_within_the_picture_box_in_its_proportions(tmp_p
 
     async def run() -> None:
         async with call(tmp_path, media(tmp_path), staff_size=(960, 540)) as (_s, kiosk, _ph):
-            await until(
-                lambda: (
-                    (p := kiosk.picture()) is not None
-                    and matches(quadrants(p.rgb, p.width, p.height), STAFF_COLOURS)
-                ),
-                20,
-                "the staff member's large picture",
-            )
-            picture = kiosk.picture()
-            assert picture is not None
+            picture = await staff_picture(kiosk)
             assert (picture.width, picture.height) == (480, 270)
             assert len(picture.rgb) == 480 * 270 * 3
 
